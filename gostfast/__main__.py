@@ -1,0 +1,5 @@
+"""``python -m gostfast`` = the ``gostfast`` command."""
+
+from gostfast.cli import main
+
+main()

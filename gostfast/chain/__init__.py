@@ -1,0 +1,1 @@
+"""Chains: hops of nodes, node selection, and dialing through them."""

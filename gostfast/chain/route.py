@@ -1,0 +1,104 @@
+"""Dialing a target directly or through a chain of hops.
+
+For a chain of hops h0..hn, one node is selected per hop, then (as GOST's
+route does): a TCP connection to node 0, node 0's dialer makes its transport;
+node i-1's connector asks for node i, node i's dialer makes its transport over
+that; finally the last node's connector asks for the target. A multiplexing
+dialer (mws) may skip opening a raw connection when it has a live session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from gostfast.chain.selector import Selector
+from gostfast.components import Connector, Dialer
+from gostfast.endpoint import Endpoint, TCPEndpoint
+from gostfast.errors import DialError
+
+log = logging.getLogger("gostfast.chain")
+
+CONNECT_TIMEOUT = 10.0
+
+
+def dial_host(host: str) -> str:
+    """GOST/Go dial ``:port`` as the local system; we use the IPv4 loopback."""
+    return host or "127.0.0.1"
+
+
+async def tcp_connect(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> TCPEndpoint:
+    """A TCP endpoint connected to host:port (TCP_NODELAY on), or DialError."""
+    loop = asyncio.get_running_loop()
+    try:
+        _, ep = await asyncio.wait_for(
+            loop.create_connection(TCPEndpoint, dial_host(host), port), timeout
+        )
+    except (OSError, asyncio.TimeoutError) as exc:
+        reason = (
+            exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc) or "timed out")
+        )
+        raise DialError(f"dial {host}:{port}: {reason}") from exc
+    return ep
+
+
+@dataclass(eq=False)
+class Node:
+    name: str
+    addr: str
+    host: str
+    port: int
+    dialer: Dialer
+    connector: Connector
+
+
+@dataclass(eq=False)
+class Hop:
+    name: str
+    selector: Selector[Node]
+
+
+class Router:
+    """Dials ``host:port`` directly (no chain) or through ``hops``."""
+
+    def __init__(self, hops: list[Hop] | None = None, chain_name: str = "") -> None:
+        self.hops = hops or []
+        self.chain_name = chain_name
+
+    async def dial(self, host: str, port: int) -> Endpoint:
+        if not self.hops:
+            return await tcp_connect(host, port)
+        nodes = [hop.selector.select() for hop in self.hops]
+        return await self._connect_via(nodes, len(nodes) - 1, host, port)
+
+    async def _open_hop(self, nodes: list[Node], i: int) -> Endpoint:
+        node = nodes[i]
+
+        async def open_raw() -> Endpoint:
+            if i == 0:
+                return await tcp_connect(node.host, node.port)
+            return await self._connect_via(nodes, i - 1, node.host, node.port)
+
+        try:
+            ep = await node.dialer.dial(node.addr, open_raw)
+        except (OSError, DialError, asyncio.IncompleteReadError, ValueError) as exc:
+            self.hops[i].selector.mark_failed(node)
+            if isinstance(exc, DialError):
+                raise
+            raise DialError(f"{node.name} ({node.addr}): {exc}") from exc
+        self.hops[i].selector.mark_ok(node)
+        return ep
+
+    async def _connect_via(self, nodes: list[Node], i: int, host: str, port: int) -> Endpoint:
+        ep = await self._open_hop(nodes, i)
+        node = nodes[i]
+        try:
+            return await node.connector.connect(ep, host, port)
+        except BaseException as exc:
+            ep.abort()
+            if isinstance(exc, DialError):
+                raise
+            if isinstance(exc, (OSError, asyncio.IncompleteReadError, ValueError)):
+                raise DialError(f"{node.name} ({node.addr}) -> {host}:{port}: {exc}") from exc
+            raise

@@ -1,0 +1,249 @@
+"""Command line, in GOST's grammar: ``gostfast -L URL... -F URL... | -C FILE``.
+
+``gostfast check -C FILE`` (or ``check -L ... -F ...``) validates and prints the
+resolved services and chains without opening a socket. Exit codes: 0 ok,
+1 a service could not start, 2 bad command line or configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from typing import Any
+
+import click
+import yaml
+
+import gostfast
+from gostfast import registry
+from gostfast.config import url as urlcfg
+from gostfast.config import values
+from gostfast.config import yaml as yamlcfg
+from gostfast.config.errors import ConfigError
+from gostfast.config.model import Config
+from gostfast.service import Orchestrator, Plan, StartError, plan
+
+EXIT_START = 1
+EXIT_CONFIG = 2
+
+
+def setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.captureWarnings(True)
+
+
+def load_config(
+    config_files: tuple[str, ...], services: tuple[str, ...], hops: tuple[str, ...]
+) -> Config:
+    """-C files and -L/-F URLs -> one Config (GOST merges them the same way)."""
+    if not config_files and not services:
+        raise ConfigError("", "nothing to run: give -L URL (and -F URL) or -C config.yaml")
+    cfg = Config()
+    for path in config_files:
+        part = yamlcfg.load_file(path)
+        cfg.services += part.services
+        cfg.chains += part.chains
+        cfg.tls = part.tls or cfg.tls
+    if services or hops:
+        if hops and not services:
+            raise ConfigError("-F", "-F needs at least one -L service to use the chain")
+        part = urlcfg.from_urls(list(services), list(hops), registry.names())
+        if part.chains and cfg.chain("chain-0") is not None:
+            raise ConfigError("-F", "chain name 'chain-0' is taken by the config file")
+        cfg.services += part.services
+        cfg.chains += part.chains
+    return cfg
+
+
+def _fail(exc: Exception, code: int) -> None:
+    click.echo(f"gostfast: error: {exc}", err=True)
+    sys.exit(code)
+
+
+def _plan(config_files, services, hops) -> Plan:
+    try:
+        return plan(load_config(config_files, services, hops))
+    except ConfigError as exc:
+        _fail(exc, EXIT_CONFIG)
+        raise  # unreachable
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float):
+        return values.format_duration(value) if value else 0
+    return value
+
+
+def describe(p: Plan) -> dict[str, Any]:
+    """The resolved model as plain data (what ``check`` prints)."""
+
+    def opts(part) -> dict[str, Any]:
+        return {k: _jsonable(v) for k, v in part.options.items() if v is not None}
+
+    def tls(t) -> dict[str, Any] | None:
+        if t is None:
+            return None
+        d = {k: v for k, v in dataclasses.asdict(t).items() if v not in ("", 0.0, False)}
+        return d or None
+
+    out: dict[str, Any] = {"services": [], "chains": []}
+    for sp in p.services:
+        s = sp.config
+        entry: dict[str, Any] = {
+            "name": s.name,
+            "addr": s.addr,
+            "listener": {"type": s.listener.type, "options": opts(sp.listener)},
+            "handler": {"type": s.handler.type, "options": opts(sp.handler)},
+        }
+        if s.listener.tls:
+            entry["listener"]["tls"] = tls(s.listener.tls)
+        if s.handler.chain:
+            entry["handler"]["chain"] = s.handler.chain
+        if s.handler.auths:
+            entry["handler"]["auth"] = [
+                {"username": a.username, "password": "***"} for a in s.handler.auths
+            ]
+        if s.forwarder:
+            sel = s.forwarder.selector
+            entry["forwarder"] = {
+                "nodes": [{"name": n.name, "addr": n.addr} for n in s.forwarder.nodes],
+                "selector": dataclasses.asdict(sel)
+                if sel
+                else {"strategy": "round", "max_fails": 1, "fail_timeout": 10.0},
+            }
+            entry["forwarder"]["selector"]["fail_timeout"] = _jsonable(
+                entry["forwarder"]["selector"]["fail_timeout"]
+            )
+        out["services"].append(entry)
+    for name, cp in p.chains.items():
+        hops = []
+        for hop_cfg, nodes in zip(cp.config.hops, cp.hops, strict=True):
+            hop: dict[str, Any] = {"name": hop_cfg.name, "nodes": []}
+            for n in nodes:
+                node: dict[str, Any] = {
+                    "name": n.config.name,
+                    "addr": n.config.addr,
+                    "connector": {"type": n.config.connector.type, "options": opts(n.connector)},
+                    "dialer": {"type": n.config.dialer.type, "options": opts(n.dialer)},
+                }
+                if n.config.connector.auth:
+                    node["connector"]["auth"] = {
+                        "username": n.config.connector.auth.username,
+                        "password": "***",
+                    }
+                if n.config.dialer.tls:
+                    node["dialer"]["tls"] = tls(n.config.dialer.tls)
+                hop["nodes"].append(node)
+            hops.append(hop)
+        out["chains"].append({"name": name, "hops": hops})
+    if not out["chains"]:
+        del out["chains"]
+    return out
+
+
+_URL_OPTS = [
+    click.option(
+        "-L",
+        "services",
+        multiple=True,
+        metavar="URL",
+        help="service: [handler+]listener://[user:pass@][host]:port[/targets][?k=v]",
+    ),
+    click.option(
+        "-F",
+        "hops",
+        multiple=True,
+        metavar="URL",
+        help="chain node (one hop per -F): [connector+]dialer://[user:pass@]host:port[?k=v]",
+    ),
+    click.option(
+        "-C", "config_files", multiple=True, metavar="FILE", help="GOST YAML/JSON config file"
+    ),
+]
+
+
+def _url_options(f):
+    for o in reversed(_URL_OPTS):
+        f = o(f)
+    return f
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@_url_options
+@click.option("-D", "debug", is_flag=True, help="debug logging")
+@click.option("-V", "version", is_flag=True, help="print the version and exit")
+@click.option(
+    "--grace",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="seconds to let tunnels drain on stop",
+)
+@click.pass_context
+def cli(ctx, services, hops, config_files, debug, version, grace):
+    """gostfast: a GOST-compatible websocket tunnel (ws, wss, mws, mwss)."""
+    if version:
+        impl = "compiled" if gostfast.compiled else "pure-python"
+        click.echo(
+            f"gostfast {gostfast.__version__} ({impl} codecs, python {sys.version.split()[0]})"
+        )
+        return
+    if ctx.invoked_subcommand is not None:
+        return
+    setup_logging(debug)
+    p = _plan(config_files, services, hops)
+    try:
+        import uvloop
+
+        uvloop.run(Orchestrator(p, grace=grace).run())
+    except StartError as exc:
+        _fail(exc, EXIT_START)
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.command()
+@_url_options
+def check(services, hops, config_files):
+    """Validate the configuration and print the resolved services and chains."""
+    setup_logging(False)
+    p = _plan(config_files, services, hops)
+    click.echo(yaml.safe_dump(describe(p), sort_keys=False, default_flow_style=False), nl=False)
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    """Accept Go-flag spellings GOST users type: ``-L=url`` and ``--L url``."""
+    out = []
+    for arg in argv:
+        for flag in ("-L", "-F", "-C"):
+            if arg.startswith(flag + "="):
+                out += [flag, arg[3:]]
+                break
+            if arg.startswith("-" + flag + "="):
+                out += [flag, arg[4:]]
+                break
+        else:
+            out.append(arg[1:] if arg in ("--L", "--F", "--C", "--D", "--V") else arg)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _normalise_argv(sys.argv[1:] if argv is None else argv)
+    try:
+        cli.main(args=args, prog_name="gostfast", standalone_mode=False)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(EXIT_CONFIG)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

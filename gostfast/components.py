@@ -1,0 +1,114 @@
+"""The four component interfaces (GOST's names) and what each is built with.
+
+listener: accepts connections and hands each one, as an Endpoint, to a callback.
+handler:  serves one accepted Endpoint (reads its protocol, dials, relays).
+dialer:   turns a raw connection to a node into the node's transport (ws, mws...).
+connector: asks a node, over that transport, to connect onward (CONNECT, SOCKS...).
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gostfast.config.model import Auth, TLSConfig
+from gostfast.config.options import Options
+from gostfast.endpoint import Endpoint
+
+if TYPE_CHECKING:
+    from gostfast.chain.route import Router
+    from gostfast.chain.selector import Selector
+
+OpenConn = Callable[[], Awaitable[Endpoint]]
+
+
+@dataclass
+class ListenerSpec:
+    service: str
+    host: str | None  # None: all interfaces
+    port: int
+    options: Options
+    tls: TLSConfig | None
+    global_tls: TLSConfig | None
+    log: logging.Logger
+
+
+@dataclass
+class HandlerSpec:
+    service: str
+    options: Options
+    auths: list[Auth]
+    router: Router
+    forwarder: Selector | None  # selects forwarder nodes (ForwardNode)
+    log: logging.Logger
+
+
+@dataclass
+class DialerSpec:
+    node: str
+    addr: str
+    options: Options
+    tls: TLSConfig | None
+    log: logging.Logger
+
+
+@dataclass
+class ConnectorSpec:
+    node: str
+    options: Options
+    auth: Auth | None
+    log: logging.Logger
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Listener(ABC):
+    """Accepts connections; ``start`` binds (raising OSError) and returns."""
+
+    def __init__(self, spec: ListenerSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    async def start(self, on_accept: Callable[[Endpoint], None]) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def addresses(self) -> list[str]:
+        """Where it listens, for the start-up log."""
+
+
+class Handler(ABC):
+    """Serves one accepted endpoint until its tunnel ends."""
+
+    def __init__(self, spec: HandlerSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    async def handle(self, ep: Endpoint) -> None: ...
+
+
+class Dialer(ABC):
+    """Makes a node's transport; ``open_conn`` yields the raw connection to the node."""
+
+    #: True when many tunnels share one underlying connection (mws)
+    multiplex = False
+
+    def __init__(self, spec: DialerSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    async def dial(self, addr: str, open_conn: OpenConn) -> Endpoint: ...
+
+
+class Connector(ABC):
+    """Asks a node to connect to ``host:port`` over an established transport."""
+
+    def __init__(self, spec: ConnectorSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    async def connect(self, ep: Endpoint, host: str, port: int) -> Endpoint: ...

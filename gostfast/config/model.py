@@ -1,0 +1,133 @@
+"""The configuration model: what GOST's YAML and GOST's URLs both become.
+
+Everything downstream of config/ sees only these dataclasses. Field names
+follow GOST's YAML keys (lowerCamel there, snake_case here). Metadata maps
+keep GOST's semantics: keys lower-cased, values as written (typed parsing
+happens per component, see options.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Auth:
+    username: str
+    password: str = ""
+
+
+@dataclass
+class TLSConfig:
+    """TLS files and client options (GOST's ``tls:`` block on listeners, dialers, globally)."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+    secure: bool = False
+    server_name: str = ""
+    # global default-certificate options (GOST's top-level tls:)
+    validity: float = 0.0
+    common_name: str = ""
+    organization: str = ""
+
+
+@dataclass
+class SelectorConfig:
+    """How a hop or forwarder picks one node (GOST's selector: round/rand/fifo)."""
+
+    strategy: str = "round"
+    max_fails: int = 1
+    fail_timeout: float = 10.0
+
+
+@dataclass
+class ForwardNode:
+    name: str
+    addr: str
+
+
+@dataclass
+class ForwarderConfig:
+    nodes: list[ForwardNode] = field(default_factory=list)
+    selector: SelectorConfig | None = None
+
+
+@dataclass
+class HandlerConfig:
+    type: str = "auto"
+    chain: str = ""
+    # the users this handler accepts: its own auth plus those of its auther
+    auths: list[Auth] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ListenerConfig:
+    type: str = "tcp"
+    tls: TLSConfig | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ServiceConfig:
+    name: str
+    addr: str
+    handler: HandlerConfig = field(default_factory=HandlerConfig)
+    listener: ListenerConfig = field(default_factory=ListenerConfig)
+    forwarder: ForwarderConfig | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # where this service came from, for error messages: "services[0]" or "-L 'ws://:80'"
+    origin: str = ""
+    # metadata keys the CLI copied into several parts (warn only if no part knows them)
+    shared_keys: frozenset[str] = frozenset()
+
+
+@dataclass
+class ConnectorConfig:
+    type: str = "http"
+    auth: Auth | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DialerConfig:
+    type: str = "tcp"
+    tls: TLSConfig | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class NodeConfig:
+    name: str
+    addr: str
+    connector: ConnectorConfig = field(default_factory=ConnectorConfig)
+    dialer: DialerConfig = field(default_factory=DialerConfig)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""
+    shared_keys: frozenset[str] = frozenset()
+
+
+@dataclass
+class HopConfig:
+    name: str
+    nodes: list[NodeConfig] = field(default_factory=list)
+    selector: SelectorConfig | None = None
+
+
+@dataclass
+class ChainConfig:
+    name: str
+    hops: list[HopConfig] = field(default_factory=list)
+    selector: SelectorConfig | None = None
+
+
+@dataclass
+class Config:
+    services: list[ServiceConfig] = field(default_factory=list)
+    chains: list[ChainConfig] = field(default_factory=list)
+    tls: TLSConfig | None = None
+
+    def chain(self, name: str) -> ChainConfig | None:
+        return next((c for c in self.chains if c.name == name), None)

@@ -1,0 +1,113 @@
+"""Component options: declared once per component, parsed once at start.
+
+GOST keeps each component's metadata keys and defaults in a metadata.go
+beside it; we keep them in an ``OPTIONS`` tuple beside each component. The
+orchestrator parses every component's metadata with ``parse_options`` before
+it opens a socket, so a wrong type is an error at start, never at first use.
+
+GOST rules kept here: keys are case-insensitive; where an option has aliases
+the first key present wins (``ws.path`` beats ``path``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gostfast.config import values
+from gostfast.config.errors import ConfigError
+
+_PARSERS = {
+    "bool": values.parse_bool,
+    "int": values.parse_int,
+    "duration": values.parse_duration,
+    "str": values.parse_str,
+    "map": values.parse_map,
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One metadata option: its GOST keys (first present wins), type and default."""
+
+    name: str
+    kind: str
+    default: Any
+    keys: tuple[str, ...] = ()
+    doc: str = ""
+    choices: tuple[Any, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    supported: bool = True
+
+    def all_keys(self) -> tuple[str, ...]:
+        return tuple(k.lower() for k in (self.keys or (self.name,)))
+
+
+def opt(name: str, kind: str, default: Any, *aliases: str, **kw: Any) -> Option:
+    """Shorthand: ``opt("path", "str", "/ws", "ws.path", "path")``.
+
+    With no aliases the option's only key is its name.
+    """
+    if kind not in _PARSERS:
+        raise ValueError(f"unknown option kind {kind!r}")
+    return Option(name=name, kind=kind, default=default, keys=tuple(aliases), **kw)
+
+
+def unsupported(name: str, *aliases: str, default: Any = None, kind: str = "str") -> Option:
+    """A GOST option gostfast does not implement: setting it is an error naming it."""
+    return Option(name=name, kind=kind, default=default, keys=tuple(aliases), supported=False)
+
+
+class Options(dict):
+    """Parsed options: ``opts.path`` or ``opts["path"]``."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass
+class ParseResult:
+    options: Options
+    used_keys: set[str] = field(default_factory=set)
+
+
+def known_keys(spec: Iterable[Option]) -> set[str]:
+    return {k for o in spec for k in o.all_keys()}
+
+
+def parse_options(spec: Sequence[Option], md: Mapping[str, Any], where: str) -> Options:
+    """Parse metadata ``md`` (keys already lower-case) against ``spec``.
+
+    ``where`` is the YAML path of the metadata map, used in error messages.
+    """
+    out = Options()
+    for o in spec:
+        key = next((k for k in o.all_keys() if k in md), None)
+        if key is None:
+            out[o.name] = o.default
+            continue
+        raw = md[key]
+        path = f"{where}.{key}"
+        if not o.supported:
+            if raw in (None, "", False, "false", "0", 0) or raw == o.default:
+                out[o.name] = o.default
+                continue
+            raise ConfigError(path, f"option '{key}' is not supported by gostfast yet")
+        try:
+            value = _PARSERS[o.kind](raw)
+        except ValueError as exc:
+            raise ConfigError(path, str(exc)) from None
+        if o.choices and value not in o.choices:
+            allowed = ", ".join(str(c) for c in o.choices)
+            raise ConfigError(path, f"{value!r} is not allowed (allowed: {allowed})")
+        if o.minimum is not None and value < o.minimum:
+            raise ConfigError(path, f"{raw!r} is below the minimum {o.minimum:g}")
+        if o.maximum is not None and value > o.maximum:
+            raise ConfigError(path, f"{raw!r} is above the maximum {o.maximum:g}")
+        out[o.name] = value
+    return out

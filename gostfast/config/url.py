@@ -1,0 +1,378 @@
+"""GOST's command-line grammar: -L service URLs and -F chain-node URLs -> the config model.
+
+``[handler[+transport]://][user:pass@][host]:port[/target,target...][?key=value&...]``
+
+The rules are GOST's (go-gost/x config/cmd): a string without ``://`` is an
+``auto://`` service; ``https`` means ``http+tls``; a single scheme word is
+used for both parts and each part that is not a registered name falls back
+(handler -> auto, listener -> tcp, connector -> http, dialer -> tcp); a
+``/target`` path on -L adds forwarder nodes and makes the handler ``forward``
+(or the listener's own name for tcp/udp), except for ``relay``; query keys
+become metadata (``handler.``/``listener.``/``service.``/``connector.``/
+``dialer.``/``node.``/``hop.`` prefixes pick one part, others go to all).
+Every -F is one hop of the single chain ``chain-0``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Collection
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote
+
+from gostfast.config import values
+from gostfast.config.errors import ConfigError
+from gostfast.config.model import (
+    Auth,
+    ChainConfig,
+    Config,
+    ConnectorConfig,
+    DialerConfig,
+    ForwarderConfig,
+    ForwardNode,
+    HandlerConfig,
+    HopConfig,
+    ListenerConfig,
+    NodeConfig,
+    SelectorConfig,
+    ServiceConfig,
+    TLSConfig,
+)
+
+# listeners whose name doubles as the handler when a -L URL has forward targets
+_SELF_HANDLED_LISTENERS = {
+    "tcp",
+    "udp",
+    "rtcp",
+    "rudp",
+    "tun",
+    "tap",
+    "dns",
+    "unix",
+    "runix",
+    "serial",
+}
+_SELECTOR_KEYS = {"strategy", "maxfails", "failtimeout"}
+# GOST -L keys for features gostfast does not implement
+_UNSUPPORTED_L_KEYS = {
+    "retries",
+    "admission",
+    "bypass",
+    "resolver",
+    "hosts",
+    "climiter",
+    "rlimiter",
+    "interface",
+    "so_mark",
+    "proxyprotocol",
+    "netns",
+    "limiter",
+    "observer",
+    "recorder",
+}
+_UNSUPPORTED_F_KEYS = {"bypass", "resolver", "hosts", "interface", "so_mark", "netns"}
+
+
+@dataclass(frozen=True)
+class Names:
+    """Registered component names, for GOST's scheme fallback rules."""
+
+    handlers: Collection[str]
+    listeners: Collection[str]
+    connectors: Collection[str]
+    dialers: Collection[str]
+
+
+@dataclass
+class _Parsed:
+    scheme: str
+    userinfo: str | None
+    host: str
+    path: str
+    query: list[tuple[str, str]]
+
+
+def _split(raw: str, where: str) -> _Parsed:
+    text = raw.strip()
+    if not text:
+        raise ConfigError(where, "empty URL")
+    if "://" not in text:
+        text = "auto://" + text
+    scheme, rest = text.split("://", 1)
+    scheme = scheme.lower()
+    if not scheme or not all(c.isalnum() or c in "+-._" for c in scheme):
+        raise ConfigError(where, f"invalid scheme '{scheme}'")
+    if scheme == "https":
+        scheme = "http+tls"
+    query = ""
+    if "?" in rest:
+        rest, query = rest.split("?", 1)
+    if "#" in query:
+        query = query.split("#", 1)[0]
+    cut = len(rest)
+    at = rest.rfind("@")
+    slash = rest.find("/", at + 1)
+    if slash >= 0:
+        cut = slash
+    authority, path = rest[:cut], rest[cut:]
+    userinfo = None
+    if "@" in authority:
+        userinfo, authority = authority.rsplit("@", 1)
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=False)
+    except ValueError as exc:
+        raise ConfigError(where, f"invalid query: {exc}") from None
+    return _Parsed(scheme, userinfo, authority, path, pairs)
+
+
+def _scheme_parts(scheme: str, where: str) -> tuple[str, str | None]:
+    parts = scheme.split("+")
+    if len(parts) > 2 or not all(parts):
+        raise ConfigError(where, f"invalid scheme '{scheme}' (expected handler+transport)")
+    return parts[0], (parts[1] if len(parts) == 2 else None)
+
+
+def _port(text: str, where: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 65535:
+        raise ConfigError(where, f"invalid port '{text}' (expected 1-65535)")
+    return int(text)
+
+
+def split_host_port(addr: str, where: str) -> tuple[str, str]:
+    """Split ``host:port`` / ``[v6]:port`` keeping the port text (it may be a range)."""
+    if addr.startswith("["):
+        end = addr.find("]")
+        if end < 0 or not addr[end + 1 :].startswith(":"):
+            raise ConfigError(where, f"invalid address '{addr}' (expected [ipv6]:port)")
+        return addr[1:end], addr[end + 2 :]
+    if ":" not in addr:
+        raise ConfigError(where, f"address '{addr}' has no port (expected host:port)")
+    host, port = addr.rsplit(":", 1)
+    if ":" in host:
+        raise ConfigError(where, f"invalid address '{addr}' (write IPv6 hosts as [addr]:port)")
+    return host, port
+
+
+def join_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _expand_ports(addr: str, where: str) -> list[str]:
+    """``host:8000-8002`` -> three addresses (GOST's port ranges)."""
+    host, port = split_host_port(addr, where)
+    if "-" in port:
+        lo_s, hi_s = port.split("-", 1)
+        lo, hi = _port(lo_s, where), _port(hi_s, where)
+        if hi < lo:
+            raise ConfigError(where, f"invalid port range '{port}' (start after end)")
+        if hi - lo >= 1024:
+            raise ConfigError(where, f"port range '{port}' is too large (at most 1024 ports)")
+        return [join_host_port(host, p) for p in range(lo, hi + 1)]
+    return [join_host_port(host, _port(port, where))]
+
+
+def _userinfo(info: str | None, query: dict[str, str], where: str) -> Auth | None:
+    if info is not None:
+        user, _, password = unquote(info).partition(":")
+        if not user:
+            raise ConfigError(where, "empty user name before '@'")
+        return Auth(user, password)
+    if "auth" in query:
+        try:
+            decoded = base64.b64decode(query.pop("auth"), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise ConfigError(where, "auth= must be base64 of user:pass") from None
+        user, _, password = decoded.partition(":")
+        return Auth(user, password)
+    return None
+
+
+def _query(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in pairs:
+        out.setdefault(k.lower(), v)  # first value of each key, like GOST
+    return out
+
+
+def _take(query: dict[str, str], *keys: str) -> str:
+    value = ""
+    for k in keys:
+        if k in query:
+            v = query.pop(k)
+            value = value or v
+    return value
+
+
+def _selector(query: dict[str, str], where: str) -> SelectorConfig | None:
+    if not _SELECTOR_KEYS & query.keys():
+        return None
+    from gostfast.config.yaml import STRATEGIES
+
+    sel = SelectorConfig()
+    try:
+        if "strategy" in query:
+            sel.strategy = query.pop("strategy")
+            if sel.strategy not in STRATEGIES:
+                raise ValueError(
+                    f"unknown strategy '{sel.strategy}' (allowed: {', '.join(STRATEGIES)})"
+                )
+        if "maxfails" in query:
+            sel.max_fails = values.parse_int(query.pop("maxfails"))
+        if "failtimeout" in query:
+            sel.fail_timeout = values.parse_duration(query.pop("failtimeout"))
+    except ValueError as exc:
+        raise ConfigError(where, str(exc)) from None
+    return sel
+
+
+def _split_prefixed(query: dict[str, str], prefixes: tuple[str, ...]):
+    """Split query keys into {prefix: {key: v}} and the shared rest."""
+    parts: dict[str, dict[str, str]] = {p: {} for p in prefixes}
+    shared: dict[str, str] = {}
+    for k, v in query.items():
+        for p in prefixes:
+            if k.startswith(p + "."):
+                parts[p][k[len(p) + 1 :]] = v
+                break
+        else:
+            shared[k] = v
+    return parts, shared
+
+
+def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
+    """One -L URL -> one service (or one per port of a port range)."""
+    where = f"-L '{raw}'"
+    u = _split(raw, where)
+    first, second = _scheme_parts(u.scheme, where)
+    if second is None:
+        handler = first if first in names.handlers else "auto"
+        listener = first if first in names.listeners else "tcp"
+    else:
+        handler, listener = first, second
+    query = _query(u.query)
+    for k in query:
+        if k in _UNSUPPORTED_L_KEYS or k.startswith("limiter."):
+            raise ConfigError(where, f"option '{k}' is not supported by gostfast yet")
+    auth = _userinfo(u.userinfo, query, where)
+    cert = _take(query, "certfile", "cert", "tls.certfile")
+    key = _take(query, "keyfile", "key", "tls.keyfile")
+    ca = _take(query, "cafile", "ca", "tls.cafile")
+    if bool(cert) != bool(key):
+        raise ConfigError(where, "certFile and keyFile must be given together")
+    tls = TLSConfig(cert_file=cert, key_file=key, ca_file=ca) if cert else None
+    if ca and not cert:
+        raise ConfigError(where, "caFile on a listener needs certFile and keyFile too")
+    selector = _selector(query, where)
+    parts, shared = _split_prefixed(query, ("service", "handler", "listener"))
+
+    forwarder = None
+    targets = unquote(u.path).strip("/")
+    if targets:
+        forwarder = ForwarderConfig(selector=selector)
+        for t in targets.split(","):
+            if not t:
+                raise ConfigError(where, "empty forward target in the path")
+            for addr in _expand_ports(t, where):
+                forwarder.nodes.append(ForwardNode(f"target-{len(forwarder.nodes)}", addr))
+        if handler != "relay":
+            handler = listener if listener in _SELF_HANDLED_LISTENERS else "forward"
+    elif selector is not None:
+        raise ConfigError(where, "strategy/maxFails/failTimeout need forward targets in the path")
+
+    services = []
+    for n, addr in enumerate(_expand_ports(u.host, where)):
+        name = f"service-{index}" if n == 0 else f"service-{index}-{n}"
+        services.append(
+            ServiceConfig(
+                name=name,
+                addr=addr,
+                handler=HandlerConfig(
+                    type=handler,
+                    auths=[auth] if auth else [],
+                    metadata={**shared, **parts["handler"]},
+                ),
+                listener=ListenerConfig(
+                    type=listener, tls=tls, metadata={**shared, **parts["listener"]}
+                ),
+                forwarder=forwarder,
+                metadata={**shared, **parts["service"]},
+                origin=where,
+                shared_keys=frozenset(shared),
+            )
+        )
+    return services
+
+
+def parse_hop(raw: str, index: int, names: Names) -> HopConfig:
+    """One -F URL -> one hop; ``a:1,b:2`` as the host gives several nodes."""
+    where = f"-F '{raw}'"
+    u = _split(raw, where)
+    first, second = _scheme_parts(u.scheme, where)
+    if second is None:
+        connector = first if first in names.connectors else "http"
+        dialer = first if first in names.dialers else "tcp"
+    else:
+        connector, dialer = first, second
+    if u.path.strip("/"):
+        raise ConfigError(where, f"a -F URL takes no path ('{u.path}')")
+    query = _query(u.query)
+    for k in query:
+        if k in _UNSUPPORTED_F_KEYS:
+            raise ConfigError(where, f"option '{k}' is not supported by gostfast yet")
+    auth = _userinfo(u.userinfo, query, where)
+    secure_text = _take(query, "secure", "tls.secure")
+    try:
+        secure = values.parse_bool(secure_text) if secure_text else False
+    except ValueError as exc:
+        raise ConfigError(where, f"secure: {exc}") from None
+    server_name = _take(query, "servername", "tls.servername")
+    cert = _take(query, "certfile", "cert", "tls.certfile")
+    key = _take(query, "keyfile", "key", "tls.keyfile")
+    ca = _take(query, "cafile", "ca", "tls.cafile")
+    if bool(cert) != bool(key):
+        raise ConfigError(where, "certFile and keyFile must be given together")
+    selector = _selector(query, where)
+    parts, shared = _split_prefixed(query, ("node", "connector", "dialer", "hop"))
+    hop = HopConfig(name=f"hop-{index}", selector=selector)
+    for host in u.host.split(","):
+        for addr in _expand_ports(host, where):
+            h, _ = split_host_port(addr, where)
+            tls = TLSConfig(
+                cert_file=cert,
+                key_file=key,
+                ca_file=ca,
+                secure=secure,
+                server_name=server_name or h,
+            )
+            hop.nodes.append(
+                NodeConfig(
+                    name=f"node-{len(hop.nodes)}",
+                    addr=addr,
+                    connector=ConnectorConfig(
+                        type=connector, auth=auth, metadata={**shared, **parts["connector"]}
+                    ),
+                    dialer=DialerConfig(
+                        type=dialer, tls=tls, metadata={**shared, **parts["dialer"]}
+                    ),
+                    metadata={**shared, **parts["node"]},
+                    origin=where,
+                    shared_keys=frozenset(shared),
+                )
+            )
+    return hop
+
+
+def from_urls(services: list[str], hops: list[str], names: Names) -> Config:
+    """The whole config that ``-L ... -F ...`` describes."""
+    cfg = Config()
+    if hops:
+        cfg.chains.append(
+            ChainConfig(name="chain-0", hops=[parse_hop(h, i, names) for i, h in enumerate(hops)])
+        )
+    for i, raw in enumerate(services):
+        for svc in parse_service(raw, i, names):
+            if hops:
+                svc.handler.chain = "chain-0"
+            cfg.services.append(svc)
+    return cfg

@@ -1,0 +1,106 @@
+"""GOST's value parsing rules: Go-style bools, ints, and durations.
+
+GOST reads metadata with Go's strconv and time.ParseDuration; a duration that
+does not parse as a Go duration is read as a bare number of seconds. We follow
+the same rules so a GOST config means the same thing here.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def parse_bool(value: object) -> bool:
+    """Go's strconv.ParseBool; a YAML bool passes through."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+    raise ValueError(f"expected a boolean (true/false/1/0), got {value!r}")
+
+
+def parse_int(value: object) -> int:
+    """Go's strconv.Atoi; a YAML int passes through (a bool does not)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"[+-]?\d+", text):
+            return int(text)
+    raise ValueError(f"expected an integer, got {value!r}")
+
+
+def parse_duration(value: object) -> float:
+    """A duration in seconds: Go's ParseDuration ("1m30s"), else bare seconds ("30")."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 10s or 1m30s, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        sign = 1.0
+        if text[:1] in "+-":
+            sign = -1.0 if text[0] == "-" else 1.0
+            text = text[1:]
+        if text == "0":
+            return 0.0
+        pos, total = 0, 0.0
+        while pos < len(text):
+            m = _DURATION_PART.match(text, pos)
+            if not m:
+                break
+            total += float(m.group(1)) * _UNITS[m.group(2)]
+            pos = m.end()
+        if text and pos == len(text):
+            return sign * total
+        if re.fullmatch(r"\d+", text):
+            return sign * float(text)
+    raise ValueError(f"expected a duration like 10s or 1m30s, got {value!r}")
+
+
+def parse_str(value: object) -> str:
+    """A scalar as text (YAML may give an int for a numeric string)."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"expected a string, got {value!r}")
+
+
+def parse_map(value: object) -> dict[str, str]:
+    """A string-to-string map (e.g. ``header``)."""
+    if isinstance(value, dict):
+        return {str(k): parse_str(v) for k, v in value.items()}
+    raise ValueError(f"expected a map of name: value, got {value!r}")
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds back into Go-style text, for printing the resolved model."""
+    if seconds == int(seconds):
+        s = int(seconds)
+        if s and s % 3600 == 0:
+            return f"{s // 3600}h"
+        if s and s % 60 == 0:
+            return f"{s // 60}m"
+        return f"{s}s"
+    return f"{seconds * 1000:g}ms"

@@ -1,0 +1,416 @@
+"""GOST's YAML (and JSON) configuration file -> the config model.
+
+Loaded with PyYAML's safe_load. Structure is checked here (every error names
+the YAML path and what is allowed); component types and metadata are checked
+against the registries by the orchestrator's plan phase, before any socket.
+
+GOST ignores unknown keys; we warn about them by name. GOST keys for features
+gostfast does not implement (bypass, limiter, ...) are errors, not silently
+ignored, so a config never means less than the operator wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import yaml as pyyaml
+
+from gostfast.config import values
+from gostfast.config.errors import ConfigError
+from gostfast.config.model import (
+    Auth,
+    ChainConfig,
+    Config,
+    ConnectorConfig,
+    DialerConfig,
+    ForwarderConfig,
+    ForwardNode,
+    HandlerConfig,
+    HopConfig,
+    ListenerConfig,
+    NodeConfig,
+    SelectorConfig,
+    ServiceConfig,
+    TLSConfig,
+)
+
+log = logging.getLogger("gostfast.config")
+
+STRATEGIES = ("round", "rand", "fifo")
+
+# GOST keys that name features gostfast does not implement (error when present).
+_UNSUPPORTED_TOP = {
+    "bypasses",
+    "resolvers",
+    "hosts",
+    "ingresses",
+    "routers",
+    "sds",
+    "recorders",
+    "limiters",
+    "climiters",
+    "rlimiters",
+    "admissions",
+    "observers",
+    "loggers",
+    "api",
+    "metrics",
+    "profiling",
+    "log",
+    "plugins",
+    "vars",
+}
+_UNSUPPORTED_SERVICE = {
+    "bypass",
+    "bypasses",
+    "resolver",
+    "hosts",
+    "admission",
+    "admissions",
+    "limiter",
+    "climiter",
+    "rlimiter",
+    "interface",
+    "sockopts",
+    "recorders",
+    "observer",
+    "logger",
+    "loggers",
+    "status",
+    "netns",
+}
+_UNSUPPORTED_HANDLER = {"bypass", "bypasses", "observer", "limiter", "retries", "tlsConfig"}
+_UNSUPPORTED_NODE = {
+    "bypass",
+    "bypasses",
+    "resolver",
+    "hosts",
+    "interface",
+    "sockopts",
+    "netns",
+    "filter",
+    "http",
+    "tls",
+    "matcher",
+    "network",
+    "protocol",
+    "host",
+    "path",
+}
+_UNSUPPORTED_FORWARD_NODE = {
+    "host",
+    "protocol",
+    "path",
+    "http",
+    "tls",
+    "filter",
+    "matcher",
+    "network",
+    "bypass",
+    "auth",
+}
+_UNSUPPORTED_HOP = {
+    "bypass",
+    "bypasses",
+    "resolver",
+    "hosts",
+    "interface",
+    "sockopts",
+    "plugin",
+    "file",
+    "redis",
+    "http",
+    "reload",
+}
+
+
+class _Reader:
+    """Walks one mapping, tracking which keys were read, so leftovers can be reported."""
+
+    def __init__(self, data: Any, path: str, unsupported: set[str] = frozenset()) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(path, f"expected a mapping, got {_kind(data)}")
+        self.data = data
+        self.path = path
+        self.seen: set[str] = set()
+        for key in data:
+            if key in unsupported:
+                raise ConfigError(self.sub(key), f"'{key}' is not supported by gostfast yet")
+
+    def sub(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.seen.add(key)
+        return self.data.get(key, default)
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def str(self, key: str, default: str = "", required: bool = False) -> str:
+        value = self.get(key)
+        if value is None:
+            if required:
+                raise ConfigError(self.sub(key), "is required")
+            return default
+        try:
+            return values.parse_str(value)
+        except ValueError as exc:
+            raise ConfigError(self.sub(key), str(exc)) from None
+
+    def convert(self, key: str, parse: Callable[[Any], Any], default: Any) -> Any:
+        value = self.get(key)
+        if value is None:
+            return default
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise ConfigError(self.sub(key), str(exc)) from None
+
+    def list(self, key: str) -> list[Any]:
+        value = self.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ConfigError(self.sub(key), f"expected a list, got {_kind(value)}")
+        return value
+
+    def metadata(self, key: str = "metadata") -> dict[str, Any]:
+        value = self.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(self.sub(key), f"expected a mapping, got {_kind(value)}")
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            lk = str(k).lower()
+            if lk in out:
+                raise ConfigError(
+                    self.sub(key), f"key '{k}' given twice (keys are case-insensitive)"
+                )
+            out[lk] = v
+        return out
+
+    def warn_unknown(self) -> None:
+        for key in self.data:
+            if key not in self.seen:
+                log.warning("%s: unknown key '%s' ignored", self.path or "config", key)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def load_file(path: str) -> Config:
+    """Read and parse a GOST config file (YAML or JSON)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read config file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, f"config file is not UTF-8 text: {exc}") from None
+    return load_text(text, path)
+
+
+def load_text(text: str, source: str = "<config>") -> Config:
+    """Parse GOST YAML/JSON text; ``source`` names it in error messages."""
+    try:
+        data = pyyaml.safe_load(text)
+    except pyyaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(where, f"invalid YAML: {problem}") from None
+    if data is None:
+        raise ConfigError(source, "config file is empty")
+    return from_dict(data)
+
+
+def from_dict(data: Any) -> Config:
+    """Build the model from already-parsed YAML/JSON data."""
+    top = _Reader(data, "", _UNSUPPORTED_TOP)
+    cfg = Config()
+    if top.has("tls"):
+        cfg.tls = _tls(_Reader(top.get("tls"), "tls"), global_=True)
+    authers: dict[str, list[Auth]] = {}
+    for i, a in enumerate(top.list("authers")):
+        r = _Reader(a, f"authers[{i}]")
+        name = r.str("name", required=True)
+        authers[name] = [_auth(x, r.sub(f"auths[{j}]")) for j, x in enumerate(r.list("auths"))]
+        r.warn_unknown()
+    for i, c in enumerate(top.list("chains")):
+        cfg.chains.append(_chain(c, f"chains[{i}]", i))
+    for i, s in enumerate(top.list("services")):
+        cfg.services.append(_service(s, f"services[{i}]", i, authers))
+    top.warn_unknown()
+    names = [s.name for s in cfg.services]
+    for i, n in enumerate(names):
+        if names.index(n) != i:
+            raise ConfigError(f"services[{i}].name", f"duplicate service name '{n}'")
+    chain_names = [c.name for c in cfg.chains]
+    for i, n in enumerate(chain_names):
+        if chain_names.index(n) != i:
+            raise ConfigError(f"chains[{i}].name", f"duplicate chain name '{n}'")
+    for i, s in enumerate(cfg.services):
+        if s.handler.chain and cfg.chain(s.handler.chain) is None:
+            known = ", ".join(chain_names) or "none defined"
+            raise ConfigError(
+                f"services[{i}].handler.chain",
+                f"unknown chain '{s.handler.chain}' (chains: {known})",
+            )
+    return cfg
+
+
+def _auth(data: Any, path: str) -> Auth:
+    r = _Reader(data, path)
+    auth = Auth(username=r.str("username", required=True), password=r.str("password"))
+    r.warn_unknown()
+    return auth
+
+
+def _tls(r: _Reader, global_: bool = False) -> TLSConfig:
+    if r.has("options"):
+        raise ConfigError(r.sub("options"), "'options' is not supported by gostfast yet")
+    t = TLSConfig(
+        cert_file=r.str("certFile"),
+        key_file=r.str("keyFile"),
+        ca_file=r.str("caFile"),
+        secure=r.convert("secure", values.parse_bool, False),
+        server_name=r.str("serverName"),
+    )
+    if global_:
+        t.validity = r.convert("validity", values.parse_duration, 0.0)
+        t.common_name = r.str("commonName")
+        t.organization = r.str("organization")
+    if bool(t.cert_file) != bool(t.key_file):
+        raise ConfigError(r.path, "certFile and keyFile must be given together")
+    r.warn_unknown()
+    return t
+
+
+def _selector(data: Any, path: str) -> SelectorConfig:
+    r = _Reader(data, path)
+    strategy = r.str("strategy", "round")
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            r.sub("strategy"), f"unknown strategy '{strategy}' (allowed: {', '.join(STRATEGIES)})"
+        )
+    sel = SelectorConfig(
+        strategy=strategy,
+        max_fails=r.convert("maxFails", values.parse_int, 1),
+        fail_timeout=r.convert("failTimeout", values.parse_duration, 10.0),
+    )
+    r.warn_unknown()
+    return sel
+
+
+def _service(data: Any, path: str, index: int, authers: dict[str, list[Auth]]) -> ServiceConfig:
+    r = _Reader(data, path, _UNSUPPORTED_SERVICE)
+    svc = ServiceConfig(
+        name=r.str("name", f"service-{index}"),
+        addr=r.str("addr", required=True),
+        origin=path,
+        metadata=r.metadata(),
+    )
+    if r.has("handler"):
+        h = _Reader(r.get("handler"), r.sub("handler"), _UNSUPPORTED_HANDLER)
+        svc.handler = HandlerConfig(
+            type=h.str("type", "auto"), chain=h.str("chain"), metadata=h.metadata()
+        )
+        if h.has("auth"):
+            svc.handler.auths.append(_auth(h.get("auth"), h.sub("auth")))
+        if h.has("auther"):
+            name = h.str("auther")
+            if name not in authers:
+                known = ", ".join(authers) or "none defined"
+                raise ConfigError(h.sub("auther"), f"unknown auther '{name}' (authers: {known})")
+            svc.handler.auths.extend(authers[name])
+        h.warn_unknown()
+    if r.has("listener"):
+        ln = _Reader(r.get("listener"), r.sub("listener"), {"auth", "auther", "chain"})
+        svc.listener = ListenerConfig(type=ln.str("type", "tcp"), metadata=ln.metadata())
+        if ln.has("tls"):
+            svc.listener.tls = _tls(_Reader(ln.get("tls"), ln.sub("tls")))
+        ln.warn_unknown()
+    if r.has("forwarder"):
+        svc.forwarder = _forwarder(r.get("forwarder"), r.sub("forwarder"))
+    r.warn_unknown()
+    return svc
+
+
+def _forwarder(data: Any, path: str) -> ForwarderConfig:
+    r = _Reader(data, path, {"name", "hop"})
+    fwd = ForwarderConfig()
+    for i, t in enumerate(r.list("targets")):  # GOST's older form: a list of addresses
+        if not isinstance(t, str) or not t:
+            raise ConfigError(f"{path}.targets[{i}]", "expected an address host:port")
+        fwd.nodes.append(ForwardNode(name=f"target-{i}", addr=t))
+    for i, n in enumerate(r.list("nodes")):
+        nr = _Reader(n, f"{path}.nodes[{i}]", _UNSUPPORTED_FORWARD_NODE)
+        fwd.nodes.append(
+            ForwardNode(
+                name=nr.str("name", f"target-{len(fwd.nodes)}"), addr=nr.str("addr", required=True)
+            )
+        )
+        nr.warn_unknown()
+    if not fwd.nodes:
+        raise ConfigError(path, "a forwarder needs at least one node (nodes: [{addr: host:port}])")
+    if r.has("selector"):
+        fwd.selector = _selector(r.get("selector"), r.sub("selector"))
+    r.warn_unknown()
+    return fwd
+
+
+def _chain(data: Any, path: str, index: int) -> ChainConfig:
+    r = _Reader(data, path, {"metadata"})
+    chain = ChainConfig(name=r.str("name", f"chain-{index}"))
+    if r.has("selector"):
+        chain.selector = _selector(r.get("selector"), r.sub("selector"))
+    hops = r.list("hops")
+    if not hops:
+        raise ConfigError(r.sub("hops"), "a chain needs at least one hop")
+    for i, h in enumerate(hops):
+        hr = _Reader(h, f"{path}.hops[{i}]", _UNSUPPORTED_HOP)
+        hop = HopConfig(name=hr.str("name", f"hop-{i}"))
+        if hr.has("selector"):
+            hop.selector = _selector(hr.get("selector"), hr.sub("selector"))
+        nodes = hr.list("nodes")
+        if not nodes:
+            raise ConfigError(hr.sub("nodes"), "a hop needs at least one node")
+        for j, n in enumerate(nodes):
+            hop.nodes.append(_node(n, f"{hr.path}.nodes[{j}]", j))
+        hr.warn_unknown()
+        chain.hops.append(hop)
+    r.warn_unknown()
+    return chain
+
+
+def _node(data: Any, path: str, index: int) -> NodeConfig:
+    r = _Reader(data, path, _UNSUPPORTED_NODE)
+    node = NodeConfig(
+        name=r.str("name", f"node-{index}"),
+        addr=r.str("addr", required=True),
+        metadata=r.metadata(),
+        origin=path,
+    )
+    if r.has("connector"):
+        c = _Reader(r.get("connector"), r.sub("connector"))
+        node.connector = ConnectorConfig(type=c.str("type", "http"), metadata=c.metadata())
+        if c.has("auth"):
+            node.connector.auth = _auth(c.get("auth"), c.sub("auth"))
+        c.warn_unknown()
+    if r.has("dialer"):
+        d = _Reader(r.get("dialer"), r.sub("dialer"), {"auth"})
+        node.dialer = DialerConfig(type=d.str("type", "tcp"), metadata=d.metadata())
+        if d.has("tls"):
+            node.dialer.tls = _tls(_Reader(d.get("tls"), d.sub("tls")))
+        d.warn_unknown()
+    r.warn_unknown()
+    return node

@@ -1,0 +1,1 @@
+"""connector components (each module registers itself; see gostfast.registry)."""

@@ -1,0 +1,335 @@
+"""Endpoints: the one byte-stream interface that handlers, connectors and the relay use.
+
+A TCP connection, a websocket carrying a byte stream, an smux stream: each is
+an Endpoint. An endpoint lives in one of two modes:
+
+* handshake mode (from creation until ``attach``): arriving bytes are buffered
+  and read with the coroutines ``read``/``readexactly``/``readuntil``, so
+  protocol handshakes (HTTP CONNECT, SOCKS, relay, websocket upgrade) read as
+  short straight-line code. ``unread`` pushes bytes back (used for sniffing).
+* data mode (after ``attach(sink)``): every arriving chunk goes straight to the
+  sink's callbacks; no coroutine and no copy per chunk. Bytes buffered during
+  the handshake are handed to the sink first, so nothing is lost.
+
+Backpressure crosses the interface as callbacks: an endpoint whose outgoing
+buffer is full calls ``sink.on_write_paused(self)``; the relay then pauses
+reading on the other side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from gostfast.errors import EndpointClosed
+
+HANDSHAKE_BUFFER_LIMIT = 256 * 1024
+DEFAULT_READ = 65536
+
+
+class Sink(Protocol):
+    """Receives what an attached endpoint produces (implemented by the relay and by layered endpoints)."""
+
+    def on_data(self, ep: Endpoint, data: bytes | bytearray | memoryview) -> None: ...
+    def on_eof(self, ep: Endpoint) -> None: ...
+    def on_close(self, ep: Endpoint, exc: BaseException | None) -> None: ...
+    def on_write_paused(self, ep: Endpoint) -> None: ...
+    def on_write_resumed(self, ep: Endpoint) -> None: ...
+
+
+class Endpoint:
+    """Base class: handshake buffering, sink dispatch and drain; subclasses move the bytes.
+
+    Subclasses implement ``write``, ``write_eof``, ``close``, ``abort``,
+    ``pause_reading``, ``resume_reading`` and call ``_feed``/``_feed_eof``/
+    ``_closed_by_peer``/``_write_paused``/``_write_resumed`` as things happen.
+    """
+
+    #: a short description of the far end, for logs ("127.0.0.1:5555")
+    peer: str = "?"
+
+    def __init__(self) -> None:
+        self._sink: Sink | None = None
+        self._buf = bytearray()
+        self._eof = False
+        self._closed = False
+        self._close_exc: BaseException | None = None
+        self._waiter: asyncio.Future | None = None
+        self._paused_for_buffer = False
+        self._writing_paused = False
+        self._drain_waiter: asyncio.Future | None = None
+
+    # ----------------------------------------------------------- subclass API
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        raise NotImplementedError
+
+    def write_eof(self) -> None:
+        """Half-close: no more bytes from us; reading goes on."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close after flushing what is already written."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Close now, dropping unsent bytes."""
+        self.close()
+
+    def pause_reading(self) -> None:
+        raise NotImplementedError
+
+    def resume_reading(self) -> None:
+        raise NotImplementedError
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def at_eof(self) -> bool:
+        return self._eof and not self._buf
+
+    # ---------------------------------------------------- called by subclasses
+    def _feed(self, data: bytes | bytearray | memoryview) -> None:
+        sink = self._sink
+        if sink is not None:
+            sink.on_data(self, data)
+            return
+        self._buf += data
+        self._wake()
+        if len(self._buf) > HANDSHAKE_BUFFER_LIMIT and not self._paused_for_buffer:
+            self._paused_for_buffer = True
+            self.pause_reading()
+
+    def _feed_eof(self) -> None:
+        if self._eof:
+            return
+        self._eof = True
+        if self._sink is not None:
+            self._sink.on_eof(self)
+        else:
+            self._wake()
+
+    def _closed_by_peer(self, exc: BaseException | None) -> None:
+        """The endpoint is gone (connection lost): tell whoever listens, once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close_exc = exc
+        self._release_drain(exc)
+        if self._sink is not None:
+            self._sink.on_close(self, exc)
+        else:
+            self._wake()
+
+    def _write_paused(self) -> None:
+        self._writing_paused = True
+        if self._sink is not None:
+            self._sink.on_write_paused(self)
+
+    def _write_resumed(self) -> None:
+        self._writing_paused = False
+        self._release_drain(None)
+        if self._sink is not None:
+            self._sink.on_write_resumed(self)
+
+    # ------------------------------------------------------------- data mode
+    def attach(self, sink: Sink) -> None:
+        """Switch to data mode: buffered bytes, then any EOF/close, go to ``sink``."""
+        self._sink = sink
+        if self._buf:
+            data = bytes(self._buf)
+            self._buf.clear()
+            sink.on_data(self, data)
+        if self._paused_for_buffer:
+            self._paused_for_buffer = False
+            self.resume_reading()
+        if self._eof:
+            sink.on_eof(self)
+        if self._closed:
+            sink.on_close(self, self._close_exc)
+        elif self._writing_paused:
+            sink.on_write_paused(self)
+
+    def detach(self) -> None:
+        """Back to handshake mode (used when a layer is unwrapped)."""
+        self._sink = None
+
+    # -------------------------------------------------------- handshake mode
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def _wait(self) -> None:
+        if self._closed and not self._buf:
+            raise EndpointClosed(f"{self.peer}: connection closed", self._close_exc)
+        self._waiter = asyncio.get_running_loop().create_future()
+        if self._paused_for_buffer:
+            self._paused_for_buffer = False
+            self.resume_reading()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def read(self, n: int = DEFAULT_READ) -> bytes:
+        """Up to ``n`` bytes; b"" at EOF."""
+        while not self._buf:
+            if self._eof:
+                return b""
+            await self._wait()
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
+    async def readexactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes, or IncompleteReadError at EOF."""
+        while len(self._buf) < n:
+            if self._eof or self._closed:
+                partial = bytes(self._buf)
+                self._buf.clear()
+                raise asyncio.IncompleteReadError(partial, n)
+            await self._wait()
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
+    async def readuntil(self, sep: bytes, limit: int) -> bytes:
+        """Bytes up to and including ``sep``; LimitOverrunError past ``limit`` bytes."""
+        start = 0
+        while True:
+            i = self._buf.find(sep, start)
+            if i >= 0:
+                end = i + len(sep)
+                data = bytes(self._buf[:end])
+                del self._buf[:end]
+                return data
+            if len(self._buf) > limit:
+                raise asyncio.LimitOverrunError(f"no {sep!r} within {limit} bytes", len(self._buf))
+            if self._eof or self._closed:
+                partial = bytes(self._buf)
+                self._buf.clear()
+                raise asyncio.IncompleteReadError(partial, None)
+            start = max(0, len(self._buf) - len(sep) + 1)
+            await self._wait()
+
+    async def peek(self, n: int) -> bytes:
+        """At least 1 and at most ``n`` buffered bytes without consuming them (b"" at EOF)."""
+        while not self._buf:
+            if self._eof:
+                return b""
+            await self._wait()
+        return bytes(self._buf[:n])
+
+    def unread(self, data: bytes) -> None:
+        """Push bytes back in front of the buffer (handshake mode only)."""
+        self._buf[:0] = data
+
+    async def drain(self) -> None:
+        """Wait until the outgoing buffer is below its high-water mark."""
+        if self._closed:
+            raise EndpointClosed(f"{self.peer}: connection closed", self._close_exc)
+        if not self._writing_paused:
+            return
+        if self._drain_waiter is None or self._drain_waiter.done():
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._drain_waiter)
+
+    def _release_drain(self, exc: BaseException | None) -> None:
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            if exc is None and not self._closed:
+                w.set_result(None)
+            else:
+                w.set_exception(EndpointClosed(f"{self.peer}: connection closed", exc))
+                w.exception()  # mark retrieved: nobody may be waiting
+
+
+class TCPEndpoint(Endpoint, asyncio.Protocol):
+    """A TCP (or TLS, via the loop's SSL transport) connection as an endpoint.
+
+    This class is the asyncio Protocol itself, so a received chunk reaches the
+    relay in two calls (data_received -> sink.on_data).
+    """
+
+    #: outgoing buffer high-water mark: above it the relay pauses the other side
+    WRITE_HIGH_WATER = 256 * 1024
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transport: asyncio.Transport | None = None
+        self.connected: asyncio.Future | None = None
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.set_write_buffer_limits(high=self.WRITE_HIGH_WATER)  # type: ignore[attr-defined]
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = f"{peer[0]}:{peer[1]}" if ":" not in peer[0] else f"[{peer[0]}]:{peer[1]}"
+
+    def data_received(self, data: bytes) -> None:
+        sink = self._sink
+        if sink is not None:
+            sink.on_data(self, data)
+        else:
+            self._feed(data)
+
+    def eof_received(self) -> bool:
+        self._feed_eof()
+        return True  # keep the transport open: half-close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed_by_peer(exc)
+
+    def pause_writing(self) -> None:
+        self._write_paused()
+
+    def resume_writing(self) -> None:
+        self._write_resumed()
+
+    # Endpoint
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._closed:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def writelines(self, chunks: list) -> None:
+        if not self._closed:
+            self.transport.writelines(chunks)  # type: ignore[union-attr]
+
+    def write_eof(self) -> None:
+        t = self.transport
+        if t is None or self._closed or t.is_closing():
+            return
+        if t.can_write_eof():
+            t.write_eof()
+        else:  # TLS: no half-close; closing after the flush is the closest thing
+            t.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def pause_reading(self) -> None:
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.pause_reading()
+
+    def resume_reading(self) -> None:
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.resume_reading()
+
+    def get_write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport else 0
+
+    def local_address(self) -> tuple | None:
+        return self.transport.get_extra_info("sockname") if self.transport else None

@@ -1,0 +1,1 @@
+"""handler components (each module registers itself; see gostfast.registry)."""

@@ -1,0 +1,1 @@
+"""smux session engine: streams as endpoints over one byte stream."""

@@ -1,0 +1,316 @@
+"""The orchestrator: plan (validate everything), then run services until a signal.
+
+Phase 1, ``plan``: every component type is looked up in the registries and
+every metadata map is parsed against its component's options, so bad config
+stops the program before any socket is opened (``gostfast check`` runs this
+phase alone). Phase 2, ``Orchestrator.run``: bind every listener (if one
+cannot bind, the ones already bound are closed and start fails naming the
+address and the OS error), serve, and on SIGINT/SIGTERM stop accepting, let
+open tunnels drain for a bounded grace period, then abort what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from gostfast import registry
+from gostfast.chain.route import Hop, Node, Router
+from gostfast.chain.selector import Selector
+from gostfast.components import (
+    ConnectorSpec,
+    DialerSpec,
+    Handler,
+    HandlerSpec,
+    Listener,
+    ListenerSpec,
+)
+from gostfast.config.errors import ConfigError
+from gostfast.config.model import ChainConfig, Config, NodeConfig, ServiceConfig
+from gostfast.config.options import Options, known_keys, parse_options
+from gostfast.config.url import split_host_port
+from gostfast.endpoint import Endpoint
+from gostfast.errors import GostfastError
+
+log = logging.getLogger("gostfast")
+
+DEFAULT_GRACE = 5.0
+
+
+@dataclass
+class Part:
+    """One planned component: its registry entry and parsed options."""
+
+    component: registry.Component
+    options: Options
+
+
+@dataclass
+class ServicePlan:
+    config: ServiceConfig
+    host: str | None
+    port: int
+    listener: Part
+    handler: Part
+
+
+@dataclass
+class NodePlan:
+    config: NodeConfig
+    host: str
+    port: int
+    dialer: Part
+    connector: Part
+
+
+@dataclass
+class ChainPlan:
+    config: ChainConfig
+    hops: list[list[NodePlan]] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    config: Config
+    services: list[ServicePlan]
+    chains: dict[str, ChainPlan]
+
+
+class StartError(GostfastError):
+    """A service could not start (e.g. its address is in use)."""
+
+
+def at(origin: str, sub: str) -> str:
+    """Where a setting lives: ``services[0].listener.type`` or ``-L 'ws://:80' (listener.type)``."""
+    if origin.startswith("-"):
+        return f"{origin} ({sub})"
+    return f"{origin}.{sub}" if origin else sub
+
+
+def _lookup(reg: registry.Registry, name: str, path: str) -> registry.Component:
+    comp = reg.get(name)
+    if comp is None:
+        known = ", ".join(reg.names())
+        raise ConfigError(path, f"unknown {reg.kind} '{name}' (known: {known})")
+    return comp
+
+
+def _warn_unknown(md: dict[str, Any], known: set[str], path: str, skip: frozenset[str]) -> None:
+    for key in md:
+        if key not in known and key not in skip:
+            log.warning("%s: unknown metadata key '%s' ignored", path, key)
+
+
+def _port_of(addr: str, path: str) -> tuple[str, int]:
+    host, port = split_host_port(addr, path)
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(path, f"invalid port in '{addr}' (expected 0-65535)")
+    return host, int(port)
+
+
+def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
+    where = svc.origin or svc.name
+    lcomp = _lookup(registry.listeners, svc.listener.type, at(where, "listener.type"))
+    hcomp = _lookup(registry.handlers, svc.handler.type, at(where, "handler.type"))
+    lopts = parse_options(lcomp.options, svc.listener.metadata, at(where, "listener.metadata"))
+    hopts = parse_options(hcomp.options, svc.handler.metadata, at(where, "handler.metadata"))
+    lknown, hknown = known_keys(lcomp.options), known_keys(hcomp.options)
+    shared = svc.shared_keys
+    _warn_unknown(svc.listener.metadata, lknown, at(where, "listener.metadata"), shared)
+    _warn_unknown(svc.handler.metadata, hknown, at(where, "handler.metadata"), shared)
+    _warn_unknown(svc.metadata, set(), at(where, "metadata"), shared)
+    for key in shared:
+        if key not in lknown | hknown:
+            log.warning("%s: unknown option '%s' ignored", where, key)
+    if svc.handler.type in ("forward", "tcp") and svc.forwarder is None:
+        raise ConfigError(
+            at(where, "forwarder"),
+            f"handler '{svc.handler.type}' needs forward targets "
+            "(forwarder.nodes in YAML, or -L tcp://:PORT/HOST:PORT)",
+        )
+    if svc.forwarder is not None:
+        for i, n in enumerate(svc.forwarder.nodes):
+            _port_of(n.addr, at(where, f"forwarder.nodes[{i}].addr"))
+    host, port = _port_of(svc.addr, at(where, "addr"))
+    return ServicePlan(svc, host or None, port, Part(lcomp, lopts), Part(hcomp, hopts))
+
+
+def _plan_node(node: NodeConfig) -> NodePlan:
+    where = node.origin or node.name
+    dcomp = _lookup(registry.dialers, node.dialer.type, at(where, "dialer.type"))
+    ccomp = _lookup(registry.connectors, node.connector.type, at(where, "connector.type"))
+    dopts = parse_options(dcomp.options, node.dialer.metadata, at(where, "dialer.metadata"))
+    copts = parse_options(ccomp.options, node.connector.metadata, at(where, "connector.metadata"))
+    dknown, cknown = known_keys(dcomp.options), known_keys(ccomp.options)
+    shared = node.shared_keys
+    _warn_unknown(node.dialer.metadata, dknown, at(where, "dialer.metadata"), shared)
+    _warn_unknown(node.connector.metadata, cknown, at(where, "connector.metadata"), shared)
+    _warn_unknown(node.metadata, set(), at(where, "metadata"), shared)
+    for key in shared:
+        if key not in dknown | cknown:
+            log.warning("%s: unknown option '%s' ignored", where, key)
+    host, port = _port_of(node.addr, at(where, "addr"))
+    if port == 0:
+        raise ConfigError(at(where, "addr"), f"node address '{node.addr}' needs a port")
+    return NodePlan(node, host, port, Part(dcomp, dopts), Part(ccomp, copts))
+
+
+def plan(cfg: Config) -> Plan:
+    """Validate the whole config against the registries; no side effects."""
+    registry.load_builtins()
+    if not cfg.services:
+        raise ConfigError("services", "no services to run (give -L URLs or services: in -C)")
+    chains = {}
+    for c in cfg.chains:
+        chains[c.name] = ChainPlan(c, [[_plan_node(n) for n in hop.nodes] for hop in c.hops])
+    services = [_plan_service(s, cfg) for s in cfg.services]
+    return Plan(cfg, services, chains)
+
+
+class Orchestrator:
+    """Runs the planned services until ``stop()``."""
+
+    def __init__(self, p: Plan, grace: float = DEFAULT_GRACE) -> None:
+        self.plan = p
+        self.grace = grace
+        self.listeners: list[Listener] = []
+        self.tasks: set[asyncio.Task] = set()
+        self._stop = asyncio.Event()
+        self._routers: dict[str, Router] = {}
+
+    def _router(self, chain_name: str) -> Router:
+        if not chain_name:
+            return Router()
+        if chain_name not in self._routers:
+            cp = self.plan.chains[chain_name]
+            hops = []
+            for hop_cfg, nodes in zip(cp.config.hops, cp.hops, strict=True):
+                runtime = [self._node(n) for n in nodes]
+                hops.append(
+                    Hop(hop_cfg.name, Selector(runtime, hop_cfg.selector or cp.config.selector))
+                )
+            self._routers[chain_name] = Router(hops, chain_name)
+        return self._routers[chain_name]
+
+    def _node(self, n: NodePlan) -> Node:
+        nlog = logging.getLogger(f"gostfast.node.{n.config.name}")
+        dialer = n.dialer.component.factory(
+            DialerSpec(n.config.name, n.config.addr, n.dialer.options, n.config.dialer.tls, nlog)
+        )
+        connector = n.connector.component.factory(
+            ConnectorSpec(n.config.name, n.connector.options, n.config.connector.auth, nlog)
+        )
+        return Node(n.config.name, n.config.addr, n.host, n.port, dialer, connector)
+
+    def _build(self, sp: ServicePlan) -> tuple[Listener, Handler]:
+        svc = sp.config
+        slog = logging.getLogger(f"gostfast.service.{svc.name}")
+        forwarder = None
+        if svc.forwarder is not None:
+            forwarder = Selector(svc.forwarder.nodes, svc.forwarder.selector)
+        handler = sp.handler.component.factory(
+            HandlerSpec(
+                svc.name,
+                sp.handler.options,
+                svc.handler.auths,
+                self._router(svc.handler.chain),
+                forwarder,
+                slog,
+            )
+        )
+        listener = sp.listener.component.factory(
+            ListenerSpec(
+                svc.name,
+                sp.host,
+                sp.port,
+                sp.listener.options,
+                svc.listener.tls,
+                self.plan.config.tls,
+                slog,
+            )
+        )
+        return listener, handler
+
+    async def start(self) -> None:
+        """Bind every service; on failure close what was bound and raise StartError."""
+        for sp in self.plan.services:
+            listener, handler = self._build(sp)
+            try:
+                await listener.start(self._acceptor(handler, sp.config.name))
+            except OSError as exc:
+                self.close_listeners()
+                raise StartError(
+                    f"{sp.config.name}: cannot listen on {sp.config.addr}: {exc.strerror or exc}"
+                ) from None
+            self.listeners.append(listener)
+            log.info(
+                "%s: listening on %s (listener %s, handler %s%s)",
+                sp.config.name,
+                ", ".join(listener.addresses()),
+                sp.config.listener.type,
+                sp.config.handler.type,
+                f", chain {sp.config.handler.chain}" if sp.config.handler.chain else "",
+            )
+
+    def _acceptor(self, handler: Handler, name: str):
+        loop = asyncio.get_running_loop()
+        tasks = self.tasks
+        hlog = logging.getLogger(f"gostfast.service.{name}")
+
+        async def serve(ep: Endpoint) -> None:
+            try:
+                await handler.handle(ep)
+            except asyncio.CancelledError:
+                ep.abort()
+                raise
+            except (ConnectionError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                hlog.info("%s: %s", ep.peer, exc or type(exc).__name__)
+                ep.abort()
+            except Exception:
+                hlog.exception("%s: handler failed", ep.peer)
+                ep.abort()
+
+        def on_accept(ep: Endpoint) -> None:
+            task = loop.create_task(serve(ep))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        return on_accept
+
+    def close_listeners(self) -> None:
+        for listener in self.listeners:
+            listener.close()
+        self.listeners.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, wait up to ``grace`` seconds for tunnels, abort the rest."""
+        self.close_listeners()
+        if self.tasks:
+            log.info(
+                "stopping: waiting up to %gs for %d open tunnel(s)", self.grace, len(self.tasks)
+            )
+            _, pending = await asyncio.wait(set(self.tasks), timeout=self.grace)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2.0)
+
+    async def run(self) -> None:
+        """Start, serve until SIGINT/SIGTERM or ``stop()``, then shut down."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        try:
+            await self._stop.wait()
+        finally:
+            await self.shutdown()

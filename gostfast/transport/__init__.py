@@ -1,0 +1,1 @@
+"""transport components (each module registers itself; see gostfast.registry)."""

@@ -1,0 +1,91 @@
+"""The ``tcp`` listener and dialer: plain TCP connections as endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+
+from gostfast import registry
+from gostfast.components import Dialer, Listener, OpenConn
+from gostfast.config.options import opt, unsupported
+from gostfast.endpoint import Endpoint, TCPEndpoint
+
+#: listener-side TCP socket options shared by every TCP-based listener (GOST's names)
+TCP_LISTEN_OPTIONS = (
+    opt("keepalive", "bool", False, "keepalive", doc="TCP keepalive on accepted sockets"),
+    opt("keepalive_idle", "duration", 0.0, "keepalive.idle"),
+    opt("keepalive_interval", "duration", 0.0, "keepalive.interval"),
+    opt("keepalive_count", "int", 0, "keepalive.count", minimum=0),
+    opt("backlog", "int", 128, "backlog", minimum=1, doc="listen(2) backlog"),
+    unsupported("mptcp", "mptcp", default=False),
+    unsupported("proxyProtocol", "proxyprotocol"),
+)
+
+
+def apply_keepalive(sock: socket.socket | None, options) -> None:
+    """Turn on TCP keepalive with GOST's idle/interval/count options when asked."""
+    if sock is None or not options.get("keepalive"):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, attr in (
+        ("keepalive_idle", "TCP_KEEPIDLE"),
+        ("keepalive_interval", "TCP_KEEPINTVL"),
+    ):
+        if options.get(name) and hasattr(socket, attr):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, attr), max(1, int(options[name])))
+    if options.get("keepalive_count") and hasattr(socket, "TCP_KEEPCNT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, options["keepalive_count"])
+
+
+class TCPListener(Listener):
+    """Accepts TCP connections; each is a TCPEndpoint handed to the service."""
+
+    def __init__(self, spec) -> None:
+        super().__init__(spec)
+        self._server: asyncio.AbstractServer | None = None
+
+    def _protocol_factory(self, on_accept: Callable[[Endpoint], None]):
+        options = self.spec.options
+
+        class Accepted(TCPEndpoint):
+            def connection_made(self, transport) -> None:
+                super().connection_made(transport)
+                apply_keepalive(transport.get_extra_info("socket"), options)
+                on_accept(self)
+
+        return Accepted
+
+    async def start(self, on_accept: Callable[[Endpoint], None]) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._protocol_factory(on_accept),
+            self.spec.host,
+            self.spec.port,
+            backlog=self.spec.options.get("backlog", 128),
+            reuse_address=True,
+        )
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    def addresses(self) -> list[str]:
+        if self._server is None:
+            return []
+        out = []
+        for s in self._server.sockets:
+            host, port = s.getsockname()[:2]
+            out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        return out
+
+
+class TCPDialer(Dialer):
+    """The raw connection is the transport."""
+
+    async def dial(self, addr: str, open_conn: OpenConn) -> Endpoint:
+        return await open_conn()
+
+
+registry.listeners.register("tcp", TCPListener, TCP_LISTEN_OPTIONS)
+registry.dialers.register("tcp", TCPDialer, ())
