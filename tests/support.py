@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -17,24 +18,54 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def is_listening(port: int) -> bool:
+    """True when a TCP socket LISTENs on ``port``, found without connecting to it.
+
+    Connecting would be seen as a client by the service under test (and, for a
+    forwarder, by its target), so readiness is read from /proc/net/tcp{,6}.
+    """
+    want = f":{port:04X}"
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[1].endswith(want) and parts[3] == "0A":
+                        return True
+        except OSError:
+            continue
+    return False
+
+
 def wait_port(port: int, timeout: float = 10.0, proc: subprocess.Popen | None = None) -> None:
+    """Wait until something listens on 127.0.0.1:``port`` (or ``proc`` dies: then raise with its log)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc is not None and proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
             raise RuntimeError(
-                f"process exited with {proc.returncode} before port {port} opened:\n{err}"
+                f"process exited with {proc.returncode} before port {port} opened:\n"
+                + output(proc)
             )
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
+        if is_listening(port):
             return
-        except OSError:
-            time.sleep(0.02)
+        time.sleep(0.02)
     raise RuntimeError(f"port {port} never opened")
 
 
+def output(proc: subprocess.Popen) -> str:
+    """Everything the process wrote to stdout and stderr so far."""
+    text = ""
+    for f in (getattr(proc, "out_file", None), getattr(proc, "err_file", None)):
+        if f is not None:
+            f.flush()
+            f.seek(0)
+            text += f.read().decode(errors="replace")
+    return text
+
+
 class Procs:
-    """Starts processes and always stops them."""
+    """Starts processes (output to temporary files, never to a pipe that can fill) and always stops them."""
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen] = []
@@ -42,7 +73,9 @@ class Procs:
     def start(self, args: list[str], wait_ports=(), env=None) -> subprocess.Popen:
         e = dict(os.environ)
         e.update(env or {})
-        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        p = subprocess.Popen(args, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=e)
+        p.out_file, p.err_file = out, err  # type: ignore[attr-defined]
         self.procs.append(p)
         for port in wait_ports:
             wait_port(port, proc=p)
@@ -57,6 +90,5 @@ class Procs:
                 p.send_signal(signal.SIGKILL)
             with contextlib.suppress(Exception):
                 p.wait(5)
-            for f in (p.stdout, p.stderr):
-                if f:
-                    f.close()
+            for f in (p.out_file, p.err_file):  # type: ignore[attr-defined]
+                f.close()

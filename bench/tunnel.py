@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""End-to-end tunnel benchmark: gostfast next to a baseline, same machine, same run.
+
+Every process is separate: a Go echo server (``refpeer tcpecho``), the tunnel
+under test (gostfast processes, or the baseline), and a Go load client
+(``refpeer tcpbench`` for throughput, ``refpeer rps`` for the 64-byte
+request/response rate and the new-connection rate). Rounds are interleaved
+(gostfast, baseline, gostfast, ...) and each figure is the median of the
+rounds; the ratio is gostfast / baseline. Loopback only; every process is
+stopped at the end.
+
+A case is a pair of topologies (lists of commands with {port} placeholders and
+an entry port); the baseline of ``tcp`` is a direct connection to the echo
+server, the baseline of ``ws``/``mws`` rows is refpeer's client and server.
+
+    python bench/tunnel.py --rounds 3 [--cases tcp,ws] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REFPEER_BUILD = ROOT.parent / "shared" / "tools" / "refpeer" / "build.sh"
+MiB = 1 << 20
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    want = f":{port:04X}"
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(name) as f:
+                if any(
+                    ln.split()[1].endswith(want) and ln.split()[3] == "0A" for ln in list(f)[1:]
+                ):
+                    return
+        time.sleep(0.02)
+    raise RuntimeError(f"port {port} never opened for {proc.args}")
+
+
+def find_refpeer() -> str:
+    env = os.environ.get("GOSTFAST_REFPEER")
+    if env and os.access(env, os.X_OK):
+        return env
+    cached = (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "gostfast-refpeer"
+        / "refpeer"
+    )
+    if cached.exists():
+        return str(cached)
+    out = subprocess.run(
+        ["sh", str(REFPEER_BUILD), str(cached)], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+GOSTFAST = [sys.executable, "-m", "gostfast"]
+
+
+@dataclass
+class Topology:
+    """Commands to start (``{name}`` placeholders are ports) and the port clients connect to."""
+
+    label: str
+    commands: list[list[str]]
+    entry: str  # placeholder name of the entry port
+    ports: list[str] = field(default_factory=list)  # placeholders to allocate, in start order
+
+
+@dataclass
+class Case:
+    name: str
+    subject: Topology
+    baseline: Topology
+
+
+def cases(refpeer: str) -> dict[str, Case]:
+    """The benchmark rows. Later transports add theirs here."""
+    return {
+        "tcp": Case(
+            "tcp forward",
+            Topology(
+                "gostfast -L tcp://:A/echo",
+                [[*GOSTFAST, "-L", "tcp://127.0.0.1:{A}/127.0.0.1:{echo}"]],
+                "A",
+                ["A"],
+            ),
+            Topology("direct to echo", [], "echo"),
+        ),
+    }
+
+
+class Runner:
+    def __init__(self, refpeer: str) -> None:
+        self.refpeer = refpeer
+        self.procs: list[subprocess.Popen] = []
+        self.echo_port = free_port()
+
+    def spawn(self, cmd: list[str], port: int | None) -> subprocess.Popen:
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(p)
+        if port is not None:
+            wait_listening(port, p)
+        return p
+
+    def start_echo(self) -> None:
+        self.spawn(
+            [self.refpeer, "tcpecho", "-listen", f"127.0.0.1:{self.echo_port}"], self.echo_port
+        )
+
+    def start(self, topo: Topology) -> tuple[int, list[subprocess.Popen]]:
+        ports = {"echo": self.echo_port}
+        for name in topo.ports:
+            ports[name] = free_port()
+        started = []
+        # start from the far end (last command) so each one's upstream already listens
+        for cmd, name in reversed(list(zip(topo.commands, topo.ports, strict=True))):
+            started.append(self.spawn([c.format(**ports) for c in cmd], ports[name]))
+        return ports[topo.entry], started
+
+    def load(self, args: list[str]) -> str:
+        out = subprocess.run([self.refpeer, *args], capture_output=True, text=True, timeout=300)
+        if out.returncode != 0:
+            raise RuntimeError(f"refpeer {' '.join(args)} failed: {out.stderr.strip()[-500:]}")
+        return out.stdout.strip().splitlines()[-1]
+
+    def measure(self, entry: int, bytes_each: int, conns: int, seconds: float) -> dict[str, float]:
+        r: dict[str, float] = {}
+        for c in conns:
+            line = self.load(
+                [
+                    "tcpbench",
+                    "-server",
+                    f"127.0.0.1:{entry}",
+                    "-bytes",
+                    str(bytes_each // c),
+                    "-conns",
+                    str(c),
+                    "-size",
+                    "32768",
+                ]
+            )
+            r[f"throughput_MBps_{c}conn"] = float(
+                re.search(r"throughput_MBps=([\d.]+)", line).group(1)
+            )
+        line = self.load(
+            ["rps", "-server", f"127.0.0.1:{entry}", "-seconds", str(seconds), "-size", "64"]
+        )
+        r["rps_64B"] = float(re.search(r"rps=([\d.]+)", line).group(1))
+        r["conn_per_s"] = float(re.search(r"conn_per_s=([\d.]+)", line).group(1))
+        return r
+
+    @staticmethod
+    def stop(ps: list[subprocess.Popen]) -> None:
+        for p in ps:
+            if p.poll() is None:
+                p.terminate()
+        for p in ps:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def close(self) -> None:
+        self.stop(self.procs)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cases", default="all", help="comma-separated case names, or all")
+    ap.add_argument(
+        "--mib", type=int, default=256, help="MiB echoed per throughput run (all conns together)"
+    )
+    ap.add_argument("--conns", default="1,8", help="concurrent connections for throughput runs")
+    ap.add_argument("--seconds", type=float, default=2.0, help="seconds per rps / conn-rate phase")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args()
+    refpeer = find_refpeer()
+    all_cases = cases(refpeer)
+    names = list(all_cases) if args.cases == "all" else args.cases.split(",")
+    conns = [int(c) for c in args.conns.split(",")]
+    runner = Runner(refpeer)
+    results: dict[str, dict] = {}
+    try:
+        runner.start_echo()
+        import gostfast
+
+        print(
+            f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} nproc={os.cpu_count()} "
+            f"gostfast compiled={gostfast.compiled} rounds={args.rounds} bytes={args.mib} MiB",
+            flush=True,
+        )
+        for name in names:
+            case = all_cases[name]
+            runs: dict[str, list[dict[str, float]]] = {"subject": [], "baseline": []}
+            for rnd in range(args.rounds):
+                for role in ("subject", "baseline"):
+                    topo = getattr(case, role)
+                    entry, ps = runner.start(topo)
+                    try:
+                        m = runner.measure(entry, args.mib * MiB, conns, args.seconds)
+                    finally:
+                        runner.stop(ps)
+                    runs[role].append(m)
+                    print(f"round {rnd + 1} {name:<12} {topo.label:<40} {m}", flush=True)
+            med = {
+                role: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+                for role, rs in runs.items()
+            }
+            ratio = {
+                k: med["subject"][k] / med["baseline"][k]
+                for k in med["subject"]
+                if med["baseline"][k]
+            }
+            results[name] = {
+                "subject": case.subject.label,
+                "baseline": case.baseline.label,
+                "median": med,
+                "ratio": ratio,
+                "runs": runs,
+            }
+    finally:
+        runner.close()
+    print("\n# medians (MB/s = bytes echoed back / s / 1e6); ratio = gostfast / baseline")
+    for name, r in results.items():
+        print(f"{name}: gostfast = {r['subject']}  vs  baseline = {r['baseline']}")
+        for k in r["median"]["subject"]:
+            print(
+                f"  {k:<24} {r['median']['subject'][k]:>10.1f} {r['median']['baseline'][k]:>10.1f}   ratio {r['ratio'].get(k, float('nan')):.2f}"
+            )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Port forwarding end to end: a real gostfast process between real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+from support import free_port, wait_port
+
+
+def _serve_once(handler, conns: int = 1):
+    """A TCP server on a free port running ``handler(conn)`` for each of ``conns`` connections."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(30)
+
+    def loop():
+        for _ in range(conns):
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=handler, args=(c,), daemon=True).start()
+        srv.close()
+
+    threading.Thread(target=loop, daemon=True).start()
+    return srv.getsockname()[1]
+
+
+def _echo_until_eof(c: socket.socket) -> None:
+    with c:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            c.sendall(b)
+        c.shutdown(socket.SHUT_WR)
+
+
+def test_http_download_byte_exact_with_curl(procs, http_server, curl):
+    p = free_port()
+    procs.gostfast("-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{http_server.port}", wait_ports=[p])
+    out = subprocess.run(
+        [curl, "-sS", "--max-time", "20", f"http://127.0.0.1:{p}/blob.bin"],
+        capture_output=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == http_server.blob
+    # keep-alive: two requests on one connection through the tunnel
+    with urllib.request.urlopen(f"http://127.0.0.1:{p}/blob.bin", timeout=20) as r:
+        assert r.read() == http_server.blob
+
+
+def test_round_robin_and_failover(procs):
+    seen = []
+
+    def tag(name):
+        def h(c):
+            with c:
+                c.sendall(name)
+                seen.append(name)
+
+        return h
+
+    a = _serve_once(tag(b"A"), conns=10)
+    b = _serve_once(tag(b"B"), conns=10)
+    dead = free_port()  # nothing listens here
+    p = free_port()
+    procs.gostfast("-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{a},127.0.0.1:{dead},127.0.0.1:{b}", wait_ports=[p])
+    got = []
+    for _ in range(6):
+        with socket.create_connection(("127.0.0.1", p), timeout=10) as s:
+            got.append(s.recv(10))
+    # every connection reached a live target despite the dead one in the rotation
+    assert all(g in (b"A", b"B") for g in got), got
+    assert b"A" in got and b"B" in got
+
+
+def test_all_targets_dead_closes_client(procs):
+    p = free_port()
+    proc = procs.gostfast("-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{free_port()}", wait_ports=[p])
+    with socket.create_connection(("127.0.0.1", p), timeout=10) as s:
+        s.settimeout(10)
+        assert s.recv(10) == b""  # closed, nothing sent
+    assert proc.poll() is None  # the process keeps serving
+
+
+def test_half_close_propagates(procs):
+    target = _serve_once(_echo_until_eof)
+    p = free_port()
+    procs.gostfast("-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{target}", wait_ports=[p])
+    data = os.urandom(300_000)
+    with socket.create_connection(("127.0.0.1", p), timeout=10) as s:
+        s.settimeout(10)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)  # our EOF must reach the echo server as EOF...
+        got = bytearray()
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                break  # ...and its EOF must come back after all the data
+            got += b
+    assert bytes(got) == data
+
+
+def _rss_peak_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.slow
+def test_slow_reader_keeps_memory_bounded(procs):
+    total = 256 * 1024 * 1024
+    block = os.urandom(1 << 20)
+    expect = hashlib.sha256()
+    for _ in range(total // len(block)):
+        expect.update(block)
+
+    def blast(c):
+        with c:
+            for _ in range(total // len(block)):
+                c.sendall(block)
+
+    target = _serve_once(blast)
+    p = free_port()
+    proc = procs.gostfast("-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{target}", wait_ports=[p])
+    h = hashlib.sha256()
+    got = 0
+    rate = 96e6  # bytes/s: the reader is much slower than the sender
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", p), timeout=30) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+        while got < total:
+            b = s.recv(256 * 1024)
+            if not b:
+                break
+            h.update(b)
+            got += len(b)
+            ahead = got / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+    assert got == total
+    assert h.digest() == expect.digest()
+    peak = _rss_peak_kib(proc.pid)
+    assert peak < 64 * 1024, f"gostfast peak RSS {peak} KiB"
+
+
+def test_sigterm_drains_open_tunnel(procs):
+    target = _serve_once(_echo_until_eof, conns=4)
+    p = free_port()
+    proc = procs.gostfast("--grace", "10", "-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{target}", wait_ports=[p])
+    s = socket.create_connection(("127.0.0.1", p), timeout=10)
+    s.settimeout(10)
+    s.sendall(b"before")
+    assert s.recv(100) == b"before"
+    proc.send_signal(signal.SIGTERM)
+    # new connections are refused once the listener is closed
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", p), timeout=1).close()
+            time.sleep(0.05)
+        except OSError:
+            break
+    else:
+        pytest.fail("listener still accepting after SIGTERM")
+    # the open tunnel still works during the grace period
+    s.sendall(b"after")
+    assert s.recv(100) == b"after"
+    s.close()
+    assert proc.wait(10) == 0
+
+
+def test_sigterm_grace_expires(procs):
+    target = _serve_once(_echo_until_eof)
+    p = free_port()
+    proc = procs.gostfast("--grace", "0.5", "-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{target}", wait_ports=[p])
+    s = socket.create_connection(("127.0.0.1", p), timeout=10)
+    s.sendall(b"x")
+    s.settimeout(10)
+    assert s.recv(10) == b"x"
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    assert time.monotonic() - t0 < 5
+    assert s.recv(10) == b""  # the tunnel was closed for us
+    s.close()
+
+
+def test_wait_port_helper_sanity():
+    with pytest.raises(RuntimeError):
+        wait_port(free_port(), timeout=0.2)
