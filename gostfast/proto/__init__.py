@@ -1,0 +1,1 @@
+"""Sans-IO handshake codecs shared by handlers (server side) and connectors (client side)."""
