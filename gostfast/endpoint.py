@@ -63,6 +63,11 @@ class Endpoint:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         raise NotImplementedError
 
+    def writelines(self, chunks: list) -> None:
+        """Write several buffers as one write (layers override to avoid joining)."""
+        for chunk in chunks:
+            self.write(chunk)
+
     def write_eof(self) -> None:
         """Half-close: no more bytes from us; reading goes on."""
         raise NotImplementedError

@@ -27,6 +27,8 @@ class Component:
     name: str
     factory: Callable[..., Any]
     options: tuple[Option, ...]
+    #: cross-option checks run in the plan phase: validate(options, where) raises ConfigError
+    validate: Callable[[Any, str], None] | None = None
 
 
 class Registry:
@@ -37,11 +39,15 @@ class Registry:
         self._items: dict[str, Component] = {}
 
     def register(
-        self, name: str, factory: Callable[..., Any], options: tuple[Option, ...] = ()
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        options: tuple[Option, ...] = (),
+        validate: Callable[[Any, str], None] | None = None,
     ) -> None:
         if name in self._items:
             raise ValueError(f"{self.kind} '{name}' registered twice")
-        self._items[name] = Component(self.kind, name, factory, tuple(options))
+        self._items[name] = Component(self.kind, name, factory, tuple(options), validate)
 
     def get(self, name: str) -> Component | None:
         return self._items.get(name)

@@ -98,6 +98,11 @@ def _lookup(reg: registry.Registry, name: str, path: str) -> registry.Component:
     return comp
 
 
+def _validate(comp: registry.Component, options: Options, where: str) -> None:
+    if comp.validate is not None:
+        comp.validate(options, where)
+
+
 def _warn_unknown(md: dict[str, Any], known: set[str], path: str, skip: frozenset[str]) -> None:
     for key in md:
         if key not in known and key not in skip:
@@ -117,6 +122,8 @@ def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
     hcomp = _lookup(registry.handlers, svc.handler.type, at(where, "handler.type"))
     lopts = parse_options(lcomp.options, svc.listener.metadata, at(where, "listener.metadata"))
     hopts = parse_options(hcomp.options, svc.handler.metadata, at(where, "handler.metadata"))
+    _validate(lcomp, lopts, at(where, "listener.metadata"))
+    _validate(hcomp, hopts, at(where, "handler.metadata"))
     lknown, hknown = known_keys(lcomp.options), known_keys(hcomp.options)
     shared = svc.shared_keys
     _warn_unknown(svc.listener.metadata, lknown, at(where, "listener.metadata"), shared)
@@ -144,6 +151,8 @@ def _plan_node(node: NodeConfig) -> NodePlan:
     ccomp = _lookup(registry.connectors, node.connector.type, at(where, "connector.type"))
     dopts = parse_options(dcomp.options, node.dialer.metadata, at(where, "dialer.metadata"))
     copts = parse_options(ccomp.options, node.connector.metadata, at(where, "connector.metadata"))
+    _validate(dcomp, dopts, at(where, "dialer.metadata"))
+    _validate(ccomp, copts, at(where, "connector.metadata"))
     dknown, cknown = known_keys(dcomp.options), known_keys(ccomp.options)
     shared = node.shared_keys
     _warn_unknown(node.dialer.metadata, dknown, at(where, "dialer.metadata"), shared)
