@@ -41,6 +41,8 @@ def load_config(
     config_files: tuple[str, ...], services: tuple[str, ...], hops: tuple[str, ...]
 ) -> Config:
     """-C files and -L/-F URLs -> one Config (GOST merges them the same way)."""
+    if hops and not services:
+        raise ConfigError("-F", "-F needs at least one -L service to use the chain")
     if not config_files and not services:
         raise ConfigError("", "nothing to run: give -L URL (and -F URL) or -C config.yaml")
     cfg = Config()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from dataclasses import dataclass, field
 from typing import Any
@@ -251,9 +252,8 @@ class Orchestrator:
                 await listener.start(self._acceptor(handler, sp.config.name))
             except OSError as exc:
                 self.close_listeners()
-                raise StartError(
-                    f"{sp.config.name}: cannot listen on {sp.config.addr}: {exc.strerror or exc}"
-                ) from None
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                raise StartError(f"{sp.config.name}: cannot listen on {sp.config.addr}: {reason}") from None
             self.listeners.append(listener)
             log.info(
                 "%s: listening on %s (listener %s, handler %s%s)",

@@ -92,7 +92,7 @@ def parse_options(spec: Sequence[Option], md: Mapping[str, Any], where: str) -> 
             out[o.name] = o.default
             continue
         raw = md[key]
-        path = f"{where}.{key}"
+        path = f"{where[:-1]}.{key})" if where.endswith(")") else f"{where}.{key}"
         if not o.supported:
             if raw in (None, "", False, "false", "0", 0) or raw == o.default:
                 out[o.name] = o.default

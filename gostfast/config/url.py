@@ -110,6 +110,8 @@ def _split(raw: str, where: str) -> _Parsed:
         rest, query = rest.split("?", 1)
     if "#" in query:
         query = query.split("#", 1)[0]
+    elif "#" in rest:
+        rest = rest.split("#", 1)[0]
     cut = len(rest)
     at = rest.rfind("@")
     slash = rest.find("/", at + 1)
@@ -173,14 +175,15 @@ def _expand_ports(addr: str, where: str) -> list[str]:
 
 
 def _userinfo(info: str | None, query: dict[str, str], where: str) -> Auth | None:
+    encoded = query.pop("auth", "")
     if info is not None:
         user, _, password = unquote(info).partition(":")
         if not user:
             raise ConfigError(where, "empty user name before '@'")
         return Auth(user, password)
-    if "auth" in query:
+    if encoded:  # an empty auth= means no auth, as GOST reads it
         try:
-            decoded = base64.b64decode(query.pop("auth"), validate=True).decode()
+            decoded = base64.b64decode(encoded, validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
             raise ConfigError(where, "auth= must be base64 of user:pass") from None
         user, _, password = decoded.partition(":")

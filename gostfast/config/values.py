@@ -61,7 +61,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, str):
         text = value.strip()
         sign = 1.0
-        if text[:1] in "+-":
+        if text and text[0] in "+-":
             sign = -1.0 if text[0] == "-" else 1.0
             text = text[1:]
         if text == "0":

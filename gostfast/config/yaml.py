@@ -230,6 +230,10 @@ def load_text(text: str, source: str = "<config>") -> Config:
         raise ConfigError(where, f"invalid YAML: {problem}") from None
     if data is None:
         raise ConfigError(source, "config file is empty")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            source, f"expected a mapping (services:, chains:, ...) at the top, got {_kind(data)}"
+        )
     return from_dict(data)
 
 
@@ -411,6 +415,8 @@ def _node(data: Any, path: str, index: int) -> NodeConfig:
         node.dialer = DialerConfig(type=d.str("type", "tcp"), metadata=d.metadata())
         if d.has("tls"):
             node.dialer.tls = _tls(_Reader(d.get("tls"), d.sub("tls")))
+            if not node.dialer.tls.server_name:  # GOST: SNI defaults to the node's host
+                node.dialer.tls.server_name = node.addr.rsplit(":", 1)[0].strip("[]")
         d.warn_unknown()
     r.warn_unknown()
     return node
