@@ -107,6 +107,96 @@ def cases(refpeer: str) -> dict[str, Case]:
             ),
             Topology("direct to echo", [], "echo"),
         ),
+        "ws": Case(
+            "ws tunnel",
+            Topology(
+                "gostfast client -> gostfast ws server",
+                [
+                    [
+                        *GOSTFAST,
+                        "-L",
+                        "tcp://127.0.0.1:{A}/127.0.0.1:{echo}",
+                        "-F",
+                        "forward+ws://127.0.0.1:{B}",
+                    ],
+                    [*GOSTFAST, "-L", "ws://127.0.0.1:{B}/127.0.0.1:{echo}"],
+                ],
+                "A",
+                ["A", "B"],
+            ),
+            Topology(
+                "refpeer client -> refpeer ws server",
+                [
+                    [
+                        refpeer,
+                        "client",
+                        "-listen",
+                        "127.0.0.1:{A}",
+                        "-server",
+                        "ws://127.0.0.1:{B}/ws",
+                        "-mode",
+                        "ws",
+                    ],
+                    [
+                        refpeer,
+                        "server",
+                        "-listen",
+                        "127.0.0.1:{B}",
+                        "-mode",
+                        "ws",
+                        "-target",
+                        "127.0.0.1:{echo}",
+                    ],
+                ],
+                "A",
+                ["A", "B"],
+            ),
+        ),
+        "mws": Case(
+            "mws tunnel (smux v1)",
+            Topology(
+                "gostfast client -> gostfast mws server",
+                [
+                    [
+                        *GOSTFAST,
+                        "-L",
+                        "tcp://127.0.0.1:{A}/127.0.0.1:{echo}",
+                        "-F",
+                        "forward+mws://127.0.0.1:{B}",
+                    ],
+                    [*GOSTFAST, "-L", "mws://127.0.0.1:{B}/127.0.0.1:{echo}"],
+                ],
+                "A",
+                ["A", "B"],
+            ),
+            Topology(
+                "refpeer client -> refpeer mws server",
+                [
+                    [
+                        refpeer,
+                        "client",
+                        "-listen",
+                        "127.0.0.1:{A}",
+                        "-server",
+                        "ws://127.0.0.1:{B}/ws",
+                        "-mode",
+                        "ws",
+                    ],
+                    [
+                        refpeer,
+                        "server",
+                        "-listen",
+                        "127.0.0.1:{B}",
+                        "-mode",
+                        "ws",
+                        "-target",
+                        "127.0.0.1:{echo}",
+                    ],
+                ],
+                "A",
+                ["A", "B"],
+            ),
+        ),
     }
 
 

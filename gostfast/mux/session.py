@@ -1,0 +1,416 @@
+"""An smux session over one byte-stream endpoint, each stream an Endpoint (xtaci/smux on the wire).
+
+See docs/smux-protocol.md for what xtaci/smux does; this engine matches it on
+the wire and differs inside only where callbacks replace goroutines:
+
+* Receiving: frames from the shared connection go straight to each stream's
+  sink (the relay) in the arrival callback. A stream whose reader is paused
+  (its relay's destination is full) queues payloads; queued bytes are
+  charged to the session-wide budget (``max_receive_buffer``), and when that
+  is spent the shared connection stops reading until streams drain, exactly
+  smux's bucket. Bytes handed to a sink count as read: that is what v2 UPD
+  frames report (after the first read, then every ``max_stream_buffer/2``).
+* Sending: v1 writes PSH frames at once (backpressure comes from the shared
+  connection's write buffer, signalled to every stream); v2 also keeps
+  smux's per-stream window (``peer window`` minus bytes in flight) and
+  queues what does not fit, pausing that stream's writer until a UPD.
+* FIN: ``write_eof`` sends FIN and keeps reading (the far end may still
+  send: refpeer's smux and smux HEAD do; GOST's v1.5.31 treats FIN as a full
+  close, which is what GOST itself does on EOF). A stream is forgotten once
+  FIN went both ways, or on ``close``.
+* Keepalive: NOP every ``keepalive_interval``; the session closes when no
+  frame at all arrived during a whole ``keepalive_timeout`` window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from gostfast._core import select
+from gostfast.endpoint import Endpoint
+from gostfast.errors import GostfastError
+from gostfast.mux.config import SmuxConfig
+
+smux = select("smux")
+
+log = logging.getLogger("gostfast.mux")
+
+INITIAL_PEER_WINDOW = 262144
+_U32 = 0xFFFFFFFF
+
+
+class SessionClosed(GostfastError, ConnectionError):
+    """The smux session is gone (its connection closed, a protocol error, or keepalive timeout)."""
+
+
+class GoAway(SessionClosed):
+    """Stream ids are exhausted on this session; open a new one."""
+
+
+class Stream(Endpoint):
+    """One smux stream as an Endpoint."""
+
+    __slots__ = ()
+
+    def __init__(self, session: Session, sid: int) -> None:
+        super().__init__()
+        self.session = session
+        self.sid = sid
+        self.peer = f"{session.conn.peer}#{sid}"
+        self._reading_paused = False
+        self._pending: deque = deque()  # payloads received while paused
+        self._pending_bytes = 0
+        self._fin_received = False
+        self._fin_sent = False
+        self._gone = False  # removed from the session
+        # v2 flow control
+        self._num_read = 0
+        self._incr = 0
+        self._num_written = 0
+        self._peer_consumed = 0
+        self._peer_window = INITIAL_PEER_WINDOW
+        self._sendq: deque = deque()  # v2: bytes waiting for window
+        self._sendq_bytes = 0
+        self._window_blocked = False
+
+    # ------------------------------------------------------- from the session
+    def _on_psh(self, payload) -> None:
+        if self._fin_received:
+            return  # data after FIN: smux would have dropped the stream already
+        if self._reading_paused:
+            self._pending.append(payload)
+            n = len(payload)
+            self._pending_bytes += n
+            self.session._charge(n)
+            return
+        self._deliver(payload)
+
+    def _deliver(self, payload) -> None:
+        n = len(payload)
+        self._feed(payload)
+        s = self.session
+        if s.version == 2:
+            self._num_read = (self._num_read + n) & _U32
+            self._incr += n
+            if self._incr >= s.config.max_stream_buffer // 2 or self._num_read == n:
+                self._incr = 0
+                s._send(smux.encode_upd(2, self.sid, self._num_read, s.config.max_stream_buffer))
+
+    def _on_fin(self) -> None:
+        if self._fin_received:
+            return
+        self._fin_received = True
+        if not self._pending:
+            self._feed_eof()
+        if self._fin_sent:
+            self.session._forget(self)
+
+    def _on_upd(self, consumed: int, window: int) -> None:
+        self._peer_consumed = consumed
+        self._peer_window = window
+        self._flush_sendq()
+
+    def _session_lost(self, exc: BaseException | None) -> None:
+        self._gone = True
+        self._closed_by_peer(exc)
+
+    # ------------------------------------------------------------- sending
+    def _room(self) -> int:
+        inflight = (self._num_written - self._peer_consumed) & _U32
+        if inflight >= 1 << 31:  # peer consumed more than we wrote: smux's ErrConsumed
+            return 0
+        return self._peer_window - inflight
+
+    def _send_data(self, data) -> None:
+        s = self.session
+        self._num_written = (self._num_written + len(data)) & _U32
+        s._send(smux.encode_data(s.version, self.sid, data, s.config.max_frame_size))
+
+    def _flush_sendq(self) -> None:
+        while self._sendq:
+            room = self._room()
+            if room <= 0:
+                return
+            chunk = self._sendq[0]
+            if len(chunk) <= room:
+                self._sendq.popleft()
+                self._sendq_bytes -= len(chunk)
+                self._send_data(chunk)
+            else:
+                self._sendq[0] = chunk[room:]
+                self._sendq_bytes -= room
+                self._send_data(chunk[:room])
+                return
+        if self._window_blocked:
+            self._window_blocked = False
+            if self._fin_sent:
+                self._send_fin_now()
+            elif not self.session._conn_write_paused:
+                self._write_resumed()
+
+    def write(self, data) -> None:
+        if self._fin_sent or self._gone or not len(data):
+            return
+        if self.session.version == 1:
+            self._send_data(data)
+            return
+        if self._sendq:
+            self._sendq.append(memoryview(data))
+            self._sendq_bytes += len(data)
+            return
+        room = self._room()
+        if room >= len(data):
+            self._send_data(data)
+            return
+        view = memoryview(data)
+        if room > 0:
+            self._send_data(view[:room])
+            view = view[room:]
+        self._sendq.append(view)
+        self._sendq_bytes += len(view)
+        if not self._window_blocked:
+            self._window_blocked = True
+            self._write_paused()
+
+    def _send_fin_now(self) -> None:
+        self.session._send(smux.encode_fin(self.session.version, self.sid))
+        if self._fin_received:
+            self.session._forget(self)
+
+    def write_eof(self) -> None:
+        if self._fin_sent or self._gone:
+            return
+        self._fin_sent = True
+        if not self._sendq:  # else: sent after the queued data (_flush_sendq)
+            self._send_fin_now()
+
+    def close(self) -> None:
+        if self._gone:
+            return
+        if not self._fin_sent:
+            self._fin_sent = True
+            self._sendq.clear()
+            self._send_fin_now()
+        self.session._forget(self)
+        self._closed_by_peer(None)
+
+    def abort(self) -> None:
+        self.close()
+
+    def get_write_buffer_size(self) -> int:
+        return self._sendq_bytes + self.session.conn.get_write_buffer_size()
+
+    # ------------------------------------------------------------- reading
+    def pause_reading(self) -> None:
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        if not self._reading_paused:
+            return
+        self._reading_paused = False
+        s = self.session
+        while self._pending and not self._reading_paused:
+            payload = self._pending.popleft()
+            n = len(payload)
+            self._pending_bytes -= n
+            s._refund(n)
+            self._deliver(payload)
+        if not self._pending and self._fin_received:
+            self._feed_eof()
+
+    def _drop_pending(self) -> None:
+        if self._pending_bytes:
+            self.session._refund(self._pending_bytes)
+        self._pending.clear()
+        self._pending_bytes = 0
+
+
+class Session:
+    """smux over ``conn`` (an Endpoint in handshake mode, which this session attaches to)."""
+
+    def __init__(
+        self,
+        conn: Endpoint,
+        config: SmuxConfig,
+        *,
+        client: bool,
+        on_stream: Callable[[Stream], None] | None = None,
+        name: str = "",
+    ) -> None:
+        self.conn = conn
+        self.config = config
+        self.version = config.version
+        self.client = client
+        self.name = name or conn.peer
+        self.on_stream = on_stream
+        self.streams: dict[int, Stream] = {}
+        self._next_id = 1 if client else 0
+        self._parser = smux.FrameParser(config.version, strict=True)
+        self._bucket = config.max_receive_buffer
+        self._conn_read_paused = False
+        self._conn_write_paused = False
+        self.closed = False
+        self.close_reason: BaseException | None = None
+        self._data_ready = False
+        self._timers: list[asyncio.TimerHandle] = []
+        self.done: asyncio.Future = asyncio.get_running_loop().create_future()
+        conn.attach(self)
+        if not config.keepalive_disabled:
+            self._start_keepalive()
+
+    # ------------------------------------------------------------- streams
+    def open_stream(self) -> Stream:
+        """A new stream (client side: ids 3, 5, 7, ...); its SYN is sent now."""
+        if self.closed:
+            raise SessionClosed(f"smux session {self.name} is closed")
+        sid = self._next_id + 2
+        if sid > _U32:
+            raise GoAway(f"smux session {self.name}: stream ids exhausted")
+        self._next_id = sid
+        st = Stream(self, sid)
+        self.streams[sid] = st
+        self._send(smux.encode_syn(self.version, sid))
+        if self._conn_write_paused:
+            st._write_paused()
+        return st
+
+    def _forget(self, st: Stream) -> None:
+        if self.streams.get(st.sid) is st:
+            del self.streams[st.sid]
+        st._gone = True
+        st._drop_pending()
+
+    # ------------------------------------------------------ sink of ``conn``
+    def on_data(self, ep: Endpoint, data) -> None:
+        try:
+            frames = self._parser.feed(data)
+        except smux.SmuxProtocolError as exc:
+            for frame in exc.frames:
+                self._dispatch(*frame)
+            self._fail(f"protocol error: {exc}")
+            return
+        self._data_ready = True
+        for cmd, sid, payload in frames:
+            if cmd == 2:  # PSH, the hot path
+                st = self.streams.get(sid)
+                if st is not None:
+                    st._on_psh(payload)
+            else:
+                self._dispatch(cmd, sid, payload)
+
+    def _dispatch(self, cmd: int, sid: int, payload) -> None:
+        st = self.streams.get(sid)
+        if cmd == smux.CMD_PSH:
+            if st is not None:
+                st._on_psh(payload)
+        elif cmd == smux.CMD_SYN:
+            if st is None and not self.closed:
+                st = Stream(self, sid)
+                self.streams[sid] = st
+                if self._conn_write_paused:
+                    st._write_paused()
+                if self.on_stream is not None:
+                    self.on_stream(st)
+                else:  # a client session does not accept streams
+                    st.close()
+        elif cmd == smux.CMD_FIN:
+            if st is not None:
+                st._on_fin()
+        elif cmd == smux.CMD_UPD:
+            if st is not None:
+                st._on_upd(*payload)
+        # NOP: liveness only
+
+    def on_eof(self, ep: Endpoint) -> None:
+        self._close(SessionClosed(f"smux session {self.name}: connection closed by peer"))
+
+    def on_close(self, ep: Endpoint, exc: BaseException | None) -> None:
+        self._close(exc or SessionClosed(f"smux session {self.name}: connection closed"))
+
+    def on_write_paused(self, ep: Endpoint) -> None:
+        self._conn_write_paused = True
+        for st in list(self.streams.values()):
+            st._write_paused()
+
+    def on_write_resumed(self, ep: Endpoint) -> None:
+        self._conn_write_paused = False
+        for st in list(self.streams.values()):
+            if not st._window_blocked:
+                st._write_resumed()
+
+    # ---------------------------------------------------------- the budget
+    def _charge(self, n: int) -> None:
+        self._bucket -= n
+        if self._bucket <= 0 and not self._conn_read_paused:
+            self._conn_read_paused = True
+            self.conn.pause_reading()
+
+    def _refund(self, n: int) -> None:
+        self._bucket += n
+        if self._bucket > 0 and self._conn_read_paused:
+            self._conn_read_paused = False
+            self.conn.resume_reading()
+
+    # --------------------------------------------------------------- output
+    def _send(self, frame) -> None:
+        if not self.closed:
+            self.conn.write(frame)
+
+    # ------------------------------------------------------------ keepalive
+    def _start_keepalive(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.config.keepalive_interval
+        timeout = self.config.keepalive_timeout
+        nop = smux.encode_nop(self.version)
+
+        def ping() -> None:
+            if self.closed:
+                return
+            self._send(nop)
+            self._timers[0] = loop.call_later(interval, ping)
+
+        def check() -> None:
+            if self.closed:
+                return
+            if not self._data_ready and self._bucket > 0:
+                self._fail(f"keepalive timeout: no frame for {timeout:g}s")
+                return
+            self._data_ready = False
+            self._timers[1] = loop.call_later(timeout, check)
+
+        self._timers = [loop.call_later(interval, ping), loop.call_later(timeout, check)]
+
+    # ------------------------------------------------------------- closing
+    def _fail(self, reason: str) -> None:
+        log.warning(
+            "smux session %s: %s; closing it and its %d stream(s)",
+            self.name,
+            reason,
+            len(self.streams),
+        )
+        self._close(SessionClosed(f"smux session {self.name}: {reason}"))
+        self.conn.abort()
+
+    def close(self) -> None:
+        """Close every stream and the connection (smux sends no goodbye frame)."""
+        self._close(SessionClosed(f"smux session {self.name}: closed"))
+        self.conn.close()
+
+    def _close(self, exc: BaseException | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = exc
+        for t in self._timers:
+            t.cancel()
+        streams = list(self.streams.values())
+        self.streams.clear()
+        for st in streams:
+            st._drop_pending()
+            st._session_lost(exc)
+        if not self.done.done():
+            self.done.set_result(exc)
+        self.conn.close()

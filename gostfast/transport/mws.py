@@ -1,0 +1,101 @@
+"""The ``mws``/``mwss`` listener and dialer: smux multiplexing over one websocket (GOST's x/listener/mws, x/dialer/mws).
+
+Listener: the ws listener, then an smux server session on each websocket;
+every stream the client opens is one accepted endpoint for the handler.
+Dialer: one session per node address shared by every tunnel through that
+node, opened lazily; each dial opens a new stream (SYN). A dead session
+(connection lost, keepalive timeout, protocol error) is dropped: the
+tunnels on it see an error, the next dial builds a new session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from gostfast import registry
+from gostfast.components import OpenConn
+from gostfast.endpoint import Endpoint
+from gostfast.mux.config import MUX_OPTIONS, SmuxConfig
+from gostfast.mux.session import Session, SessionClosed
+from gostfast.transport.ws import (
+    DIALER_OPTIONS,
+    LISTENER_OPTIONS,
+    WSDialer,
+    WSListener,
+    WSSListener,
+    ws_handshake,
+)
+
+
+def _check_mux(options, where: str) -> None:
+    SmuxConfig.from_options(options, where)
+
+
+class _MuxServing:
+    """Mixin: wrap each upgraded websocket in an smux server session."""
+
+    def _accepted_ws(self, ws: Endpoint, on_accept: Callable[[Endpoint], None]) -> None:
+        cfg = SmuxConfig.from_options(self.spec.options)
+        Session(ws, cfg, client=False, on_stream=on_accept, name=ws.peer)
+
+
+class MWSListener(_MuxServing, WSListener):
+    scheme = "mws"
+
+
+class MWSSListener(_MuxServing, WSSListener):
+    scheme = "mwss"
+
+
+class MWSDialer(WSDialer):
+    """Streams of one shared session per node address."""
+
+    multiplex = True
+
+    def __init__(self, spec) -> None:
+        super().__init__(spec)
+        self.config = SmuxConfig.from_options(spec.options)
+        self.sessions: dict[str, Session] = {}
+        self._lock = asyncio.Lock()
+
+    async def _session(self, addr: str, open_conn: OpenConn) -> Session:
+        s = self.sessions.get(addr)
+        if s is not None and not s.closed:
+            return s
+        async with self._lock:
+            s = self.sessions.get(addr)
+            if s is not None and not s.closed:
+                return s
+            raw = await self.transport(addr, open_conn)
+            try:
+                ws = await ws_handshake(raw, addr, self.spec.options, self.spec.log)
+            except BaseException:
+                raw.abort()
+                raise
+            s = Session(ws, self.config, client=True, name=f"{self.spec.node}@{addr}")
+            self.sessions[addr] = s
+            self.spec.log.info("mws session to %s open (smux v%d)", addr, self.config.version)
+            return s
+
+    async def dial(self, addr: str, open_conn: OpenConn) -> Endpoint:
+        s = await self._session(addr, open_conn)
+        try:
+            return s.open_stream()
+        except SessionClosed:
+            s.close()
+            self.sessions.pop(addr, None)
+            s = await self._session(addr, open_conn)
+            return s.open_stream()
+
+
+class MWSSDialer(MWSDialer):
+    secure = True
+
+
+_LISTENER = LISTENER_OPTIONS + MUX_OPTIONS
+_DIALER = DIALER_OPTIONS + MUX_OPTIONS
+registry.listeners.register("mws", MWSListener, _LISTENER, _check_mux)
+registry.listeners.register("mwss", MWSSListener, _LISTENER, _check_mux)
+registry.dialers.register("mws", MWSDialer, _DIALER, _check_mux)
+registry.dialers.register("mwss", MWSSDialer, _DIALER, _check_mux)

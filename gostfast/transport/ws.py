@@ -1,0 +1,387 @@
+"""The ``ws``/``wss`` listener and dialer (GOST's x/listener/ws, x/dialer/ws).
+
+Listener: serves HTTP/1.1 on one path (``path``, default ``/ws``); answers
+everything else as Go's ServeMux and gorilla's Upgrader do (404 for other
+paths, 400/405 for broken upgrades); a good upgrade becomes a WSEndpoint
+handed to the service's handler. Dialer: sends GOST's upgrade request (Host =
+``host`` option or the node address), checks the 101, and returns a
+WSEndpoint; ``keepalive`` pings every ``ttl``.
+
+Option names and defaults are GOST's; where GOST has a gorilla tuning knob we
+give it a meaning here (documented per option) rather than ignoring it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+
+from gostfast import registry
+from gostfast.components import Dialer, Listener, OpenConn
+from gostfast.config.options import opt, unsupported
+from gostfast.endpoint import Endpoint, TCPEndpoint
+from gostfast.errors import HandshakeError
+from gostfast.proto import http1, wshandshake
+from gostfast.transport.tcp import apply_keepalive
+from gostfast.transport.wsconn import WSEndpoint
+
+log = logging.getLogger("gostfast.ws")
+
+LISTENER_OPTIONS = (
+    opt("path", "str", "/ws", "ws.path", "path"),
+    opt("backlog", "int", 128, "ws.backlog", "backlog", minimum=1, doc="listen(2) backlog"),
+    opt(
+        "handshake_timeout",
+        "duration",
+        0.0,
+        "ws.handshakeTimeout",
+        "handshakeTimeout",
+        doc="whole upgrade (request read + answer); 0 = none, as GOST",
+    ),
+    opt(
+        "read_header_timeout",
+        "duration",
+        0.0,
+        "ws.readHeaderTimeout",
+        "readHeaderTimeout",
+        doc="reading the request head; 0 = none, as GOST",
+    ),
+    opt(
+        "read_buffer_size",
+        "int",
+        0,
+        "ws.readBufferSize",
+        "readBufferSize",
+        minimum=0,
+        doc="SO_RCVBUF of accepted sockets when > 0",
+    ),
+    opt(
+        "write_buffer_size",
+        "int",
+        0,
+        "ws.writeBufferSize",
+        "writeBufferSize",
+        minimum=0,
+        doc="largest frame payload we send (messages above it are fragmented); 0 = no limit",
+    ),
+    opt("header", "map", None, "ws.header", "header", doc="extra headers in the 101 response"),
+    opt(
+        "max_message_size",
+        "int",
+        16 * 1024 * 1024,
+        "ws.maxMessageSize",
+        "maxMessageSize",
+        minimum=0,
+        doc="gostfast: largest message accepted (1009 above it); 0 = unlimited as gorilla. "
+        "GOST peers send one message per write (<= 64 KiB), so 16 MiB only stops abuse",
+    ),
+    unsupported(
+        "enableCompression", "ws.enablecompression", "enablecompression", default=False, kind="bool"
+    ),
+    opt("keepalive", "bool", False, "keepalive", doc="TCP keepalive on accepted sockets"),
+    opt("keepalive_idle", "duration", 0.0, "keepalive.idle"),
+    opt("keepalive_interval", "duration", 0.0, "keepalive.interval"),
+    opt("keepalive_count", "int", 0, "keepalive.count", minimum=0),
+    unsupported("mptcp", "mptcp", default=False),
+    unsupported("proxyProtocol", "proxyprotocol"),
+)
+
+DIALER_OPTIONS = (
+    opt("host", "str", "", "ws.host", "host", doc="Host header (default: the node address)"),
+    opt("path", "str", "/ws", "ws.path", "path"),
+    opt("header", "map", None, "ws.header", "header", doc="extra request headers"),
+    opt("keepalive", "bool", False, "ws.keepalive", "keepalive", doc="websocket ping keepalive"),
+    opt("ttl", "duration", 15.0, "ttl", "keepalive.interval", minimum=0.001, doc="ping period"),
+    opt("handshake_timeout", "duration", 0.0, "ws.handshakeTimeout", "handshakeTimeout"),
+    opt(
+        "max_message_size",
+        "int",
+        16 * 1024 * 1024,
+        "ws.maxMessageSize",
+        "maxMessageSize",
+        minimum=0,
+        doc="gostfast: largest message accepted; 0 = unlimited",
+    ),
+    opt(
+        "read_buffer_size",
+        "int",
+        0,
+        "ws.readBufferSize",
+        "readBufferSize",
+        minimum=0,
+        doc="SO_RCVBUF of the first hop's socket when > 0",
+    ),
+    opt(
+        "write_buffer_size",
+        "int",
+        0,
+        "ws.writeBufferSize",
+        "writeBufferSize",
+        minimum=0,
+        doc="largest frame payload we send; 0 = no limit",
+    ),
+    unsupported(
+        "enableCompression", "ws.enablecompression", "enablecompression", default=False, kind="bool"
+    ),
+)
+
+
+def _timeout(value: float) -> float | None:
+    return value if value and value > 0 else None
+
+
+def client_address(req: http1.Request, peer: str) -> str:
+    """The client as a log names it: X-Forwarded-For / X-Real-IP when a proxy set them."""
+    fwd = req.get("X-Forwarded-For", "") or ""
+    real = fwd.split(",")[0].strip() or (req.get("X-Real-IP", "") or "").strip()
+    return f"{real} (via {peer})" if real else peer
+
+
+class WSListener(Listener):
+    """HTTP/1.1 upgrade server; each websocket is one accepted endpoint."""
+
+    secure = False
+    scheme = "ws"
+
+    def __init__(self, spec) -> None:
+        super().__init__(spec)
+        self._server: asyncio.AbstractServer | None = None
+        self._pending: set[asyncio.Task] = set()
+        self._ssl = None
+        o = spec.options
+        self._extra = list((o.header or {}).items())
+        for name, _ in self._extra:  # fail at start, not on the first client
+            if not http1.is_token(name):
+                from gostfast.config.errors import ConfigError
+
+                raise ConfigError(
+                    f"{spec.service} listener header", f"invalid header name {name!r}"
+                )
+
+    def _ssl_context(self):
+        return None
+
+    async def start(self, on_accept: Callable[[Endpoint], None]) -> None:
+        loop = asyncio.get_running_loop()
+        self._ssl = self._ssl_context()
+        opts = self.spec.options
+        listener = self
+
+        class Accepted(TCPEndpoint):
+            def connection_made(self, transport) -> None:
+                super().connection_made(transport)
+                sock = transport.get_extra_info("socket")
+                apply_keepalive(sock, opts)
+                if opts.read_buffer_size and sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, opts.read_buffer_size)
+                task = loop.create_task(listener._upgrade(self, on_accept))
+                listener._pending.add(task)
+                task.add_done_callback(listener._pending.discard)
+
+        self._server = await loop.create_server(
+            Accepted,
+            self.spec.host,
+            self.spec.port,
+            backlog=opts.backlog,
+            reuse_address=True,
+            ssl=self._ssl,
+        )
+
+    async def _upgrade(self, ep: TCPEndpoint, on_accept: Callable[[Endpoint], None]) -> None:
+        o = self.spec.options
+        try:
+            await asyncio.wait_for(
+                self._serve_upgrade(ep, on_accept), _timeout(o.handshake_timeout)
+            )
+        except asyncio.TimeoutError:
+            log.info(
+                "%s %s: upgrade timed out (handshakeTimeout %gs)",
+                self.scheme,
+                ep.peer,
+                o.handshake_timeout,
+            )
+            ep.abort()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            ep.abort()  # gone before upgrading: nothing to say
+        except Exception:  # never let one client's failure reach the loop's handler
+            log.exception("%s %s: upgrade failed", self.scheme, ep.peer)
+            ep.abort()
+
+    async def _serve_upgrade(self, ep: TCPEndpoint, on_accept) -> None:
+        o = self.spec.options
+        try:
+            head = await asyncio.wait_for(
+                ep.readuntil(b"\r\n\r\n", http1.MAX_HEAD), _timeout(o.read_header_timeout)
+            )
+        except asyncio.LimitOverrunError:
+            self._reject(ep, 431, "Request Header Fields Too Large", "request header too large")
+            return
+        except asyncio.TimeoutError:
+            log.info(
+                "%s %s: no request head within %gs", self.scheme, ep.peer, o.read_header_timeout
+            )
+            ep.abort()
+            return
+        try:
+            req = http1.parse_request(head)
+        except http1.HTTPHeadError as exc:
+            self._reject(ep, 400, "Bad Request", f"malformed request: {exc}")
+            return
+        try:
+            key = wshandshake.check_server_request(
+                req, wshandshake.path_matches(o.path, req.target)
+            )
+        except wshandshake.HandshakeRejected as exc:
+            log.warning(
+                "%s %s: %s %s: %s",
+                self.scheme,
+                client_address(req, ep.peer),
+                req.method,
+                req.target,
+                exc,
+            )
+            ep.write(wshandshake.build_rejection(exc))
+            ep.close()
+            return
+        ep.write(wshandshake.build_server_response(key, self._extra))
+        ws = WSEndpoint(
+            ep,
+            is_server=True,
+            max_message_size=o.max_message_size,
+            max_frame_size=o.write_buffer_size,
+            peer=client_address(req, ep.peer),
+        )
+        on_accept(ws)
+
+    def _reject(self, ep: TCPEndpoint, status: int, text: str, why: str) -> None:
+        log.warning("%s %s: %s (answered %d)", self.scheme, ep.peer, why, status)
+        body = f"{status} {text}".encode()
+        ep.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+            % (status, text.encode(), len(body), body)
+        )
+        ep.close()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for t in list(self._pending):
+            t.cancel()
+
+    def addresses(self) -> list[str]:
+        if self._server is None:
+            return []
+        out = []
+        for s in self._server.sockets:
+            host, port = s.getsockname()[:2]
+            out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        return out
+
+
+class WSSListener(WSListener):
+    """``ws`` over TLS (the loop's TLS, terminated before HTTP as GOST does)."""
+
+    secure = True
+    scheme = "wss"
+
+    def _ssl_context(self):
+        from gostfast.tlsutil.contexts import server_context
+
+        return server_context(self.spec.tls, self.spec.global_tls, self.spec.log)
+
+
+async def ws_handshake(raw: Endpoint, addr: str, options, log_: logging.Logger) -> WSEndpoint:
+    """GOST's client upgrade over ``raw``; returns the websocket endpoint or raises HandshakeError."""
+    host = options.host or addr
+    key = wshandshake.make_key()
+    try:
+        request = wshandshake.build_client_request(
+            host, options.path, key, list((options.header or {}).items())
+        )
+    except ValueError as exc:
+        raise HandshakeError(f"ws {addr}: {exc}") from None
+    raw.write(request)
+    try:
+        head = await asyncio.wait_for(
+            raw.readuntil(b"\r\n\r\n", http1.MAX_HEAD), _timeout(options.handshake_timeout)
+        )
+        resp = http1.parse_response(head)
+        wshandshake.check_client_response(resp, key)
+    except asyncio.TimeoutError:
+        raise HandshakeError(
+            f"ws {addr}: no upgrade response within {options.handshake_timeout:g}s"
+        ) from None
+    except asyncio.IncompleteReadError:
+        raise HandshakeError(f"ws {addr}: connection closed during the upgrade") from None
+    except asyncio.LimitOverrunError:
+        raise HandshakeError(f"ws {addr}: upgrade response header too large") from None
+    except (http1.HTTPHeadError, wshandshake.HandshakeError) as exc:
+        raise HandshakeError(f"ws {addr}: bad handshake: {exc}") from None
+    ws = WSEndpoint(
+        raw,
+        is_server=False,
+        max_message_size=options.max_message_size,
+        max_frame_size=options.write_buffer_size,
+    )
+    if options.keepalive:
+        ws.start_keepalive(options.ttl)
+    return ws
+
+
+class WSDialer(Dialer):
+    secure = False
+
+    def __init__(self, spec) -> None:
+        super().__init__(spec)
+        self._ssl = None
+        if self.secure:
+            from gostfast.tlsutil.contexts import client_context
+
+            self._ssl = client_context(spec.tls, spec.log)
+
+    async def transport(self, addr: str, open_conn: OpenConn) -> Endpoint:
+        """The raw connection to the node, with TLS on it for wss."""
+        raw = await open_conn()
+        o = self.spec.options
+        if o.read_buffer_size and isinstance(raw, TCPEndpoint) and raw.transport is not None:
+            sock = raw.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, o.read_buffer_size)
+        if self._ssl is not None:
+            from gostfast.config.url import split_host_port
+            from gostfast.tlsutil.contexts import server_hostname_for
+            from gostfast.tlsutil.endpoint import wrap_client
+
+            host, _ = split_host_port(addr, addr)
+            try:
+                raw = await wrap_client(
+                    raw,
+                    self._ssl,
+                    server_hostname_for(self.spec.tls, host),
+                    _timeout(o.handshake_timeout) or 30.0,
+                )
+            except BaseException:
+                raw.abort()
+                raise
+        return raw
+
+    async def dial(self, addr: str, open_conn: OpenConn) -> Endpoint:
+        raw = await self.transport(addr, open_conn)
+        try:
+            return await ws_handshake(raw, addr, self.spec.options, self.spec.log)
+        except BaseException:
+            raw.abort()
+            raise
+
+
+class WSSDialer(WSDialer):
+    secure = True
+
+
+registry.listeners.register("ws", WSListener, LISTENER_OPTIONS)
+registry.listeners.register("wss", WSSListener, LISTENER_OPTIONS)
+registry.dialers.register("ws", WSDialer, DIALER_OPTIONS)
+registry.dialers.register("wss", WSSDialer, DIALER_OPTIONS)

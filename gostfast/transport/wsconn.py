@@ -1,0 +1,234 @@
+"""A websocket carrying a byte stream, as GOST's ws transport does (the WSEndpoint).
+
+GOST's mapping (go-gost/x internal/util/ws): every write is ONE binary
+message; reads return payload bytes across message boundaries (text messages
+count as data, empty ones are skipped); pings are answered with pongs. On top
+of GOST we keep the close handshake: our EOF sends a close frame (1000) and a
+received close frame is the peer's EOF, so half-close crosses the tunnel; a
+protocol violation closes this one connection with its status code (1002,
+1007, 1009) and one log line.
+
+The endpoint sits on an inner endpoint (TCP, TLS, or a stream of another
+tunnel in a chain) as that endpoint's sink, so the frame codec sees bytes
+exactly as they arrived and the relay above sees only payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from gostfast._core import select
+from gostfast.endpoint import Endpoint
+
+wsframe = select("wsframe")
+
+OP_BINARY = wsframe.OP_BINARY
+OP_TEXT = wsframe.OP_TEXT
+OP_CONT = wsframe.OP_CONT
+OP_PING = wsframe.OP_PING
+OP_PONG = wsframe.OP_PONG
+OP_CLOSE = wsframe.OP_CLOSE
+WSProtocolError = wsframe.WSProtocolError
+
+log = logging.getLogger("gostfast.ws")
+
+
+class _Masks:
+    """Client frame masks from the OS's random source, fetched 4 KiB at a time."""
+
+    __slots__ = ("_pool", "_pos")
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._pos = 0
+
+    def next(self) -> bytes:
+        if self._pos + 4 > len(self._pool):
+            self._pool = os.urandom(4096)
+            self._pos = 0
+        m = self._pool[self._pos : self._pos + 4]
+        self._pos += 4
+        return m
+
+
+_masks = _Masks()
+
+
+class WSEndpoint(Endpoint):
+    """A websocket as a byte stream; the sink of its ``inner`` endpoint."""
+
+    def __init__(
+        self,
+        inner: Endpoint,
+        is_server: bool,
+        *,
+        max_message_size: int = 0,
+        max_frame_size: int = 0,
+        peer: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.inner = inner
+        self.is_server = is_server
+        self.peer = peer or inner.peer
+        self._parser = wsframe.FrameParser(is_server, max_message_size)
+        self._max_frame = max_frame_size
+        self._close_sent = False
+        self._close_received = False
+        self.last_received = time.monotonic()
+        self._keepalive: asyncio.TimerHandle | None = None
+        self.close_code: int | None = None  # what the peer's close frame said
+        inner.attach(self)
+
+    # ------------------------------------------------------ sink of ``inner``
+    def on_data(self, ep: Endpoint, data) -> None:
+        try:
+            events = self._parser.feed(data)
+        except WSProtocolError as exc:
+            self._fail(exc.close_code, exc.reason)
+            return
+        self.last_received = time.monotonic()
+        for op, payload in events:
+            if op == OP_BINARY or op == OP_TEXT:
+                if len(payload):
+                    self._feed(payload)
+            elif op == OP_PING:
+                if not self._close_sent:
+                    self._send_frame(OP_PONG, payload)
+            elif op == OP_CLOSE:
+                self._on_close_frame(payload)
+            # OP_PONG: liveness only (last_received above)
+
+    def on_eof(self, ep: Endpoint) -> None:
+        # TCP EOF: the peer will send nothing more (GOST peers close without a
+        # close frame); for the stream above that is EOF.
+        self._feed_eof()
+
+    def on_close(self, ep: Endpoint, exc: BaseException | None) -> None:
+        self._stop_keepalive()
+        self._closed_by_peer(exc)
+
+    def on_write_paused(self, ep: Endpoint) -> None:
+        self._write_paused()
+
+    def on_write_resumed(self, ep: Endpoint) -> None:
+        self._write_resumed()
+
+    # ------------------------------------------------------------- frames
+    def _send_frame(self, opcode: int, payload=b"", fin: bool = True) -> None:
+        if self.is_server:
+            if len(payload) > 4096:
+                self.inner.writelines([wsframe.frame_header(opcode, len(payload), fin), payload])
+            else:
+                self.inner.write(wsframe.build_frame(opcode, payload, fin))
+        else:
+            self.inner.write(wsframe.build_frame(opcode, payload, fin, _masks.next()))
+
+    def _on_close_frame(self, payload) -> None:
+        try:
+            code, reason = wsframe.parse_close_payload(payload)
+        except WSProtocolError as exc:
+            self._fail(exc.close_code, exc.reason)
+            return
+        self.close_code = code
+        self._close_received = True
+        log.debug("%s: close frame %s %s", self.peer, code, reason)
+        if self._close_sent:
+            self._feed_eof()
+            self.inner.close()  # handshake complete
+        else:
+            self._feed_eof()  # our side answers when its own sending is done (write_eof/close)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """A protocol violation: one log line, a close frame with ``code``, this connection closed."""
+        log.warning("ws peer %s: %s (closing with %d)", self.peer, reason, code)
+        self._stop_keepalive()
+        if not self._close_sent and not self.inner.closed:
+            self._close_sent = True
+            self._send_frame(OP_CLOSE, wsframe.build_close_payload(code, ""))
+        self.inner.close()
+        self._closed_by_peer(WSProtocolError(code, reason))
+
+    # ---------------------------------------------------------- Endpoint API
+    def write(self, data) -> None:
+        if self._close_sent or self._closed:
+            return
+        n = len(data)
+        if n == 0:
+            return
+        mf = self._max_frame
+        if mf and n > mf:
+            view = memoryview(data)
+            self._send_frame(OP_BINARY, view[:mf], fin=False)
+            pos = mf
+            while pos < n:
+                end = min(pos + mf, n)
+                self._send_frame(OP_CONT, view[pos:end], fin=end == n)
+                pos = end
+            return
+        self._send_frame(OP_BINARY, data)
+
+    def write_eof(self) -> None:
+        """Our sending is done: a normal-closure close frame (reading goes on until the peer's)."""
+        if self._close_sent or self._closed:
+            return
+        self._close_sent = True
+        self._send_frame(OP_CLOSE, wsframe.build_close_payload(wsframe.CLOSE_NORMAL, ""))
+        if self._close_received:
+            self.inner.close()
+
+    def close(self) -> None:
+        self._stop_keepalive()
+        if not self._close_sent and not self._closed and not self.inner.closed:
+            self._close_sent = True
+            self._send_frame(OP_CLOSE, wsframe.build_close_payload(wsframe.CLOSE_NORMAL, ""))
+        self.inner.close()
+
+    def abort(self) -> None:
+        self._stop_keepalive()
+        self.inner.abort()
+
+    def pause_reading(self) -> None:
+        self.inner.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.inner.resume_reading()
+
+    def get_write_buffer_size(self) -> int:
+        return self.inner.get_write_buffer_size()
+
+    # ------------------------------------------------------------ keepalive
+    def start_keepalive(self, ttl: float) -> None:
+        """Ping every ``ttl`` s; drop the connection when nothing arrived for 2 x ttl.
+
+        GOST's dialer refreshes its deadline only on pongs; any frame from the
+        peer proves it alive, so any frame refreshes ours.
+        """
+        loop = asyncio.get_running_loop()
+        self.last_received = time.monotonic()
+
+        def tick() -> None:
+            if self._closed:
+                return
+            silent = time.monotonic() - self.last_received
+            if silent >= 2 * ttl:
+                log.warning(
+                    "ws peer %s: no answer for %.1fs (keepalive ttl %gs); closing",
+                    self.peer,
+                    silent,
+                    ttl,
+                )
+                self._keepalive = None
+                self.inner.abort()
+                return
+            self._send_frame(OP_PING, b"")
+            self._keepalive = loop.call_later(min(ttl, max(0.05, 2 * ttl - silent)), tick)
+
+        self._keepalive = loop.call_later(ttl, tick)
+
+    def _stop_keepalive(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
