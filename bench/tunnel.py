@@ -74,7 +74,18 @@ def find_refpeer() -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-GOSTFAST = [sys.executable, "-m", "gostfast"]
+# the installed command: ``python -m gostfast`` from the repository root would
+# import the uncompiled source tree instead of the installed package
+_script = Path(sys.executable).with_name("gostfast")
+GOSTFAST = (
+    [str(_script)]
+    if os.access(_script, os.X_OK)
+    else [
+        sys.executable,
+        "-c",
+        "import sys; del sys.path[0]; from gostfast.cli import main; main()",
+    ]
+)
 
 
 @dataclass

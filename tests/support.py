@@ -12,6 +12,27 @@ import tempfile
 import time
 
 
+def gostfast_command() -> list[str]:
+    """The installed ``gostfast`` command, as an operator runs it.
+
+    Never ``python -m gostfast``: from the repository root that imports the
+    uncompiled source tree instead of the installed package. Where no console
+    script exists (a development venv that puts the tree on sys.path) the
+    fallback drops the current directory from sys.path the same way.
+    """
+    script = os.path.join(os.path.dirname(sys.executable), "gostfast")
+    if os.access(script, os.X_OK):
+        return [script]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; del sys.path[0]; from gostfast.cli import main; main()",
+    ]
+
+
+GOSTFAST = gostfast_command()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -44,8 +65,7 @@ def wait_port(port: int, timeout: float = 10.0, proc: subprocess.Popen | None = 
     while time.monotonic() < end:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(
-                f"process exited with {proc.returncode} before port {port} opened:\n"
-                + output(proc)
+                f"process exited with {proc.returncode} before port {port} opened:\n" + output(proc)
             )
         if is_listening(port):
             return
@@ -82,7 +102,7 @@ class Procs:
         return p
 
     def gostfast(self, *args: str, wait_ports=(), env=None) -> subprocess.Popen:
-        return self.start([sys.executable, "-m", "gostfast", *args], wait_ports, env)
+        return self.start([*GOSTFAST, *args], wait_ports, env)
 
     def stop_all(self) -> None:
         for p in self.procs:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from string import Template
 
 import pytest
 import yaml
-from support import free_port
+from support import GOSTFAST, free_port
 
 from gostfast import registry
 
@@ -434,7 +433,7 @@ def _run(argv: list[str]) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "gostfast", *argv],
+            [*GOSTFAST, *argv],
             capture_output=True,
             text=True,
             timeout=RUN_TIMEOUT,

@@ -6,12 +6,11 @@ import errno
 import os
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 import yaml
-from support import free_port
+from support import GOSTFAST, free_port
 
 import gostfast
 
@@ -23,7 +22,7 @@ def gostfast_run(*args: str, env: dict[str, str] | None = None, timeout: float =
     e.update(env or {})
     try:
         return subprocess.run(
-            [sys.executable, "-m", "gostfast", *args],
+            [*GOSTFAST, *args],
             capture_output=True,
             text=True,
             timeout=timeout,
