@@ -11,7 +11,7 @@ The kernel XORs 8 bytes per step: the 4-byte key is rotated by the stream phase 
 doubled into one uint64, and words are moved with memcpy, which gcc lowers to plain
 unaligned loads/stores (and, at -O3, vectorises to 16-byte SSE2 steps). A
 plain loop on cached data beats cache-bypassing SIMD stores for the frame sizes a
-tunnel sees. wsframe_c.pyx carries an identical copy of ``_xor_kernel`` (see there).
+tunnel sees.  The kernel lives in mask_kernel.pxd, shared with wsframe_c.
 """
 
 from cpython.buffer cimport (
@@ -20,42 +20,12 @@ from cpython.buffer cimport (
     PyBuffer_Release,
     PyObject_GetBuffer,
 )
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport uint8_t
 from libc.string cimport memcpy
 
+from gostfast._core.mask_kernel cimport xor_kernel as _xor_kernel
+
 __all__ = ["apply_mask", "mask_copy"]
-
-
-cdef inline void _xor_kernel(uint8_t* dst, const uint8_t* src, Py_ssize_t n,
-                             const uint8_t* key, Py_ssize_t phase) noexcept nogil:
-    """dst[i] = src[i] ^ key[(phase + i) % 4] for i < n; dst may equal src."""
-    cdef uint8_t k8[8]
-    cdef uint64_t k64, w0, w1
-    cdef Py_ssize_t i, words
-    for i in range(8):
-        k8[i] = key[(phase + i) & 3]
-    memcpy(&k64, k8, 8)
-    # Two words per iteration: 16 bytes a step even where gcc does not vectorise.
-    words = n >> 4
-    for i in range(words):
-        memcpy(&w0, src + 16 * i, 8)
-        memcpy(&w1, src + 16 * i + 8, 8)
-        w0 ^= k64
-        w1 ^= k64
-        memcpy(dst + 16 * i, &w0, 8)
-        memcpy(dst + 16 * i + 8, &w1, 8)
-    i = words << 4
-    if n - i >= 8:
-        memcpy(&w0, src + i, 8)
-        w0 ^= k64
-        memcpy(dst + i, &w0, 8)
-        i += 8
-    # Whole 8-byte steps keep the phase, so the tail restarts at k8[0].
-    cdef Py_ssize_t j = 0
-    while i < n:
-        dst[i] = src[i] ^ k8[j]
-        i += 1
-        j += 1
 
 
 cdef int _get_buffer(object obj, Py_buffer* view, bint writable) except -1:

@@ -37,6 +37,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy
 
+from gostfast._core.mask_kernel cimport xor_kernel as _xor_kernel
+
 from gostfast._core.wsframe_common import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
@@ -104,40 +106,6 @@ cdef enum:
     _TO_CONTROL = 2  # a control frame (<= 125 bytes)
 
 cdef object _MAX_LENGTH = (1 << 63) - 1
-
-
-# -- masking kernel ----------------------------------------------------------------
-# Identical to mask_c._xor_kernel (one inline copy per module so the frame codec has
-# no runtime dependency on another extension; a shared .pxd would remove the copy).
-
-cdef inline void _xor_kernel(uint8_t* dst, const uint8_t* src, Py_ssize_t n,
-                             const uint8_t* key, Py_ssize_t phase) noexcept nogil:
-    """dst[i] = src[i] ^ key[(phase + i) % 4] for i < n; dst may equal src."""
-    cdef uint8_t k8[8]
-    cdef uint64_t k64, w0, w1
-    cdef Py_ssize_t i, words
-    for i in range(8):
-        k8[i] = key[(phase + i) & 3]
-    memcpy(&k64, k8, 8)
-    words = n >> 4
-    for i in range(words):
-        memcpy(&w0, src + 16 * i, 8)
-        memcpy(&w1, src + 16 * i + 8, 8)
-        w0 ^= k64
-        w1 ^= k64
-        memcpy(dst + 16 * i, &w0, 8)
-        memcpy(dst + 16 * i + 8, &w1, 8)
-    i = words << 4
-    if n - i >= 8:
-        memcpy(&w0, src + i, 8)
-        w0 ^= k64
-        memcpy(dst + i, &w0, 8)
-        i += 8
-    cdef Py_ssize_t j = 0
-    while i < n:
-        dst[i] = src[i] ^ k8[j]
-        i += 1
-        j += 1
 
 
 # -- read cursor -------------------------------------------------------------------

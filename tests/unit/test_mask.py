@@ -10,26 +10,10 @@ import array
 import random
 
 import pytest
-
-import gostfast._core as core
-
-
-def _implementations():
-    yield pytest.param(core.pure("mask"), id="pure")
-    compiled = None if core.FORCE_PURE else core.compiled_module("mask")
-    yield pytest.param(
-        compiled,
-        id="compiled",
-        marks=pytest.mark.skipif(
-            compiled is None,
-            reason="GOSTFAST_NO_EXTENSIONS=1: pure twins only"
-            if core.FORCE_PURE
-            else "mask_c not built (cythonize -i gostfast/_core/mask_c.pyx)",
-        ),
-    )
+from support import codec_implementations
 
 
-@pytest.fixture(params=list(_implementations()))
+@pytest.fixture(params=codec_implementations("mask"))
 def mask(request):
     return request.param
 

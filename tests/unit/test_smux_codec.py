@@ -9,28 +9,14 @@ from __future__ import annotations
 import array
 
 import pytest
+from support import codec_implementations
 
 import gostfast._core as core
 from gostfast._core import smux_common
 from gostfast._core.smux_common import SmuxProtocolError
 
 
-def _implementations():
-    yield pytest.param(core.pure("smux"), id="pure")
-    compiled = None if core.FORCE_PURE else core.compiled_module("smux")
-    yield pytest.param(
-        compiled,
-        id="compiled",
-        marks=pytest.mark.skipif(
-            compiled is None,
-            reason="GOSTFAST_NO_EXTENSIONS=1: pure twins only"
-            if core.FORCE_PURE
-            else "smux_c not built (cythonize -i gostfast/_core/smux_c.pyx)",
-        ),
-    )
-
-
-@pytest.fixture(params=list(_implementations()))
+@pytest.fixture(params=codec_implementations("smux"))
 def smux(request):
     return request.param
 

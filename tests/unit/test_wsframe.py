@@ -10,28 +10,13 @@ from __future__ import annotations
 import random
 
 import pytest
+from support import codec_implementations
 
-import gostfast._core as core
 from gostfast._core import wsframe_common as common
 from gostfast._core.wsframe_common import WSProtocolError
 
 
-def _implementations():
-    yield pytest.param(core.pure("wsframe"), id="pure")
-    compiled = None if core.FORCE_PURE else core.compiled_module("wsframe")
-    yield pytest.param(
-        compiled,
-        id="compiled",
-        marks=pytest.mark.skipif(
-            compiled is None,
-            reason="GOSTFAST_NO_EXTENSIONS=1: pure twins only"
-            if core.FORCE_PURE
-            else "wsframe_c not built (cythonize -i gostfast/_core/wsframe_c.pyx)",
-        ),
-    )
-
-
-@pytest.fixture(params=list(_implementations()))
+@pytest.fixture(params=codec_implementations("wsframe"))
 def ws(request):
     return request.param
 
