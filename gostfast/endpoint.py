@@ -286,7 +286,9 @@ class TCPEndpoint(Endpoint, asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._feed_eof()
-        return True  # keep the transport open: half-close
+        # keep the transport open for half-close; SSL transports cannot (and
+        # warn when asked), they close after EOF
+        return self.transport is None or self.transport.get_extra_info("ssl_object") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed_by_peer(exc)
