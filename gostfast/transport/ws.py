@@ -132,6 +132,42 @@ def _timeout(value: float) -> float | None:
     return value if value and value > 0 else None
 
 
+LINGER = 1.0
+
+
+def _answer_and_close(ep: TCPEndpoint, response: bytes) -> None:
+    """Send an error response, then close without a reset.
+
+    Closing a socket with unread request bytes makes the kernel send RST,
+    which can destroy the response before the client reads it; so we shut
+    down our sending side and keep reading (and discarding) for a moment,
+    as Go's server does.
+    """
+    ep.write(response)
+    ep.write_eof()
+    ep.attach(_Discard())
+    asyncio.get_running_loop().call_later(LINGER, ep.close)
+
+
+class _Discard:
+    """A sink that drops what a rejected client still sends."""
+
+    def on_data(self, ep, data) -> None:
+        pass
+
+    def on_eof(self, ep) -> None:
+        ep.close()
+
+    def on_close(self, ep, exc) -> None:
+        pass
+
+    def on_write_paused(self, ep) -> None:
+        pass
+
+    def on_write_resumed(self, ep) -> None:
+        pass
+
+
 def client_address(req: http1.Request, peer: str) -> str:
     """The client as a log names it: X-Forwarded-For / X-Real-IP when a proxy set them."""
     fwd = req.get("X-Forwarded-For", "") or ""
@@ -242,8 +278,7 @@ class WSListener(Listener):
                 req.target,
                 exc,
             )
-            ep.write(wshandshake.build_rejection(exc))
-            ep.close()
+            _answer_and_close(ep, wshandshake.build_rejection(exc))
             return
         ep.write(wshandshake.build_server_response(key, self._extra))
         ws = WSEndpoint(
@@ -258,12 +293,12 @@ class WSListener(Listener):
     def _reject(self, ep: TCPEndpoint, status: int, text: str, why: str) -> None:
         log.warning("%s %s: %s (answered %d)", self.scheme, ep.peer, why, status)
         body = f"{status} {text}".encode()
-        ep.write(
+        _answer_and_close(
+            ep,
             b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
             b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
-            % (status, text.encode(), len(body), body)
+            % (status, text.encode(), len(body), body),
         )
-        ep.close()
 
     def close(self) -> None:
         if self._server is not None:

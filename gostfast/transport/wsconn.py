@@ -87,9 +87,14 @@ class WSEndpoint(Endpoint):
         try:
             events = self._parser.feed(data)
         except WSProtocolError as exc:
+            # what arrived before the bad frame is delivered first, as gorilla does
+            self._handle(getattr(exc, "events", None) or ())
             self._fail(exc.close_code, exc.reason)
             return
         self.last_received = time.monotonic()
+        self._handle(events)
+
+    def _handle(self, events) -> None:
         for op, payload in events:
             if op == OP_BINARY or op == OP_TEXT:
                 if len(payload):
