@@ -105,8 +105,8 @@ class Case:
     baseline: Topology
 
 
-def cases(refpeer: str) -> dict[str, Case]:
-    """The benchmark rows. Later transports add theirs here."""
+def cases(refpeer: str, tls_pair: str) -> dict[str, Case]:
+    """The benchmark rows; ``tls_pair`` is "cert.pem,key.pem" for refpeer's TLS servers."""
     return {
         "tcp": Case(
             "tcp forward",
@@ -208,7 +208,110 @@ def cases(refpeer: str) -> dict[str, Case]:
                 ["A", "B"],
             ),
         ),
+        "wss": Case(
+            "wss tunnel",
+            Topology(
+                "gostfast client -> gostfast wss server",
+                [
+                    [
+                        *GOSTFAST,
+                        "-L",
+                        "tcp://127.0.0.1:{A}/127.0.0.1:{echo}",
+                        "-F",
+                        "forward+wss://127.0.0.1:{B}",
+                    ],
+                    [*GOSTFAST, "-L", "wss://127.0.0.1:{B}/127.0.0.1:{echo}"],
+                ],
+                "A",
+                ["A", "B"],
+            ),
+            Topology(
+                "refpeer client -> refpeer wss server",
+                [
+                    [
+                        refpeer,
+                        "client",
+                        "-listen",
+                        "127.0.0.1:{A}",
+                        "-server",
+                        "ws://127.0.0.1:{B}/ws",
+                        "-mode",
+                        "ws",
+                    ],
+                    [
+                        refpeer,
+                        "server",
+                        "-listen",
+                        "127.0.0.1:{B}",
+                        "-mode",
+                        "ws",
+                        "-target",
+                        "127.0.0.1:{echo}",
+                    ],
+                ],
+                "A",
+                ["A", "B"],
+            ),
+        ),
+        "mwss": Case(
+            "mwss tunnel (smux v1)",
+            Topology(
+                "gostfast client -> gostfast mwss server",
+                [
+                    [
+                        *GOSTFAST,
+                        "-L",
+                        "tcp://127.0.0.1:{A}/127.0.0.1:{echo}",
+                        "-F",
+                        "forward+mwss://127.0.0.1:{B}",
+                    ],
+                    [*GOSTFAST, "-L", "mwss://127.0.0.1:{B}/127.0.0.1:{echo}"],
+                ],
+                "A",
+                ["A", "B"],
+            ),
+            Topology(
+                "refpeer client -> refpeer mwss server",
+                [
+                    [
+                        refpeer,
+                        "client",
+                        "-listen",
+                        "127.0.0.1:{A}",
+                        "-server",
+                        "ws://127.0.0.1:{B}/ws",
+                        "-mode",
+                        "ws",
+                    ],
+                    [
+                        refpeer,
+                        "server",
+                        "-listen",
+                        "127.0.0.1:{B}",
+                        "-mode",
+                        "ws",
+                        "-target",
+                        "127.0.0.1:{echo}",
+                    ],
+                ],
+                "A",
+                ["A", "B"],
+            ),
+        ),
     }
+
+
+def tls_files() -> str:
+    """A self-signed pair for refpeer's wss/mwss servers (gostfast makes its own at start)."""
+    import tempfile
+
+    from gostfast.tlsutil.selfsigned import generate
+
+    cert, key = generate()
+    d = Path(tempfile.mkdtemp(prefix="gostfast-bench-"))
+    (d / "cert.pem").write_bytes(cert)
+    (d / "key.pem").write_bytes(key)
+    return f"{d / 'cert.pem'},{d / 'key.pem'}"
 
 
 class Runner:
@@ -301,7 +404,7 @@ def main() -> int:
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
     refpeer = find_refpeer()
-    all_cases = cases(refpeer)
+    all_cases = cases(refpeer, tls_files())
     names = list(all_cases) if args.cases == "all" else args.cases.split(",")
     conns = [int(c) for c in args.conns.split(",")]
     runner = Runner(refpeer)
