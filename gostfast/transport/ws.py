@@ -288,6 +288,10 @@ class WSListener(Listener):
             max_frame_size=o.write_buffer_size,
             peer=client_address(req, ep.peer),
         )
+        self._accepted_ws(ws, on_accept)
+
+    def _accepted_ws(self, ws: Endpoint, on_accept: Callable[[Endpoint], None]) -> None:
+        """A websocket is ready: for ws it is the accepted connection (mws overrides)."""
         on_accept(ws)
 
     def _reject(self, ep: TCPEndpoint, status: int, text: str, why: str) -> None:
