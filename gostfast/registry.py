@@ -53,7 +53,8 @@ class Registry:
         return self._items.get(name)
 
     def names(self) -> list[str]:
-        return list(self._items)
+        """Registered names, sorted (messages list them; order must not depend on imports)."""
+        return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -1,0 +1,98 @@
+"""The ``http`` connector (x/connector/http): HTTP CONNECT through a proxy node.
+
+The request is the one Go's ``http.Request.Write`` produces for GOST::
+
+    CONNECT host:port HTTP/1.1
+    Host: host:port
+    User-Agent: Go-http-client/1.1
+    <the other fields, sorted by name: Proxy-Authorization (Basic, with auth),
+     Proxy-Connection: keep-alive, and the ``header`` option's fields>
+
+A ``User-Agent`` in ``header`` replaces Go's; ``Host`` there is ignored (Go
+writes the request's own). The response head must arrive within ``timeout``
+(0: no limit, as GOST) and say 200, else DialError naming the status. Bytes the
+proxy sent after the response head stay in the endpoint for the caller (GOST's
+throw-away bufio reader would lose them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+from gostfast import registry
+from gostfast._handshake import within
+from gostfast.components import Connector, ConnectorSpec
+from gostfast.config.options import opt
+from gostfast.config.url import join_host_port
+from gostfast.endpoint import Endpoint
+from gostfast.errors import DialError
+from gostfast.proto import http1
+from gostfast.proto.addr import encode_text
+
+HTTP_CONNECTOR_OPTIONS = (
+    opt("timeout", "duration", 0.0, "timeout", "connectTimeout", doc="CONNECT answer deadline"),
+    opt("header", "map", None, "header", doc="extra request header fields"),
+)
+
+GO_USER_AGENT = "Go-http-client/1.1"
+_EXCLUDED = {"host", "user-agent", "content-length", "transfer-encoding", "trailer"}
+
+
+def _clean(value: str) -> str:
+    return value.replace("\r", " ").replace("\n", " ").strip(" \t")
+
+
+def build_connect(
+    address: str, auth: tuple[str, str] | None = None, extra: dict[str, str] | None = None
+) -> bytes:
+    """The CONNECT request head Go writes for GOST's http connector."""
+    fields: dict[str, list[str]] = {}
+    for name, value in (extra or {}).items():
+        fields.setdefault(http1.canonical_header_key(name), []).append(str(value))
+    fields["Proxy-Connection"] = ["keep-alive"]
+    if auth is not None:
+        token = base64.b64encode(encode_text(f"{auth[0]}:{auth[1]}")).decode("ascii")
+        fields["Proxy-Authorization"] = [f"Basic {token}"]
+    agent = fields.get("User-Agent", [GO_USER_AGENT])[0]
+    lines = [f"CONNECT {address} HTTP/1.1\r\n", f"Host: {address}\r\n"]
+    if agent:
+        lines.append(f"User-Agent: {_clean(agent)}\r\n")
+    for name in sorted(fields):
+        if name.lower() in _EXCLUDED:
+            continue
+        lines += [f"{name}: {_clean(v)}\r\n" for v in fields[name]]
+    lines.append("\r\n")
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+class HTTPConnector(Connector):
+    def __init__(self, spec: ConnectorSpec) -> None:
+        super().__init__(spec)
+        auth = spec.auth
+        self.auth = (auth.username, auth.password) if auth is not None else None
+        self.extra = dict(spec.options.get("header") or {})
+        self.timeout = spec.options.get("timeout", 0.0)
+
+    async def connect(self, ep: Endpoint, host: str, port: int) -> Endpoint:
+        address = join_host_port(host, port)
+        where = f"{self.spec.node}: CONNECT {address}"
+        ep.write(build_connect(address, self.auth, self.extra))
+        try:
+            head = await within(self.timeout, ep.readuntil(b"\r\n\r\n", http1.MAX_HEAD))
+        except (asyncio.TimeoutError, TimeoutError):
+            raise DialError(f"{where}: no answer within {self.timeout:g}s") from None
+        except asyncio.LimitOverrunError:
+            raise DialError(f"{where}: answer head too large") from None
+        except asyncio.IncompleteReadError:
+            raise DialError(f"{where}: connection closed before the answer") from None
+        try:
+            resp = http1.parse_response(head)
+        except http1.HTTPHeadError as exc:
+            raise DialError(f"{where}: malformed answer: {exc}") from None
+        if resp.status != 200:
+            raise DialError(f"{where}: {resp.status} {resp.reason}".rstrip())
+        return ep
+
+
+registry.connectors.register("http", HTTPConnector, HTTP_CONNECTOR_OPTIONS)

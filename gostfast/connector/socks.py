@@ -1,0 +1,151 @@
+"""The ``socks5``/``socks`` and ``socks4``/``socks4a`` connectors (x/connector/socks).
+
+SOCKS5: the greeting offers 0x00, plus 0x02 when the node has auth; GOST's
+private TLS methods 0x80/0x82 are never offered (GOST's ``notls=true``
+behaviour: gostfast does not run TLS inside SOCKS, put the hop on a TLS or wss
+transport instead). RFC 1929 auth when the server picks 0x02. The CONNECT
+request carries a domain unresolved (ATYP 3), an IP literal as ATYP 1/4, and an
+empty host as 127.0.0.1 (as GOST). A reply other than 0 is a DialError naming
+the code.
+
+SOCKS4/4a: SOCKS4a (the domain sent unresolved, even for an IP literal, as
+GOST's default) unless ``disable4a`` (then the host is resolved here, IPv4
+only); the USERID is the node's user name. A reply other than 90 is a DialError.
+
+``timeout`` bounds the whole exchange (0: no limit, as GOST).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+
+from gostfast import registry
+from gostfast._handshake import read_message, within
+from gostfast.components import Connector
+from gostfast.config.options import opt
+from gostfast.config.url import join_host_port
+from gostfast.endpoint import Endpoint
+from gostfast.errors import DialError
+from gostfast.proto import socks4 as s4
+from gostfast.proto import socks5 as s5
+from gostfast.proto.addr import encode_text
+from gostfast.proto.errors import ProtocolError
+
+_TIMEOUT = opt("timeout", "duration", 0.0, "timeout", doc="SOCKS handshake deadline")
+
+SOCKS5_CONNECTOR_OPTIONS = (
+    _TIMEOUT,
+    opt("notls", "bool", False, "notls", doc="accepted; TLS methods are never offered"),
+)
+SOCKS4_CONNECTOR_OPTIONS = (
+    _TIMEOUT,
+    opt("disable4a", "bool", False, "disable4a", doc="resolve here and send SOCKS4"),
+)
+
+_REPLY_TEXT = {
+    s5.REP_GENERAL_FAILURE: "general failure",
+    s5.REP_NOT_ALLOWED: "not allowed",
+    s5.REP_NETWORK_UNREACHABLE: "network unreachable",
+    s5.REP_HOST_UNREACHABLE: "host unreachable",
+    s5.REP_CONNECTION_REFUSED: "connection refused",
+    s5.REP_TTL_EXPIRED: "TTL expired",
+    s5.REP_COMMAND_NOT_SUPPORTED: "command not supported",
+    s5.REP_ADDR_NOT_SUPPORTED: "address type not supported",
+}
+
+
+class _SocksConnector(Connector):
+    what = "socks"
+
+    async def connect(self, ep: Endpoint, host: str, port: int) -> Endpoint:
+        where = f"{self.spec.node}: {self.what} CONNECT {join_host_port(host, port)}"
+        timeout = self.spec.options.get("timeout", 0.0)
+        try:
+            await within(timeout, self._exchange(ep, host, port, where))
+        except (asyncio.TimeoutError, TimeoutError):
+            raise DialError(f"{where}: no answer within {timeout:g}s") from None
+        except asyncio.IncompleteReadError:
+            raise DialError(f"{where}: connection closed during the handshake") from None
+        except ProtocolError as exc:
+            raise DialError(f"{where}: {exc}") from None
+        return ep
+
+    async def _exchange(self, ep: Endpoint, host: str, port: int, where: str) -> None:
+        raise NotImplementedError
+
+
+class Socks5Connector(_SocksConnector):
+    what = "socks5"
+
+    async def _exchange(self, ep: Endpoint, host: str, port: int, where: str) -> None:
+        auth = self.spec.auth
+        methods = [s5.METHOD_NOAUTH]
+        if auth is not None:
+            methods.append(s5.METHOD_USERPASS)
+        ep.write(s5.build_greeting(methods))
+        method = await read_message(ep, s5.parse_method_reply)
+        if method == s5.METHOD_USERPASS:
+            user, password = (auth.username, auth.password) if auth else ("", "")
+            ep.write(s5.build_userpass(user, password))
+            if not await read_message(ep, s5.parse_userpass_reply):
+                raise DialError(f"{where}: authentication failed")
+        elif method == s5.METHOD_NONE_ACCEPTABLE:
+            raise DialError(f"{where}: no acceptable authentication method")
+        elif method != s5.METHOD_NOAUTH:
+            raise DialError(f"{where}: server chose method 0x{method:02x}, which was not offered")
+        ep.write(s5.build_request(s5.CMD_CONNECT, host or "127.0.0.1", port))
+        rep, _, _ = await read_message(ep, s5.parse_reply)
+        if rep != s5.REP_SUCCEEDED:
+            text = _REPLY_TEXT.get(rep, "unknown reply")
+            raise DialError(f"{where}: reply 0x{rep:02x} ({text})")
+
+
+def _socks4a_request(host: str, port: int, userid: str) -> bytes:
+    """SOCKS4a CONNECT with the host as a domain, whatever it looks like (as gosocks4)."""
+    name = encode_text(host)
+    user = encode_text(userid)
+    if b"\x00" in name or b"\x00" in user:
+        raise ValueError("SOCKS4a host and userid must not contain NUL")
+    if len(name) > s4.MAX_DOMAIN_LEN or len(user) > s4.MAX_USERID_LEN:
+        raise ValueError("SOCKS4a host or userid longer than 255 bytes")
+    head = bytes((s4.VERSION, s4.CMD_CONNECT)) + port.to_bytes(2, "big")
+    return head + b"\x00\x00\x00\x01" + user + b"\x00" + name + b"\x00"
+
+
+class Socks4Connector(_SocksConnector):
+    what = "socks4"
+
+    async def _exchange(self, ep: Endpoint, host: str, port: int, where: str) -> None:
+        userid = self.spec.auth.username if self.spec.auth is not None else ""
+        if self.spec.options.get("disable4a"):
+            ip = await self._resolve4(host, where)
+            request = s4.build_request(s4.CMD_CONNECT, ip, port, userid)
+        else:
+            request = _socks4a_request(host, port, userid)
+        ep.write(request)
+        code, _, _ = await read_message(ep, s4.parse_reply)
+        if code != s4.REP_GRANTED:
+            raise DialError(f"{where}: reply {code} (request rejected or failed)")
+
+    @staticmethod
+    async def _resolve4(host: str, where: str) -> str:
+        if not host:
+            return "0.0.0.0"
+        try:
+            return str(ipaddress.IPv4Address(host))
+        except ValueError:
+            pass
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, None, family=socket.AF_INET)
+        except OSError as exc:
+            raise DialError(f"{where}: cannot resolve {host}: {exc}") from None
+        return str(infos[0][4][0])
+
+
+registry.connectors.register("socks5", Socks5Connector, SOCKS5_CONNECTOR_OPTIONS)
+registry.connectors.register("socks", Socks5Connector, SOCKS5_CONNECTOR_OPTIONS)
+registry.connectors.register("socks4", Socks4Connector, SOCKS4_CONNECTOR_OPTIONS)
+registry.connectors.register("socks4a", Socks4Connector, SOCKS4_CONNECTOR_OPTIONS)

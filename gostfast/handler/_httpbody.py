@@ -1,0 +1,134 @@
+"""Streaming HTTP/1.1 message bodies from one endpoint to another (forward proxy).
+
+A body is copied as it arrives, never collected whole: a piece is read, written
+and the writer drained before the next read, so a slow receiver slows the
+sender (the reading endpoint pauses its transport once its handshake buffer is
+full). Chunked bodies are passed through byte for byte (chunk sizes, extensions
+and trailers included) while their framing is followed, so the proxy knows where
+the message ends; ``dechunk=True`` forwards only the data (for HTTP/1.0 peers).
+
+Framing (RFC 9112 section 6): ``Framing.length`` is a byte count, or CHUNKED,
+or UNTIL_CLOSE (a response with neither header: the body ends at EOF).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from gostfast.endpoint import Endpoint
+from gostfast.proto.http1 import Request, Response
+
+CHUNKED = -1
+UNTIL_CLOSE = -2
+
+PIECE = 256 * 1024
+_MAX_CHUNK_LINE = 4096
+_MAX_TRAILER_LINE = 16384
+_HEX = re.compile(rb"[0-9a-fA-F]{1,16}\Z")
+
+
+class BodyError(ValueError):
+    """A body whose framing is broken (bad chunk size, bad Content-Length...)."""
+
+
+def _content_length(msg: Request | Response) -> int | None:
+    values = msg.get_all("Content-Length")
+    if not values:
+        return None
+    parts = {p.strip() for v in values for p in v.split(",")}
+    if len(parts) != 1:
+        raise BodyError(f"conflicting Content-Length values {values}")
+    text = parts.pop()
+    if not text.isdigit() or not text.isascii() or len(text) > 18:
+        raise BodyError(f"invalid Content-Length {text!r}")
+    return int(text)
+
+
+def _is_chunked(msg: Request | Response) -> bool | None:
+    """None: no Transfer-Encoding; True: chunked is the final coding; False: it is not."""
+    codings = [c.strip().lower() for v in msg.get_all("Transfer-Encoding") for c in v.split(",")]
+    codings = [c for c in codings if c]
+    if not codings:
+        return None
+    return codings[-1] == "chunked"
+
+
+def request_length(req: Request) -> int:
+    """How the request body is framed: a byte count (0: none) or CHUNKED."""
+    chunked = _is_chunked(req)
+    if chunked is not None:
+        if not chunked:
+            raise BodyError("request Transfer-Encoding does not end in chunked")
+        return CHUNKED
+    n = _content_length(req)
+    return n or 0
+
+
+def response_length(resp: Response, method: str) -> int:
+    """How the response body is framed, given the request method."""
+    status = resp.status
+    if method == "HEAD" or 100 <= status < 200 or status in (204, 304):
+        return 0
+    chunked = _is_chunked(resp)
+    if chunked is not None:
+        return CHUNKED if chunked else UNTIL_CLOSE
+    n = _content_length(resp)
+    return UNTIL_CLOSE if n is None else n
+
+
+async def copy_exact(src: Endpoint, dst: Endpoint, n: int) -> None:
+    """Copy exactly ``n`` bytes (IncompleteReadError if ``src`` ends first)."""
+    while n > 0:
+        data = await src.read(min(n, PIECE))
+        if not data:
+            raise asyncio.IncompleteReadError(b"", n)
+        dst.write(data)
+        n -= len(data)
+        await dst.drain()
+
+
+async def copy_until_eof(src: Endpoint, dst: Endpoint) -> None:
+    while True:
+        data = await src.read(PIECE)
+        if not data:
+            return
+        dst.write(data)
+        await dst.drain()
+
+
+async def copy_chunked(src: Endpoint, dst: Endpoint, dechunk: bool = False) -> None:
+    """Copy one chunked body, last chunk and trailers included."""
+    while True:
+        line = await src.readuntil(b"\r\n", _MAX_CHUNK_LINE)
+        size_text = line[:-2].split(b";", 1)[0].strip(b" \t")
+        if not _HEX.match(size_text):
+            raise BodyError(f"invalid chunk size line {line[:40]!r}")
+        size = int(size_text, 16)
+        if not dechunk:
+            dst.write(line)
+        if size == 0:
+            break
+        await copy_exact(src, dst, size)
+        crlf = await src.readexactly(2)
+        if crlf != b"\r\n":
+            raise BodyError("chunk data not followed by CRLF")
+        if not dechunk:
+            dst.write(crlf)
+    while True:  # trailer section, ended by an empty line
+        line = await src.readuntil(b"\r\n", _MAX_TRAILER_LINE)
+        if not dechunk:
+            dst.write(line)
+        if line == b"\r\n":
+            break
+    await dst.drain()
+
+
+async def copy_body(src: Endpoint, dst: Endpoint, length: int, dechunk: bool = False) -> None:
+    """Copy a body framed as ``length`` (see the module docstring)."""
+    if length == CHUNKED:
+        await copy_chunked(src, dst, dechunk)
+    elif length == UNTIL_CLOSE:
+        await copy_until_eof(src, dst)
+    elif length > 0:
+        await copy_exact(src, dst, length)

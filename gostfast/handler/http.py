@@ -1,0 +1,475 @@
+"""The ``http`` handler: GOST's HTTP proxy (x/handler/http), CONNECT and forward.
+
+Per request head read from the client:
+
+* Basic proxy auth when the service has users: a missing or wrong
+  ``Proxy-Authorization`` gets Go's ``407 Proxy Authentication Required`` with
+  ``Proxy-Authenticate: Basic realm="gost"`` (``authBasicRealm``), plus
+  ``Connection: close`` and ``Proxy-Connection: close`` when the client asked for
+  ``Proxy-Connection: keep-alive``; then the connection is closed. Every request
+  on a kept-alive connection is checked (GOST checks the first one only).
+* ``PRI``, or a non-CONNECT request whose target is not an ``http://`` absolute
+  URI: ``400 Bad Request`` and close. A head that does not parse gets the same
+  400 (GOST closes without an answer there).
+* ``X-Gost-Protocol: udp`` (UDP over HTTP): ``403 Forbidden``, GOST's answer while
+  its ``udp`` option is off (the option is not supported here).
+* CONNECT: the target is dialed through the router; failure -> Go's
+  ``503 Service Unavailable`` with ``Proxy-Agent`` (and the ``header`` option's
+  fields); success -> exactly ``HTTP/1.1 200 Connection established\\r\\n
+  Proxy-Agent: gost/3.0\\r\\n\\r\\n`` and the relay. Bytes the client pipelined
+  behind the CONNECT head are still in the endpoint's buffer; the relay hands
+  them on.
+* Forward proxying (``GET http://host/path``): Proxy-Authorization,
+  Proxy-Connection, GOST's Gost-Target/X-Gost-Target/Gost-Record and every
+  hop-by-hop header are removed, the target is rewritten to origin-form and the
+  request goes to the origin through the chain on a connection of its own
+  (GOST's default: no upstream keep-alive). Bodies (Content-Length or chunked)
+  stream both ways without being collected; 1xx answers are passed on; the
+  response head must arrive within ``readTimeout`` (15 s) after the request
+  was sent, else ``503`` (GOST's answer to any upstream failure). A ``101``
+  response is passed on and the two connections are joined by the relay. The
+  client connection is kept alive for further requests unless it or the
+  response framing says otherwise.
+
+Differences from GOST, on purpose: an origin-form request (``GET / HTTP/1.1``
+with a Host header) gets 400 instead of being proxied to its Host, because
+proxying it loops when the Host is this proxy itself; GOST's TLS-in-CONNECT
+sniffing, MITM, probe resistance (``probeResist``/``knock``) and UDP are not
+implemented (setting those options is a configuration error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import Iterable
+
+from gostfast import registry
+from gostfast.components import Handler, HandlerSpec
+from gostfast.config.options import opt, unsupported
+from gostfast.config.url import join_host_port
+from gostfast.endpoint import Endpoint
+from gostfast.errors import DialError, EndpointClosed
+from gostfast.handler import _httpbody as body
+from gostfast.handler._users import Users
+from gostfast.proto import http1
+from gostfast.relay import relay
+
+HTTP_OPTIONS = (
+    opt("proxy_agent", "str", "gost/3.0", "http.proxyAgent", "proxyAgent"),
+    opt("auth_basic_realm", "str", "", "authBasicRealm"),
+    opt("header", "map", None, "http.header", "header", doc="extra response header fields"),
+    opt(
+        "read_timeout",
+        "duration",
+        15.0,
+        "readTimeout",
+        doc="upstream response header timeout (0: 15s, negative: none)",
+    ),
+    unsupported("probe_resist", "probeResist", "probe_resist"),
+    unsupported("knock", "knock"),
+    unsupported("udp", "udp", default=False),
+    unsupported("sniffing", "sniffing", default=False),
+    unsupported("hash", "hash", default=""),
+)
+
+DEFAULT_REALM = "gost"
+
+#: removed from forwarded requests and responses (RFC 9110 7.6.1, plus GOST's own)
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "upgrade",
+        "gost-target",
+        "x-gost-target",
+        "gost-record",
+    }
+)
+
+_TIMEOUTS = (asyncio.TimeoutError, TimeoutError)
+_READ_ERRORS = (asyncio.IncompleteReadError, asyncio.LimitOverrunError, EndpointClosed, OSError)
+
+
+def _clean(value: str) -> str:
+    """Go writes header values with CR/LF turned into spaces and trimmed."""
+    return value.replace("\r", " ").replace("\n", " ").strip(" \t")
+
+
+def go_response(
+    status: int,
+    headers: Iterable[tuple[str, str]] = (),
+    *,
+    content_length: int | None = None,
+    version: str = "HTTP/1.1",
+) -> bytes:
+    """A body-less response as Go's ``http.Response.Write`` puts it on the wire.
+
+    ``content_length=None`` is Go's ContentLength -1: ``Connection: close`` comes
+    first (unless a Connection header already says close). ``0`` adds
+    ``Content-Length: 0`` after the fields. Fields are sorted by name, as Go's
+    Header.Write does.
+    """
+    headers = list(headers)
+    lines = [f"{version} {status:03d} {http1.status_text(status)}\r\n"]
+    if content_length is None:
+        says_close = any(
+            k.lower() == "connection" and "close" in v.lower().replace(" ", "").split(",")
+            for k, v in headers
+        )
+        if not says_close:
+            lines.append("Connection: close\r\n")
+    for name, value in sorted(headers, key=lambda kv: kv[0]):
+        lines.append(f"{name}: {_clean(value)}\r\n")
+    if content_length == 0:
+        lines.append("Content-Length: 0\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1", "replace")
+
+
+def basic_proxy_auth(value: str | None) -> tuple[str, str]:
+    """(user, password) from ``Basic b64(user:pass)``; ("", "") when absent or broken."""
+    if not value or not value.startswith("Basic "):
+        return "", ""
+    try:
+        decoded = base64.b64decode(value[6:], validate=True).decode("utf-8", "surrogateescape")
+    except (binascii.Error, ValueError):
+        return "", ""
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else ("", "")
+
+
+def split_authority(authority: str) -> tuple[str, int] | None:
+    """``host[:port]`` -> (host, port) with port 80 by default; None if it is not valid."""
+    if "@" in authority:
+        authority = authority.rsplit("@", 1)[1]
+    if authority.startswith("["):
+        end = authority.find("]")
+        if end < 0:
+            return None
+        host, rest = authority[1:end], authority[end + 1 :]
+        if rest and not rest.startswith(":"):
+            return None
+        port_text = rest[1:] if rest else ""
+    elif authority.count(":") == 1:
+        host, port_text = authority.split(":")
+    elif ":" in authority:
+        return None
+    else:
+        host, port_text = authority, ""
+    if not port_text:
+        return host, 80
+    if not port_text.isdigit() or not port_text.isascii() or int(port_text) > 65535:
+        return None
+    return host, int(port_text)
+
+
+def parse_absolute(target: str) -> tuple[str, str, str] | None:
+    """``scheme://authority/path?q`` -> (scheme, authority, origin-form target)."""
+    scheme, sep, rest = target.partition("://")
+    if not sep or not scheme or not http1.is_token(scheme):
+        return None
+    cut = len(rest)
+    for ch in "/?#":
+        i = rest.find(ch)
+        if 0 <= i < cut:
+            cut = i
+    authority, path = rest[:cut], rest[cut:]
+    path = path.split("#", 1)[0]
+    if not path.startswith("/"):
+        path = "/" + path
+    return scheme.lower(), authority, path
+
+
+def _connection_tokens(msg: http1.Request | http1.Response) -> set[str]:
+    return {
+        t.strip(" \t").lower() for v in msg.get_all("Connection") for t in v.split(",") if t.strip()
+    }
+
+
+def _forwardable(headers: list[tuple[str, str]], tokens: set[str]) -> list[tuple[str, str]]:
+    drop = _HOP_BY_HOP | tokens
+    return [(k, v) for k, v in headers if k.lower() not in drop]
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    """Mark a background copy's failure as seen (it is acted on where it matters)."""
+    if not task.cancelled():
+        task.exception()
+
+
+class _Close(Exception):
+    """Internal: the client connection is finished (answered, or gone)."""
+
+
+class HTTPHandler(Handler):
+    def __init__(self, spec: HandlerSpec) -> None:
+        super().__init__(spec)
+        opts = spec.options
+        self.users = Users(spec.auths)
+        self.proxy_agent = opts.get("proxy_agent") or "gost/3.0"
+        self.realm = opts.get("auth_basic_realm") or DEFAULT_REALM
+        self.extra_headers = [
+            (http1.canonical_header_key(k), str(v)) for k, v in (opts.get("header") or {}).items()
+        ]
+        timeout = opts.get("read_timeout", 15.0)
+        self.read_timeout = 15.0 if timeout == 0 else (None if timeout < 0 else timeout)
+        agent_line = f"Proxy-Agent: {_clean(self.proxy_agent)}\r\n"
+        self.connect_ok = f"HTTP/1.1 200 Connection established\r\n{agent_line}\r\n".encode(
+            "latin-1", "replace"
+        )
+
+    # ------------------------------------------------------------- responses
+    def _agent_headers(self) -> list[tuple[str, str]]:
+        headers = list(self.extra_headers)
+        if not any(k == "Proxy-Agent" for k, _ in headers):
+            headers.append(("Proxy-Agent", self.proxy_agent))
+        return headers
+
+    def _refuse(self, ep: Endpoint, response: bytes) -> None:
+        ep.write(response)
+        ep.close()
+        raise _Close
+
+    def _bad_request(self, ep: Endpoint, why: str) -> None:
+        self.spec.log.info("%s: http: %s", ep.peer, why)
+        self._refuse(ep, go_response(400, self.extra_headers))
+
+    # ----------------------------------------------------------------- serve
+    async def handle(self, ep: Endpoint) -> None:
+        try:
+            while True:
+                req = await self._read_request(ep)
+                await self._serve(ep, req)
+        except _Close:
+            return
+
+    async def _read_request(self, ep: Endpoint) -> http1.Request:
+        try:
+            head = await ep.readuntil(b"\r\n\r\n", http1.MAX_HEAD)
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                self._bad_request(ep, "request head cut short")
+            ep.close()
+            raise _Close from None
+        except asyncio.LimitOverrunError:
+            self._bad_request(ep, "request head too large")
+        except EndpointClosed:
+            raise _Close from None
+        try:
+            return http1.parse_request(head)
+        except http1.HTTPHeadError as exc:
+            self._bad_request(ep, f"malformed request: {exc}")
+            raise  # unreachable: _bad_request raises _Close
+
+    async def _serve(self, ep: Endpoint, req: http1.Request) -> None:
+        log = self.spec.log
+        if req.method == "CONNECT":
+            scheme, authority, origin = "", req.target, ""
+            if req.target.startswith("/"):
+                authority = req.get("Host") or ""
+        else:
+            parsed = parse_absolute(req.target)
+            scheme, authority, origin = parsed if parsed else ("", "", "")
+
+        if self.users:
+            user, password = basic_proxy_auth(req.get("Proxy-Authorization"))
+            if not self.users.check(user, password):
+                log.info("%s: http: proxy authentication failed (user %r)", ep.peer, user)
+                headers = [("Proxy-Authenticate", f'Basic realm="{self.realm}"')]
+                if (req.get("Proxy-Connection") or "").lower() == "keep-alive":
+                    headers += [("Connection", "close"), ("Proxy-Connection", "close")]
+                self._refuse(ep, go_response(407, headers))
+
+        if req.method == "PRI" or (req.method != "CONNECT" and scheme != "http"):
+            self._bad_request(ep, f"not a proxy request: {req.method} {req.target[:80]}")
+
+        if (req.get("X-Gost-Protocol") or "") == "udp":
+            log.info("%s: http: UDP relay is not supported", ep.peer)
+            self._refuse(ep, go_response(403, self.extra_headers, content_length=0))
+
+        target = split_authority(authority)
+        if req.method == "CONNECT":
+            await self._connect(ep, authority, target)
+            raise _Close
+        if target is None or not target[0]:
+            self._bad_request(ep, f"invalid host {authority!r}")
+        await self._forward(ep, req, authority, target, origin)
+
+    # --------------------------------------------------------------- CONNECT
+    async def _connect(self, ep: Endpoint, authority: str, target: tuple[str, int] | None) -> None:
+        log = self.spec.log
+        try:
+            if target is None:
+                raise DialError(f"invalid address {authority!r}")
+            upstream = await self.spec.router.dial(*target)
+        except DialError as exc:
+            log.info("%s -> %s: %s", ep.peer, authority, exc)
+            self._refuse(ep, go_response(503, self._agent_headers()))
+        ep.write(self.connect_ok)
+        log.debug("%s <-> %s", ep.peer, join_host_port(*target))  # type: ignore[misc]
+        await relay(ep, upstream)
+
+    # --------------------------------------------------------- forward proxy
+    async def _forward(
+        self,
+        ep: Endpoint,
+        req: http1.Request,
+        authority: str,
+        target: tuple[str, int],
+        origin: str,
+    ) -> None:
+        """One forwarded request; returns when the client may send the next one."""
+        log = self.spec.log
+        http10 = req.version == "HTTP/1.0"
+        conn_tokens = _connection_tokens(req)
+        proxy_conn = (req.get("Proxy-Connection") or "").lower()
+        if http10:
+            client_keep = "keep-alive" in conn_tokens or proxy_conn == "keep-alive"
+        else:
+            client_keep = "close" not in conn_tokens and proxy_conn != "close"
+        try:
+            req_length = body.request_length(req)
+        except body.BodyError as exc:
+            self._bad_request(ep, str(exc))
+        upgrade = req.get("Upgrade") if "upgrade" in conn_tokens else None
+
+        headers = [("Host", authority.rsplit("@", 1)[-1])]
+        headers += [
+            (k, v) for k, v in _forwardable(req.headers, conn_tokens) if k.lower() != "host"
+        ]
+        if upgrade:
+            headers += [("Connection", "Upgrade"), ("Upgrade", upgrade)]
+        else:
+            headers.append(("Connection", "close"))
+        if req_length == body.CHUNKED:
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        out_head = http1.build_request(req.method, origin, headers)
+
+        unavailable = go_response(503, (), content_length=0, version=req.version)
+        try:
+            upstream = await self.spec.router.dial(*target)
+        except DialError as exc:
+            log.info("%s -> %s: %s", ep.peer, authority, exc)
+            self._refuse(ep, unavailable)
+        log.debug("%s -> %s %s %s", ep.peer, req.method, authority, origin)
+
+        upstream.write(out_head)
+        upload = asyncio.ensure_future(body.copy_body(ep, upstream, req_length))
+        upload.add_done_callback(_retrieve)
+        try:
+            resp = await self._response_head(ep, upstream, upload, http10)
+            if resp is None:
+                log.info("%s -> %s: no valid response", ep.peer, authority)
+                self._refuse(ep, unavailable)
+            if resp.status == 101:
+                await self._switch(ep, req, resp, upstream, upload, upgrade)
+                raise _Close
+            keep = await self._respond(ep, req, resp, upstream, upload, http10, client_keep)
+        finally:
+            if not upload.done():
+                upload.cancel()
+            upstream.close()
+        if not keep:
+            ep.close()
+            raise _Close
+
+    async def _response_head(
+        self, ep: Endpoint, upstream: Endpoint, upload: asyncio.Future, http10: bool
+    ) -> http1.Response | None:
+        """The final response head (1xx interim ones are passed on), or None."""
+
+        async def read_final() -> http1.Response:
+            while True:
+                head = await upstream.readuntil(b"\r\n\r\n", http1.MAX_HEAD)
+                resp = http1.parse_response(head)
+                if resp.status == 101 or resp.status >= 200:
+                    return resp
+                if not http10:
+                    ep.write(head)
+
+        reader = asyncio.ensure_future(read_final())
+        try:
+            # Go's ResponseHeaderTimeout runs from the end of the request body.
+            await asyncio.wait({reader, upload}, return_when=asyncio.FIRST_COMPLETED)
+            if not reader.done():
+                if upload.exception() is not None:
+                    return None
+                await asyncio.wait({reader}, timeout=self.read_timeout)
+            if not reader.done():
+                return None
+            return reader.result()
+        except (*_READ_ERRORS, http1.HTTPHeadError):
+            return None
+        finally:
+            if not reader.done():
+                reader.cancel()
+
+    async def _respond(
+        self,
+        ep: Endpoint,
+        req: http1.Request,
+        resp: http1.Response,
+        upstream: Endpoint,
+        upload: asyncio.Future,
+        http10: bool,
+        client_keep: bool,
+    ) -> bool:
+        """Stream the response to the client; True when the connection stays open."""
+        try:
+            length = body.response_length(resp, req.method)
+        except body.BodyError as exc:
+            self.spec.log.info("%s: bad response from upstream: %s", ep.peer, exc)
+            self._refuse(ep, go_response(503, (), content_length=0, version=req.version))
+        dechunk = http10 and length == body.CHUNKED
+        headers = _forwardable(resp.headers, _connection_tokens(resp))
+        if dechunk:
+            headers = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
+        keep = client_keep and length != body.UNTIL_CLOSE and not dechunk
+        if not keep:
+            headers.append(("Connection", "close"))
+        elif http10:
+            headers.append(("Connection", "keep-alive"))
+        version = "HTTP/1.0" if http10 else "HTTP/1.1"
+        ep.write(http1.build_response(resp.status, resp.reason, headers, version=version))
+        try:
+            await body.copy_body(upstream, ep, length, dechunk)
+        except (*_READ_ERRORS, body.BodyError) as exc:
+            self.spec.log.info("%s: response body cut: %s", ep.peer, exc or type(exc).__name__)
+            ep.abort()
+            raise _Close from None
+        if not upload.done() or upload.exception() is not None:
+            return False  # the client's request body was not read to its end
+        return keep
+
+    async def _switch(
+        self,
+        ep: Endpoint,
+        req: http1.Request,
+        resp: http1.Response,
+        upstream: Endpoint,
+        upload: asyncio.Future,
+        upgrade: str | None,
+    ) -> None:
+        """101 Switching Protocols: pass the answer on, then join the two connections."""
+        offered = (resp.get("Upgrade") or "") if "upgrade" in _connection_tokens(resp) else ""
+        if not upgrade or offered.lower() != upgrade.lower():
+            self.spec.log.info(
+                "%s: backend switched to %r when %r was requested", ep.peer, offered, upgrade
+            )
+            ep.abort()
+            raise _Close
+        if not upload.done():
+            upload.cancel()
+        headers = _forwardable(resp.headers, _connection_tokens(resp))
+        headers += [("Connection", "Upgrade"), ("Upgrade", offered)]
+        ep.write(http1.build_response(101, resp.reason, headers))
+        await relay(ep, upstream)
+
+
+registry.handlers.register("http", HTTPHandler, HTTP_OPTIONS)

@@ -1,0 +1,197 @@
+"""The ``socks5``/``socks`` and ``socks4``/``socks4a`` handlers (x/handler/socks).
+
+SOCKS5 (RFC 1928/1929) as GOST serves it:
+
+* Method selection: with users configured, 0x02 (username/password) if offered,
+  else 0xFF; without users, 0x00 if offered, else 0xFF. After 0xFF the
+  connection is closed.
+* GOST's private TLS methods 0x80/0x82 are never chosen: gostfast does not run
+  TLS inside SOCKS (GOST's ``notls=true`` behaviour). A GOST client offers them
+  next to 0x00/0x02 and simply gets one of those.
+* Username/password failure: ``01 01`` and close.
+* CONNECT: dial failure -> REP 0x03 (network unreachable, as GOST); success ->
+  REP 0x00 with BND = the local address of the outbound connection when it is a
+  TCP connection (else 0.0.0.0:0), then the relay.
+* BIND (0x02), UDP ASSOCIATE (0x03) and GOST's MUX-BIND (0xF2) / UDP-TUN (0xF3)
+  are not implemented: they get REP 0x02 (not allowed), which is what GOST
+  answers while its ``bind``/``udp`` options are off; setting those options is
+  a configuration error here. Tor's RESOLVE/RESOLVE_PTR (0xF0/0xF1) and unknown
+  commands get REP 0x07 (command not supported).
+* A malformed message (bad version, NMETHODS 0, unknown ATYP...) or no request
+  within ``readTimeout`` (15 s) closes the connection without a reply, as GOST.
+
+SOCKS4/4a as GOST: with users configured the USERID must be a user name whose
+password is empty (GOST authenticates it with an empty password), else reply
+93; CONNECT dial failure 91, success 90 (address fields zero); BIND and
+malformed requests close without a reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from gostfast import registry
+from gostfast._handshake import read_message, within
+from gostfast.components import Handler, HandlerSpec
+from gostfast.config.options import opt, unsupported
+from gostfast.config.url import join_host_port
+from gostfast.endpoint import Endpoint
+from gostfast.errors import DialError
+from gostfast.handler._users import Users
+from gostfast.proto import socks4 as s4
+from gostfast.proto import socks5 as s5
+from gostfast.proto.errors import ProtocolError
+from gostfast.relay import relay
+
+_READ_TIMEOUT = opt(
+    "read_timeout", "duration", 15.0, "readTimeout", doc="time to read the SOCKS handshake"
+)
+
+SOCKS5_OPTIONS = (
+    _READ_TIMEOUT,
+    opt("notls", "bool", False, "notls", doc="accepted; gostfast never offers TLS methods"),
+    unsupported("bind", "bind", default=False),
+    unsupported("udp", "udp", default=False),
+    unsupported("tor", "tor", "enableTor", "socks5.tor", default=False),
+    unsupported("sniffing", "sniffing", default=False),
+    unsupported("hash", "hash", default=""),
+)
+
+SOCKS4_OPTIONS = (
+    _READ_TIMEOUT,
+    unsupported("sniffing", "sniffing", default=False),
+    unsupported("hash", "hash", default=""),
+)
+
+#: commands GOST refuses with REP 0x02 while its bind/udp options are off
+_DISABLED_COMMANDS = {s5.CMD_BIND, s5.CMD_UDP_ASSOCIATE, s5.CMD_MUX_BIND, s5.CMD_UDP_TUN}
+
+_TIMEOUTS = (asyncio.TimeoutError, TimeoutError)
+_BAD_INPUT = (ProtocolError, asyncio.IncompleteReadError, ValueError)
+
+
+def _read_timeout(spec: HandlerSpec) -> float:
+    value = spec.options.get("read_timeout", 15.0)
+    return value if value > 0 else 15.0  # GOST: <= 0 means 15 s
+
+
+def _bound_address(upstream: Endpoint) -> tuple[str, int]:
+    """BND.ADDR/BND.PORT: the outbound connection's local address, if it has one."""
+    local = getattr(upstream, "local_address", None)
+    sockname = local() if local is not None else None
+    if sockname and isinstance(sockname, tuple) and len(sockname) >= 2:
+        return str(sockname[0]), int(sockname[1])
+    return "0.0.0.0", 0
+
+
+class Socks5Handler(Handler):
+    def __init__(self, spec: HandlerSpec) -> None:
+        super().__init__(spec)
+        self.users = Users(spec.auths)
+        self.read_timeout = _read_timeout(spec)
+
+    def select_method(self, methods: list[int]) -> int:
+        if self.users:
+            return (
+                s5.METHOD_USERPASS if s5.METHOD_USERPASS in methods else s5.METHOD_NONE_ACCEPTABLE
+            )
+        return s5.METHOD_NOAUTH if s5.METHOD_NOAUTH in methods else s5.METHOD_NONE_ACCEPTABLE
+
+    async def _handshake(self, ep: Endpoint) -> tuple[int, str, int] | None:
+        """Greeting, auth and request; None when the client was turned away."""
+        methods = await read_message(ep, s5.parse_greeting)
+        method = self.select_method(methods)
+        ep.write(s5.build_method_reply(method))
+        if method == s5.METHOD_NONE_ACCEPTABLE:
+            self.spec.log.info("%s: socks5: no acceptable method in %s", ep.peer, methods)
+            return None
+        if method == s5.METHOD_USERPASS:
+            user, password = await read_message(ep, s5.parse_userpass)
+            ok = self.users.check(user, password)
+            ep.write(s5.build_userpass_reply(ok))
+            if not ok:
+                self.spec.log.info("%s: socks5: user %r failed to authenticate", ep.peer, user)
+                return None
+        return await read_message(ep, s5.parse_request)
+
+    async def handle(self, ep: Endpoint) -> None:
+        log = self.spec.log
+        try:
+            request = await within(self.read_timeout, self._handshake(ep))
+        except _TIMEOUTS:
+            log.info("%s: socks5: handshake not done within %gs", ep.peer, self.read_timeout)
+            ep.abort()
+            return
+        except _BAD_INPUT as exc:
+            log.info("%s: socks5: %s", ep.peer, exc or type(exc).__name__)
+            ep.abort()
+            return
+        if request is None:
+            ep.close()
+            return
+        cmd, host, port = request
+        target = join_host_port(host, port)
+        if cmd != s5.CMD_CONNECT:
+            rep = s5.REP_NOT_ALLOWED if cmd in _DISABLED_COMMANDS else s5.REP_COMMAND_NOT_SUPPORTED
+            log.info("%s: socks5: command 0x%02x refused (reply 0x%02x)", ep.peer, cmd, rep)
+            ep.write(s5.build_reply(rep))
+            ep.close()
+            return
+        try:
+            upstream = await self.spec.router.dial(host, port)
+        except DialError as exc:
+            log.info("%s -> %s: %s", ep.peer, target, exc)
+            ep.write(s5.build_reply(s5.REP_NETWORK_UNREACHABLE))
+            ep.close()
+            return
+        ep.write(s5.build_reply(s5.REP_SUCCEEDED, *_bound_address(upstream)))
+        log.debug("%s <-> %s", ep.peer, target)
+        await relay(ep, upstream)
+
+
+class Socks4Handler(Handler):
+    def __init__(self, spec: HandlerSpec) -> None:
+        super().__init__(spec)
+        self.users = Users(spec.auths)
+        self.read_timeout = _read_timeout(spec)
+
+    async def handle(self, ep: Endpoint) -> None:
+        log = self.spec.log
+        try:
+            cmd, host, port, userid = await within(
+                self.read_timeout, read_message(ep, s4.parse_request)
+            )
+        except _TIMEOUTS:
+            log.info("%s: socks4: no request within %gs", ep.peer, self.read_timeout)
+            ep.abort()
+            return
+        except _BAD_INPUT as exc:
+            log.info("%s: socks4: %s", ep.peer, exc or type(exc).__name__)
+            ep.abort()
+            return
+        if self.users and not self.users.check(userid, ""):
+            log.info("%s: socks4: userid %r rejected", ep.peer, userid)
+            ep.write(s4.build_reply(False, code=s4.REP_USERID_MISMATCH))
+            ep.close()
+            return
+        if cmd != s4.CMD_CONNECT:
+            log.info("%s: socks4: BIND is not implemented", ep.peer)
+            ep.abort()
+            return
+        target = join_host_port(host, port)
+        try:
+            upstream = await self.spec.router.dial(host, port)
+        except DialError as exc:
+            log.info("%s -> %s: %s", ep.peer, target, exc)
+            ep.write(s4.build_reply(False))
+            ep.close()
+            return
+        ep.write(s4.build_reply(True))
+        log.debug("%s <-> %s", ep.peer, target)
+        await relay(ep, upstream)
+
+
+registry.handlers.register("socks5", Socks5Handler, SOCKS5_OPTIONS)
+registry.handlers.register("socks", Socks5Handler, SOCKS5_OPTIONS)
+registry.handlers.register("socks4", Socks4Handler, SOCKS4_OPTIONS)
+registry.handlers.register("socks4a", Socks4Handler, SOCKS4_OPTIONS)
