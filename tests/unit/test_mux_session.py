@@ -1,0 +1,654 @@
+"""The smux session engine over real socketpair-backed TCPEndpoints (no network mocks).
+
+One end of a socketpair carries the Session under test; the other end is a plain
+TCPEndpoint in handshake mode that plays the peer: it reads the exact bytes the session
+writes and writes hand-built smux frames. Wire vectors are those of
+shared/spec/gost-websocket.md section 3 and docs/smux-protocol.md.
+
+Each test runs with the session's frame codec set to the pure twin and to the compiled one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from support import codec_implementations
+
+import gostfast.mux.session as session_mod
+from gostfast.config.errors import ConfigError
+from gostfast.config.options import parse_options
+from gostfast.endpoint import TCPEndpoint
+from gostfast.mux.config import MUX_OPTIONS, SmuxConfig
+from gostfast.mux.session import GoAway, Session, SessionClosed
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a dependency
+    uvloop = None
+
+U32 = 0xFFFFFFFF
+
+
+@pytest.fixture(params=codec_implementations("smux"))
+def smux(request, monkeypatch):
+    """The codec the session module uses for this test (pure or compiled)."""
+    monkeypatch.setattr(session_mod, "smux", request.param)
+    return request.param
+
+
+def h(text: str) -> bytes:
+    return bytes.fromhex(text)
+
+
+def run(coro, timeout: float = 10.0):
+    """Run ``coro`` on a fresh uvloop (the loop gostfast runs on), bounded in time."""
+
+    async def bounded():
+        return await asyncio.wait_for(coro, timeout)
+
+    if uvloop is not None:
+        return uvloop.run(bounded())
+    return asyncio.run(bounded())  # pragma: no cover
+
+
+QUIET = dict(keepalive_disabled=True)
+
+
+async def endpoints() -> tuple[TCPEndpoint, TCPEndpoint]:
+    """Two TCPEndpoints joined by a socketpair: (session side, peer side)."""
+    loop = asyncio.get_running_loop()
+    a, b = socket.socketpair()
+    _, ea = await loop.create_connection(TCPEndpoint, sock=a)
+    _, eb = await loop.create_connection(TCPEndpoint, sock=b)
+    return ea, eb
+
+
+async def read_frame(peer: TCPEndpoint, timeout: float = 5.0) -> tuple[int, int, int, bytes]:
+    """One smux frame as the peer sees it: (ver, cmd, sid, payload)."""
+    head = await asyncio.wait_for(peer.readexactly(8), timeout)
+    ver, cmd = head[0], head[1]
+    length = int.from_bytes(head[2:4], "little")
+    sid = int.from_bytes(head[4:8], "little")
+    payload = await asyncio.wait_for(peer.readexactly(length), timeout) if length else b""
+    return ver, cmd, sid, payload
+
+
+async def read_raw(peer: TCPEndpoint, n: int, timeout: float = 5.0) -> bytes:
+    return await asyncio.wait_for(peer.readexactly(n), timeout)
+
+
+async def assert_silent(peer: TCPEndpoint, wait: float = 0.3) -> None:
+    """Nothing more arrives from the session for ``wait`` seconds."""
+    try:
+        got = await asyncio.wait_for(peer.read(65536), wait)
+    except asyncio.TimeoutError:
+        return
+    raise AssertionError(f"unexpected bytes from the session: {got[:64].hex()} ({len(got)} B)")
+
+
+async def until(cond, timeout: float = 5.0, what: str = "condition") -> None:
+    end = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        if asyncio.get_running_loop().time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+class Recorder:
+    """A sink that records what a stream delivers."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.eof = False
+        self.closed = False
+        self.close_exc: BaseException | None = None
+
+    def on_data(self, ep, data) -> None:
+        self.data += data
+
+    def on_eof(self, ep) -> None:
+        self.eof = True
+
+    def on_close(self, ep, exc) -> None:
+        self.closed = True
+        self.close_exc = exc
+
+    def on_write_paused(self, ep) -> None:
+        pass
+
+    def on_write_resumed(self, ep) -> None:
+        pass
+
+
+def close_all(*eps: TCPEndpoint) -> None:
+    for ep in eps:
+        ep.abort()
+
+
+# ------------------------------------------------------------------- stream ids and wire bytes
+
+
+def test_client_stream_ids_are_3_5_7_and_syn_bytes(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(**QUIET), client=True)
+        sids = [s.open_stream().sid for _ in range(3)]
+        assert sids == [3, 5, 7]
+        wire = await read_raw(peer, 24)
+        assert wire == h("010000000300000001000000050000000100000007000000")
+        assert sorted(s.streams) == [3, 5, 7]
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_syn_psh_fin_bytes_match_the_spec_vectors(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(**QUIET), client=True)
+        st = s.open_stream()
+        st.write(b"hello")
+        st.write_eof()
+        want = h("01 00 00 00 03 00 00 00")  # SYN
+        want += h("01 02 05 00 03 00 00 00 68 65 6c 6c 6f")  # PSH "hello"
+        want += h("01 01 00 00 03 00 00 00")  # FIN
+        assert await read_raw(peer, len(want)) == want
+        await assert_silent(peer)
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_nop_bytes_every_keepalive_interval(smux):
+    async def main():
+        conn, peer = await endpoints()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        s = Session(conn, SmuxConfig(keepalive_interval=0.1, keepalive_timeout=30.0), client=True)
+        nops = [await read_raw(peer, 8) for _ in range(3)]
+        elapsed = loop.time() - t0
+        assert nops == [h("01 03 00 00 00 00 00 00")] * 3
+        assert 0.25 <= elapsed < 1.5, elapsed
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_write_is_split_at_max_frame_size(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(max_frame_size=32768, **QUIET), client=True)
+        st = s.open_stream()
+        data = bytes(range(256)) * 274  # 70144 bytes
+        st.write(data)
+        assert await read_frame(peer) == (1, 0, 3, b"")
+        sizes, got = [], b""
+        while len(got) < len(data):
+            ver, cmd, sid, payload = await read_frame(peer)
+            assert (ver, cmd, sid) == (1, 2, 3)
+            sizes.append(len(payload))
+            got += payload
+        assert sizes == [32768, 32768, 70144 - 65536]
+        assert got == data
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_server_session_accepts_syn_and_delivers_psh(smux):
+    async def main():
+        conn, peer = await endpoints()
+        accepted = []
+        s = Session(conn, SmuxConfig(**QUIET), client=False, on_stream=accepted.append)
+        peer.write(h("0100000003000000") + h("01020500030000006865") + b"llo")
+        await until(lambda: accepted, what="the accepted stream")
+        st = accepted[0]
+        assert st.sid == 3
+        assert await asyncio.wait_for(st.readexactly(5), 5) == b"hello"
+        # the server answers on the same stream with a PSH for sid 3
+        st.write(b"ok")
+        assert await read_frame(peer) == (1, 2, 3, b"ok")
+        # a SYN for a live sid is ignored; a SYN for a new sid is a new stream
+        peer.write(h("0100000003000000") + h("0100000009000000"))
+        await until(lambda: len(accepted) == 2, what="the second stream")
+        assert accepted[1].sid == 9 and len(accepted) == 2
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+# ---------------------------------------------------------------------- v2 flow control
+
+
+def test_v2_upd_after_first_read_then_every_half_stream_buffer(smux):
+    async def main():
+        conn, peer = await endpoints()
+        accepted = []
+        cfg = SmuxConfig(version=2, max_stream_buffer=65536, **QUIET)
+        s = Session(conn, cfg, client=False, on_stream=accepted.append)
+        enc = smux
+        peer.write(enc.encode_syn(2, 3) + bytes(enc.encode_data(2, 3, b"x" * 100, 32768)))
+        # first read (100 bytes): UPD consumed=100, window=65536
+        assert await read_raw(peer, 16) == h("02040800030000006400000000000100")
+        st = accepted[0]
+        assert await st.readexactly(100) == b"x" * 100
+        # 32767 more bytes: below max_stream_buffer/2 since the last UPD -> no UPD
+        peer.write(bytes(enc.encode_data(2, 3, b"y" * 32767, 32768)))
+        await assert_silent(peer)
+        # one more byte makes 32768 = max_stream_buffer/2 -> UPD consumed=100+32768
+        peer.write(bytes(enc.encode_data(2, 3, b"z", 32768)))
+        f = await read_frame(peer)
+        assert f == (2, 4, 3, (32868).to_bytes(4, "little") + (65536).to_bytes(4, "little"))
+        # then every 32768 bytes read: 8 frames of 16384 -> 4 UPDs
+        consumed = 32868
+        for i in range(8):
+            peer.write(bytes(enc.encode_data(2, 3, bytes([i]) * 16384, 32768)))
+            consumed += 16384
+            if i % 2 == 1:
+                f = await read_frame(peer)
+                assert f == (2, 4, 3, consumed.to_bytes(4, "little") + h("00000100"))
+            else:
+                await assert_silent(peer, 0.1)
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_v2_upd_vector_consumed_65536(smux):
+    async def main():
+        conn, peer = await endpoints()
+        cfg = SmuxConfig(version=2, max_stream_buffer=65536, **QUIET)
+        s = Session(conn, cfg, client=False, on_stream=lambda st: None)
+        peer.write(smux.encode_syn(2, 3) + bytes(smux.encode_data(2, 3, b"a" * 32768, 32768)))
+        assert await read_raw(peer, 16) == h("02040800030000000080000000000100")
+        peer.write(bytes(smux.encode_data(2, 3, b"b" * 32768, 32768)))
+        # the spec's vector: UPD v2 consumed=65536 window=65536
+        assert await read_raw(peer, 16) == h("02 04 08 00 03 00 00 00 00 00 01 00 00 00 01 00")
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_v2_paused_stream_sends_no_upd_until_it_reads(smux):
+    async def main():
+        conn, peer = await endpoints()
+        rec = Recorder()
+        accepted = []
+
+        def on_stream(st):
+            accepted.append(st)
+            st.attach(rec)
+            st.pause_reading()
+
+        s = Session(conn, SmuxConfig(version=2, **QUIET), client=False, on_stream=on_stream)
+        peer.write(smux.encode_syn(2, 3) + bytes(smux.encode_data(2, 3, b"q" * 1000, 32768)))
+        await assert_silent(peer)  # queued, not read: no UPD
+        assert rec.data == b""
+        accepted[0].resume_reading()
+        assert await read_raw(peer, 16) == h("0204080003000000e803000000000100")
+        assert rec.data == b"q" * 1000
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_v2_sender_stops_at_the_initial_peer_window_until_upd(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(version=2, **QUIET), client=True)
+        st = s.open_stream()
+        data = bytes(i % 251 for i in range(300000))
+        st.write(data)
+        assert await read_frame(peer) == (2, 0, 3, b"")
+        got = bytearray()
+        while len(got) < 262144:
+            ver, cmd, sid, payload = await read_frame(peer)
+            assert (ver, cmd, sid) == (2, 2, 3)
+            got += payload
+        assert len(got) == 262144  # exactly the initial window
+        await assert_silent(peer, 0.4)
+        drain = asyncio.ensure_future(st.drain())
+        await asyncio.sleep(0.05)
+        assert not drain.done()  # the writer is paused
+        # a UPD that opens no room keeps it stopped
+        peer.write(smux.encode_upd(2, 3, 0, 262144))
+        await assert_silent(peer, 0.2)
+        assert not drain.done()
+        # the peer read everything and now allows 65536 in flight
+        peer.write(smux.encode_upd(2, 3, 262144, 65536))
+        while len(got) < len(data):
+            ver, cmd, sid, payload = await read_frame(peer)
+            assert (ver, cmd, sid) == (2, 2, 3)
+            got += payload
+        assert got == data
+        await asyncio.wait_for(drain, 2)
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_v2_fin_waits_behind_window_blocked_data(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(version=2, **QUIET), client=True)
+        st = s.open_stream()
+        st.write(b"w" * 262144 + b"tail")
+        st.write_eof()
+        assert await read_frame(peer) == (2, 0, 3, b"")
+        n = 0
+        while n < 262144:
+            n += len((await read_frame(peer))[3])
+        await assert_silent(peer, 0.2)  # no FIN before the queued tail
+        peer.write(smux.encode_upd(2, 3, 262144, 65536))
+        assert await read_frame(peer) == (2, 2, 3, b"tail")
+        assert await read_frame(peer) == (2, 1, 3, b"")
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_v1_sender_has_no_stream_window(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(version=1, **QUIET), client=True)
+        st = s.open_stream()
+        data = b"v" * 300000
+        st.write(data)
+        await read_frame(peer)
+        n = 0
+        while n < len(data):
+            n += len((await read_frame(peer))[3])
+        assert n == len(data)
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+# ------------------------------------------------------------------------ session bucket
+
+
+def test_session_bucket_pauses_the_shared_connection_and_resumes(smux):
+    async def main():
+        conn, peer = await endpoints()
+        rec3, rec5 = Recorder(), Recorder()
+        streams = {}
+
+        def on_stream(st):
+            streams[st.sid] = st
+            st.attach(rec3 if st.sid == 3 else rec5)
+            if st.sid == 3:
+                st.pause_reading()
+
+        cfg = SmuxConfig(max_receive_buffer=256 * 1024, max_stream_buffer=65536, **QUIET)
+        s = Session(conn, cfg, client=False, on_stream=on_stream)
+        chunk = bytes(range(256)) * 128  # 32768
+        peer.write(smux.encode_syn(1, 3) + smux.encode_syn(1, 5))
+        for _ in range(8):  # exactly 256 KiB for the paused stream
+            peer.write(bytes(smux.encode_data(1, 3, chunk, 32768)))
+        await until(
+            lambda: conn.transport is not None and not conn.transport.is_reading(),
+            what="the shared connection to pause reading",
+        )
+        assert streams[3]._pending_bytes == 256 * 1024
+        assert rec3.data == b""
+        # head-of-line: another stream's data waits in the socket meanwhile
+        peer.write(bytes(smux.encode_data(1, 5, b"after", 32768)))
+        await asyncio.sleep(0.3)
+        assert rec5.data == b""
+        assert not conn.transport.is_reading()
+        # the paused stream reads: everything flows again
+        streams[3].resume_reading()
+        await until(lambda: rec5.data == b"after", what="stream 5's data")
+        assert conn.transport.is_reading()
+        assert rec3.data == chunk * 8
+        assert streams[3]._pending_bytes == 0
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_closing_a_paused_stream_refunds_the_bucket(smux):
+    async def main():
+        conn, peer = await endpoints()
+        streams = {}
+        rec5 = Recorder()
+
+        def on_stream(st):
+            streams[st.sid] = st
+            if st.sid == 3:
+                st.attach(Recorder())
+                st.pause_reading()
+            else:
+                st.attach(rec5)
+
+        cfg = SmuxConfig(max_receive_buffer=65536, max_stream_buffer=65536, **QUIET)
+        s = Session(conn, cfg, client=False, on_stream=on_stream)
+        peer.write(smux.encode_syn(1, 3) + smux.encode_syn(1, 5))
+        peer.write(bytes(smux.encode_data(1, 3, b"p" * 65536, 32768)))
+        await until(lambda: not conn.transport.is_reading(), what="pause")
+        peer.write(bytes(smux.encode_data(1, 5, b"next", 32768)))
+        streams[3].close()  # never read: its queued bytes go back to the bucket
+        await until(lambda: rec5.data == b"next", what="stream 5's data")
+        assert 3 not in s.streams
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+# ----------------------------------------------------------------------------- FIN, close
+
+
+def test_write_eof_sends_fin_and_the_stream_still_receives(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(**QUIET), client=True)
+        st = s.open_stream()
+        st.write_eof()
+        assert await read_raw(peer, 16) == h("01000000030000000101000003000000")
+        st.write(b"ignored after FIN")  # nothing is sent after our FIN
+        await assert_silent(peer, 0.2)
+        peer.write(bytes(smux.encode_data(1, 3, b"late reply", 32768)))
+        assert await asyncio.wait_for(st.readexactly(10), 5) == b"late reply"
+        assert 3 in s.streams  # FIN went one way only
+        peer.write(smux.encode_fin(1, 3))
+        assert await asyncio.wait_for(st.read(), 5) == b""
+        assert 3 not in s.streams  # FIN both ways: forgotten
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_peer_fin_first_then_write_eof_forgets_the_stream(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(**QUIET), client=True)
+        st = s.open_stream()
+        await read_raw(peer, 8)
+        peer.write(bytes(smux.encode_data(1, 3, b"data", 32768)) + smux.encode_fin(1, 3))
+        assert await asyncio.wait_for(st.readexactly(4), 5) == b"data"
+        assert await asyncio.wait_for(st.read(), 5) == b""
+        assert 3 in s.streams
+        st.write(b"still writable")  # smux v1.5.16/HEAD: writes after a received FIN
+        assert await read_frame(peer) == (1, 2, 3, b"still writable")
+        st.write_eof()
+        assert await read_frame(peer) == (1, 1, 3, b"")
+        assert 3 not in s.streams
+        # data for the forgotten sid is discarded; the session keeps working
+        peer.write(bytes(smux.encode_data(1, 3, b"stale", 32768)))
+        st2 = s.open_stream()
+        assert st2.sid == 5
+        assert await read_frame(peer) == (1, 0, 5, b"")
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_close_sends_fin_once_and_forgets(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(**QUIET), client=True)
+        st = s.open_stream()
+        st.close()
+        st.close()
+        assert await read_raw(peer, 16) == h("01000000030000000101000003000000")
+        await assert_silent(peer, 0.2)
+        assert 3 not in s.streams
+        assert st.closed
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_session_loss_closes_every_stream(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(**QUIET), client=True)
+        recs = []
+        for _ in range(3):
+            st = s.open_stream()
+            r = Recorder()
+            st.attach(r)
+            recs.append(r)
+        peer.abort()
+        await until(lambda: all(r.closed for r in recs), what="every stream closed")
+        assert s.closed
+        assert isinstance(await asyncio.wait_for(s.done, 2), BaseException)
+        with pytest.raises(SessionClosed):
+            s.open_stream()
+
+    run(main())
+
+
+def test_protocol_error_closes_the_session(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(**QUIET), client=False, on_stream=lambda st: None)
+        peer.write(h("0207000000000000"))  # unknown command 7
+        assert await asyncio.wait_for(peer.read(), 5) == b""
+        assert s.closed
+
+    run(main())
+
+
+def test_keepalive_timeout_closes_a_silent_session(smux):
+    async def main():
+        conn, peer = await endpoints()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        s = Session(conn, SmuxConfig(keepalive_interval=0.1, keepalive_timeout=0.3), client=True)
+        st = s.open_stream()
+        rec = Recorder()
+        st.attach(rec)
+        await asyncio.wait_for(s.done, 3)
+        elapsed = loop.time() - t0
+        assert 0.25 <= elapsed < 1.0, elapsed
+        assert rec.closed
+        data = b""
+        while True:  # the peer saw the SYN, then NOPs, then the close
+            b = await asyncio.wait_for(peer.read(), 2)
+            if not b:
+                break
+            data += b
+        assert data[:8] == h("0100000003000000")
+        assert data[8:] == h("0103000000000000") * (len(data[8:]) // 8)
+        assert len(data[8:]) >= 16
+
+    run(main())
+
+
+# ------------------------------------------------------------------------------- GoAway
+
+
+def test_goaway_when_stream_ids_are_exhausted(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(**QUIET), client=True)
+        s._next_id = U32 - 2  # the next id is the last one: 4294967295
+        last = s.open_stream()
+        assert last.sid == U32
+        assert await read_raw(peer, 8) == h("01000000ffffffff")
+        with pytest.raises(GoAway):
+            s.open_stream()
+        with pytest.raises(SessionClosed):  # GoAway is a SessionClosed for callers
+            s.open_stream()
+        # the session and its last stream keep working
+        assert not s.closed
+        last.write(b"z")
+        assert await read_frame(peer) == (1, 2, U32, b"z")
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_server_session_ids_would_be_even():
+    # a server session starts at 0 and adds 2 (GOST servers never open streams)
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(**QUIET), client=False, on_stream=lambda st: None)
+        assert [s.open_stream().sid for _ in range(2)] == [2, 4]
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+# -------------------------------------------------------------------------------- config
+
+
+def test_config_version_3_is_rejected_naming_the_option():
+    with pytest.raises(ConfigError) as ei:
+        SmuxConfig(version=3).verify()
+    msg = str(ei.value)
+    assert "mux.version" in msg and "1, 2" in msg, msg
+    opts = parse_options(MUX_OPTIONS, {"mux.version": "3"}, "-F 'mws://x:1'")
+    with pytest.raises(ConfigError) as ei:
+        SmuxConfig.from_options(opts, "node")
+    assert "mux.version" in str(ei.value) and "1, 2" in str(ei.value)
+
+
+def test_config_timeout_below_interval_names_both():
+    opts = parse_options(
+        MUX_OPTIONS, {"mux.keepaliveinterval": "60s", "mux.keepalivetimeout": "30s"}, "md"
+    )
+    with pytest.raises(ConfigError) as ei:
+        SmuxConfig.from_options(opts, "node")
+    msg = str(ei.value)
+    assert "mux.keepaliveTimeout" in msg and "mux.keepaliveInterval" in msg, msg
+    # only the interval set above the default timeout (GOST's classic trap) fails the same way
+    opts = parse_options(MUX_OPTIONS, {"mux.keepaliveinterval": "60s"}, "md")
+    with pytest.raises(ConfigError, match="mux.keepaliveInterval"):
+        SmuxConfig.from_options(opts)
+    # keepalive disabled: no check
+    SmuxConfig(keepalive_disabled=True, keepalive_interval=60, keepalive_timeout=1).verify()
+
+
+def test_config_defaults_are_smux_defaults():
+    cfg = SmuxConfig.from_options(parse_options(MUX_OPTIONS, {}, "md"))
+    assert cfg == SmuxConfig(
+        version=1,
+        keepalive_disabled=False,
+        keepalive_interval=10.0,
+        keepalive_timeout=30.0,
+        max_frame_size=32768,
+        max_receive_buffer=4194304,
+        max_stream_buffer=65536,
+    )
