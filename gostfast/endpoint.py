@@ -45,10 +45,24 @@ class Endpoint:
     ``_closed_by_peer``/``_write_paused``/``_write_resumed`` as things happen.
     """
 
-    #: a short description of the far end, for logs ("127.0.0.1:5555")
-    peer: str = "?"
+    # slots: a busy gateway holds thousands of endpoints (~1 KiB saved each)
+    __slots__ = (
+        "__weakref__",
+        "peer",
+        "_sink",
+        "_buf",
+        "_eof",
+        "_closed",
+        "_close_exc",
+        "_waiter",
+        "_paused_for_buffer",
+        "_writing_paused",
+        "_drain_waiter",
+    )
 
     def __init__(self) -> None:
+        #: a short description of the far end, for logs ("127.0.0.1:5555")
+        self.peer: str = "?"
         self._sink: Sink | None = None
         self._buf = bytearray()
         self._eof = False
@@ -263,6 +277,8 @@ class TCPEndpoint(Endpoint, asyncio.Protocol):
 
     #: outgoing buffer high-water mark: above it the relay pauses the other side
     WRITE_HIGH_WATER = 256 * 1024
+
+    __slots__ = ("transport", "connected")
 
     def __init__(self) -> None:
         super().__init__()

@@ -253,7 +253,9 @@ class Orchestrator:
             except OSError as exc:
                 self.close_listeners()
                 reason = os.strerror(exc.errno) if exc.errno else str(exc)
-                raise StartError(f"{sp.config.name}: cannot listen on {sp.config.addr}: {reason}") from None
+                raise StartError(
+                    f"{sp.config.name}: cannot listen on {sp.config.addr}: {reason}"
+                ) from None
             self.listeners.append(listener)
             log.info(
                 "%s: listening on %s (listener %s, handler %s%s)",

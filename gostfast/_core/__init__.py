@@ -24,9 +24,7 @@ _chosen: dict[str, ModuleType] = {}
 
 def codec_names() -> list[str]:
     """Every codec that has a pure twin (``*_py`` module) in this package."""
-    return sorted(
-        m.name[:-3] for m in pkgutil.iter_modules(__path__) if m.name.endswith("_py")
-    )
+    return sorted(m.name[:-3] for m in pkgutil.iter_modules(__path__) if m.name.endswith("_py"))
 
 
 def pure(name: str) -> ModuleType:

@@ -53,7 +53,24 @@ class GoAway(SessionClosed):
 class Stream(Endpoint):
     """One smux stream as an Endpoint."""
 
-    __slots__ = ()
+    __slots__ = (
+        "session",
+        "sid",
+        "_reading_paused",
+        "_pending",
+        "_pending_bytes",
+        "_fin_received",
+        "_fin_sent",
+        "_gone",
+        "_num_read",
+        "_incr",
+        "_num_written",
+        "_peer_consumed",
+        "_peer_window",
+        "_sendq",
+        "_sendq_bytes",
+        "_window_blocked",
+    )
 
     def __init__(self, session: Session, sid: int) -> None:
         super().__init__()
@@ -254,6 +271,7 @@ class Session:
         self._conn_write_paused = False
         self.closed = False
         self.close_reason: BaseException | None = None
+        self.reason_logged = False  # _fail already logged why the session ended
         self._data_ready = False
         self._timers: list[asyncio.TimerHandle] = []
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -385,6 +403,9 @@ class Session:
 
     # ------------------------------------------------------------- closing
     def _fail(self, reason: str) -> None:
+        """Protocol error or silence: drop the connection at once, as smux/GOST do (no goodbye)."""
+        self.conn.abort()
+        self.reason_logged = True
         log.warning(
             "smux session %s: %s; closing it and its %d stream(s)",
             self.name,
@@ -392,7 +413,6 @@ class Session:
             len(self.streams),
         )
         self._close(SessionClosed(f"smux session {self.name}: {reason}"))
-        self.conn.abort()
 
     def close(self) -> None:
         """Close every stream and the connection (smux sends no goodbye frame)."""

@@ -75,7 +75,16 @@ class MWSDialer(WSDialer):
                 raise
             s = Session(ws, self.config, client=True, name=f"{self.spec.node}@{addr}")
             self.sessions[addr] = s
-            self.spec.log.info("mws session to %s open (smux v%d)", addr, self.config.version)
+            log = self.spec.log
+            log.info("mws session to %s open (smux v%d)", addr, self.config.version)
+
+            def ended(done) -> None:
+                if not s.reason_logged:  # a failure was logged by the session itself
+                    log.info("mws session to %s ended: %s", addr, done.result() or "closed")
+                if self.sessions.get(addr) is s:
+                    del self.sessions[addr]
+
+            s.done.add_done_callback(ended)
             return s
 
     async def dial(self, addr: str, open_conn: OpenConn) -> Endpoint:

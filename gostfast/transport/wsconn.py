@@ -60,6 +60,18 @@ _masks = _Masks()
 class WSEndpoint(Endpoint):
     """A websocket as a byte stream; the sink of its ``inner`` endpoint."""
 
+    __slots__ = (
+        "inner",
+        "is_server",
+        "_parser",
+        "_max_frame",
+        "_close_sent",
+        "_close_received",
+        "last_received",
+        "_keepalive",
+        "close_code",
+    )
+
     def __init__(
         self,
         inner: Endpoint,
