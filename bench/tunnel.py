@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end tunnel benchmark: gostfast next to a baseline, same machine, same run.
 
-Every process is separate: a Go echo server (``refpeer tcpecho``), the tunnel
+Every process is separate, and every metric runs on freshly started tunnel
+processes (gostfast and baseline alike): a Go echo server (``refpeer tcpecho``), the tunnel
 under test (gostfast processes, or the baseline), and a Go load client
 (``refpeer tcpbench`` for throughput, ``refpeer rps`` for the 64-byte
 request/response rate and the new-connection rate). Rounds are interleaved
@@ -348,30 +349,53 @@ class Runner:
             raise RuntimeError(f"refpeer {' '.join(args)} failed: {out.stderr.strip()[-500:]}")
         return out.stdout.strip().splitlines()[-1]
 
-    def measure(self, entry: int, bytes_each: int, conns: int, seconds: float) -> dict[str, float]:
-        r: dict[str, float] = {}
-        for c in conns:
-            line = self.load(
-                [
-                    "tcpbench",
-                    "-server",
-                    f"127.0.0.1:{entry}",
-                    "-bytes",
-                    str(bytes_each // c),
-                    "-conns",
-                    str(c),
-                    "-size",
-                    "32768",
-                ]
-            )
-            r[f"throughput_MBps_{c}conn"] = float(
-                re.search(r"throughput_MBps=([\d.]+)", line).group(1)
-            )
+    def throughput(self, entry: int, total_bytes: int, conns: int) -> float:
+        """MB/s echoed back with ``conns`` concurrent connections sharing ``total_bytes``."""
+        line = self.load(
+            [
+                "tcpbench",
+                "-server",
+                f"127.0.0.1:{entry}",
+                "-bytes",
+                str(total_bytes // conns),
+                "-conns",
+                str(conns),
+                "-size",
+                "32768",
+            ]
+        )
+        return float(re.search(r"throughput_MBps=([\d.]+)", line).group(1))
+
+    def rps(self, entry: int, seconds: float) -> dict[str, float]:
+        """64-byte request/response rate on one connection, then the new-connection rate."""
         line = self.load(
             ["rps", "-server", f"127.0.0.1:{entry}", "-seconds", str(seconds), "-size", "64"]
         )
-        r["rps_64B"] = float(re.search(r"rps=([\d.]+)", line).group(1))
-        r["conn_per_s"] = float(re.search(r"conn_per_s=([\d.]+)", line).group(1))
+        return {
+            "rps_64B": float(re.search(r"rps=([\d.]+)", line).group(1)),
+            "conn_per_s": float(re.search(r"conn_per_s=([\d.]+)", line).group(1)),
+        }
+
+    def measure(
+        self, topo: Topology, bytes_total: int, conns: list[int], seconds: float
+    ) -> dict[str, float]:
+        """Every metric on freshly started processes, so one metric never inherits another's state."""
+        r: dict[str, float] = {}
+        jobs = [
+            (f"throughput_MBps_{c}conn", lambda e, c=c: self.throughput(e, bytes_total, c))
+            for c in conns
+        ]
+        jobs.append(("rps", lambda e: self.rps(e, seconds)))
+        for key, job in jobs:
+            entry, ps = self.start(topo)
+            try:
+                value = job(entry)
+            finally:
+                self.stop(ps)
+            if isinstance(value, dict):
+                r.update(value)
+            else:
+                r[key] = value
         return r
 
     @staticmethod
@@ -424,11 +448,7 @@ def main() -> int:
             for rnd in range(args.rounds):
                 for role in ("subject", "baseline"):
                     topo = getattr(case, role)
-                    entry, ps = runner.start(topo)
-                    try:
-                        m = runner.measure(entry, args.mib * MiB, conns, args.seconds)
-                    finally:
-                        runner.stop(ps)
+                    m = runner.measure(topo, args.mib * MiB, conns, args.seconds)
                     runs[role].append(m)
                     print(f"round {rnd + 1} {name:<12} {topo.label:<40} {m}", flush=True)
             med = {
