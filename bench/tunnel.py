@@ -106,6 +106,57 @@ class Case:
     baseline: Topology
 
 
+def tunnel_case(refpeer: str, scheme: str, tls_pair: str) -> Case:
+    """gostfast client + server over ``scheme`` vs refpeer client + server over the same."""
+    mode = "mws" if scheme.startswith("mws") else "ws"
+    tls = scheme.endswith("ss")
+    label = f"{scheme} tunnel" + (" (smux v1)" if mode == "mws" else "")
+    rp_client = [
+        refpeer,
+        "client",
+        "-listen",
+        "127.0.0.1:{A}",
+        "-server",
+        ("wss" if tls else "ws") + "://127.0.0.1:{B}/ws",
+        "-mode",
+        mode,
+    ]
+    rp_server = [
+        refpeer,
+        "server",
+        "-listen",
+        "127.0.0.1:{B}",
+        "-mode",
+        mode,
+        "-target",
+        "127.0.0.1:{echo}",
+    ]
+    if tls:
+        rp_client.append("-insecure")
+        rp_server += ["-tls", tls_pair]
+    return Case(
+        label,
+        Topology(
+            f"gostfast client -> gostfast {scheme} server",
+            [
+                [
+                    *GOSTFAST,
+                    "-L",
+                    "tcp://127.0.0.1:{A}/127.0.0.1:{echo}",
+                    "-F",
+                    f"forward+{scheme}://127.0.0.1:{{B}}",
+                ],
+                [*GOSTFAST, "-L", f"{scheme}://127.0.0.1:{{B}}/127.0.0.1:{{echo}}"],
+            ],
+            "A",
+            ["A", "B"],
+        ),
+        Topology(
+            f"refpeer client -> refpeer {scheme} server", [rp_client, rp_server], "A", ["A", "B"]
+        ),
+    )
+
+
 def cases(refpeer: str, tls_pair: str) -> dict[str, Case]:
     """The benchmark rows; ``tls_pair`` is "cert.pem,key.pem" for refpeer's TLS servers."""
     return {
@@ -119,186 +170,10 @@ def cases(refpeer: str, tls_pair: str) -> dict[str, Case]:
             ),
             Topology("direct to echo", [], "echo"),
         ),
-        "ws": Case(
-            "ws tunnel",
-            Topology(
-                "gostfast client -> gostfast ws server",
-                [
-                    [
-                        *GOSTFAST,
-                        "-L",
-                        "tcp://127.0.0.1:{A}/127.0.0.1:{echo}",
-                        "-F",
-                        "forward+ws://127.0.0.1:{B}",
-                    ],
-                    [*GOSTFAST, "-L", "ws://127.0.0.1:{B}/127.0.0.1:{echo}"],
-                ],
-                "A",
-                ["A", "B"],
-            ),
-            Topology(
-                "refpeer client -> refpeer ws server",
-                [
-                    [
-                        refpeer,
-                        "client",
-                        "-listen",
-                        "127.0.0.1:{A}",
-                        "-server",
-                        "ws://127.0.0.1:{B}/ws",
-                        "-mode",
-                        "ws",
-                    ],
-                    [
-                        refpeer,
-                        "server",
-                        "-listen",
-                        "127.0.0.1:{B}",
-                        "-mode",
-                        "ws",
-                        "-target",
-                        "127.0.0.1:{echo}",
-                    ],
-                ],
-                "A",
-                ["A", "B"],
-            ),
-        ),
-        "mws": Case(
-            "mws tunnel (smux v1)",
-            Topology(
-                "gostfast client -> gostfast mws server",
-                [
-                    [
-                        *GOSTFAST,
-                        "-L",
-                        "tcp://127.0.0.1:{A}/127.0.0.1:{echo}",
-                        "-F",
-                        "forward+mws://127.0.0.1:{B}",
-                    ],
-                    [*GOSTFAST, "-L", "mws://127.0.0.1:{B}/127.0.0.1:{echo}"],
-                ],
-                "A",
-                ["A", "B"],
-            ),
-            Topology(
-                "refpeer client -> refpeer mws server",
-                [
-                    [
-                        refpeer,
-                        "client",
-                        "-listen",
-                        "127.0.0.1:{A}",
-                        "-server",
-                        "ws://127.0.0.1:{B}/ws",
-                        "-mode",
-                        "ws",
-                    ],
-                    [
-                        refpeer,
-                        "server",
-                        "-listen",
-                        "127.0.0.1:{B}",
-                        "-mode",
-                        "ws",
-                        "-target",
-                        "127.0.0.1:{echo}",
-                    ],
-                ],
-                "A",
-                ["A", "B"],
-            ),
-        ),
-        "wss": Case(
-            "wss tunnel",
-            Topology(
-                "gostfast client -> gostfast wss server",
-                [
-                    [
-                        *GOSTFAST,
-                        "-L",
-                        "tcp://127.0.0.1:{A}/127.0.0.1:{echo}",
-                        "-F",
-                        "forward+wss://127.0.0.1:{B}",
-                    ],
-                    [*GOSTFAST, "-L", "wss://127.0.0.1:{B}/127.0.0.1:{echo}"],
-                ],
-                "A",
-                ["A", "B"],
-            ),
-            Topology(
-                "refpeer client -> refpeer wss server",
-                [
-                    [
-                        refpeer,
-                        "client",
-                        "-listen",
-                        "127.0.0.1:{A}",
-                        "-server",
-                        "ws://127.0.0.1:{B}/ws",
-                        "-mode",
-                        "ws",
-                    ],
-                    [
-                        refpeer,
-                        "server",
-                        "-listen",
-                        "127.0.0.1:{B}",
-                        "-mode",
-                        "ws",
-                        "-target",
-                        "127.0.0.1:{echo}",
-                    ],
-                ],
-                "A",
-                ["A", "B"],
-            ),
-        ),
-        "mwss": Case(
-            "mwss tunnel (smux v1)",
-            Topology(
-                "gostfast client -> gostfast mwss server",
-                [
-                    [
-                        *GOSTFAST,
-                        "-L",
-                        "tcp://127.0.0.1:{A}/127.0.0.1:{echo}",
-                        "-F",
-                        "forward+mwss://127.0.0.1:{B}",
-                    ],
-                    [*GOSTFAST, "-L", "mwss://127.0.0.1:{B}/127.0.0.1:{echo}"],
-                ],
-                "A",
-                ["A", "B"],
-            ),
-            Topology(
-                "refpeer client -> refpeer mwss server",
-                [
-                    [
-                        refpeer,
-                        "client",
-                        "-listen",
-                        "127.0.0.1:{A}",
-                        "-server",
-                        "ws://127.0.0.1:{B}/ws",
-                        "-mode",
-                        "ws",
-                    ],
-                    [
-                        refpeer,
-                        "server",
-                        "-listen",
-                        "127.0.0.1:{B}",
-                        "-mode",
-                        "ws",
-                        "-target",
-                        "127.0.0.1:{echo}",
-                    ],
-                ],
-                "A",
-                ["A", "B"],
-            ),
-        ),
+        **{
+            scheme: tunnel_case(refpeer, scheme, tls_pair)
+            for scheme in ("ws", "mws", "wss", "mwss")
+        },
     }
 
 

@@ -268,6 +268,71 @@ class Endpoint:
                 w.exception()  # mark retrieved: nobody may be waiting
 
 
+class LayeredEndpoint(Endpoint):
+    """An endpoint stacked on another: the inner endpoint's sink, our sink's endpoint.
+
+    Websocket, TLS and the relay protocol's lazy wrappers are layers. The inner
+    endpoint is put in data mode at once; what it delivers goes through
+    ``on_data`` (subclasses transform it) into this endpoint's own handshake
+    buffer or, once attached, straight to its sink. Writes, flow control and
+    closing go down to the inner endpoint.
+    """
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: Endpoint, attach: bool = True) -> None:
+        super().__init__()
+        self.inner = inner
+        self.peer = inner.peer
+        if attach:  # a layer that must not see bytes yet (TLS before its handshake) attaches later
+            inner.attach(self)
+
+    # Sink of the inner endpoint
+    def on_data(self, ep: Endpoint, data) -> None:
+        self._feed(data)
+
+    def on_eof(self, ep: Endpoint) -> None:
+        self._feed_eof()
+
+    def on_close(self, ep: Endpoint, exc: BaseException | None) -> None:
+        self._closed_by_peer(exc)
+
+    def on_write_paused(self, ep: Endpoint) -> None:
+        self._write_paused()
+
+    def on_write_resumed(self, ep: Endpoint) -> None:
+        self._write_resumed()
+
+    # Endpoint
+    def write(self, data) -> None:
+        self.inner.write(data)
+
+    def writelines(self, chunks: list) -> None:
+        self.inner.writelines(chunks)
+
+    def write_eof(self) -> None:
+        self.inner.write_eof()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+    def pause_reading(self) -> None:
+        self.inner.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.inner.resume_reading()
+
+    def get_write_buffer_size(self) -> int:
+        return self.inner.get_write_buffer_size()
+
+    def local_address(self) -> tuple | None:
+        inner_local = getattr(self.inner, "local_address", None)
+        return inner_local() if inner_local is not None else None
+
+
 class TCPEndpoint(Endpoint, asyncio.Protocol):
     """A TCP (or TLS, via the loop's SSL transport) connection as an endpoint.
 

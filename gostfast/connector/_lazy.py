@@ -7,7 +7,7 @@ is read and checked just before the first application bytes are read. GOST's
 relay handler mirrors it: its 4-byte OK response is held back and sent in front
 of the first bytes going to the client. Both save a round trip per tunnel.
 
-Here both halves are ``Layer`` endpoints over the transport endpoint, so the
+Here both halves are ``LayeredEndpoint``s over the transport endpoint, so the
 relay keeps piping with callbacks and no coroutine per chunk:
 
 * ``LazyRelayRequest`` (connector side): holds the request until the first
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gostfast.endpoint import DEFAULT_READ, Endpoint, Sink
+from gostfast.endpoint import DEFAULT_READ, Endpoint, LayeredEndpoint, Sink
 from gostfast.errors import HandshakeError
 from gostfast.proto import relay as relayproto
 from gostfast.proto.errors import RelayError
@@ -44,68 +44,7 @@ FLUSH_DELAY = 0.05
 request alone (see the module docstring)."""
 
 
-class Layer(Endpoint):
-    """An endpoint stacked on another: the inner endpoint's sink, our sink's endpoint.
-
-    The inner endpoint is put in data mode at once; what it delivers goes through
-    ``on_data`` (subclasses transform it) into this endpoint's own handshake
-    buffer or, once attached, straight to its sink. Writes, flow control and
-    closing go down to the inner endpoint.
-    """
-
-    def __init__(self, inner: Endpoint) -> None:
-        super().__init__()
-        self.inner = inner
-        self.peer = inner.peer
-        inner.attach(self)
-
-    # Sink of the inner endpoint
-    def on_data(self, ep: Endpoint, data) -> None:
-        self._feed(data)
-
-    def on_eof(self, ep: Endpoint) -> None:
-        self._feed_eof()
-
-    def on_close(self, ep: Endpoint, exc: BaseException | None) -> None:
-        self._closed_by_peer(exc)
-
-    def on_write_paused(self, ep: Endpoint) -> None:
-        self._write_paused()
-
-    def on_write_resumed(self, ep: Endpoint) -> None:
-        self._write_resumed()
-
-    # Endpoint
-    def write(self, data) -> None:
-        self.inner.write(data)
-
-    def writelines(self, chunks: list) -> None:
-        self.inner.writelines(chunks)
-
-    def write_eof(self) -> None:
-        self.inner.write_eof()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def abort(self) -> None:
-        self.inner.abort()
-
-    def pause_reading(self) -> None:
-        self.inner.pause_reading()
-
-    def resume_reading(self) -> None:
-        self.inner.resume_reading()
-
-    def get_write_buffer_size(self) -> int:
-        return self.inner.get_write_buffer_size()
-
-    def local_address(self) -> tuple | None:
-        inner_local = getattr(self.inner, "local_address", None)
-        return inner_local() if inner_local is not None else None
-
-
-class LazyRelayResponse(Layer):
+class LazyRelayResponse(LayeredEndpoint):
     """Handler side: ``prefix`` (the OK response) goes out with the first write."""
 
     def __init__(self, inner: Endpoint, prefix: bytes) -> None:
@@ -134,7 +73,7 @@ class LazyRelayResponse(Layer):
         self.inner.write_eof()
 
 
-class LazyRelayRequest(Layer):
+class LazyRelayRequest(LayeredEndpoint):
     """Connector side: the request rides on the first write; the response is
     stripped from the first bytes received and must say OK."""
 

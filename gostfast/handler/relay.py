@@ -28,9 +28,10 @@ import asyncio
 
 from gostfast import registry
 from gostfast._handshake import read_message, within
+from gostfast.chain.forwarder import dial_forwarder
 from gostfast.components import Handler, HandlerSpec
 from gostfast.config.options import opt, unsupported
-from gostfast.config.url import join_host_port, split_host_port
+from gostfast.config.url import join_host_port
 from gostfast.connector._lazy import LazyRelayResponse
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
@@ -123,22 +124,11 @@ class RelayHandler(Handler):
         log = self.spec.log
         forwarder = self.spec.forwarder
         assert forwarder is not None
-        errors = []
-        for node in forwarder.order():
-            host, port = split_host_port(node.addr, node.name)
-            try:
-                upstream = await self.spec.router.dial(host, int(port))
-            except DialError as exc:
-                forwarder.mark_failed(node)
-                errors.append(str(exc))
-                log.warning("%s -> %s: %s; trying the next target", ep.peer, node.addr, exc)
-                continue
-            forwarder.mark_ok(node)
-            log.debug("%s <-> %s (%s)", ep.peer, node.addr, node.name)
-            await self._pipe(ep, upstream)
+        found = await dial_forwarder(forwarder, self.spec.router, log, ep.peer)
+        if found is None:
+            self._refuse(ep, rp.STATUS_HOST_UNREACHABLE)
             return
-        log.error("%s: every forward target failed: %s", ep.peer, "; ".join(errors))
-        self._refuse(ep, rp.STATUS_HOST_UNREACHABLE)
+        await self._pipe(ep, found[0])
 
     async def _pipe(self, ep: Endpoint, upstream: Endpoint) -> None:
         if self.nodelay:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from gostfast.endpoint import Endpoint, TCPEndpoint
+from gostfast.endpoint import Endpoint, LayeredEndpoint, TCPEndpoint
 from gostfast.errors import HandshakeError
 
 __all__ = ["TLSEndpoint", "start_tls_tcp", "wrap_client", "wrap_server", "describe_ssl_error"]
@@ -72,7 +72,7 @@ def describe_ssl_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-class TLSEndpoint(Endpoint):
+class TLSEndpoint(LayeredEndpoint):
     """TLS client or server over an inner Endpoint (see the module docstring).
 
     Create it, then ``await handshake(timeout)``; after that it is an ordinary
@@ -87,9 +87,7 @@ class TLSEndpoint(Endpoint):
         server_side: bool = False,
         server_hostname: str | None = None,
     ) -> None:
-        super().__init__()
-        self.inner = inner
-        self.peer = inner.peer
+        super().__init__(inner, attach=False)  # attached when the handshake starts
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._sslobj = ctx.wrap_bio(
@@ -213,12 +211,6 @@ class TLSEndpoint(Endpoint):
             return
         self._state = _DEAD
         self._closed_by_peer(exc)
-
-    def on_write_paused(self, ep: Endpoint) -> None:
-        self._write_paused()
-
-    def on_write_resumed(self, ep: Endpoint) -> None:
-        self._write_resumed()
 
     # ---------------------------------------------------------- reading
     def _read_records(self) -> None:
@@ -352,12 +344,6 @@ class TLSEndpoint(Endpoint):
             self._fail_handshake("aborted locally", abort=True)
             return
         self.inner.abort()
-
-    def pause_reading(self) -> None:
-        self.inner.pause_reading()
-
-    def resume_reading(self) -> None:
-        self.inner.resume_reading()
 
     def get_write_buffer_size(self) -> int:
         return self.inner.get_write_buffer_size() + self._outgoing.pending

@@ -23,6 +23,17 @@ TCP_LISTEN_OPTIONS = (
 )
 
 
+def server_addresses(server: asyncio.AbstractServer | None) -> list[str]:
+    """``host:port`` of every socket a server listens on (``[v6]:port`` for IPv6)."""
+    if server is None:
+        return []
+    out = []
+    for s in server.sockets:
+        host, port = s.getsockname()[:2]
+        out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return out
+
+
 def apply_keepalive(sock: socket.socket | None, options) -> None:
     """Turn on TCP keepalive with GOST's idle/interval/count options when asked."""
     if sock is None or not options.get("keepalive"):
@@ -71,13 +82,7 @@ class TCPListener(Listener):
             self._server.close()
 
     def addresses(self) -> list[str]:
-        if self._server is None:
-            return []
-        out = []
-        for s in self._server.sockets:
-            host, port = s.getsockname()[:2]
-            out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-        return out
+        return server_addresses(self._server)
 
 
 class TCPDialer(Dialer):

@@ -24,7 +24,7 @@ from gostfast.config.options import opt, unsupported
 from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import HandshakeError
 from gostfast.proto import http1, wshandshake
-from gostfast.transport.tcp import apply_keepalive
+from gostfast.transport.tcp import apply_keepalive, server_addresses
 from gostfast.transport.wsconn import WSEndpoint
 
 log = logging.getLogger("gostfast.ws")
@@ -311,13 +311,7 @@ class WSListener(Listener):
             t.cancel()
 
     def addresses(self) -> list[str]:
-        if self._server is None:
-            return []
-        out = []
-        for s in self._server.sockets:
-            host, port = s.getsockname()[:2]
-            out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-        return out
+        return server_addresses(self._server)
 
 
 class WSSListener(WSListener):

@@ -21,7 +21,7 @@ import os
 import time
 
 from gostfast._core import select
-from gostfast.endpoint import Endpoint
+from gostfast.endpoint import Endpoint, LayeredEndpoint
 
 wsframe = select("wsframe")
 
@@ -57,11 +57,10 @@ class _Masks:
 _masks = _Masks()
 
 
-class WSEndpoint(Endpoint):
+class WSEndpoint(LayeredEndpoint):
     """A websocket as a byte stream; the sink of its ``inner`` endpoint."""
 
     __slots__ = (
-        "inner",
         "is_server",
         "_parser",
         "_max_frame",
@@ -81,8 +80,7 @@ class WSEndpoint(Endpoint):
         max_frame_size: int = 0,
         peer: str | None = None,
     ) -> None:
-        super().__init__()
-        self.inner = inner
+        super().__init__(inner, attach=False)
         self.is_server = is_server
         self.peer = peer or inner.peer
         self._parser = wsframe.FrameParser(is_server, max_message_size)
@@ -126,12 +124,6 @@ class WSEndpoint(Endpoint):
     def on_close(self, ep: Endpoint, exc: BaseException | None) -> None:
         self._stop_keepalive()
         self._closed_by_peer(exc)
-
-    def on_write_paused(self, ep: Endpoint) -> None:
-        self._write_paused()
-
-    def on_write_resumed(self, ep: Endpoint) -> None:
-        self._write_resumed()
 
     # ------------------------------------------------------------- frames
     def _send_frame(self, opcode: int, payload=b"", fin: bool = True) -> None:
@@ -187,6 +179,10 @@ class WSEndpoint(Endpoint):
             return
         self._send_frame(OP_BINARY, data)
 
+    def writelines(self, chunks: list) -> None:
+        """One message for the lot, as one write would be."""
+        self.write(b"".join(chunks))
+
     def write_eof(self) -> None:
         """Our sending is done: a normal-closure close frame (reading goes on until the peer's)."""
         if self._close_sent or self._closed:
@@ -206,15 +202,6 @@ class WSEndpoint(Endpoint):
     def abort(self) -> None:
         self._stop_keepalive()
         self.inner.abort()
-
-    def pause_reading(self) -> None:
-        self.inner.pause_reading()
-
-    def resume_reading(self) -> None:
-        self.inner.resume_reading()
-
-    def get_write_buffer_size(self) -> int:
-        return self.inner.get_write_buffer_size()
 
     # ------------------------------------------------------------ keepalive
     def start_keepalive(self, ttl: float) -> None:
