@@ -22,10 +22,16 @@ from gostfast.handler.socks import SOCKS4_OPTIONS, SOCKS5_OPTIONS, Socks4Handler
 
 
 def _union(*groups: tuple[Option, ...]) -> tuple[Option, ...]:
+    """All sub-handlers' options; where two declare one name, a supported one wins.
+
+    So ``udp=true`` on auto turns on SOCKS5 UDP ASSOCIATE (GOST passes the
+    metadata to every sub-handler); HTTP's UDP tunnel, not implemented, stays off.
+    """
     seen: dict[str, Option] = {}
     for group in groups:
         for o in group:
-            seen.setdefault(o.name, o)
+            if o.name not in seen or (o.supported and not seen[o.name].supported):
+                seen[o.name] = o
     return tuple(seen.values())
 
 

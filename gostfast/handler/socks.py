@@ -12,10 +12,17 @@ SOCKS5 (RFC 1928/1929) as GOST serves it:
 * CONNECT: dial failure -> REP 0x03 (network unreachable, as GOST); success ->
   REP 0x00 with BND = the local address of the outbound connection when it is a
   TCP connection (else 0.0.0.0:0), then the relay.
-* BIND (0x02), UDP ASSOCIATE (0x03) and GOST's MUX-BIND (0xF2) / UDP-TUN (0xF3)
-  are not implemented: they get REP 0x02 (not allowed), which is what GOST
-  answers while its ``bind``/``udp`` options are off; setting those options is
-  a configuration error here. Tor's RESOLVE/RESOLVE_PTR (0xF0/0xF1) and unknown
+* BIND (0x02) and UDP ASSOCIATE (0x03) are served when the ``bind`` /
+  ``udp`` options are on (see ``_socks5_bind`` and ``_socks5_udp`` for the
+  rules); while they are off (the default, as GOST) they get REP 0x02 (not
+  allowed). BIND ignores the service's chain, as GOST's does ("BIND does not
+  support chain": it listens on this host). UDP ASSOCIATE through a chain is
+  something GOST does with its own machinery (UDP-over-TCP to a socks5 node,
+  the relay protocol's UDP); gostfast does not have that, so with a chain it
+  answers REP 0x07 (command not supported). GOST's MUX-BIND (0xF2) and UDP-TUN
+  (0xF3) get REP 0x02 while the option that gates them in GOST is off (``bind``;
+  ``udp``, or ``bind`` for a UDP-TUN with a port) and REP 0x07 (not implemented
+  here) when it is on. Tor's RESOLVE/RESOLVE_PTR (0xF0/0xF1) and unknown
   commands get REP 0x07 (command not supported).
 * A malformed message (bad version, NMETHODS 0, unknown ATYP...) or no request
   within ``readTimeout`` (15 s) closes the connection without a reply, as GOST.
@@ -37,6 +44,9 @@ from gostfast.config.options import opt, unsupported
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
+from gostfast.handler._conn_addr import local_ip, peer_ip
+from gostfast.handler._socks5_bind import BIND_ACCEPT_TIMEOUT, serve_bind
+from gostfast.handler._socks5_udp import DEFAULT_BUFFER_SIZE, serve_udp_associate
 from gostfast.handler._users import Users
 from gostfast.proto import socks4 as s4
 from gostfast.proto import socks5 as s5
@@ -50,8 +60,34 @@ _READ_TIMEOUT = opt(
 SOCKS5_OPTIONS = (
     _READ_TIMEOUT,
     opt("notls", "bool", False, "notls", doc="accepted; gostfast never offers TLS methods"),
-    unsupported("bind", "bind", default=False),
-    unsupported("udp", "udp", default=False),
+    opt("bind", "bool", False, "bind", doc="serve BIND (listens on this host)"),
+    opt("udp", "bool", False, "udp", doc="serve UDP ASSOCIATE (services without a chain)"),
+    opt(
+        "udp_buffer_size",
+        "int",
+        DEFAULT_BUFFER_SIZE,
+        "udp.bufferSize",
+        "udpBufferSize",
+        doc="UDP datagram buffer: longer datagrams are cut there (<= 0: 4096)",
+    ),
+    opt(
+        "udp_resolve_domain",
+        "bool",
+        False,
+        "udp.resolveDomain",
+        "udpResolveDomain",
+        doc="accepted; without a chain replies always carry the source IP",
+    ),
+    opt("udp_bind_min", "int", 0, "udp.bindRange.min", "udp.minPort", minimum=0, maximum=65535),
+    opt("udp_bind_max", "int", 0, "udp.bindRange.max", "udp.maxPort", minimum=0, maximum=65535),
+    opt(
+        "public_addr",
+        "str",
+        "",
+        "socks.publicAddr",
+        "publicAddr",
+        doc="BND.ADDR of BIND replies (of UDP ones when it is an IP)",
+    ),
     unsupported("tor", "tor", "enableTor", "socks5.tor", default=False),
     unsupported("sniffing", "sniffing", default=False),
     unsupported("hash", "hash", default=""),
@@ -63,8 +99,6 @@ SOCKS4_OPTIONS = (
     unsupported("hash", "hash", default=""),
 )
 
-#: commands GOST refuses with REP 0x02 while its bind/udp options are off
-_DISABLED_COMMANDS = {s5.CMD_BIND, s5.CMD_UDP_ASSOCIATE, s5.CMD_MUX_BIND, s5.CMD_UDP_TUN}
 
 _TIMEOUTS = (asyncio.TimeoutError, TimeoutError)
 _BAD_INPUT = (ProtocolError, asyncio.IncompleteReadError, ValueError)
@@ -89,6 +123,17 @@ class Socks5Handler(Handler):
         super().__init__(spec)
         self.users = Users(spec.auths)
         self.read_timeout = _read_timeout(spec)
+        options = spec.options
+        self.enable_bind = bool(options.get("bind", False))
+        self.enable_udp = bool(options.get("udp", False))
+        self.udp_buffer_size = int(options.get("udp_buffer_size", DEFAULT_BUFFER_SIZE))
+        self.udp_bind_range = (
+            int(options.get("udp_bind_min", 0)),
+            int(options.get("udp_bind_max", 0)),
+        )
+        self.public_addr = str(options.get("public_addr", "") or "")
+        #: seconds BIND waits for the incoming connection (GOST: no limit)
+        self.bind_accept_timeout = BIND_ACCEPT_TIMEOUT
 
     def select_method(self, methods: list[int]) -> int:
         if self.users:
@@ -114,6 +159,18 @@ class Socks5Handler(Handler):
                 return None
         return await read_message(ep, s5.parse_request)
 
+    def _refusal(self, cmd: int, port: int) -> int:
+        """The REP for a command not served: 0x02 while GOST's gating option is off, else 0x07."""
+        if cmd == s5.CMD_BIND or cmd == s5.CMD_MUX_BIND:
+            enabled = self.enable_bind
+        elif cmd == s5.CMD_UDP_ASSOCIATE:
+            enabled = self.enable_udp  # on, yet refused: the service has a chain
+        elif cmd == s5.CMD_UDP_TUN:
+            enabled = self.enable_udp if port == 0 else self.enable_bind
+        else:
+            return s5.REP_COMMAND_NOT_SUPPORTED
+        return s5.REP_COMMAND_NOT_SUPPORTED if enabled else s5.REP_NOT_ALLOWED
+
     async def handle(self, ep: Endpoint) -> None:
         log = self.spec.log
         try:
@@ -131,8 +188,30 @@ class Socks5Handler(Handler):
             return
         cmd, host, port = request
         target = join_host_port(host, port)
+        if cmd == s5.CMD_BIND and self.enable_bind:
+            await serve_bind(
+                ep,
+                host,
+                port,
+                public_addr=self.public_addr,
+                accept_timeout=self.bind_accept_timeout,
+                log=log,
+            )
+            return
+        if cmd == s5.CMD_UDP_ASSOCIATE and self.enable_udp and not self.spec.router.hops:
+            await serve_udp_associate(
+                ep,
+                local_ip=local_ip(ep),
+                client_ip=peer_ip(ep),
+                buffer_size=self.udp_buffer_size,
+                bind_min=self.udp_bind_range[0],
+                bind_max=self.udp_bind_range[1],
+                public_addr=self.public_addr,
+                log=log,
+            )
+            return
         if cmd != s5.CMD_CONNECT:
-            rep = s5.REP_NOT_ALLOWED if cmd in _DISABLED_COMMANDS else s5.REP_COMMAND_NOT_SUPPORTED
+            rep = self._refusal(cmd, port)
             log.info("%s: socks5: command 0x%02x refused (reply 0x%02x)", ep.peer, cmd, rep)
             ep.write(s5.build_reply(rep))
             ep.close()

@@ -355,7 +355,8 @@ def test_socks4_bad_requests_close_without_reply(net, payload):
         assert recv_until_close(s) == b""
 
 
-def test_bind_option_is_a_config_error():
+def test_unsupported_option_is_a_config_error():
+    """``bind``/``udp`` are real options now (tests/e2e/test_socks_bind_udp.py); ``tor`` is not."""
     out = subprocess.run(
         [
             sys.executable,
@@ -363,14 +364,14 @@ def test_bind_option_is_a_config_error():
             "gostfast",
             "check",
             "-L",
-            f"socks5://127.0.0.1:{free_port()}?bind=true",
+            f"socks5://127.0.0.1:{free_port()}?tor=true",
         ],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert out.returncode == 2, out
-    assert "bind" in out.stderr
+    assert "tor" in out.stderr
 
 
 def test_socks5_connector_wire_bytes(procs):
