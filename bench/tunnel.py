@@ -69,9 +69,13 @@ def find_refpeer() -> str:
     )
     if cached.exists():
         return str(cached)
-    out = subprocess.run(
-        ["sh", str(REFPEER_BUILD), str(cached)], capture_output=True, text=True, check=True
-    )
+    if not REFPEER_BUILD.exists():
+        sys.exit(
+            f"bench/tunnel.py: needs the Go reference peer: set GOSTFAST_REFPEER or provide {REFPEER_BUILD}"
+        )
+    out = subprocess.run(["sh", str(REFPEER_BUILD), str(cached)], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"bench/tunnel.py: building refpeer failed: {out.stderr.strip()}")
     return out.stdout.strip().splitlines()[-1]
 
 
