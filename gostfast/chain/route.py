@@ -21,6 +21,9 @@ from gostfast.errors import DialError
 log = logging.getLogger("gostfast.chain")
 
 CONNECT_TIMEOUT = 10.0
+#: a whole dial through a chain (every hop's connect, transport and connector
+#: handshakes) must finish within this, as GOST's router (chain/router.go, 15 s)
+ROUTE_TIMEOUT = 15.0
 
 
 def dial_host(host: str) -> str:
@@ -62,15 +65,27 @@ class Hop:
 class Router:
     """Dials ``host:port`` directly (no chain) or through ``hops``."""
 
-    def __init__(self, hops: list[Hop] | None = None, chain_name: str = "") -> None:
+    def __init__(
+        self, hops: list[Hop] | None = None, chain_name: str = "", timeout: float = ROUTE_TIMEOUT
+    ) -> None:
         self.hops = hops or []
         self.chain_name = chain_name
+        self.timeout = timeout
 
     async def dial(self, host: str, port: int) -> Endpoint:
+        """An endpoint to host:port, or DialError (also when the chain does not answer in time)."""
         if not self.hops:
             return await tcp_connect(host, port)
         nodes = [hop.selector.select() for hop in self.hops]
-        return await self._connect_via(nodes, len(nodes) - 1, host, port)
+        try:
+            return await asyncio.wait_for(
+                self._connect_via(nodes, len(nodes) - 1, host, port), self.timeout
+            )
+        except asyncio.TimeoutError:
+            route = " > ".join(f"{n.name}@{n.addr}" for n in nodes)
+            raise DialError(
+                f"dial {host}:{port} via {route}: no answer within {self.timeout:g}s"
+            ) from None
 
     async def _open_hop(self, nodes: list[Node], i: int) -> Endpoint:
         node = nodes[i]
