@@ -63,24 +63,47 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def is_listening(port: int) -> bool:
-    """True when a TCP socket LISTENs on ``port``, found without connecting to it.
+def tcp_sockets(port: int, state: str) -> int:
+    """How many TCP sockets have local port ``port`` in ``state`` ("0A" LISTEN, "01" ESTABLISHED).
 
-    Connecting would be seen as a client by the service under test (and, for a
-    forwarder, by its target), so readiness is read from /proc/net/tcp{,6}.
+    Read from /proc/net/tcp{,6}, so asking never creates a connection.
     """
     want = f":{port:04X}"
+    n = 0
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(name) as f:
                 next(f)
                 for line in f:
                     parts = line.split()
-                    if parts[1].endswith(want) and parts[3] == "0A":
-                        return True
+                    if parts[1].endswith(want) and parts[3] == state:
+                        n += 1
         except OSError:
             continue
-    return False
+    return n
+
+
+def is_listening(port: int) -> bool:
+    """True when a TCP socket LISTENs on ``port``, found without connecting to it.
+
+    Connecting would be seen as a client by the service under test (and, for a
+    forwarder, by its target), so readiness is read from /proc/net/tcp{,6}.
+    """
+    return tcp_sockets(port, "0A") > 0
+
+
+def established_to(port: int) -> int:
+    """ESTABLISHED TCP sockets whose LOCAL port is ``port``: one per accepted connection."""
+    return tcp_sockets(port, "01")
+
+
+def proc_status_kib(pid: int, field: str) -> int:
+    """A memory figure from /proc/PID/status in KiB (``VmRSS``, ``VmHWM``...)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
 
 
 def wait_port(port: int, timeout: float = 10.0, proc: subprocess.Popen | None = None) -> None:
@@ -124,6 +147,17 @@ class Procs:
         for port in wait_ports:
             wait_port(port, proc=p)
         return p
+
+    def start_gostfasts(self, starts, ports: dict[str, int]) -> list[subprocess.Popen]:
+        """Start several gostfast processes at once, then wait for each one's named ports.
+
+        ``starts`` is a list of (argv, [port names]); ``ports`` maps names to numbers.
+        """
+        started = [(self.gostfast(*args), names) for args, names in starts]
+        for proc, names in started:
+            for n in names:
+                wait_port(ports[n], proc=proc)
+        return [proc for proc, _ in started]
 
     def gostfast(self, *args: str, wait_ports=(), env=None) -> subprocess.Popen:
         return self.start([*GOSTFAST, *args], wait_ports, env)

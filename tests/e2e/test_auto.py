@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 from proxy_support import Origin, TCPServer, connect, echo, recv_exactly, recv_until_close
-from support import Procs, free_port, wait_port
+from support import Procs, free_port
 
 from gostfast.proto import socks4 as s4
 from gostfast.proto import socks5 as s5
@@ -42,10 +42,7 @@ def net():
         ),
     ]
     try:
-        started = [(procs.gostfast(*args), names) for args, names in starts]
-        for proc, names in started:
-            for n in names:
-                wait_port(p[n], proc=proc)
+        procs.start_gostfasts(starts, p)
         yield {**p, "origin": origin, "echo": echo_srv.port}
     finally:
         procs.stop_all()

@@ -23,7 +23,7 @@ from proxy_support import (
     recv_head,
     recv_until_close,
 )
-from support import Procs, free_port, wait_port
+from support import Procs, free_port
 
 CONNECT_OK = b"HTTP/1.1 200 Connection established\r\nProxy-Agent: gost/3.0\r\n\r\n"
 CONNECT_503 = (
@@ -95,10 +95,7 @@ def net():
         ),
     ]
     try:
-        started = [(procs.gostfast(*args), names) for args, names in starts]
-        for proc, names in started:
-            for n in names:
-                wait_port(p[n], proc=proc)
+        procs.start_gostfasts(starts, p)
         yield {
             **p,
             "origin": origin,

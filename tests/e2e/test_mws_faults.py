@@ -20,7 +20,7 @@ import threading
 import time
 
 import pytest
-from support import Procs, free_port, output, wait_port
+from support import Procs, established_to, free_port, output, proc_status_kib, wait_port
 
 from gostfast._core import select
 from gostfast.proto import http1, wshandshake
@@ -42,31 +42,6 @@ NOWHERE = "127.0.0.1:9"
 def port_re(port: int) -> re.Pattern:
     """Matches ``127.0.0.1:PORT`` as a whole address (not a prefix of a longer port)."""
     return re.compile(rf"127\.0\.0\.1:{port}(?!\d)")
-
-
-def established_to(port: int) -> int:
-    """ESTABLISHED TCP sockets whose LOCAL port is ``port`` (server side of each connection)."""
-    want = f":{port:04X}"
-    n = 0
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(name) as f:
-                next(f)
-                for line in f:
-                    parts = line.split()
-                    if parts[1].endswith(want) and parts[3] == "01":
-                        n += 1
-        except OSError:
-            continue
-    return n
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 def wait_log(proc, pattern: re.Pattern, count: int = 1, timeout: float = 3.0) -> list[str]:
@@ -579,12 +554,18 @@ def test_memory_per_idle_stream(procs, record_property):
         for _, w in warm:
             w.close()
         await asyncio.sleep(1.5)
-        before = {"server": rss_kib(server.pid), "client": rss_kib(client.pid)}
+        before = {
+            "server": proc_status_kib(server.pid, "VmRSS"),
+            "client": proc_status_kib(client.pid, "VmRSS"),
+        }
         conns = []
         for start in range(0, n, 100):
             conns += await asyncio.gather(*(one(i) for i in range(start, start + 100)))
         await asyncio.sleep(1.5)
-        after = {"server": rss_kib(server.pid), "client": rss_kib(client.pid)}
+        after = {
+            "server": proc_status_kib(server.pid, "VmRSS"),
+            "client": proc_status_kib(client.pid, "VmRSS"),
+        }
         assert established_to(s) == 1  # all on one websocket
         # ...and demultiplexed by the server into one target connection per stream
         assert served["accepted"] == n + len(warm), served

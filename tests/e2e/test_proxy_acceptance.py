@@ -59,7 +59,9 @@ def test_wrong_password_at_the_far_proxy(procs, http_server, curl):
     procs.gostfast(
         "-L", f"http://127.0.0.1:{a}", "-F", f"http+wss://u:nope@127.0.0.1:{b}", wait_ports=[a]
     )
-    out = run_curl("-i", "-x", f"http://127.0.0.1:{a}", f"http://127.0.0.1:{http_server.port}/blob.bin")
+    out = run_curl(
+        "-i", "-x", f"http://127.0.0.1:{a}", f"http://127.0.0.1:{http_server.port}/blob.bin"
+    )
     # the chain's CONNECT got 407, so the local proxy cannot reach the target
     assert out.stdout.startswith(b"HTTP/1.1 503 Service Unavailable"), out.stdout[:200]
 

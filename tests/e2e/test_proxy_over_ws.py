@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 from proxy_support import Origin, TCPServer, echo, echo_roundtrip
-from support import Procs, free_port, wait_port
+from support import Procs, free_port
 
 pytest.importorskip("gostfast.transport.ws")
 pytest.importorskip("gostfast.transport.mws")
@@ -131,10 +131,7 @@ def net():
         ),
     ]
     try:
-        started = [(procs.gostfast(*args), names) for args, names in starts]
-        for proc, names in started:
-            for n in names:
-                wait_port(p[n], proc=proc)
+        procs.start_gostfasts(starts, p)
         yield {**p, "origin": origin}
     finally:
         procs.stop_all()

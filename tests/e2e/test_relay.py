@@ -23,7 +23,7 @@ from proxy_support import (
     recv_exactly,
     recv_until_close,
 )
-from support import Procs, free_port, wait_port
+from support import Procs, free_port
 
 from gostfast.proto import relay as rp
 
@@ -146,10 +146,7 @@ def net():
         ),
     ]
     try:
-        started = [(procs.gostfast(*args), names) for args, names in starts]
-        for proc, names in started:
-            for n in names:
-                wait_port(ports[n], proc=proc)
+        procs.start_gostfasts(starts, ports)
         yield {**ports, "echo": e, "dead": dead, "procs": procs}
     finally:
         procs.stop_all()

@@ -20,7 +20,7 @@ from proxy_support import (
     recv_exactly,
     recv_until_close,
 )
-from support import Procs, free_port, wait_port
+from support import Procs, free_port
 
 from gostfast.proto import socks4 as s4
 from gostfast.proto import socks5 as s5
@@ -87,10 +87,7 @@ def net():
         ),
     ]
     try:
-        started = [(procs.gostfast(*args), names) for args, names in starts]
-        for proc, names in started:
-            for n in names:
-                wait_port(p[n], proc=proc)
+        procs.start_gostfasts(starts, p)
         yield {**p, "echo": e, "origin": origin, "dead": free_port()}
     finally:
         procs.stop_all()

@@ -12,7 +12,7 @@ import time
 import urllib.request
 
 import pytest
-from support import free_port, wait_port
+from support import free_port, proc_status_kib, wait_port
 
 
 def _serve_once(handler, conns: int = 1):
@@ -75,7 +75,9 @@ def test_round_robin_and_failover(procs):
     b = _serve_once(tag(b"B"), conns=10)
     dead = free_port()  # nothing listens here
     p = free_port()
-    procs.gostfast("-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{a},127.0.0.1:{dead},127.0.0.1:{b}", wait_ports=[p])
+    procs.gostfast(
+        "-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{a},127.0.0.1:{dead},127.0.0.1:{b}", wait_ports=[p]
+    )
     got = []
     for _ in range(6):
         with socket.create_connection(("127.0.0.1", p), timeout=10) as s:
@@ -112,14 +114,6 @@ def test_half_close_propagates(procs):
     assert bytes(got) == data
 
 
-def _rss_peak_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
 @pytest.mark.slow
 def test_slow_reader_keeps_memory_bounded(procs):
     total = 256 * 1024 * 1024
@@ -153,7 +147,7 @@ def test_slow_reader_keeps_memory_bounded(procs):
                 time.sleep(ahead)
     assert got == total
     assert h.digest() == expect.digest()
-    peak = _rss_peak_kib(proc.pid)
+    peak = proc_status_kib(proc.pid, "VmHWM")
     print(f"gostfast peak RSS {peak} KiB for 256 MiB through a throttled reader")
     assert peak < 64 * 1024, f"gostfast peak RSS {peak} KiB"
 
@@ -161,7 +155,9 @@ def test_slow_reader_keeps_memory_bounded(procs):
 def test_sigterm_drains_open_tunnel(procs):
     target = _serve_once(_echo_until_eof, conns=4)
     p = free_port()
-    proc = procs.gostfast("--grace", "10", "-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{target}", wait_ports=[p])
+    proc = procs.gostfast(
+        "--grace", "10", "-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{target}", wait_ports=[p]
+    )
     s = socket.create_connection(("127.0.0.1", p), timeout=10)
     s.settimeout(10)
     s.sendall(b"before")
@@ -187,7 +183,9 @@ def test_sigterm_drains_open_tunnel(procs):
 def test_sigterm_grace_expires(procs):
     target = _serve_once(_echo_until_eof)
     p = free_port()
-    proc = procs.gostfast("--grace", "0.5", "-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{target}", wait_ports=[p])
+    proc = procs.gostfast(
+        "--grace", "0.5", "-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{target}", wait_ports=[p]
+    )
     s = socket.create_connection(("127.0.0.1", p), timeout=10)
     s.sendall(b"x")
     s.settimeout(10)

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from support import free_port, output, wait_port
+from support import established_to, free_port, output, wait_port
 
 pytestmark = pytest.mark.refpeer
 
@@ -46,23 +46,6 @@ VERSIONS = [pytest.param(1, id="v1"), pytest.param(2, id="v2")]
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def established_to(port: int) -> int:
-    """ESTABLISHED TCP sockets whose LOCAL port is ``port``: one per accepted connection."""
-    want = f":{port:04X}"
-    n = 0
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(name) as f:
-                next(f)
-                for line in f:
-                    parts = line.split()
-                    if parts[1].endswith(want) and parts[3] == "01":
-                        n += 1
-        except OSError:
-            continue
-    return n
 
 
 def recv_exact(s: socket.socket, n: int) -> bytes:
