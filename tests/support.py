@@ -57,6 +57,24 @@ def codec_implementations(name: str) -> list:
     ]
 
 
+def run_curl(*args: str) -> subprocess.CompletedProcess:
+    """The real curl, bounded in time; modules using it add ``pytestmark = usefixtures("curl")``."""
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "20", *args], capture_output=True, timeout=40
+    )
+
+
+def recv_exact(s: socket.socket, n: int) -> bytes:
+    """Exactly ``n`` bytes (fewer only at EOF); MSG_WAITALL is not reliable with timeouts."""
+    got = bytearray()
+    while len(got) < n:
+        b = s.recv(n - len(got))
+        if not b:
+            break
+        got += b
+    return bytes(got)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 
 import pytest
 from proxy_support import Origin, TCPServer, connect, echo, recv_exactly, recv_until_close
-from support import Procs, free_port
+from support import Procs, free_port, run_curl
 
 from gostfast.proto import socks4 as s4
 from gostfast.proto import socks5 as s5
+
+pytestmark = pytest.mark.usefixtures("curl")  # skips where curl is missing
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +51,6 @@ def net():
         echo_srv.close()
 
 
-@pytest.fixture(autouse=True)
-def _need_curl(curl):  # the conftest fixture skips without curl
-    pass
-
-
-def curl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["curl", "-sS", "--max-time", "20", *args], capture_output=True, timeout=30
-    )
-
-
 @pytest.mark.parametrize(
     "proxy_args",
     [
@@ -88,7 +78,7 @@ def curl(*args: str) -> subprocess.CompletedProcess:
 )
 def test_every_protocol_on_one_port(net, proxy_args):
     args = [a.format(**net) for a in proxy_args]
-    out = curl(*args, f"http://localhost:{net['origin'].port}/blob.bin")
+    out = run_curl(*args, f"http://localhost:{net['origin'].port}/blob.bin")
     assert out.returncode == 0, out.stderr
     assert out.stdout == net["origin"].blob
 
@@ -96,11 +86,11 @@ def test_every_protocol_on_one_port(net, proxy_args):
 def test_users_apply_to_every_protocol(net):
     url = f"http://localhost:{net['origin'].port}/x"
     auth = net["auth"]
-    assert curl("-U", "u:p", "-x", f"http://127.0.0.1:{auth}", url).stdout == b"hello /x"
-    assert curl("--socks5-hostname", f"u:p@127.0.0.1:{auth}", url).stdout == b"hello /x"
-    code = curl("-o", "/dev/null", "-w", "%{http_code}", "-x", f"http://127.0.0.1:{auth}", url)
+    assert run_curl("-U", "u:p", "-x", f"http://127.0.0.1:{auth}", url).stdout == b"hello /x"
+    assert run_curl("--socks5-hostname", f"u:p@127.0.0.1:{auth}", url).stdout == b"hello /x"
+    code = run_curl("-o", "/dev/null", "-w", "%{http_code}", "-x", f"http://127.0.0.1:{auth}", url)
     assert code.stdout == b"407"
-    assert curl("--socks5-hostname", f"u:bad@127.0.0.1:{auth}", url).returncode != 0
+    assert run_curl("--socks5-hostname", f"u:bad@127.0.0.1:{auth}", url).returncode != 0
     # SOCKS4 has no password: GOST checks the USERID with an empty one, so "u" fails here
     with connect(auth) as s:
         s.sendall(s4.build_request(s4.CMD_CONNECT, "127.0.0.1", net["echo"], "u"))
@@ -142,7 +132,7 @@ def test_empty_connection_and_bad_socks_then_good(net):
         s.sendall(b"\x04\x09\x00\x50")  # SOCKS4, unknown command
         s.shutdown(socket.SHUT_WR)
         assert recv_until_close(s) == b""
-    out = curl(
+    out = run_curl(
         "--socks5-hostname", f"127.0.0.1:{net['auto']}", f"http://localhost:{net['origin'].port}/ok"
     )
     assert out.stdout == b"hello /ok"

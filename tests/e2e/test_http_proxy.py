@@ -23,7 +23,7 @@ from proxy_support import (
     recv_head,
     recv_until_close,
 )
-from support import Procs, free_port
+from support import Procs, free_port, run_curl
 
 CONNECT_OK = b"HTTP/1.1 200 Connection established\r\nProxy-Agent: gost/3.0\r\n\r\n"
 CONNECT_503 = (
@@ -42,6 +42,8 @@ AUTH_407_KEEPALIVE = (
     b'Proxy-Authenticate: Basic realm="gost"\r\n'
     b"Proxy-Connection: close\r\n\r\n"
 )
+
+pytestmark = pytest.mark.usefixtures("curl")  # skips where curl is missing
 
 
 def _silent(c: socket.socket) -> None:
@@ -111,17 +113,6 @@ def net():
             srv.close()
 
 
-@pytest.fixture(autouse=True)
-def _need_curl(curl):  # the conftest fixture skips without curl
-    pass
-
-
-def curl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["curl", "-sS", "--max-time", "20", *args], capture_output=True, timeout=30
-    )
-
-
 def blob_url(net, path: str = "/blob.bin") -> str:
     return f"http://127.0.0.1:{net['origin'].port}{path}"
 
@@ -136,19 +127,19 @@ def raw_exchange(port: int, data: bytes) -> bytes:
 
 
 def test_plain_http_download(net):
-    out = curl("-x", f"http://127.0.0.1:{net['h']}", blob_url(net))
+    out = run_curl("-x", f"http://127.0.0.1:{net['h']}", blob_url(net))
     assert out.returncode == 0, out.stderr
     assert out.stdout == net["origin"].blob
 
 
 def test_connect_download(net):
-    out = curl("-p", "-x", f"http://127.0.0.1:{net['h']}", blob_url(net))
+    out = run_curl("-p", "-x", f"http://127.0.0.1:{net['h']}", blob_url(net))
     assert out.returncode == 0, out.stderr
     assert out.stdout == net["origin"].blob
 
 
 def test_keep_alive_serves_several_requests_on_one_connection(net, tmp_path):
-    out = curl(
+    out = run_curl(
         "-v",
         "-x",
         f"http://127.0.0.1:{net['h']}",
@@ -174,7 +165,7 @@ def test_keep_alive_serves_several_requests_on_one_connection(net, tmp_path):
 
 
 def test_head_request_has_no_body(net):
-    out = curl("-I", "-x", f"http://127.0.0.1:{net['h']}", blob_url(net))
+    out = run_curl("-I", "-x", f"http://127.0.0.1:{net['h']}", blob_url(net))
     assert out.returncode == 0, out.stderr
     assert b"Content-Length: 12345" in out.stdout
 
@@ -185,7 +176,7 @@ def test_post_body_streams_through(net, tmp_path, chunked):
     f = tmp_path / "body"
     f.write_bytes(data)
     extra = ["-H", "Transfer-Encoding: chunked"] if chunked else []
-    out = curl(
+    out = run_curl(
         "-x",
         f"http://127.0.0.1:{net['h']}",
         "--data-binary",
@@ -198,14 +189,14 @@ def test_post_body_streams_through(net, tmp_path, chunked):
 
 
 def test_auth_with_curl(net):
-    ok = curl("-U", "u:p", "-x", f"http://127.0.0.1:{net['ha']}", blob_url(net))
+    ok = run_curl("-U", "u:p", "-x", f"http://127.0.0.1:{net['ha']}", blob_url(net))
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout == net["origin"].blob
-    tunnel = curl("-p", "-U", "u:p", "-x", f"http://127.0.0.1:{net['ha']}", blob_url(net, "/t"))
+    tunnel = run_curl("-p", "-U", "u:p", "-x", f"http://127.0.0.1:{net['ha']}", blob_url(net, "/t"))
     assert tunnel.returncode == 0, tunnel.stderr
     assert tunnel.stdout == b"hello /t"
     for cred in (["-U", "u:wrong"], ["-U", "x:p"], []):
-        bad = curl(
+        bad = run_curl(
             *cred,
             "-o",
             "/dev/null",
@@ -220,14 +211,14 @@ def test_auth_with_curl(net):
 
 def test_chain_http_over_http(net):
     for extra in ([], ["-p"]):
-        out = curl(*extra, "-x", f"http://127.0.0.1:{net['c']}", blob_url(net))
+        out = run_curl(*extra, "-x", f"http://127.0.0.1:{net['c']}", blob_url(net))
         assert out.returncode == 0, out.stderr
         assert out.stdout == net["origin"].blob
 
 
 def test_chain_with_connector_auth(net):
     for extra in ([], ["-p"]):
-        out = curl(*extra, "-x", f"http://127.0.0.1:{net['ca']}", blob_url(net))
+        out = run_curl(*extra, "-x", f"http://127.0.0.1:{net['ca']}", blob_url(net))
         assert out.returncode == 0, out.stderr
         assert out.stdout == net["origin"].blob
 
@@ -418,7 +409,7 @@ def test_bad_requests_get_400_and_close(net, payload):
         s.sendall(payload)
         s.shutdown(socket.SHUT_WR)
         assert recv_until_close(s) == BAD_REQUEST
-    out = curl("-x", f"http://127.0.0.1:{net['h']}", blob_url(net, "/after"))
+    out = run_curl("-x", f"http://127.0.0.1:{net['h']}", blob_url(net, "/after"))
     assert out.stdout == b"hello /after"
 
 

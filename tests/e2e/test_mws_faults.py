@@ -20,7 +20,7 @@ import threading
 import time
 
 import pytest
-from support import Procs, established_to, free_port, output, proc_status_kib, wait_port
+from support import Procs, established_to, free_port, output, proc_status_kib, recv_exact, wait_port
 
 from gostfast._core import select
 from gostfast.proto import http1, wshandshake
@@ -52,17 +52,6 @@ def wait_log(proc, pattern: re.Pattern, count: int = 1, timeout: float = 3.0) ->
         if len(lines) >= count or time.monotonic() > end:
             return lines
         time.sleep(0.05)
-
-
-def recv_exact(s: socket.socket, n: int) -> bytes:
-    """Exactly ``n`` bytes (fewer only at EOF)."""
-    got = bytearray()
-    while len(got) < n:
-        b = s.recv(n - len(got))
-        if not b:
-            break
-        got += b
-    return bytes(got)
 
 
 def closed_within(sock: socket.socket, timeout: float) -> float | None:

@@ -9,16 +9,8 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
-from support import free_port
-
-
-def run_curl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["curl", "-sS", "--max-time", "20", *args], capture_output=True, timeout=40
-    )
+from support import free_port, run_curl
 
 
 def fetch_ok(http_server, *proxy_args: str) -> None:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import subprocess
 
 import pytest
 from proxy_support import Origin, TCPServer, echo, echo_roundtrip
-from support import Procs, free_port
+from support import Procs, free_port, run_curl
 
 pytest.importorskip("gostfast.transport.ws")
 pytest.importorskip("gostfast.transport.mws")
+
+pytestmark = pytest.mark.usefixtures("curl")  # skips where curl is missing
 
 
 @pytest.fixture(scope="module")
@@ -139,17 +140,6 @@ def net():
         echo_srv.close()
 
 
-@pytest.fixture(autouse=True)
-def _need_curl(curl):  # the conftest fixture skips without curl
-    pass
-
-
-def curl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["curl", "-sS", "--max-time", "20", *args], capture_output=True, timeout=30
-    )
-
-
 @pytest.mark.parametrize(
     "proxy_args",
     [
@@ -175,7 +165,7 @@ def curl(*args: str) -> subprocess.CompletedProcess:
 )
 def test_curl_through_ws_chain(net, proxy_args):
     args = [a.format(**net) for a in proxy_args]
-    out = curl(*args, f"http://localhost:{net['origin'].port}/blob.bin")
+    out = run_curl(*args, f"http://localhost:{net['origin'].port}/blob.bin")
     assert out.returncode == 0, out.stderr
     assert out.stdout == net["origin"].blob
 

@@ -20,12 +20,14 @@ from proxy_support import (
     recv_exactly,
     recv_until_close,
 )
-from support import Procs, free_port
+from support import Procs, free_port, run_curl
 
 from gostfast.proto import socks4 as s4
 from gostfast.proto import socks5 as s5
 
 REPLY_NET_UNREACHABLE = b"\x05\x03\x00\x01" + bytes(6)
+
+pytestmark = pytest.mark.usefixtures("curl")  # skips where curl is missing
 
 
 @pytest.fixture(scope="module")
@@ -95,23 +97,12 @@ def net():
         echo_srv.close()
 
 
-def curl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["curl", "-sS", "--max-time", "20", *args], capture_output=True, timeout=30
-    )
-
-
-@pytest.fixture(autouse=True)
-def _need_curl(curl):  # noqa: PT004 - the conftest fixture skips without curl
-    pass
-
-
 # ---------------------------------------------------------------------- curl
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
 def test_curl_socks5_hostname(net, host):
-    out = curl(
+    out = run_curl(
         "--socks5-hostname",
         f"127.0.0.1:{net['s5']}",
         f"http://{host}:{net['origin'].port}/blob.bin",
@@ -121,7 +112,7 @@ def test_curl_socks5_hostname(net, host):
 
 
 def test_curl_socks5_with_user_and_password(net):
-    out = curl(
+    out = run_curl(
         "--socks5-hostname",
         f"u:p@127.0.0.1:{net['s5auth']}",
         f"http://localhost:{net['origin'].port}/blob.bin",
@@ -133,25 +124,27 @@ def test_curl_socks5_with_user_and_password(net):
 @pytest.mark.parametrize("cred", ["u:wrong", "nobody:p", ""])
 def test_curl_socks5_bad_credentials_fail(net, cred):
     proxy = f"{cred}@127.0.0.1:{net['s5auth']}" if cred else f"127.0.0.1:{net['s5auth']}"
-    out = curl("--socks5-hostname", proxy, f"http://localhost:{net['origin'].port}/x")
+    out = run_curl("--socks5-hostname", proxy, f"http://localhost:{net['origin'].port}/x")
     assert out.returncode != 0
     assert out.stdout == b""
 
 
 @pytest.mark.parametrize("flag", ["--socks4", "--socks4a"])
 def test_curl_socks4(net, flag):
-    out = curl(flag, f"127.0.0.1:{net['s4']}", f"http://localhost:{net['origin'].port}/blob.bin")
+    out = run_curl(
+        flag, f"127.0.0.1:{net['s4']}", f"http://localhost:{net['origin'].port}/blob.bin"
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout == net["origin"].blob
 
 
 def test_curl_socks4a_userid(net):
-    ok = curl(
+    ok = run_curl(
         "--socks4a", f"alice@127.0.0.1:{net['s4auth']}", f"http://localhost:{net['origin'].port}/a"
     )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout == b"hello /a"
-    bad = curl(
+    bad = run_curl(
         "--socks4a", f"bob@127.0.0.1:{net['s4auth']}", f"http://localhost:{net['origin'].port}/a"
     )
     assert bad.returncode != 0
@@ -162,16 +155,16 @@ def test_curl_socks4a_userid(net):
 
 def test_http_proxy_chained_through_socks5_with_auth(net):
     url = f"http://127.0.0.1:{net['origin'].port}/blob.bin"
-    plain = curl("-x", f"http://127.0.0.1:{net['c_http']}", url)
+    plain = run_curl("-x", f"http://127.0.0.1:{net['c_http']}", url)
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout == net["origin"].blob
-    tunnel = curl("-p", "-x", f"http://127.0.0.1:{net['c_http']}", url)
+    tunnel = run_curl("-p", "-x", f"http://127.0.0.1:{net['c_http']}", url)
     assert tunnel.returncode == 0, tunnel.stderr
     assert tunnel.stdout == net["origin"].blob
 
 
 def test_socks5_chained_through_socks5(net):
-    out = curl(
+    out = run_curl(
         "--socks5-hostname",
         f"127.0.0.1:{net['c_s5']}",
         f"http://localhost:{net['origin'].port}/blob.bin",

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from support import established_to, free_port, output, wait_port
+from support import established_to, free_port, output, recv_exact, wait_port
 
 pytestmark = pytest.mark.refpeer
 
@@ -46,17 +46,6 @@ VERSIONS = [pytest.param(1, id="v1"), pytest.param(2, id="v2")]
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def recv_exact(s: socket.socket, n: int) -> bytes:
-    """Exactly ``n`` bytes (fewer only at EOF); MSG_WAITALL is not reliable with timeouts."""
-    got = bytearray()
-    while len(got) < n:
-        b = s.recv(n - len(got))
-        if not b:
-            break
-        got += b
-    return bytes(got)
 
 
 def recv_to_eof(s: socket.socket, limit: int = 1 << 30) -> bytes:
