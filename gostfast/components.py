@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gostfast.config.model import Auth, TLSConfig
 from gostfast.config.options import Options
@@ -61,7 +61,6 @@ class ConnectorSpec:
     options: Options
     auth: Auth | None
     log: logging.Logger
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Listener(ABC):

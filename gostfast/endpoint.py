@@ -343,12 +343,11 @@ class TCPEndpoint(Endpoint, asyncio.Protocol):
     #: outgoing buffer high-water mark: above it the relay pauses the other side
     WRITE_HIGH_WATER = 256 * 1024
 
-    __slots__ = ("transport", "connected")
+    __slots__ = ("transport",)
 
     def __init__(self) -> None:
         super().__init__()
         self.transport: asyncio.Transport | None = None
-        self.connected: asyncio.Future | None = None
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

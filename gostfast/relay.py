@@ -21,7 +21,7 @@ log = logging.getLogger("gostfast.relay")
 class Relay:
     """Pipes ``a`` <-> ``b`` until both directions end; ``done`` resolves then."""
 
-    __slots__ = ("a", "b", "done", "_eof_a", "_eof_b", "_finished", "bytes_ab", "bytes_ba")
+    __slots__ = ("a", "b", "done", "_eof_a", "_eof_b", "_finished")
 
     def __init__(self, a: Endpoint, b: Endpoint) -> None:
         self.a = a
@@ -30,8 +30,6 @@ class Relay:
         self._eof_a = False
         self._eof_b = False
         self._finished = False
-        self.bytes_ab = 0
-        self.bytes_ba = 0
         a.attach(self)
         if not self._finished:
             b.attach(self)
@@ -42,10 +40,8 @@ class Relay:
     # Sink callbacks
     def on_data(self, ep: Endpoint, data) -> None:
         if ep is self.a:
-            self.bytes_ab += len(data)
             self.b.write(data)
         else:
-            self.bytes_ba += len(data)
             self.a.write(data)
 
     def on_eof(self, ep: Endpoint) -> None:
@@ -83,11 +79,11 @@ class Relay:
         if exc is not None:
             log.debug("tunnel %s <-> %s ended: %s", self.a.peer, self.b.peer, exc)
         if not self.done.done():
-            self.done.set_result((self.bytes_ab, self.bytes_ba))
+            self.done.set_result(None)
 
 
-async def relay(a: Endpoint, b: Endpoint) -> tuple[int, int]:
-    """Pipe two endpoints until the tunnel ends; returns (bytes a->b, bytes b->a).
+async def relay(a: Endpoint, b: Endpoint) -> None:
+    """Pipe two endpoints until the tunnel ends.
 
     Cancelling the caller (service shutdown after its grace period) aborts both.
     """

@@ -117,22 +117,40 @@ def _port_of(addr: str, path: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _plan_parts(where: str, parts, own_md: dict[str, Any], shared: frozenset[str]) -> list[Part]:
+    """Look up, parse and check the two components of a service or a node.
+
+    ``parts`` is ``[(registry, type name, metadata, "listener"), ...]``. Keys the
+    CLI copied into every part (``shared``) warn only if no part knows them.
+    """
+    planned, known_any = [], set()
+    for reg, name, md, label in parts:
+        comp = _lookup(reg, name, at(where, f"{label}.type"))
+        md_where = at(where, f"{label}.metadata")
+        opts = parse_options(comp.options, md, md_where)
+        _validate(comp, opts, md_where)
+        known = known_keys(comp.options)
+        _warn_unknown(md, known, md_where, shared)
+        known_any |= known
+        planned.append(Part(comp, opts))
+    _warn_unknown(own_md, set(), at(where, "metadata"), shared)
+    for key in shared:
+        if key not in known_any:
+            log.warning("%s: unknown option '%s' ignored", where, key)
+    return planned
+
+
 def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
     where = svc.origin or svc.name
-    lcomp = _lookup(registry.listeners, svc.listener.type, at(where, "listener.type"))
-    hcomp = _lookup(registry.handlers, svc.handler.type, at(where, "handler.type"))
-    lopts = parse_options(lcomp.options, svc.listener.metadata, at(where, "listener.metadata"))
-    hopts = parse_options(hcomp.options, svc.handler.metadata, at(where, "handler.metadata"))
-    _validate(lcomp, lopts, at(where, "listener.metadata"))
-    _validate(hcomp, hopts, at(where, "handler.metadata"))
-    lknown, hknown = known_keys(lcomp.options), known_keys(hcomp.options)
-    shared = svc.shared_keys
-    _warn_unknown(svc.listener.metadata, lknown, at(where, "listener.metadata"), shared)
-    _warn_unknown(svc.handler.metadata, hknown, at(where, "handler.metadata"), shared)
-    _warn_unknown(svc.metadata, set(), at(where, "metadata"), shared)
-    for key in shared:
-        if key not in lknown | hknown:
-            log.warning("%s: unknown option '%s' ignored", where, key)
+    listener, handler = _plan_parts(
+        where,
+        [
+            (registry.listeners, svc.listener.type, svc.listener.metadata, "listener"),
+            (registry.handlers, svc.handler.type, svc.handler.metadata, "handler"),
+        ],
+        svc.metadata,
+        svc.shared_keys,
+    )
     if svc.handler.type in ("forward", "tcp") and svc.forwarder is None:
         raise ConfigError(
             at(where, "forwarder"),
@@ -143,29 +161,24 @@ def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
         for i, n in enumerate(svc.forwarder.nodes):
             _port_of(n.addr, at(where, f"forwarder.nodes[{i}].addr"))
     host, port = _port_of(svc.addr, at(where, "addr"))
-    return ServicePlan(svc, host or None, port, Part(lcomp, lopts), Part(hcomp, hopts))
+    return ServicePlan(svc, host or None, port, listener, handler)
 
 
 def _plan_node(node: NodeConfig) -> NodePlan:
     where = node.origin or node.name
-    dcomp = _lookup(registry.dialers, node.dialer.type, at(where, "dialer.type"))
-    ccomp = _lookup(registry.connectors, node.connector.type, at(where, "connector.type"))
-    dopts = parse_options(dcomp.options, node.dialer.metadata, at(where, "dialer.metadata"))
-    copts = parse_options(ccomp.options, node.connector.metadata, at(where, "connector.metadata"))
-    _validate(dcomp, dopts, at(where, "dialer.metadata"))
-    _validate(ccomp, copts, at(where, "connector.metadata"))
-    dknown, cknown = known_keys(dcomp.options), known_keys(ccomp.options)
-    shared = node.shared_keys
-    _warn_unknown(node.dialer.metadata, dknown, at(where, "dialer.metadata"), shared)
-    _warn_unknown(node.connector.metadata, cknown, at(where, "connector.metadata"), shared)
-    _warn_unknown(node.metadata, set(), at(where, "metadata"), shared)
-    for key in shared:
-        if key not in dknown | cknown:
-            log.warning("%s: unknown option '%s' ignored", where, key)
+    dialer, connector = _plan_parts(
+        where,
+        [
+            (registry.dialers, node.dialer.type, node.dialer.metadata, "dialer"),
+            (registry.connectors, node.connector.type, node.connector.metadata, "connector"),
+        ],
+        node.metadata,
+        node.shared_keys,
+    )
     host, port = _port_of(node.addr, at(where, "addr"))
     if port == 0:
         raise ConfigError(at(where, "addr"), f"node address '{node.addr}' needs a port")
-    return NodePlan(node, host, port, Part(dcomp, dopts), Part(ccomp, copts))
+    return NodePlan(node, host, port, dialer, connector)
 
 
 def plan(cfg: Config) -> Plan:
