@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from gostfast.endpoint import Endpoint
 
@@ -40,10 +40,3 @@ async def read_message(
             return value
         if len(buf) > limit:
             raise ValueError(f"handshake message longer than {limit} bytes")
-
-
-async def within(timeout: float | None, aw: Any) -> Any:
-    """``await aw`` with a timeout in seconds (None or <= 0: no timeout)."""
-    if timeout is None or timeout <= 0:
-        return await aw
-    return await asyncio.wait_for(aw, timeout)

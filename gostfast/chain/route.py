@@ -17,6 +17,7 @@ from gostfast.chain.selector import Selector
 from gostfast.components import Connector, Dialer
 from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import DialError
+from gostfast.timeouts import within
 
 log = logging.getLogger("gostfast.chain")
 
@@ -35,9 +36,7 @@ async def tcp_connect(host: str, port: int, timeout: float = CONNECT_TIMEOUT) ->
     """A TCP endpoint connected to host:port (TCP_NODELAY on), or DialError."""
     loop = asyncio.get_running_loop()
     try:
-        _, ep = await asyncio.wait_for(
-            loop.create_connection(TCPEndpoint, dial_host(host), port), timeout
-        )
+        _, ep = await within(timeout, loop.create_connection(TCPEndpoint, dial_host(host), port))
     except (OSError, asyncio.TimeoutError) as exc:
         reason = (
             exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc) or "timed out")
@@ -78,9 +77,7 @@ class Router:
             return await tcp_connect(host, port)
         nodes = [hop.selector.select() for hop in self.hops]
         try:
-            return await asyncio.wait_for(
-                self._connect_via(nodes, len(nodes) - 1, host, port), self.timeout
-            )
+            return await within(self.timeout, self._connect_via(nodes, len(nodes) - 1, host, port))
         except asyncio.TimeoutError:
             route = " > ".join(f"{n.name}@{n.addr}" for n in nodes)
             raise DialError(

@@ -21,7 +21,6 @@ import asyncio
 import base64
 
 from gostfast import registry
-from gostfast._handshake import within
 from gostfast.components import Connector, ConnectorSpec
 from gostfast.config.options import opt
 from gostfast.config.url import join_host_port
@@ -29,6 +28,7 @@ from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
 from gostfast.proto import http1
 from gostfast.proto.addr import encode_text
+from gostfast.timeouts import within
 
 HTTP_CONNECTOR_OPTIONS = (
     opt("timeout", "duration", 0.0, "timeout", "connectTimeout", doc="CONNECT answer deadline"),

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 
 from gostfast import registry
-from gostfast._handshake import read_message, within
+from gostfast._handshake import read_message
 from gostfast.components import Connector, ConnectorSpec
 from gostfast.config.options import opt
 from gostfast.config.url import join_host_port
@@ -31,6 +31,7 @@ from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
 from gostfast.proto import relay as rp
 from gostfast.proto.errors import RelayError
+from gostfast.timeouts import within
 
 RELAY_CONNECTOR_OPTIONS = (
     opt("connect_timeout", "duration", 0.0, "connectTimeout", doc="nodelay response deadline"),

@@ -22,7 +22,7 @@ import ipaddress
 import socket
 
 from gostfast import registry
-from gostfast._handshake import read_message, within
+from gostfast._handshake import read_message
 from gostfast.components import Connector
 from gostfast.config.options import opt
 from gostfast.config.url import join_host_port
@@ -32,6 +32,7 @@ from gostfast.proto import socks4 as s4
 from gostfast.proto import socks5 as s5
 from gostfast.proto.addr import encode_text
 from gostfast.proto.errors import ProtocolError
+from gostfast.timeouts import within
 
 _TIMEOUT = opt("timeout", "duration", 0.0, "timeout", doc="SOCKS handshake deadline")
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 
 from gostfast import registry
-from gostfast._handshake import read_message, within
+from gostfast._handshake import read_message
 from gostfast.chain.forwarder import dial_forwarder
 from gostfast.components import Handler, HandlerSpec
 from gostfast.config.options import opt, unsupported
@@ -39,6 +39,7 @@ from gostfast.handler._users import Users
 from gostfast.proto import relay as rp
 from gostfast.proto.errors import RelayError
 from gostfast.relay import relay
+from gostfast.timeouts import within
 
 RELAY_OPTIONS = (
     opt("read_timeout", "duration", 15.0, "readTimeout", doc="time to read the request"),

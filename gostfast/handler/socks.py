@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 
 from gostfast import registry
-from gostfast._handshake import read_message, within
+from gostfast._handshake import read_message
 from gostfast.components import Handler, HandlerSpec
 from gostfast.config.options import opt, unsupported
 from gostfast.config.url import join_host_port
@@ -52,6 +52,7 @@ from gostfast.proto import socks4 as s4
 from gostfast.proto import socks5 as s5
 from gostfast.proto.errors import ProtocolError
 from gostfast.relay import relay
+from gostfast.timeouts import within
 
 _READ_TIMEOUT = opt(
     "read_timeout", "duration", 15.0, "readTimeout", doc="time to read the SOCKS handshake"

@@ -24,6 +24,7 @@ from gostfast.config.options import opt, unsupported
 from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import HandshakeError
 from gostfast.proto import http1, wshandshake
+from gostfast.timeouts import within
 from gostfast.transport.tcp import apply_keepalive, server_addresses
 from gostfast.transport.wsconn import WSEndpoint
 
@@ -228,9 +229,7 @@ class WSListener(Listener):
     async def _upgrade(self, ep: TCPEndpoint, on_accept: Callable[[Endpoint], None]) -> None:
         o = self.spec.options
         try:
-            await asyncio.wait_for(
-                self._serve_upgrade(ep, on_accept), _timeout(o.handshake_timeout)
-            )
+            await within(o.handshake_timeout, self._serve_upgrade(ep, on_accept))
         except asyncio.TimeoutError:
             log.info(
                 "%s %s: upgrade timed out (handshakeTimeout %gs)",
@@ -248,9 +247,7 @@ class WSListener(Listener):
     async def _serve_upgrade(self, ep: TCPEndpoint, on_accept) -> None:
         o = self.spec.options
         try:
-            head = await asyncio.wait_for(
-                ep.readuntil(b"\r\n\r\n", http1.MAX_HEAD), _timeout(o.read_header_timeout)
-            )
+            head = await within(o.read_header_timeout, ep.readuntil(b"\r\n\r\n", http1.MAX_HEAD))
         except asyncio.LimitOverrunError:
             self._reject(ep, 431, "Request Header Fields Too Large", "request header too large")
             return
@@ -338,9 +335,7 @@ async def ws_handshake(raw: Endpoint, addr: str, options, log_: logging.Logger) 
         raise HandshakeError(f"ws {addr}: {exc}") from None
     raw.write(request)
     try:
-        head = await asyncio.wait_for(
-            raw.readuntil(b"\r\n\r\n", http1.MAX_HEAD), _timeout(options.handshake_timeout)
-        )
+        head = await within(options.handshake_timeout, raw.readuntil(b"\r\n\r\n", http1.MAX_HEAD))
         resp = http1.parse_response(head)
         wshandshake.check_client_response(resp, key)
     except asyncio.TimeoutError:
