@@ -22,6 +22,7 @@ from gostfast.config import values
 from gostfast.config import yaml as yamlcfg
 from gostfast.config.errors import ConfigError
 from gostfast.config.model import Config
+from gostfast.malloc_tuning import tune_malloc
 from gostfast.service import Orchestrator, Plan, StartError, plan
 
 EXIT_START = 1
@@ -199,6 +200,7 @@ def cli(ctx, services, hops, config_files, debug, version, grace):
         return
     setup_logging(debug)
     p = _plan(config_files, services, hops)
+    tune_malloc()
     try:
         import uvloop
 
