@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""CPU spent per 64-byte round trip and per new connection, per tunnel process.
+
+``bench/tunnel.py`` says how fast; this says where the CPU goes, which is
+what to look at when a latency row (rps, conn/s) is behind: for each process
+of the tunnel under test (gostfast, then refpeer, same case, same run) it
+reads user and system CPU time from /proc during each phase of one
+``refpeer rps`` run and divides by the round trips, then by the connections,
+done in that phase.
+
+The phases of ``refpeer rps`` run back to back for ``--seconds`` each, so the
+samples are taken by the clock (2 % inside each phase's edges); a figure is
+"us per op" = CPU seconds in the window / ops in the window. Linux only
+(/proc), loopback only, every process stopped at the end.
+
+    python bench/cpu_cost.py --cases ws,wss [--seconds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import tunnel  # noqa: E402  (the harness next to this file)
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
+def measure(
+    runner: tunnel.Runner, topo: tunnel.Topology, seconds: float
+) -> list[tuple[str, dict[str, float]]]:
+    """Start ``topo``, run one rps load, return per-process CPU us per op for both phases."""
+    entry, procs = runner.start(topo)
+    try:
+        load = subprocess.Popen(
+            [runner.refpeer, "rps", "-server", f"127.0.0.1:{entry}"]
+            + ["-seconds", str(seconds), "-size", "64"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started = time.monotonic()
+        edge = 0.02 * seconds
+        samples = []
+        for at in (edge, seconds - edge, seconds + edge, 2 * seconds - edge):
+            time.sleep(max(0.0, started + at - time.monotonic()))
+            samples.append([cpu_seconds(p.pid) for p in procs])
+        out = load.communicate(timeout=60)[0]
+    finally:
+        runner.stop(procs)
+    rps = float(re.search(r"rps=([\d.]+)", out).group(1))
+    cps = float(re.search(r"conn_per_s=([\d.]+)", out).group(1))
+    window = seconds - 2 * edge
+    rows = []
+    for i, p in enumerate(procs):
+        ours = p.args[: len(tunnel.GOSTFAST)] == tunnel.GOSTFAST
+        name = "gostfast" if ours else Path(p.args[0]).name
+        role = " ".join(a for a in p.args if "://" in a)[:48] or " ".join(p.args[1:3])
+        r: dict[str, float] = {"rps": rps, "conn_per_s": cps}
+        for phase, (a, b), ops in (("rt", (0, 1), rps), ("conn", (2, 3), cps)):
+            du = samples[b][i][0] - samples[a][i][0]
+            ds = samples[b][i][1] - samples[a][i][1]
+            r[f"user_us_per_{phase}"] = du / (ops * window) * 1e6
+            r[f"sys_us_per_{phase}"] = ds / (ops * window) * 1e6
+        rows.append((f"{name} {role}", r))
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--cases", default="ws", help="comma-separated tunnel.py case names")
+    ap.add_argument("--seconds", type=float, default=4.0, help="seconds per rps phase")
+    args = ap.parse_args()
+    refpeer = tunnel.find_refpeer()
+    all_cases = tunnel.cases(refpeer, tunnel.tls_files())
+    runner = tunnel.Runner(refpeer)
+    try:
+        runner.start_echo()
+        for name in args.cases.split(","):
+            case = all_cases[name]
+            for topo in (case.subject, case.baseline):
+                print(f"{name}: {topo.label}")
+                for label, r in measure(runner, topo, args.seconds):
+                    print(
+                        f"  {label:<60} rt: user {r['user_us_per_rt']:6.1f} us"
+                        f" sys {r['sys_us_per_rt']:6.1f} us ({r['rps']:.0f}/s)"
+                        f"   conn: user {r['user_us_per_conn']:6.1f} us"
+                        f" sys {r['sys_us_per_conn']:6.1f} us ({r['conn_per_s']:.0f}/s)",
+                        flush=True,
+                    )
+    finally:
+        runner.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
