@@ -17,10 +17,37 @@ TCP_LISTEN_OPTIONS = (
     opt("keepalive_idle", "duration", 0.0, "keepalive.idle"),
     opt("keepalive_interval", "duration", 0.0, "keepalive.interval"),
     opt("keepalive_count", "int", 0, "keepalive.count", minimum=0),
-    opt("backlog", "int", 128, "backlog", minimum=1, doc="listen(2) backlog"),
+    opt(
+        "backlog",
+        "int",
+        0,
+        "backlog",
+        minimum=0,
+        doc="listen(2) queue length; 0 = the system maximum (net.core.somaxconn), as Go's",
+    ),
     unsupported("mptcp", "mptcp", default=False),
     unsupported("proxyProtocol", "proxyprotocol"),
 )
+
+
+def system_backlog() -> int:
+    """The kernel's largest listen queue (net.core.somaxconn), which Go's listeners use.
+
+    A queue smaller than a burst of connects makes the kernel drop SYNs, and
+    each dropped client retries only after a second; GOST never has that
+    problem below somaxconn, so neither should we.
+    """
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            value = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return socket.SOMAXCONN
+    return max(1, min(value, 65535))
+
+
+def listen_backlog(configured: int | None) -> int:
+    """The listen(2) queue for a listener: the ``backlog`` option when set (> 0), else the system's."""
+    return configured if configured and configured > 0 else system_backlog()
 
 
 def server_addresses(server: asyncio.AbstractServer | None) -> list[str]:
@@ -73,7 +100,7 @@ class TCPListener(Listener):
             self._protocol_factory(on_accept),
             self.spec.host,
             self.spec.port,
-            backlog=self.spec.options.get("backlog", 128),
+            backlog=listen_backlog(self.spec.options.get("backlog")),
             reuse_address=True,
         )
 

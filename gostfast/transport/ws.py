@@ -25,14 +25,24 @@ from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import HandshakeError
 from gostfast.proto import http1, wshandshake
 from gostfast.timeouts import within
-from gostfast.transport.tcp import apply_keepalive, server_addresses
+from gostfast.transport.tcp import apply_keepalive, listen_backlog, server_addresses
 from gostfast.transport.wsconn import WSEndpoint
 
 log = logging.getLogger("gostfast.ws")
 
 LISTENER_OPTIONS = (
     opt("path", "str", "/ws", "ws.path", "path"),
-    opt("backlog", "int", 128, "ws.backlog", "backlog", minimum=1, doc="listen(2) backlog"),
+    opt(
+        "backlog",
+        "int",
+        0,
+        "ws.backlog",
+        "backlog",
+        minimum=0,
+        doc="GOST: the queue of accepted connections (128); gostfast hands every connection "
+        "to the handler at once, so it sizes the listen(2) queue instead; 0 = the system "
+        "maximum (net.core.somaxconn), as Go's listen",
+    ),
     opt(
         "handshake_timeout",
         "duration",
@@ -221,7 +231,7 @@ class WSListener(Listener):
             Accepted,
             self.spec.host,
             self.spec.port,
-            backlog=opts.backlog,
+            backlog=listen_backlog(opts.backlog),
             reuse_address=True,
             ssl=self._ssl,
         )
