@@ -120,24 +120,29 @@ def _port_of(addr: str, path: str) -> tuple[str, int]:
 def _plan_parts(where: str, parts, own_md: dict[str, Any], shared: frozenset[str]) -> list[Part]:
     """Look up, parse and check the two components of a service or a node.
 
-    ``parts`` is ``[(registry, type name, metadata, "listener"), ...]``. Keys the
-    CLI copied into every part (``shared``) warn only if no part knows them.
+    ``parts`` is ``[(registry, type name, metadata, "listener"), ...]``. Each
+    step runs for every part before the next step, so an unknown type is
+    reported before a bad option of the other part. Keys the CLI copied into
+    every part (``shared``) warn only if no part knows them.
     """
-    planned, known_any = [], set()
-    for reg, name, md, label in parts:
-        comp = _lookup(reg, name, at(where, f"{label}.type"))
-        md_where = at(where, f"{label}.metadata")
-        opts = parse_options(comp.options, md, md_where)
-        _validate(comp, opts, md_where)
+    comps = [_lookup(reg, name, at(where, f"{label}.type")) for reg, name, _, label in parts]
+    md_wheres = [at(where, f"{label}.metadata") for _, _, _, label in parts]
+    opts = [
+        parse_options(comp.options, md, md_where)
+        for comp, (_, _, md, _), md_where in zip(comps, parts, md_wheres, strict=True)
+    ]
+    for comp, o, md_where in zip(comps, opts, md_wheres, strict=True):
+        _validate(comp, o, md_where)
+    known_any: set[str] = set()
+    for comp, (_, _, md, _), md_where in zip(comps, parts, md_wheres, strict=True):
         known = known_keys(comp.options)
         _warn_unknown(md, known, md_where, shared)
         known_any |= known
-        planned.append(Part(comp, opts))
     _warn_unknown(own_md, set(), at(where, "metadata"), shared)
     for key in shared:
         if key not in known_any:
             log.warning("%s: unknown option '%s' ignored", where, key)
-    return planned
+    return [Part(comp, o) for comp, o in zip(comps, opts, strict=True)]
 
 
 def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
