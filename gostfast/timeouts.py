@@ -17,19 +17,14 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-if sys.version_info >= (3, 11):
+_HAS_ASYNCIO_TIMEOUT = sys.version_info >= (3, 11)
 
-    async def within(timeout: float | None, aw: Awaitable[T]) -> T:
-        """``await aw``, raising TimeoutError after ``timeout`` s (None or <= 0: no limit)."""
-        if timeout is None or timeout <= 0:
-            return await aw
+
+async def within(timeout: float | None, aw: Awaitable[T]) -> T:
+    """``await aw``, raising TimeoutError after ``timeout`` s (None or <= 0: no limit)."""
+    if timeout is None or timeout <= 0:
+        return await aw
+    if _HAS_ASYNCIO_TIMEOUT:
         async with asyncio.timeout(timeout):
             return await aw
-
-else:  # pragma: no cover - Python 3.10
-
-    async def within(timeout: float | None, aw: Awaitable[T]) -> T:
-        """``await aw``, raising TimeoutError after ``timeout`` s (None or <= 0: no limit)."""
-        if timeout is None or timeout <= 0:
-            return await aw
-        return await asyncio.wait_for(aw, timeout)
+    return await asyncio.wait_for(aw, timeout)  # Python 3.10
