@@ -14,7 +14,7 @@ A case is a pair of topologies (lists of commands with {port} placeholders and
 an entry port); the baseline of ``tcp`` is a direct connection to the echo
 server, the baseline of ``ws``/``mws`` rows is refpeer's client and server.
 
-    python bench/tunnel.py --rounds 3 [--cases tcp,ws] [--json out.json]
+    python bench/tunnel.py --rounds 3 [--cases tcp,ws] [--json out.json] [--cpus 0]
 """
 
 from __future__ import annotations
@@ -305,7 +305,14 @@ def main() -> int:
     ap.add_argument("--conns", default="1,8", help="concurrent connections for throughput runs")
     ap.add_argument("--seconds", type=float, default=2.0, help="seconds per rps / conn-rate phase")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument(
+        "--cpus",
+        help="run every process (tunnels, echo, load) on these CPUs, e.g. 0 or 0,1: the rps "
+        "row without the scheduler moving the chain between CPUs (docs/performance.md)",
+    )
     args = ap.parse_args()
+    if args.cpus:
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})  # children inherit it
     refpeer = find_refpeer()
     all_cases = cases(refpeer, tls_files())
     names = list(all_cases) if args.cases == "all" else args.cases.split(",")
@@ -318,7 +325,8 @@ def main() -> int:
 
         print(
             f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} nproc={os.cpu_count()} "
-            f"gostfast compiled={gostfast.compiled} rounds={args.rounds} bytes={args.mib} MiB",
+            f"gostfast compiled={gostfast.compiled} rounds={args.rounds} bytes={args.mib} MiB "
+            f"cpus={sorted(os.sched_getaffinity(0))}",
             flush=True,
         )
         for name in names:
