@@ -215,6 +215,22 @@ def test_server_minimum_tls12_and_no_alpn(files):
     assert seen == [None]  # GOST's listener negotiates no ALPN (plain HTTP/1.1 inside)
 
 
+def test_server_sends_one_session_ticket_as_go(files):
+    """OpenSSL's default is two TLS 1.3 tickets per handshake; Go's server sends one."""
+    tickets = []
+
+    def on_message(conn, direction, version, content_type, msg_type, data):
+        if direction == "read" and msg_type == ssl._TLSMessageType.NEWSESSION_TICKET:
+            tickets.append(version)
+
+    client = insecure_client()
+    client._msg_callback = on_message  # the ssl module's hook for every TLS message
+    ctx = server_context(TLSConfig(cert_file=files.server, key_file=files.server_key), None, log)
+    _, reply = exchange(ctx, client)
+    assert reply == b"ping"
+    assert tickets == [ssl.TLSVersion.TLSv1_3]
+
+
 # ------------------------------------------------------------- client certificates
 def test_ca_file_requires_a_client_certificate(files):
     ctx = server_context(
