@@ -182,13 +182,19 @@ def cases(refpeer: str, tls_pair: str) -> dict[str, Case]:
 
 
 def tls_files() -> str:
-    """A self-signed pair for refpeer's wss/mwss servers (gostfast makes its own at start)."""
+    """A self-signed pair for refpeer's wss/mwss servers (gostfast makes its own at start).
+
+    The files live in a temporary directory removed when the bench exits.
+    """
+    import atexit
+    import shutil
     import tempfile
 
     from gostfast.tlsutil.selfsigned import generate
 
     cert, key = generate()
     d = Path(tempfile.mkdtemp(prefix="gostfast-bench-"))
+    atexit.register(shutil.rmtree, d, True)
     (d / "cert.pem").write_bytes(cert)
     (d / "key.pem").write_bytes(key)
     return f"{d / 'cert.pem'},{d / 'key.pem'}"
