@@ -44,6 +44,23 @@ class _Side(asyncio.Protocol):
             self.other.transport.close()
 
 
+class _WSSide(_Side):
+    """A websocket connection: frames in, payloads to ``other`` (held until it is wired)."""
+
+    parser: wsframe.FrameParser
+
+    def _unframe(self, data: bytes) -> None:
+        if self.other is None:
+            self.pending += data
+            return
+        write = self.other.transport.write
+        for op, payload in self.parser.feed(data):
+            if op == OP_CLOSE:
+                self.transport.close()
+                return
+            write(payload)
+
+
 class ClientPlain(_Side):
     """Client mode, accepted side: plain bytes in, masked binary frames out."""
 
@@ -71,7 +88,7 @@ class ClientPlain(_Side):
         self.other.transport.write(frame)
 
 
-class ClientWS(_Side):
+class ClientWS(_WSSide):
     """Client mode, websocket side: waits for the 101, then unframes to the accepted side."""
 
     def connection_made(self, transport) -> None:
@@ -88,18 +105,10 @@ class ClientWS(_Side):
                 return
             self.upgraded.set_result(None)
             data = self.head[end + 4 :]
-        if self.other is None:  # the accepted side is wired once the upgrade is seen
-            self.pending += data
-            return
-        write = self.other.transport.write
-        for op, payload in self.parser.feed(data):
-            if op == OP_CLOSE:
-                self.transport.close()
-                return
-            write(payload)
+        self._unframe(data)
 
 
-class ServerWS(_Side):
+class ServerWS(_WSSide):
     """Server mode, websocket side: answers the upgrade, dials the target, unframes to it."""
 
     def connection_made(self, transport) -> None:
@@ -121,15 +130,7 @@ class ServerWS(_Side):
             self.pending, self.head = self.head[end + 4 :], None
             asyncio.get_running_loop().create_task(self._dial(key))
             return
-        if self.other is None:
-            self.pending += data
-            return
-        write = self.other.transport.write
-        for op, payload in self.parser.feed(data):
-            if op == OP_CLOSE:
-                self.transport.close()
-                return
-            write(payload)
+        self._unframe(data)
 
     async def _dial(self, key: str) -> None:
         loop = asyncio.get_running_loop()
