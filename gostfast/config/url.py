@@ -210,16 +210,10 @@ def _take(query: dict[str, str], *keys: str) -> str:
 def _selector(query: dict[str, str], where: str) -> SelectorConfig | None:
     if not _SELECTOR_KEYS & query.keys():
         return None
-    from gostfast.config.yaml import STRATEGIES
-
     sel = SelectorConfig()
     try:
         if "strategy" in query:
-            sel.strategy = query.pop("strategy")
-            if sel.strategy not in STRATEGIES:
-                raise ValueError(
-                    f"unknown strategy '{sel.strategy}' (allowed: {', '.join(STRATEGIES)})"
-                )
+            sel.strategy = values.parse_strategy(query.pop("strategy"))
         if "maxfails" in query:
             sel.max_fails = values.parse_int(query.pop("maxfails"))
         if "failtimeout" in query:

@@ -1,4 +1,4 @@
-"""GOST's value parsing rules: Go-style bools, ints, and durations.
+"""GOST's value parsing rules: Go-style bools, ints, durations and named choices.
 
 GOST reads metadata with Go's strconv and time.ParseDuration; a duration that
 does not parse as a Go duration is read as a bare number of seconds. We follow
@@ -85,6 +85,36 @@ def parse_str(value: object) -> str:
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
     raise ValueError(f"expected a string, got {value!r}")
+
+
+# GOST's selector strategies and their aliases (x/config/parsing: "rr", "random", "ha")
+STRATEGY_NAMES = {
+    "round": "round",
+    "rr": "round",
+    "rand": "rand",
+    "random": "rand",
+    "fifo": "fifo",
+    "ha": "fifo",
+}
+
+
+def parse_choice(value: object, names: dict[str, str], what: str) -> str:
+    """One of ``names`` (any case), as its canonical name; else a ValueError listing them.
+
+    GOST falls back to a default on an unknown strategy or level; we refuse it,
+    so a typo is not silently a different behaviour.
+    """
+    text = parse_str(value).strip().lower()
+    if text in names:
+        return names[text]
+    raise ValueError(f"unknown {what} {text!r} (allowed: {', '.join(names)})")
+
+
+def parse_strategy(value: object) -> str:
+    """A selector strategy: round, rand or fifo (GOST's aliases rr, random, ha accepted)."""
+    if parse_str(value).strip().lower() == "hash":
+        raise ValueError("strategy 'hash' is not supported by gostfast yet")
+    return parse_choice(value, STRATEGY_NAMES, "strategy")
 
 
 def parse_map(value: object) -> dict[str, str]:

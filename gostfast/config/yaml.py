@@ -38,7 +38,6 @@ from gostfast.config.model import (
 
 log = logging.getLogger("gostfast.config")
 
-STRATEGIES = ("round", "rand", "fifo")
 
 # GOST keys that name features gostfast does not implement (error when present).
 _UNSUPPORTED_TOP = {
@@ -301,13 +300,8 @@ def _tls(r: _Reader, global_: bool = False) -> TLSConfig:
 
 def _selector(data: Any, path: str) -> SelectorConfig:
     r = _Reader(data, path)
-    strategy = r.str("strategy", "round")
-    if strategy not in STRATEGIES:
-        raise ConfigError(
-            r.sub("strategy"), f"unknown strategy '{strategy}' (allowed: {', '.join(STRATEGIES)})"
-        )
     sel = SelectorConfig(
-        strategy=strategy,
+        strategy=r.convert("strategy", values.parse_strategy, "round"),
         max_fails=r.convert("maxFails", values.parse_int, 1),
         fail_timeout=r.convert("failTimeout", values.parse_duration, 10.0),
     )

@@ -134,7 +134,7 @@ URL_CASES = [
         "url-strategy-hash",
         [
             "-L 'tcp://127.0.0.1:$p/127.0.0.1:$t?strategy=hash'",
-            "unknown strategy 'hash' (allowed: round, rand, fifo)",
+            "strategy 'hash' is not supported by gostfast yet",
         ],
         ["-L", "tcp://127.0.0.1:$p/127.0.0.1:$t?strategy=hash"],
     ),
@@ -306,7 +306,7 @@ YAML_CASES = [
     Case(
         "yaml-strategy-hash",
         [
-            "services[0].forwarder.selector.strategy: unknown strategy 'hash' (allowed: round, rand, fifo)"
+            "services[0].forwarder.selector.strategy: strategy 'hash' is not supported by gostfast yet"
         ],
         yaml=(
             "services:\n- addr: 127.0.0.1:$p\n  handler: {type: tcp}\n"

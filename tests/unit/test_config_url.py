@@ -320,9 +320,21 @@ def test_selector_keys_go_to_the_hop() -> None:
 
 
 @pytest.mark.parametrize(
+    "given,strategy", [("rr", "round"), ("Random", "rand"), ("ha", "fifo"), ("FIFO", "fifo")]
+)
+def test_gost_strategy_aliases(given: str, strategy: str) -> None:
+    svc = one(f"tcp://:80/a:1,b:2?strategy={given}")
+    assert svc.forwarder.selector.strategy == strategy
+
+
+@pytest.mark.parametrize(
     "query,fragment",
     [
-        ("strategy=hash", "unknown strategy 'hash' (allowed: round, rand, fifo)"),
+        ("strategy=hash", "strategy 'hash' is not supported by gostfast yet"),
+        (
+            "strategy=weighted",
+            "unknown strategy 'weighted' (allowed: round, rr, rand, random, fifo, ha)",
+        ),
         ("maxFails=x", "expected an integer, got 'x'"),
         ("failTimeout=soon", "expected a duration like 10s or 1m30s, got 'soon'"),
     ],

@@ -394,6 +394,18 @@ def test_known_keys_do_not_warn(caplog) -> None:
     assert caplog.records == []
 
 
+# ---------------------------------------------------------------- selector names
+
+
+@pytest.mark.parametrize("given,strategy", [("rr", "round"), ("random", "rand"), ("ha", "fifo")])
+def test_gost_strategy_aliases(given: str, strategy: str) -> None:
+    c = y(
+        "services: [{addr: ':1', forwarder: {nodes: [{addr: 'h:1'}], "
+        f"selector: {{strategy: {given}}}}}}}]"
+    )
+    assert c.services[0].forwarder.selector.strategy == strategy
+
+
 # ---------------------------------------------------------------- unsupported GOST features
 
 
@@ -470,7 +482,12 @@ def test_unsupported_features_are_errors_naming_the_path(text: str, path: str) -
         (
             "services: [{addr: ':1', forwarder: {nodes: [{addr: 'h:1'}], selector: {strategy: hash}}}]",
             "services[0].forwarder.selector.strategy",
-            "unknown strategy 'hash' (allowed: round, rand, fifo)",
+            "strategy 'hash' is not supported by gostfast yet",
+        ),
+        (
+            "services: [{addr: ':1', forwarder: {nodes: [{addr: 'h:1'}], selector: {strategy: lru}}}]",
+            "services[0].forwarder.selector.strategy",
+            "unknown strategy 'lru' (allowed: round, rr, rand, random, fifo, ha)",
         ),
         (
             "services: [{addr: ':1', forwarder: {nodes: [{addr: 'h:1'}], selector: {maxFails: x}}}]",
