@@ -8,7 +8,6 @@ resolved services and chains without opening a socket. Exit codes: 0 ok,
 from __future__ import annotations
 
 import dataclasses
-import logging
 import sys
 from typing import Any
 
@@ -16,12 +15,12 @@ import click
 import yaml
 
 import gostfast
-from gostfast import registry
+from gostfast import logsetup, registry
 from gostfast.config import url as urlcfg
 from gostfast.config import values
 from gostfast.config import yaml as yamlcfg
 from gostfast.config.errors import ConfigError
-from gostfast.config.model import Config
+from gostfast.config.model import Config, LogConfig
 from gostfast.malloc_tuning import tune_malloc
 from gostfast.service import Orchestrator, Plan, StartError, plan
 
@@ -29,13 +28,12 @@ EXIT_START = 1
 EXIT_CONFIG = 2
 
 
-def setup_logging(debug: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.captureWarnings(True)
+def setup_logging(cfg: LogConfig | None, debug: bool) -> None:
+    """Logging per ``log:``, GOST_LOGGER_LEVEL and -D (exit 2 on a bad level)."""
+    try:
+        logsetup.configure(cfg, debug)
+    except ConfigError as exc:
+        _fail(exc, EXIT_CONFIG)
 
 
 def load_config(
@@ -52,6 +50,7 @@ def load_config(
         cfg.services += part.services
         cfg.chains += part.chains
         cfg.tls = part.tls or cfg.tls
+        cfg.log = part.log or cfg.log
     if services or hops:
         if hops and not services:
             raise ConfigError("-F", "-F needs at least one -L service to use the chain")
@@ -146,6 +145,8 @@ def describe(p: Plan) -> dict[str, Any]:
         out["chains"].append({"name": name, "hops": hops})
     if not out["chains"]:
         del out["chains"]
+    if p.config.log is not None:
+        out["log"] = dataclasses.asdict(p.config.log)
     return out
 
 
@@ -198,8 +199,9 @@ def cli(ctx, services, hops, config_files, debug, version, grace):
         return
     if ctx.invoked_subcommand is not None:
         return
-    setup_logging(debug)
+    setup_logging(None, debug)  # config loading may warn: honour GOST_LOGGER_LEVEL already
     p = _plan(config_files, services, hops)
+    setup_logging(p.config.log, debug)
     tune_malloc()
     try:
         import uvloop
@@ -215,7 +217,7 @@ def cli(ctx, services, hops, config_files, debug, version, grace):
 @_url_options
 def check(services, hops, config_files):
     """Validate the configuration and print the resolved services and chains."""
-    setup_logging(False)
+    setup_logging(None, False)
     p = _plan(config_files, services, hops)
     click.echo(yaml.safe_dump(describe(p), sort_keys=False, default_flow_style=False), nl=False)
 

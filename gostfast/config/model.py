@@ -124,10 +124,25 @@ class ChainConfig:
 
 
 @dataclass
+class LogConfig:
+    """GOST's top-level ``log:`` block (rotation is not supported).
+
+    ``output``: "stderr" (default), "stdout", "none" (GOST also takes "null")
+    or a file path that is appended to. ``format``: GOST's default is json;
+    gostfast's default is text, the same with or without a ``log:`` block.
+    """
+
+    level: str = "info"
+    format: str = "text"
+    output: str = "stderr"
+
+
+@dataclass
 class Config:
     services: list[ServiceConfig] = field(default_factory=list)
     chains: list[ChainConfig] = field(default_factory=list)
     tls: TLSConfig | None = None
+    log: LogConfig | None = None
 
     def chain(self, name: str) -> ChainConfig | None:
         return next((c for c in self.chains if c.name == name), None)

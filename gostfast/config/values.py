@@ -96,6 +96,18 @@ STRATEGY_NAMES = {
     "fifo": "fifo",
     "ha": "fifo",
 }
+# GOST's (logrus) log levels; "warning" and "panic" are logrus spellings too
+LOG_LEVEL_NAMES = {
+    "trace": "trace",
+    "debug": "debug",
+    "info": "info",
+    "warn": "warn",
+    "warning": "warn",
+    "error": "error",
+    "fatal": "fatal",
+    "panic": "fatal",
+}
+LOG_FORMAT_NAMES = {"text": "text", "json": "json"}
 
 
 def parse_choice(value: object, names: dict[str, str], what: str) -> str:

@@ -30,6 +30,7 @@ from gostfast.config.model import (
     HandlerConfig,
     HopConfig,
     ListenerConfig,
+    LogConfig,
     NodeConfig,
     SelectorConfig,
     ServiceConfig,
@@ -57,7 +58,6 @@ _UNSUPPORTED_TOP = {
     "api",
     "metrics",
     "profiling",
-    "log",
     "plugins",
     "vars",
 }
@@ -242,6 +242,8 @@ def from_dict(data: Any) -> Config:
     cfg = Config()
     if top.has("tls"):
         cfg.tls = _tls(_Reader(top.get("tls"), "tls"), global_=True)
+    if top.has("log"):
+        cfg.log = _log(_Reader(top.get("log"), "log", {"rotation"}))
     authers: dict[str, list[Auth]] = {}
     for i, a in enumerate(top.list("authers")):
         r = _Reader(a, f"authers[{i}]")
@@ -269,6 +271,25 @@ def from_dict(data: Any) -> Config:
                 f"unknown chain '{s.handler.chain}' (chains: {known})",
             )
     return cfg
+
+
+def _log_level(value: Any) -> str:
+    return values.parse_choice(value, values.LOG_LEVEL_NAMES, "log level")
+
+
+def _log_format(value: Any) -> str:
+    return values.parse_choice(value, values.LOG_FORMAT_NAMES, "log format")
+
+
+def _log(r: _Reader) -> LogConfig:
+    """GOST's ``log:`` block: level, format, output (``rotation`` was refused by the reader)."""
+    out = LogConfig(
+        level=r.convert("level", _log_level, "info"),
+        format=r.convert("format", _log_format, "text"),
+        output=r.str("output", "stderr") or "stderr",
+    )
+    r.warn_unknown()
+    return out
 
 
 def _auth(data: Any, path: str) -> Auth:

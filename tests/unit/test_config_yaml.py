@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from gostfast.config.errors import ConfigError
-from gostfast.config.model import Auth
+from gostfast.config.model import Auth, LogConfig
 from gostfast.config.yaml import from_dict, load_file, load_text
 
 FULL_CONFIG = """
@@ -394,7 +394,19 @@ def test_known_keys_do_not_warn(caplog) -> None:
     assert caplog.records == []
 
 
-# ---------------------------------------------------------------- selector names
+# ---------------------------------------------------------------- log and selector names
+
+
+def test_log_block() -> None:
+    c = y("services: [{addr: ':1'}]\nlog: {level: WARN, format: json, output: /var/log/g.log}")
+    assert c.log == LogConfig(level="warn", format="json", output="/var/log/g.log")
+
+
+def test_log_block_defaults_and_logrus_spellings() -> None:
+    assert y("services: [{addr: ':1'}]\nlog: {}").log == LogConfig()
+    assert y("services: [{addr: ':1'}]").log is None
+    assert y("services: [{addr: ':1'}]\nlog: {level: warning}").log.level == "warn"
+    assert y("services: [{addr: ':1'}]\nlog: {level: panic}").log.level == "fatal"
 
 
 @pytest.mark.parametrize("given,strategy", [("rr", "round"), ("random", "rand"), ("ha", "fifo")])
@@ -426,6 +438,10 @@ def test_gost_strategy_aliases(given: str, strategy: str) -> None:
         ("bypasses: [{name: b0}]\nservices: [{addr: ':1'}]", "bypasses"),
         ("limiters: []\nservices: [{addr: ':1'}]", "limiters"),
         ("api: {addr: ':18080'}\nservices: [{addr: ':1'}]", "api"),
+        (
+            "log: {output: /tmp/g.log, rotation: {maxSize: 10}}\nservices: [{addr: ':1'}]",
+            "log.rotation",
+        ),
         (
             "services: [{addr: ':1'}]\nchains: [{name: c, hops: [{bypass: b, nodes: [{addr: 'h:1'}]}]}]",
             "chains[0].hops[0].bypass",
@@ -489,6 +505,13 @@ def test_unsupported_features_are_errors_naming_the_path(text: str, path: str) -
             "services[0].forwarder.selector.strategy",
             "unknown strategy 'lru' (allowed: round, rr, rand, random, fifo, ha)",
         ),
+        ("services: [{addr: ':1'}]\nlog: {level: loud}", "log.level", "unknown log level 'loud'"),
+        (
+            "services: [{addr: ':1'}]\nlog: {format: xml}",
+            "log.format",
+            "unknown log format 'xml' (allowed: text, json)",
+        ),
+        ("services: [{addr: ':1'}]\nlog: [info]", "log", "expected a mapping, got a list"),
         (
             "services: [{addr: ':1', forwarder: {nodes: [{addr: 'h:1'}], selector: {maxFails: x}}}]",
             "services[0].forwarder.selector.maxFails",

@@ -1,0 +1,122 @@
+"""Logging set up as GOST's ``log:`` block, ``GOST_LOGGER_LEVEL`` and ``-D`` ask.
+
+GOST's main reads the config's ``log:`` (level, format, output), then lets the
+environment variable ``GOST_LOGGER_LEVEL`` set the level, then ``-D`` set
+debug. Operators quieten GOST with ``GOST_LOGGER_LEVEL=error`` or ``fatal``
+in their unit files, so the variable matters as much as the block. One
+difference: GOST replaces the whole block when the variable is set (format
+and output fall back to their defaults); here it changes the level only, so
+a configured log file stays the log file.
+
+Outputs: ``stderr`` (default), ``stdout``, ``none``/``null`` (nothing), or a
+file path, appended to and created with its directory when missing; a file
+that cannot be opened is reported on stderr and stderr is used, as GOST does.
+Formats: ``text`` (gostfast's default; GOST's is json) or ``json``, one
+object per line with GOST's (logrus) keys: ``time``, ``level``, ``msg``, and
+``logger`` for the component.
+
+``trace`` is the most verbose level; gostfast has nothing below debug, so it
+logs what debug does. ``fatal`` shows only what ends the process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from gostfast.config import values
+from gostfast.config.errors import ConfigError
+from gostfast.config.model import LogConfig
+
+ENV_LEVEL = "GOST_LOGGER_LEVEL"
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+
+_LEVELS = {
+    "trace": TRACE,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
+}
+# logrus's names, which GOST's json lines carry
+_LOGRUS_NAMES = {
+    TRACE: "trace",
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+    logging.CRITICAL: "fatal",
+}
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time (RFC 3339, ms), level, msg, logger."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        local = time.localtime(record.created)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", local)
+        offset = time.strftime("%z", local)
+        entry = {
+            "time": f"{stamp}.{int(record.msecs):03d}{offset[:3]}:{offset[3:]}",
+            "level": _LOGRUS_NAMES.get(record.levelno, record.levelname.lower()),
+            "msg": record.getMessage(),
+            "logger": record.name,
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def effective_level(cfg: LogConfig | None, debug: bool, environ: Mapping[str, str]) -> str:
+    """The level name after the config, ``GOST_LOGGER_LEVEL`` and ``-D``, in GOST's order."""
+    level = cfg.level if cfg is not None else "info"
+    env = environ.get(ENV_LEVEL, "")
+    if env:
+        try:
+            level = values.parse_choice(env, values.LOG_LEVEL_NAMES, "log level")
+        except ValueError as exc:
+            raise ConfigError(ENV_LEVEL, str(exc)) from None
+    return "debug" if debug else level
+
+
+def configure(cfg: LogConfig | None, debug: bool, environ: Mapping[str, str] = os.environ) -> None:
+    """Replace the root logger's handler with the one ``cfg`` describes (ConfigError if the level is bad)."""
+    cfg = cfg or LogConfig()
+    level = effective_level(cfg, debug, environ)
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+        h.close()
+    handler = _handler(cfg.output)
+    handler.setFormatter(
+        JSONFormatter() if cfg.format == "json" else logging.Formatter(TEXT_FORMAT)
+    )
+    root.addHandler(handler)
+    root.setLevel(_LEVELS[level])
+    logging.captureWarnings(True)
+
+
+def _handler(output: str) -> logging.Handler:
+    if output in ("none", "null"):
+        return logging.NullHandler()
+    if output == "stdout":
+        return logging.StreamHandler(sys.stdout)
+    if output in ("stderr", ""):
+        return logging.StreamHandler(sys.stderr)
+    try:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        return logging.FileHandler(output, mode="a", encoding="utf-8")
+    except OSError as exc:
+        print(
+            f"gostfast: warning: log output {output}: {exc.strerror or exc}; logging to stderr",
+            file=sys.stderr,
+        )
+        return logging.StreamHandler(sys.stderr)
