@@ -8,6 +8,7 @@ resolved services and chains without opening a socket. Exit codes: 0 ok,
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 from typing import Any
 
@@ -16,9 +17,8 @@ import yaml
 
 import gostfast
 from gostfast import logsetup, registry
+from gostfast.config import sources, values
 from gostfast.config import url as urlcfg
-from gostfast.config import values
-from gostfast.config import yaml as yamlcfg
 from gostfast.config.errors import ConfigError
 from gostfast.config.model import Config, LogConfig
 from gostfast.malloc_tuning import tune_malloc
@@ -43,10 +43,18 @@ def load_config(
     if hops and not services:
         raise ConfigError("-F", "-F needs at least one -L service to use the chain")
     if not config_files and not services:
-        raise ConfigError("", "nothing to run: give -L URL (and -F URL) or -C config.yaml")
+        default = sources.find_default()
+        if default is None:
+            raise ConfigError(
+                "",
+                "nothing to run: give -L URL (and -F URL) or -C config.yaml "
+                "(no gost.yaml, gost.yml or gost.json in /etc/gost, ~/.gost or here)",
+            )
+        logging.getLogger("gostfast").info("config: %s", default)
+        config_files = (default,)
     cfg = Config()
     for path in config_files:
-        part = yamlcfg.load_file(path)
+        part = sources.load_source(path)
         cfg.services += part.services
         cfg.chains += part.chains
         cfg.tls = part.tls or cfg.tls
@@ -166,7 +174,12 @@ _URL_OPTS = [
         help="chain node (one hop per -F): [connector+]dialer://[user:pass@]host:port[?k=v]",
     ),
     click.option(
-        "-C", "config_files", multiple=True, metavar="FILE", help="GOST YAML/JSON config file"
+        "-C",
+        "config_files",
+        multiple=True,
+        metavar="FILE",
+        help="GOST YAML/JSON config file, or the JSON itself ('{...}'); "
+        "default gost.yaml in /etc/gost, ~/.gost or here",
     ),
 ]
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -17,7 +19,7 @@ import gostfast
 EXIT_START = 1
 
 
-def gostfast_run(*args: str, env: dict[str, str] | None = None, timeout: float = 10.0):
+def gostfast_run(*args: str, env: dict[str, str] | None = None, timeout: float = 10.0, cwd=None):
     e = dict(os.environ)
     e.update(env or {})
     try:
@@ -27,6 +29,7 @@ def gostfast_run(*args: str, env: dict[str, str] | None = None, timeout: float =
             text=True,
             timeout=timeout,
             env=e,
+            cwd=cwd,
         )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"gostfast {args} still running after {timeout}s: {exc.stderr!r}")
@@ -175,12 +178,48 @@ def test_port_in_use_on_all_interfaces() -> None:
 # ---------------------------------------------------------------- usage errors
 
 
-def test_nothing_to_run_is_exit_2() -> None:
-    out = gostfast_run()
+def _no_system_default() -> None:
+    if any(Path("/etc/gost").glob("gost.*")):
+        pytest.skip("this machine has a GOST config in /etc/gost")
+
+
+def test_nothing_to_run_is_exit_2(tmp_path) -> None:
+    _no_system_default()
+    out = gostfast_run(cwd=tmp_path, env={"HOME": str(tmp_path)})
     assert out.returncode == 2
     assert out.stdout == ""
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith("gostfast: error:")]
     assert len(errors) == 1 and "-L" in errors[0] and "-C" in errors[0], out.stderr
+    assert "gost.yaml" in errors[0] and "/etc/gost" in errors[0], out.stderr
+
+
+def test_default_config_file_as_gost(tmp_path) -> None:
+    """No -L/-C: gost.yaml from ~/.gost, else the working directory (GOST's search)."""
+    _no_system_default()
+    home, here = tmp_path / "home", tmp_path / "here"
+    (home / ".gost").mkdir(parents=True)
+    here.mkdir()
+    (here / "gost.yaml").write_text("services: [{name: from-here, addr: '127.0.0.1:1'}]\n")
+    out = gostfast_run("check", cwd=here, env={"HOME": str(home)})
+    assert out.returncode == 0, out.stderr
+    assert yaml.safe_load(out.stdout)["services"][0]["name"] == "from-here"
+    (home / ".gost" / "gost.yml").write_text("services: [{name: from-home, addr: '127.0.0.1:1'}]\n")
+    out = gostfast_run("check", cwd=here, env={"HOME": str(home)})
+    assert yaml.safe_load(out.stdout)["services"][0]["name"] == "from-home"
+
+
+def test_inline_json_config() -> None:
+    port = free_port()
+    out = gostfast_run(
+        "check",
+        "-C",
+        json.dumps(
+            {"services": [{"name": "j", "addr": f"127.0.0.1:{port}", "handler": {"type": "http"}}]}
+        ),
+    )
+    assert out.returncode == 0, out.stderr
+    svc = yaml.safe_load(out.stdout)["services"][0]
+    assert (svc["name"], svc["addr"], svc["handler"]["type"]) == ("j", f"127.0.0.1:{port}", "http")
 
 
 def test_unknown_flag_is_exit_2() -> None:
