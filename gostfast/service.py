@@ -29,6 +29,7 @@ from gostfast.components import (
     Listener,
     ListenerSpec,
 )
+from gostfast.config import gost_names
 from gostfast.config.errors import ConfigError
 from gostfast.config.model import ChainConfig, Config, NodeConfig, ServiceConfig
 from gostfast.config.options import Options, known_keys, parse_options
@@ -94,6 +95,8 @@ def at(origin: str, sub: str) -> str:
 def _lookup(reg: registry.Registry, name: str, path: str) -> registry.Component:
     comp = reg.get(name)
     if comp is None:
+        if name in gost_names.BY_KIND.get(reg.kind, ()):
+            raise ConfigError(path, gost_names.not_supported(reg.kind, name))
         known = ", ".join(reg.names())
         raise ConfigError(path, f"unknown {reg.kind} '{name}' (known: {known})")
     return comp

@@ -21,7 +21,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
 
-from gostfast.config import values
+from gostfast.config import gost_names, values
 from gostfast.config.errors import ConfigError
 from gostfast.config.model import (
     Auth,
@@ -135,6 +135,19 @@ def _scheme_parts(scheme: str, where: str) -> tuple[str, str | None]:
     return parts[0], (parts[1] if len(parts) == 2 else None)
 
 
+def _fallback(kind: str, word: str, ours: Collection[str], default: str, where: str) -> str:
+    """GOST's rule for a single scheme word: the word if it names a ``kind``, else ``default``.
+
+    A word that names a GOST ``kind`` gostfast lacks is an error, not the
+    default: ``tls://:443`` must not become a plain tcp listener.
+    """
+    if word in ours or word == default:
+        return word
+    if word in gost_names.BY_KIND[kind]:
+        raise ConfigError(where, gost_names.not_supported(kind, word))
+    return default
+
+
 def _port(text: str, where: str) -> int:
     if not text.isdigit() or not 0 < int(text) <= 65535:
         raise ConfigError(where, f"invalid port '{text}' (expected 1-65535)")
@@ -243,8 +256,8 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
     u = _split(raw, where)
     first, second = _scheme_parts(u.scheme, where)
     if second is None:
-        handler = first if first in names.handlers else "auto"
-        listener = first if first in names.listeners else "tcp"
+        handler = _fallback("handler", first, names.handlers, "auto", where)
+        listener = _fallback("listener", first, names.listeners, "tcp", where)
     else:
         handler, listener = first, second
     query = _query(u.query)
@@ -307,8 +320,8 @@ def parse_hop(raw: str, index: int, names: Names) -> HopConfig:
     u = _split(raw, where)
     first, second = _scheme_parts(u.scheme, where)
     if second is None:
-        connector = first if first in names.connectors else "http"
-        dialer = first if first in names.dialers else "tcp"
+        connector = _fallback("connector", first, names.connectors, "http", where)
+        dialer = _fallback("dialer", first, names.dialers, "tcp", where)
     else:
         connector, dialer = first, second
     if u.path.strip("/"):

@@ -228,6 +228,11 @@ URL_CASES = [
 
 YAML_CASES = [
     Case(
+        "yaml-gost-listener-we-lack",
+        ["services[0].listener.type: listener 'tls' is not supported by gostfast yet"],
+        yaml=f"services:\n- addr: 127.0.0.1:$p\n  handler: {{type: tcp}}\n  listener: {{type: tls}}\n  {FWD}\n",
+    ),
+    Case(
         "yaml-unknown-listener",
         ["services[0].listener.type: unknown listener 'wsx' $known_listeners"],
         yaml=f"services:\n- addr: 127.0.0.1:$p\n  handler: {{type: tcp}}\n  listener: {{type: wsx}}\n  {FWD}\n",

@@ -16,6 +16,7 @@ import base64
 import pytest
 
 from gostfast import registry
+from gostfast.config import gost_names
 from gostfast.config.errors import ConfigError
 from gostfast.config.model import Auth
 from gostfast.config.url import Names, from_urls, parse_hop, parse_service
@@ -69,6 +70,29 @@ def b64(text: str) -> str:
 # ---------------------------------------------------------------- schemes and fallbacks
 
 
+@pytest.mark.parametrize(
+    "flag,url,message",
+    [
+        # each would fall back to a tcp listener / auto handler if we did not know GOST's names
+        ("-L", "tls://:8443", "listener 'tls' is not supported by gostfast yet"),
+        ("-L", "rtcp://:2222/192.168.1.1:22", "handler 'rtcp' is not supported by gostfast yet"),
+        ("-L", "udp://:5353/8.8.8.8:53", "handler 'udp' is not supported by gostfast yet"),
+        ("-L", "ss://aes-128-gcm:pass@:8338", "handler 'ss' is not supported by gostfast yet"),
+        ("-L", "http2://:443", "handler 'http2' is not supported by gostfast yet"),
+        ("-F", "tls://h:443", "dialer 'tls' is not supported by gostfast yet"),
+        ("-F", "ss://h:8338", "connector 'ss' is not supported by gostfast yet"),
+        ("-F", "direct://h:1", "connector 'direct' is not supported by gostfast yet"),
+    ],
+)
+def test_gost_components_we_lack_are_refused_not_fallen_back(flag, url, message) -> None:
+    with pytest.raises(ConfigError) as exc:
+        if flag == "-L":
+            parse_service(url, 0, _live())
+        else:
+            parse_hop(url, 0, _live())
+    assert exc.value.message == message
+
+
 @ALL_NAMES
 @pytest.mark.parametrize("raw", [":8080", "127.0.0.1:8080", "[::1]:8080", "auto://:8080"])
 def test_no_scheme_is_auto_handler_on_tcp(names: Names | None, raw: str) -> None:
@@ -82,9 +106,23 @@ def test_no_scheme_is_auto_handler_on_tcp(names: Names | None, raw: str) -> None
 )
 def test_single_scheme_service_falls_back_per_part(names: Names | None, scheme: str) -> None:
     n = _names(names)
+    missing = _gost_only(scheme, ("handler", n.handlers, "auto"), ("listener", n.listeners, "tcp"))
+    if missing:
+        with pytest.raises(ConfigError) as exc:
+            one(f"{scheme}://:8080", n)
+        assert exc.value.message == f"{missing} '{scheme}' is not supported by gostfast yet"
+        return
     svc = one(f"{scheme}://:8080", n)
     assert svc.handler.type == (scheme if scheme in n.handlers else "auto")
     assert svc.listener.type == (scheme if scheme in n.listeners else "tcp")
+
+
+def _gost_only(word: str, *kinds) -> str | None:
+    """The first kind for which ``word`` is a GOST name we lack, other than the fallback itself."""
+    for kind, ours, default in kinds:
+        if word not in ours and word != default and word in gost_names.BY_KIND[kind]:
+            return kind
+    return None
 
 
 @ALL_NAMES
@@ -93,6 +131,12 @@ def test_single_scheme_service_falls_back_per_part(names: Names | None, scheme: 
 )
 def test_single_scheme_node_falls_back_per_part(names: Names | None, scheme: str) -> None:
     n = _names(names)
+    missing = _gost_only(scheme, ("connector", n.connectors, "http"), ("dialer", n.dialers, "tcp"))
+    if missing:
+        with pytest.raises(ConfigError) as exc:
+            parse_hop(f"{scheme}://h:8080", 0, n)
+        assert exc.value.message == f"{missing} '{scheme}' is not supported by gostfast yet"
+        return
     node = parse_hop(f"{scheme}://h:8080", 0, n).nodes[0]
     assert node.connector.type == (scheme if scheme in n.connectors else "http")
     assert node.dialer.type == (scheme if scheme in n.dialers else "tcp")
@@ -230,6 +274,10 @@ def test_targets_become_forwarder_nodes_named_target_i() -> None:
 @pytest.mark.parametrize("names", [TODAY, FULL, WITH_UDP], ids=["today", "full", "udp"])
 @pytest.mark.parametrize("scheme", ["tcp", "udp"])
 def test_targets_on_tcp_udp_listener_make_the_listener_the_handler(names, scheme) -> None:
+    if scheme not in names.handlers:  # udp: a GOST handler gostfast lacks
+        with pytest.raises(ConfigError, match="handler 'udp' is not supported by gostfast yet"):
+            one(f"{scheme}://:5353/1.1.1.1:53", names)
+        return
     svc = one(f"{scheme}://:5353/1.1.1.1:53", names)
     expected_listener = scheme if scheme in names.listeners else "tcp"
     assert svc.listener.type == expected_listener
