@@ -114,6 +114,8 @@ def describe(p: Plan) -> dict[str, Any]:
             entry["listener"]["tls"] = tls(s.listener.tls)
         if s.handler.chain:
             entry["handler"]["chain"] = s.handler.chain
+        if s.handler.auth_required:
+            entry["handler"]["authRequired"] = True
         if s.handler.auths:
             entry["handler"]["auth"] = [
                 {"username": a.username, "password": "***"} for a in s.handler.auths

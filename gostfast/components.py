@@ -44,6 +44,8 @@ class HandlerSpec:
     router: Router
     forwarder: Selector | None  # selects forwarder nodes (ForwardNode)
     log: logging.Logger
+    #: an auther is configured: log-in required even with no users (see HandlerConfig)
+    auth_required: bool = False
 
 
 @dataclass

@@ -250,6 +250,7 @@ class Orchestrator:
                 self._router(svc.handler.chain),
                 forwarder,
                 slog,
+                svc.handler.auth_required,
             )
         )
         listener = sp.listener.component.factory(

@@ -58,8 +58,11 @@ class ForwarderConfig:
 class HandlerConfig:
     type: str = "auto"
     chain: str = ""
-    # the users this handler accepts: its own auth plus those of its auther
+    # the users this handler accepts: those of its authers, else its own auth
     auths: list[Auth] = field(default_factory=list)
+    # an auther is named: clients must log in even when it has no users (GOST
+    # refuses everyone then); without one, no users means no authentication
+    auth_required: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

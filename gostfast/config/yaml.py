@@ -80,7 +80,16 @@ _UNSUPPORTED_SERVICE = {
     "status",
     "netns",
 }
-_UNSUPPORTED_HANDLER = {"bypass", "bypasses", "observer", "limiter", "retries", "tlsConfig"}
+_UNSUPPORTED_HANDLER = {
+    "bypass",
+    "bypasses",
+    "observer",
+    "limiter",
+    "retries",
+    "tlsConfig",
+    "tls",
+    "chainGroup",
+}
 _UNSUPPORTED_NODE = {
     "bypass",
     "bypasses",
@@ -133,20 +142,35 @@ class _Reader:
             raise ConfigError(path, f"expected a mapping, got {_kind(data)}")
         self.data = data
         self.path = path
-        self.seen: set[str] = set()
+        self.seen: set[str] = set()  # lower-cased keys read
+        # GOST loads through viper, which lower-cases keys: certFile, certfile and
+        # CertFile are one key there, so they are here
+        self._by_lower: dict[str, str] = {}
+        refused = {u.lower() for u in unsupported}
         for key in data:
-            if key in unsupported:
-                raise ConfigError(self.sub(key), f"'{key}' is not supported by gostfast yet")
+            lower = str(key).lower()
+            if lower in self._by_lower:
+                raise ConfigError(
+                    self.sub(str(key)),
+                    f"key '{key}' given twice (as '{self._by_lower[lower]}'; keys are "
+                    "case-insensitive)",
+                )
+            self._by_lower[lower] = key
+            if lower in refused:
+                raise ConfigError(self.sub(str(key)), f"'{key}' is not supported by gostfast yet")
 
     def sub(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
     def get(self, key: str, default: Any = None) -> Any:
-        self.seen.add(key)
-        return self.data.get(key, default)
+        lower = key.lower()
+        self.seen.add(lower)
+        actual = self._by_lower.get(lower)
+        return default if actual is None else self.data.get(actual, default)
 
     def has(self, key: str) -> bool:
-        return self.data.get(key) is not None
+        actual = self._by_lower.get(key.lower())
+        return actual is not None and self.data.get(actual) is not None
 
     def str(self, key: str, default: str = "", required: bool = False) -> str:
         value = self.get(key)
@@ -194,7 +218,7 @@ class _Reader:
 
     def warn_unknown(self) -> None:
         for key in self.data:
-            if key not in self.seen:
+            if str(key).lower() not in self.seen:
                 log.warning("%s: unknown key '%s' ignored", self.path or "config", key)
 
 
@@ -246,7 +270,9 @@ def from_dict(data: Any) -> Config:
         cfg.log = _log(_Reader(top.get("log"), "log", {"rotation"}))
     authers: dict[str, list[Auth]] = {}
     for i, a in enumerate(top.list("authers")):
-        r = _Reader(a, f"authers[{i}]")
+        # GOST's user loaders (file, redis, http, plugin) are not read here: an
+        # auther left without its users would refuse everyone, so refuse them
+        r = _Reader(a, f"authers[{i}]", {"file", "redis", "http", "plugin", "reload"})
         name = r.str("name", required=True)
         authers[name] = [_auth(x, r.sub(f"auths[{j}]")) for j, x in enumerate(r.list("auths"))]
         r.warn_unknown()
@@ -330,6 +356,28 @@ def _selector(data: Any, path: str) -> SelectorConfig:
     return sel
 
 
+def _handler_auth(h: _Reader, handler: HandlerConfig, authers: dict[str, list[Auth]]) -> None:
+    """GOST's rule: the users of ``auther`` and ``authers``; only without them, ``auth``."""
+    named = [(h.sub("auther"), h.str("auther"))] if h.has("auther") else []
+    for j, name in enumerate(h.list("authers")):
+        try:
+            named.append((h.sub(f"authers[{j}]"), values.parse_str(name)))
+        except ValueError as exc:
+            raise ConfigError(h.sub(f"authers[{j}]"), str(exc)) from None
+    for where, name in named:
+        if name not in authers:
+            known = ", ".join(authers) or "none defined"
+            raise ConfigError(where, f"unknown auther '{name}' (authers: {known})")
+        handler.auths.extend(authers[name])
+    if named:
+        handler.auth_required = True
+        if h.has("auth"):
+            log.warning("%s: not used when an auther is given (as GOST)", h.sub("auth"))
+            h.get("auth")
+    elif h.has("auth"):
+        handler.auths.append(_auth(h.get("auth"), h.sub("auth")))
+
+
 def _service(data: Any, path: str, index: int, authers: dict[str, list[Auth]]) -> ServiceConfig:
     r = _Reader(data, path, _UNSUPPORTED_SERVICE)
     svc = ServiceConfig(
@@ -343,17 +391,14 @@ def _service(data: Any, path: str, index: int, authers: dict[str, list[Auth]]) -
         svc.handler = HandlerConfig(
             type=h.str("type", "auto"), chain=h.str("chain"), metadata=h.metadata()
         )
-        if h.has("auth"):
-            svc.handler.auths.append(_auth(h.get("auth"), h.sub("auth")))
-        if h.has("auther"):
-            name = h.str("auther")
-            if name not in authers:
-                known = ", ".join(authers) or "none defined"
-                raise ConfigError(h.sub("auther"), f"unknown auther '{name}' (authers: {known})")
-            svc.handler.auths.extend(authers[name])
+        _handler_auth(h, svc.handler, authers)
         h.warn_unknown()
     if r.has("listener"):
-        ln = _Reader(r.get("listener"), r.sub("listener"), {"auth", "auther", "chain"})
+        ln = _Reader(
+            r.get("listener"),
+            r.sub("listener"),
+            {"auth", "auther", "authers", "chain", "chainGroup"},
+        )
         svc.listener = ListenerConfig(type=ln.str("type", "tcp"), metadata=ln.metadata())
         if ln.has("tls"):
             svc.listener.tls = _tls(_Reader(ln.get("tls"), ln.sub("tls")))

@@ -1,8 +1,9 @@
 """The users a handler accepts, checked the way GOST's authenticator checks them.
 
-GOST (x/auth): with no users configured every client is accepted; otherwise the
-user name must be known, and a user configured with an empty password accepts
-any password (``ok && (v == "" || password == v)``). Passwords are compared with
+GOST (x/auth): with no authenticator every client is accepted; an authenticator
+(an ``auther``) with no users refuses everyone; otherwise the user name must be
+known, and a user configured with an empty password accepts any password
+(``ok && (v == "" || password == v)``). Passwords are compared with
 ``hmac.compare_digest`` so the time taken does not tell how much of a guess was
 right.
 """
@@ -16,20 +17,21 @@ from gostfast.proto.addr import encode_text
 
 
 class Users:
-    """The service's users (``HandlerSpec.auths``); falsy when there are none."""
+    """The service's users (``HandlerSpec.auths``); falsy when clients need not log in."""
 
-    __slots__ = ("_passwords",)
+    __slots__ = ("_passwords", "_required")
 
-    def __init__(self, auths: list[Auth]) -> None:
+    def __init__(self, auths: list[Auth], required: bool = False) -> None:
         self._passwords = {a.username: encode_text(a.password) for a in auths}
+        self._required = required
 
     def __bool__(self) -> bool:
-        return bool(self._passwords)
+        return bool(self._passwords) or self._required
 
     def check(self, user: str, password: str) -> bool:
-        """True when no users are configured, or ``user`` may log in with ``password``."""
+        """True when no log-in is needed, or ``user`` may log in with ``password``."""
         if not self._passwords:
-            return True
+            return not self._required
         expected = self._passwords.get(user)
         given = encode_text(password)
         if expected is None:

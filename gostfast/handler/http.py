@@ -211,7 +211,7 @@ class HTTPHandler(Handler):
     def __init__(self, spec: HandlerSpec) -> None:
         super().__init__(spec)
         opts = spec.options
-        self.users = Users(spec.auths)
+        self.users = Users(spec.auths, spec.auth_required)
         self.proxy_agent = opts.get("proxy_agent") or "gost/3.0"
         self.realm = opts.get("auth_basic_realm") or DEFAULT_REALM
         self.extra_headers = [

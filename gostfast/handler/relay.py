@@ -59,7 +59,7 @@ def _response(status: int) -> bytes:
 class RelayHandler(Handler):
     def __init__(self, spec: HandlerSpec) -> None:
         super().__init__(spec)
-        self.users = Users(spec.auths)
+        self.users = Users(spec.auths, spec.auth_required)
         timeout = spec.options.get("read_timeout", 15.0)
         self.read_timeout = timeout if timeout > 0 else 15.0  # GOST: <= 0 means 15 s
         self.nodelay = bool(spec.options.get("nodelay", False))

@@ -122,7 +122,7 @@ def _bound_address(upstream: Endpoint) -> tuple[str, int]:
 class Socks5Handler(Handler):
     def __init__(self, spec: HandlerSpec) -> None:
         super().__init__(spec)
-        self.users = Users(spec.auths)
+        self.users = Users(spec.auths, spec.auth_required)
         self.read_timeout = _read_timeout(spec)
         options = spec.options
         self.enable_bind = bool(options.get("bind", False))
@@ -232,7 +232,7 @@ class Socks5Handler(Handler):
 class Socks4Handler(Handler):
     def __init__(self, spec: HandlerSpec) -> None:
         super().__init__(spec)
-        self.users = Users(spec.auths)
+        self.users = Users(spec.auths, spec.auth_required)
         self.read_timeout = _read_timeout(spec)
 
     async def handle(self, ep: Endpoint) -> None:

@@ -533,3 +533,39 @@ def test_connector_non_200_closes_client(procs):
             assert recv_until_close(s) == b""
     finally:
         fake.close()
+
+
+def _code(port: int, url: str, *cred: str) -> bytes:
+    out = run_curl(
+        *cred, "-o", "/dev/null", "-w", "%{http_code}", "-x", f"http://127.0.0.1:{port}", url
+    )
+    return out.stdout
+
+
+def test_authers_as_gost(net, tmp_path):
+    """GOST's auth rules: the users of auther + authers; the inline auth is then not used;
+    an auther with no users refuses everyone (it does not open the proxy)."""
+    ports = {k: free_port() for k in ("two", "empty")}
+    cfg = tmp_path / "gost.yaml"
+    cfg.write_text(
+        "authers:\n"
+        "- {name: a, auths: [{username: ua, password: pa}]}\n"
+        "- {name: b, auths: [{username: ub, password: pb}]}\n"
+        "- {name: nobody}\n"
+        "services:\n"
+        f"- {{addr: '127.0.0.1:{ports['two']}', handler: {{type: http, auther: a, authers: [b],"
+        " auth: {username: inline, password: pi}}}\n"
+        f"- {{addr: '127.0.0.1:{ports['empty']}', handler: {{type: http, auther: nobody}}}}\n"
+    )
+    procs = Procs()
+    try:
+        procs.gostfast("-C", str(cfg), wait_ports=list(ports.values()))
+        url = blob_url(net)
+        assert _code(ports["two"], url, "-U", "ua:pa") == b"200"
+        assert _code(ports["two"], url, "-U", "ub:pb") == b"200"
+        assert _code(ports["two"], url, "-U", "inline:pi") == b"407"
+        assert _code(ports["two"], url) == b"407"
+        assert _code(ports["empty"], url) == b"407"
+        assert _code(ports["empty"], url, "-U", "any:thing") == b"407"
+    finally:
+        procs.stop_all()

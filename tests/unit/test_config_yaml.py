@@ -114,8 +114,9 @@ def test_services_in_order(cfg) -> None:
 def test_handler(cfg) -> None:
     h = cfg.services[0].handler
     assert (h.type, h.chain) == ("relay", "upstream")
-    # its own auth first, then the auther's users
-    assert h.auths == [Auth("alice", "a1"), Auth("bob", "b1"), Auth("carol", "")]
+    # as GOST: with an auther its users count and the inline auth is not used
+    assert h.auths == [Auth("bob", "b1"), Auth("carol", "")]
+    assert h.auth_required
     assert h.metadata == {"readtimeout": "15s", "nodelay": True}
 
 
@@ -391,7 +392,78 @@ def test_unknown_keys_warn_naming_the_key(caplog) -> None:
 def test_known_keys_do_not_warn(caplog) -> None:
     caplog.set_level(logging.WARNING, logger="gostfast.config")
     load_text(FULL_CONFIG, "full.yaml")
-    assert caplog.records == []
+    # the one warning: GOST ignores a handler's own auth next to an auther
+    assert [r.getMessage() for r in caplog.records] == [
+        "services[0].handler.auth: not used when an auther is given (as GOST)"
+    ]
+
+
+# ---------------------------------------------------------------- authers (GOST's rules)
+
+
+def test_handler_authers_list_and_auther_union() -> None:
+    c = y(
+        "authers: [{name: a, auths: [{username: u1}]}, {name: b, auths: [{username: u2}]}]\n"
+        "services: [{addr: ':1', handler: {type: http, auther: a, authers: [b]}}]"
+    )
+    h = c.services[0].handler
+    assert (h.auths, h.auth_required) == ([Auth("u1"), Auth("u2")], True)
+
+
+def test_inline_auth_alone_is_used_and_not_required_when_absent() -> None:
+    h = y("services: [{addr: ':1', handler: {auth: {username: u, password: p}}}]").services[0]
+    assert (h.handler.auths, h.handler.auth_required) == ([Auth("u", "p")], False)
+    h = y("services: [{addr: ':1'}]").services[0]
+    assert (h.handler.auths, h.handler.auth_required) == ([], False)
+
+
+def test_an_auther_without_users_still_requires_log_in() -> None:
+    h = y("authers: [{name: a}]\nservices: [{addr: ':1', handler: {auther: a}}]").services[0]
+    assert (h.handler.auths, h.handler.auth_required) == ([], True)
+
+
+@pytest.mark.parametrize(
+    "loader",
+    [
+        "file: {path: users.txt}",
+        "redis: {addr: ':6379'}",
+        "plugin: {addr: ':1'}",
+        "http: {url: 'http://x'}",
+        "reload: 10s",
+    ],
+)
+def test_auther_user_loaders_are_refused(loader: str) -> None:
+    e = err(f"authers: [{{name: a, {loader}}}]\nservices: [{{addr: ':1'}}]")
+    key = loader.split(":")[0]
+    assert (e.path, e.message) == (f"authers[0].{key}", f"'{key}' is not supported by gostfast yet")
+
+
+def test_unknown_auther_in_the_list_is_named() -> None:
+    e = err("authers: [{name: a}]\nservices: [{addr: ':1', handler: {authers: [a, zz]}}]")
+    assert (e.path, e.message) == (
+        "services[0].handler.authers[1]",
+        "unknown auther 'zz' (authers: a)",
+    )
+
+
+# ---------------------------------------------------------------- keys are case-insensitive (viper)
+
+
+def test_struct_keys_are_case_insensitive_as_with_viper() -> None:
+    c = y(
+        "Services:\n- Name: s\n  ADDR: ':1'\n  Listener: {Type: wss, TLS: {certfile: c.pem, KeyFile: k.pem}}\n"
+        "  Forwarder: {Nodes: [{addr: 'h:1'}], Selector: {Strategy: fifo, maxfails: 3}}"
+    )
+    s = c.services[0]
+    assert (s.name, s.addr, s.listener.type) == ("s", ":1", "wss")
+    assert (s.listener.tls.cert_file, s.listener.tls.key_file) == ("c.pem", "k.pem")
+    assert (s.forwarder.selector.strategy, s.forwarder.selector.max_fails) == ("fifo", 3)
+
+
+def test_a_key_given_twice_in_different_case_is_an_error() -> None:
+    e = err("services: [{addr: ':1', Addr: ':2'}]")
+    assert e.path == "services[0].Addr"
+    assert "given twice" in e.message and "case-insensitive" in e.message
 
 
 # ---------------------------------------------------------------- log and selector names
