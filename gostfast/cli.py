@@ -180,8 +180,8 @@ _URL_OPTS = [
         "config_files",
         multiple=True,
         metavar="FILE",
-        help="GOST YAML/JSON config file, or the JSON itself ('{...}'); "
-        "default gost.yaml in /etc/gost, ~/.gost or here",
+        help="GOST YAML/JSON config: a file, an http(s) URL, - for stdin, or the JSON "
+        "itself ('{...}'); default gost.yaml in /etc/gost, ~/.gost or here",
     ),
 ]
 

@@ -1,12 +1,10 @@
 """Logging set up as GOST's ``log:`` block, ``GOST_LOGGER_LEVEL`` and ``-D`` ask.
 
-GOST's main reads the config's ``log:`` (level, format, output), then lets the
-environment variable ``GOST_LOGGER_LEVEL`` set the level, then ``-D`` set
-debug. Operators quieten GOST with ``GOST_LOGGER_LEVEL=error`` or ``fatal``
-in their unit files, so the variable matters as much as the block. One
-difference: GOST replaces the whole block when the variable is set (format
-and output fall back to their defaults); here it changes the level only, so
-a configured log file stays the log file.
+GOST (x/config/parsing/parser) reads the config's ``log:`` (level, format,
+output), then lets the environment variable ``GOST_LOGGER_LEVEL`` set the
+level (only the level: format and output stay), then ``-D`` set debug.
+Operators quieten GOST with ``GOST_LOGGER_LEVEL=error`` or ``fatal`` in their
+unit files, so the variable matters as much as the block.
 
 Outputs: ``stderr`` (default), ``stdout``, ``none``/``null`` (nothing), or a
 file path, appended to and created with its directory when missing; a file

@@ -120,7 +120,15 @@ def _port_of(addr: str, path: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _plan_parts(where: str, parts, own_md: dict[str, Any], shared: frozenset[str]) -> list[Part]:
+def _refuse_gost_keys(md: dict[str, Any], refused: frozenset[str], path: str) -> None:
+    for key in md:
+        if key in refused:
+            raise ConfigError(path, f"option '{key}' is not supported by gostfast yet")
+
+
+def _plan_parts(
+    where: str, parts, own_md: dict[str, Any], shared: frozenset[str], refused: frozenset[str]
+) -> list[Part]:
     """Look up, parse and check the two components of a service or a node.
 
     ``parts`` is ``[(registry, type name, metadata, "listener"), ...]``. Each
@@ -136,6 +144,7 @@ def _plan_parts(where: str, parts, own_md: dict[str, Any], shared: frozenset[str
     ]
     for comp, o, md_where in zip(comps, opts, md_wheres, strict=True):
         _validate(comp, o, md_where)
+    _refuse_gost_keys(own_md, refused, at(where, "metadata"))
     known_any: set[str] = set()
     for comp, (_, _, md, _), md_where in zip(comps, parts, md_wheres, strict=True):
         known = known_keys(comp.options)
@@ -158,6 +167,7 @@ def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
         ],
         svc.metadata,
         svc.shared_keys,
+        gost_names.SERVICE_METADATA,
     )
     if svc.handler.type in ("forward", "tcp") and svc.forwarder is None:
         raise ConfigError(
@@ -182,6 +192,7 @@ def _plan_node(node: NodeConfig) -> NodePlan:
         ],
         node.metadata,
         node.shared_keys,
+        gost_names.NODE_METADATA,
     )
     host, port = _port_of(node.addr, at(where, "addr"))
     if port == 0:

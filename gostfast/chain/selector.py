@@ -2,8 +2,9 @@
 
 Strategies: ``round`` (round-robin), ``rand``, ``fifo`` (always the first
 healthy one: primary/backup). A node that failed ``max_fails`` times is left
-out for ``fail_timeout`` seconds (GOST's FailFilter; defaults 1 and 10 s). If
-every node is marked failed, all are candidates again rather than none.
+out for ``fail_timeout`` seconds (GOST's FailFilter; defaults 1 and 10 s, and
+a value <= 0 means that default, as GOST's effectiveFailSettings). If every
+node is marked failed, all are candidates again rather than none.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Generic, TypeVar
 from gostfast.config.model import SelectorConfig
 
 T = TypeVar("T")
+
+DEFAULT_FAIL_TIMEOUT = 10.0  # seconds, GOST's selector.DefaultFailTimeout
 
 
 class Selector(Generic[T]):
@@ -30,9 +33,11 @@ class Selector(Generic[T]):
 
     def _healthy(self, i: int, now: float) -> bool:
         c = self.config
-        if c.max_fails <= 0 or self._fails[i] < c.max_fails:
+        max_fails = c.max_fails if c.max_fails > 0 else 1
+        fail_timeout = c.fail_timeout if c.fail_timeout > 0 else DEFAULT_FAIL_TIMEOUT
+        if self._fails[i] < max_fails:
             return True
-        return now - self._failed_at[i] >= c.fail_timeout
+        return now - self._failed_at[i] >= fail_timeout
 
     def order(self) -> list[T]:
         """All items in the order to try them: healthy ones by strategy, then the rest."""

@@ -33,6 +33,19 @@ CONNECTORS = frozenset(
     "sshd ssu tcp tunnel unix virtual".split()
 )
 
+# metadata GOST reads at the service, node and hop level (x/config/parsing:
+# service/parse.go, node/parse.go, hop/parse.go, selector labels), lower-cased;
+# gostfast implements none of them, so each is refused by name
+SERVICE_METADATA = frozenset(
+    "proxyprotocol interface so_mark preup predown postup postdown ignorechain enablestats "
+    "observer.resettraffic observer.period observeperiod netns netns.out dialtimeout "
+    "limiter.refreshinterval limiter.cleanupinterval limiter.scope labels".split()
+)
+NODE_METADATA = frozenset(
+    "proxyprotocol so_mark interface netns weight backup maxfails failtimeout".split()
+)
+HOP_METADATA = frozenset("interface so_mark proxyprotocol netns".split())
+
 BY_KIND = {
     "listener": LISTENERS,
     "handler": HANDLERS,

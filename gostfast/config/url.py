@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
@@ -53,7 +54,9 @@ _SELF_HANDLED_LISTENERS = {
     "runix",
     "serial",
 }
-_SELECTOR_KEYS = {"strategy", "maxfails", "failtimeout"}
+log = logging.getLogger("gostfast.config")
+
+_SELECTOR_KEYS = {"strategy", "maxfails", "max_fails", "failtimeout", "fail_timeout"}
 # GOST -L keys for features gostfast does not implement
 _UNSUPPORTED_L_KEYS = {
     "retries",
@@ -71,7 +74,15 @@ _UNSUPPORTED_L_KEYS = {
     "observer",
     "recorder",
 }
-_UNSUPPORTED_F_KEYS = {"bypass", "resolver", "hosts", "interface", "so_mark", "netns"}
+_UNSUPPORTED_F_KEYS = {
+    "bypass",
+    "resolver",
+    "hosts",
+    "interface",
+    "so_mark",
+    "netns",
+    "proxyprotocol",
+}
 
 
 @dataclass(frozen=True)
@@ -190,18 +201,31 @@ def _expand_ports(addr: str, where: str) -> list[str]:
 def _userinfo(info: str | None, query: dict[str, str], where: str) -> Auth | None:
     encoded = query.pop("auth", "")
     if info is not None:
-        user, _, password = unquote(info).partition(":")
+        # as Go's url.Parse: split at the first ':' and only then unescape, so an
+        # escaped %3A belongs to the user name
+        raw_user, _, raw_password = info.partition(":")
+        user, password = unquote(raw_user), unquote(raw_password)
         if not user:
             raise ConfigError(where, "empty user name before '@'")
         return Auth(user, password)
     if encoded:  # an empty auth= means no auth, as GOST reads it
         try:
-            decoded = base64.b64decode(encoded, validate=True).decode()
+            decoded = _go_base64(encoded).decode()
         except (binascii.Error, UnicodeDecodeError):
             raise ConfigError(where, "auth= must be base64 of user:pass") from None
         user, _, password = decoded.partition(":")
         return Auth(user, password)
     return None
+
+
+def _go_base64(text: str) -> bytes:
+    """GOST's auth= decoding: URL-safe without padding first, then standard base64."""
+    if "=" not in text:
+        try:
+            return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+        except binascii.Error:
+            pass
+    return base64.b64decode(text, validate=True)
 
 
 def _query(pairs: list[tuple[str, str]]) -> dict[str, str]:
@@ -221,19 +245,25 @@ def _take(query: dict[str, str], *keys: str) -> str:
 
 
 def _selector(query: dict[str, str], where: str) -> SelectorConfig | None:
+    """GOST's CLI selector (config/cmd parseSelector): none unless a key is set; then
+    strategy round, maxFails 1 and failTimeout 30s where a value is missing or <= 0."""
     if not _SELECTOR_KEYS & query.keys():
         return None
-    sel = SelectorConfig()
     try:
-        if "strategy" in query:
-            sel.strategy = values.parse_strategy(query.pop("strategy"))
-        if "maxfails" in query:
-            sel.max_fails = values.parse_int(query.pop("maxfails"))
-        if "failtimeout" in query:
-            sel.fail_timeout = values.parse_duration(query.pop("failtimeout"))
+        strategy = _take(query, "strategy")
+        max_fails_text = _take(query, "maxfails", "max_fails")
+        fail_timeout_text = _take(query, "failtimeout", "fail_timeout")
+        max_fails = values.parse_int(max_fails_text) if max_fails_text else 0
+        fail_timeout = values.parse_duration(fail_timeout_text) if fail_timeout_text else 0.0
+        if not strategy and max_fails <= 0 and fail_timeout <= 0:
+            return None
+        return SelectorConfig(
+            strategy=values.parse_strategy(strategy) if strategy else "round",
+            max_fails=max_fails if max_fails > 0 else 1,
+            fail_timeout=fail_timeout if fail_timeout > 0 else 30.0,
+        )
     except ValueError as exc:
         raise ConfigError(where, str(exc)) from None
-    return sel
 
 
 def _split_prefixed(query: dict[str, str], prefixes: tuple[str, ...]):
@@ -276,23 +306,23 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
     selector = _selector(query, where)
     parts, shared = _split_prefixed(query, ("service", "handler", "listener"))
 
-    forwarder = None
     targets = unquote(u.path).strip("/")
+    nodes: list[ForwardNode] = []
     if targets:
-        forwarder = ForwarderConfig(selector=selector)
         for t in targets.split(","):
             if not t:
                 raise ConfigError(where, "empty forward target in the path")
             for addr in _expand_ports(t, where):
-                forwarder.nodes.append(ForwardNode(f"target-{len(forwarder.nodes)}", addr))
+                nodes.append(ForwardNode(f"target-{len(nodes)}", addr))
         if handler != "relay":
             handler = listener if listener in _SELF_HANDLED_LISTENERS else "forward"
     elif selector is not None:
         raise ConfigError(where, "strategy/maxFails/failTimeout need forward targets in the path")
 
     services = []
-    for n, addr in enumerate(_expand_ports(u.host, where)):
-        name = f"service-{index}" if n == 0 else f"service-{index}-{n}"
+    addrs = _expand_ports(u.host, where)
+    for n, addr in enumerate(addrs):
+        name = f"service-{index}" if n == 0 else f"service-{index}-{n}"  # from_urls renumbers
         services.append(
             ServiceConfig(
                 name=name,
@@ -305,13 +335,28 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
                 listener=ListenerConfig(
                     type=listener, tls=tls, metadata={**shared, **parts["listener"]}
                 ),
-                forwarder=forwarder,
+                forwarder=_forwarder_for(n, len(addrs), nodes, selector),
                 metadata={**shared, **parts["service"]},
                 origin=where,
                 shared_keys=frozenset(shared),
             )
         )
     return services
+
+
+def _forwarder_for(
+    n: int, services: int, nodes: list[ForwardNode], selector: SelectorConfig | None
+) -> ForwarderConfig | None:
+    """GOST's pairing (config/cmd): one service gets every target; with a port range,
+    one target serves every port, else port i forwards to target i (and a port
+    beyond the last target gets none)."""
+    if not nodes:
+        return None
+    if services == 1 or len(nodes) == 1:
+        return ForwarderConfig(nodes=list(nodes), selector=selector)
+    if n < len(nodes):
+        return ForwarderConfig(nodes=[nodes[n]], selector=selector)
+    return None
 
 
 def parse_hop(raw: str, index: int, names: Names) -> HopConfig:
@@ -344,6 +389,10 @@ def parse_hop(raw: str, index: int, names: Names) -> HopConfig:
         raise ConfigError(where, "certFile and keyFile must be given together")
     selector = _selector(query, where)
     parts, shared = _split_prefixed(query, ("node", "connector", "dialer", "hop"))
+    for k in parts["hop"]:  # GOST's hop metadata: interface, so_mark, proxyProtocol, netns
+        if k in gost_names.HOP_METADATA:
+            raise ConfigError(where, f"option 'hop.{k}' is not supported by gostfast yet")
+        log.warning("%s: unknown option 'hop.%s' ignored", where, k)
     hop = HopConfig(name=f"hop-{index}", selector=selector)
     for host in u.host.split(","):
         for addr in _expand_ports(host, where):
@@ -384,5 +433,6 @@ def from_urls(services: list[str], hops: list[str], names: Names) -> Config:
         for svc in parse_service(raw, i, names):
             if hops:
                 svc.handler.chain = "chain-0"
+            svc.name = f"service-{len(cfg.services)}"  # GOST numbers every -L service in turn
             cfg.services.append(svc)
     return cfg

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml as pyyaml
 
-from gostfast.config import values
+from gostfast.config import gost_names, values
 from gostfast.config.errors import ConfigError
 from gostfast.config.model import (
     Auth,
@@ -59,6 +59,7 @@ _UNSUPPORTED_TOP = {
     "metrics",
     "profiling",
     "plugins",
+    "hops",
     "vars",
 }
 _UNSUPPORTED_SERVICE = {
@@ -443,11 +444,21 @@ def _chain(data: Any, path: str, index: int) -> ChainConfig:
     for i, h in enumerate(hops):
         hr = _Reader(h, f"{path}.hops[{i}]", _UNSUPPORTED_HOP)
         hop = HopConfig(name=hr.str("name", f"hop-{i}"))
+        for key in hr.metadata():
+            if key in gost_names.HOP_METADATA:
+                raise ConfigError(
+                    hr.sub("metadata"), f"option '{key}' is not supported by gostfast yet"
+                )
+            log.warning("%s: unknown metadata key '%s' ignored", hr.sub("metadata"), key)
         if hr.has("selector"):
             hop.selector = _selector(hr.get("selector"), hr.sub("selector"))
         nodes = hr.list("nodes")
         if not nodes:
-            raise ConfigError(hr.sub("nodes"), "a hop needs at least one node")
+            raise ConfigError(
+                hr.sub("nodes"),
+                "a hop needs at least one node (hops defined under the top-level "
+                "hops: are not supported by gostfast yet)",
+            )
         for j, n in enumerate(nodes):
             hop.nodes.append(_node(n, f"{hr.path}.nodes[{j}]", j))
         hr.warn_unknown()

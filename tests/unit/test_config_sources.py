@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import io
+import threading
+
 import pytest
 
 from gostfast.config.errors import ConfigError
@@ -56,3 +60,56 @@ def test_default_in_another_viper_format_is_refused(tmp_path) -> None:
         find_default((str(etc), str(home), str(here)))
     assert exc.value.path == str(etc / "gost.toml")
     assert "toml config files are not supported by gostfast" in exc.value.message
+
+
+def test_stdin(monkeypatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("services: [{name: from-stdin, addr: ':1'}]\n"))
+    assert load_source("-").services[0].name == "from-stdin"
+
+
+class _Config(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        private = self.path == "/private.yaml"
+        authorized = self.headers.get("Authorization") == "Basic dTpzZWNyZXQ="  # u:secret
+        if self.path == "/gost.yaml" or (private and authorized):
+            body = b"services: [{name: from-url, addr: ':1'}]\n"
+            self.send_response(200)
+        else:
+            body = b"no"
+            self.send_response(404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def config_server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Config)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_http_url(config_server) -> None:
+    cfg = load_source(f"http://127.0.0.1:{config_server}/gost.yaml")
+    assert cfg.services[0].name == "from-url"
+
+
+def test_http_url_userinfo_is_basic_auth(config_server) -> None:
+    cfg = load_source(f"http://u:secret@127.0.0.1:{config_server}/private.yaml")
+    assert cfg.services[0].name == "from-url"
+
+
+def test_http_url_error_names_the_url_without_credentials(config_server) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_source(f"http://u:secret@127.0.0.1:{config_server}/missing.yaml")
+    assert exc.value.path == f"http://127.0.0.1:{config_server}/missing.yaml"
+    assert exc.value.message.startswith("fetching the config: HTTP 404")
+    assert "secret" not in str(exc.value)

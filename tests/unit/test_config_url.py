@@ -253,6 +253,22 @@ def test_port_range_expands_to_one_service_per_port() -> None:
         assert s.listener.metadata == {"path": "/x"}
 
 
+def test_port_range_with_a_target_range_pairs_them_as_gost() -> None:
+    services = parse_service("tcp://:8000-8002/h:9000-9001", 0, FULL)
+    nodes = [[n.addr for n in s.forwarder.nodes] if s.forwarder else None for s in services]
+    assert nodes == [["h:9000"], ["h:9001"], None]  # port i -> target i, none past the last
+
+
+def test_port_range_with_one_target_shares_it() -> None:
+    services = parse_service("tcp://:8000-8001/h:22", 0, FULL)
+    assert [[n.addr for n in s.forwarder.nodes] for s in services] == [["h:22"], ["h:22"]]
+
+
+def test_services_are_numbered_in_turn_as_gost() -> None:
+    cfg = from_urls(["tcp://:8000-8001/h:1", "http://:7000"], [], FULL)
+    assert [s.name for s in cfg.services] == ["service-0", "service-1", "service-2"]
+
+
 def test_port_range_of_one_port_and_ipv6() -> None:
     assert [s.addr for s in parse_service(":80-80", 0, FULL)] == [":80"]
     assert [s.addr for s in parse_service("[::1]:80-81", 0, FULL)] == ["[::1]:80", "[::1]:81"]
@@ -437,7 +453,34 @@ def test_no_auth_means_open() -> None:
     assert parse_hop("http://h:1", 0, FULL).nodes[0].connector.auth is None
 
 
-@pytest.mark.parametrize("value", ["!!!", "not base64", "Zm9"])
+def test_auth_query_decodes_as_gost_url_safe_unpadded_first() -> None:
+    # RawURLEncoding first (no padding, - and _), then standard base64
+    assert one("http://:8080?auth=dXNlcjpwYXNzMQ").handler.auths == [Auth("user", "pass1")]
+    assert one(f"http://:8080?auth={b64('a:b>?')}").handler.auths == [Auth("a", "b>?")]
+    raw = base64.urlsafe_b64encode(b"a:b>?").decode().rstrip("=")
+    assert one(f"http://:8080?auth={raw}").handler.auths == [Auth("a", "b>?")]
+
+
+def test_userinfo_splits_before_unescaping_as_go() -> None:
+    assert one("http://us%3Aer:p%40ss@:8080").handler.auths == [Auth("us:er", "p@ss")]
+
+
+@pytest.mark.parametrize(
+    "query,selector",
+    [
+        ("strategy=fifo", ("fifo", 1, 30.0)),  # GOST's CLI default failTimeout is 30s
+        ("max_fails=3&fail_timeout=5s", ("round", 3, 5.0)),
+        ("maxFails=0&failTimeout=0", None),
+        ("maxFails=-1&strategy=rand", ("rand", 1, 30.0)),
+    ],
+)
+def test_cli_selector_defaults_and_aliases_as_gost(query: str, selector) -> None:
+    sel = one(f"tcp://:80/a:1,b:2?{query}").forwarder.selector
+    got = None if sel is None else (sel.strategy, sel.max_fails, sel.fail_timeout)
+    assert got == selector
+
+
+@pytest.mark.parametrize("value", ["!!!", "not base64", "Z"])
 def test_auth_query_that_is_not_base64_is_an_error(value: str) -> None:
     with pytest.raises(ConfigError, match="auth= must be base64 of user:pass"):
         parse_service(f"http://:8080?auth={value}", 0, FULL)
