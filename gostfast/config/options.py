@@ -11,7 +11,7 @@ the first key present wins (``ws.path`` beats ``path``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,9 @@ class Option:
     minimum: float | None = None
     maximum: float | None = None
     supported: bool = True
+    #: GOST's normalisation of a parsed value (e.g. "<= 0 means the default"), applied
+    #: before choices and bounds; a ValueError it raises is a config error at the key
+    convert: Callable[[Any], Any] | None = None
 
     def all_keys(self) -> tuple[str, ...]:
         return tuple(k.lower() for k in (self.keys or (self.name,)))
@@ -55,9 +58,50 @@ def opt(name: str, kind: str, default: Any, *aliases: str, **kw: Any) -> Option:
     return Option(name=name, kind=kind, default=default, keys=tuple(aliases), **kw)
 
 
-def unsupported(name: str, *aliases: str, default: Any = None, kind: str = "str") -> Option:
-    """A GOST option gostfast does not implement: setting it is an error naming it."""
-    return Option(name=name, kind=kind, default=default, keys=tuple(aliases), supported=False)
+def unsupported(
+    name: str,
+    *aliases: str,
+    default: Any = None,
+    kind: str = "str",
+    convert: Callable[[Any], Any] | None = None,
+) -> Option:
+    """A GOST option gostfast does not implement: setting it is an error naming it.
+
+    A value that means GOST's default (``default`` after parsing as ``kind`` and
+    ``convert``, e.g. ``idleTimeout: 0s``) is what gostfast does anyway, so it is
+    accepted.
+    """
+    return Option(
+        name=name,
+        kind=kind,
+        default=default,
+        keys=tuple(aliases),
+        supported=False,
+        convert=convert,
+    )
+
+
+def non_positive_is(default: float) -> Callable[[float], float]:
+    """GOST's ``if v <= 0 { v = default }``, as an option's ``convert``."""
+    return lambda v: default if v <= 0 else v
+
+
+def negative_is_zero(v: float) -> float:
+    """GOST's ``if v < 0 { v = 0 }`` (a negative timeout means none), as a ``convert``."""
+    return 0.0 if v < 0 else v
+
+
+def _means_default(o: Option, raw: Any) -> bool:
+    """Whether an unsupported option's value asks for nothing but GOST's default."""
+    if raw in (None, "", False, "false", "0", 0) or raw == o.default:
+        return True
+    try:
+        value = _PARSERS[o.kind](raw)
+        if o.convert is not None:
+            value = o.convert(value)
+    except ValueError:
+        return False
+    return value == o.default
 
 
 class Options(dict):
@@ -94,12 +138,14 @@ def parse_options(spec: Sequence[Option], md: Mapping[str, Any], where: str) -> 
         raw = md[key]
         path = f"{where[:-1]}.{key})" if where.endswith(")") else f"{where}.{key}"
         if not o.supported:
-            if raw in (None, "", False, "false", "0", 0) or raw == o.default:
+            if _means_default(o, raw):
                 out[o.name] = o.default
                 continue
             raise ConfigError(path, f"option '{key}' is not supported by gostfast yet")
         try:
             value = _PARSERS[o.kind](raw)
+            if o.convert is not None:
+                value = o.convert(value)
         except ValueError as exc:
             raise ConfigError(path, str(exc)) from None
         if o.choices and value not in o.choices:

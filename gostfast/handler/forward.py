@@ -10,11 +10,23 @@ from __future__ import annotations
 from gostfast import registry
 from gostfast.chain.forwarder import dial_forwarder
 from gostfast.components import Handler
-from gostfast.config.options import unsupported
+from gostfast.config.options import negative_is_zero, non_positive_is, unsupported
 from gostfast.endpoint import Endpoint
 from gostfast.relay import relay
 
 FORWARD_OPTIONS = (
+    # GOST (handler/forward/local): the sniffing read deadline (<= 0 = 15s)
+    unsupported(
+        "read_timeout",
+        "readTimeout",
+        default=15.0,
+        kind="duration",
+        convert=non_positive_is(15.0),
+    ),
+    # GOST: an idle read deadline on each direction of the pipe (< 0 = 0 = none)
+    unsupported(
+        "idle_timeout", "idleTimeout", default=0.0, kind="duration", convert=negative_is_zero
+    ),
     unsupported("sniffing", "sniffing", default=False),
     unsupported("proxyProtocol", "proxyprotocol"),
 )

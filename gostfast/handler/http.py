@@ -47,7 +47,7 @@ from collections.abc import Iterable
 
 from gostfast import registry
 from gostfast.components import Handler, HandlerSpec
-from gostfast.config.options import opt, unsupported
+from gostfast.config.options import negative_is_zero, opt, unsupported
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError, EndpointClosed
@@ -67,6 +67,13 @@ HTTP_OPTIONS = (
         "readTimeout",
         doc="upstream response header timeout (0: 15s, negative: none)",
     ),
+    # GOST: an idle read deadline on each direction of the tunnel (< 0 = 0 = none)
+    unsupported(
+        "idle_timeout", "idleTimeout", default=0.0, kind="duration", convert=negative_is_zero
+    ),
+    # GOST: upstream keep-alive / compression of forward proxying (Go's http.Transport)
+    unsupported("keepalive", "http.keepalive", "keepalive", default=False, kind="bool"),
+    unsupported("compression", "http.compression", "compression", default=False, kind="bool"),
     unsupported("probe_resist", "probeResist", "probe_resist"),
     unsupported("knock", "knock"),
     unsupported("udp", "udp", default=False),

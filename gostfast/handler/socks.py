@@ -90,6 +90,7 @@ SOCKS5_OPTIONS = (
         doc="BND.ADDR of BIND replies (of UDP ones when it is an IP)",
     ),
     unsupported("tor", "tor", "enableTor", "socks5.tor", default=False),
+    unsupported("comp", "comp", default=False, kind="bool"),  # GOST: mbind compatibility mode
     unsupported("sniffing", "sniffing", default=False),
     unsupported("hash", "hash", default=""),
 )

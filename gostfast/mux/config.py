@@ -7,8 +7,22 @@ from dataclasses import dataclass
 from gostfast.config.errors import ConfigError
 from gostfast.config.options import opt, unsupported
 
+
+def _mux_type(value: str) -> str:
+    """GOST (internal/util/mux): exactly "yamux" is yamux, any other value (or none) smux."""
+    return value if value == "yamux" else "smux"
+
+
 MUX_OPTIONS = (
-    opt("mux_type", "str", "smux", "mux.type", choices=("smux",), doc="yamux is not implemented"),
+    opt(
+        "mux_type",
+        "str",
+        "smux",
+        "mux.type",
+        convert=_mux_type,
+        choices=("smux",),
+        doc="yamux is not implemented; any other value is smux, as GOST",
+    ),
     opt(
         "mux_version",
         "int",

@@ -26,7 +26,16 @@ TCP_LISTEN_OPTIONS = (
         doc="listen(2) queue length; 0 = the system maximum (net.core.somaxconn), as Go's",
     ),
     unsupported("mptcp", "mptcp", default=False),
+    unsupported("reuseport", "reuseport", default=False, kind="bool"),
     unsupported("proxyProtocol", "proxyprotocol"),
+)
+
+#: GOST's tcp dialer (x/dialer/tcp): TCP keepalive on the dialed socket, not implemented
+TCP_DIAL_OPTIONS = (
+    unsupported("keepalive", "keepalive", default=False, kind="bool"),
+    unsupported("keepalive_idle", "keepalive.idle", default=0.0, kind="duration"),
+    unsupported("keepalive_interval", "keepalive.interval", default=0.0, kind="duration"),
+    unsupported("keepalive_count", "keepalive.count", default=0, kind="int"),
 )
 
 
@@ -120,4 +129,4 @@ class TCPDialer(Dialer):
 
 
 registry.listeners.register("tcp", TCPListener, TCP_LISTEN_OPTIONS)
-registry.dialers.register("tcp", TCPDialer, ())
+registry.dialers.register("tcp", TCPDialer, TCP_DIAL_OPTIONS)

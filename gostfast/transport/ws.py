@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from gostfast import registry
 from gostfast.components import Dialer, Listener, OpenConn
-from gostfast.config.options import opt, unsupported
+from gostfast.config.options import non_positive_is, opt, unsupported
 from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import HandshakeError
 from gostfast.proto import http1, wshandshake
@@ -104,7 +104,15 @@ DIALER_OPTIONS = (
     opt("path", "str", "/ws", "ws.path", "path"),
     opt("header", "map", None, "ws.header", "header", doc="extra request headers"),
     opt("keepalive", "bool", False, "ws.keepalive", "keepalive", doc="websocket ping keepalive"),
-    opt("ttl", "duration", 15.0, "ttl", "keepalive.interval", minimum=0.001, doc="ping period"),
+    opt(
+        "ttl",
+        "duration",
+        15.0,
+        "ttl",
+        "keepalive.interval",
+        convert=non_positive_is(15.0),
+        doc="ping period (<= 0: 15s, as GOST)",
+    ),
     opt("handshake_timeout", "duration", 0.0, "ws.handshakeTimeout", "handshakeTimeout"),
     opt(
         "max_message_size",
@@ -136,6 +144,11 @@ DIALER_OPTIONS = (
     unsupported(
         "enableCompression", "ws.enablecompression", "enablecompression", default=False, kind="bool"
     ),
+    # GOST (x/dialer/ws, x/dialer/mws): TCP keepalive on the dialed socket
+    unsupported("tcp_keepalive", "tcp.keepalive", default=False, kind="bool"),
+    unsupported("tcp_keepalive_idle", "tcp.keepalive.idle", default=0.0, kind="duration"),
+    unsupported("tcp_keepalive_interval", "tcp.keepalive.interval", default=0.0, kind="duration"),
+    unsupported("tcp_keepalive_count", "tcp.keepalive.count", default=0, kind="int"),
 )
 
 

@@ -222,6 +222,26 @@ def test_inline_json_config() -> None:
     assert (svc["name"], svc["addr"], svc["handler"]["type"]) == ("j", f"127.0.0.1:{port}", "http")
 
 
+@pytest.mark.parametrize("scheme", ["ws", "mws"])
+def test_check_resolves_gost_defaults_of_ttl_and_mux_type(scheme: str) -> None:
+    """GOST: ttl <= 0 is 15s (dialer/ws/metadata.go); an empty mux.type is smux (internal/util/mux)."""
+    port = free_port()
+    query = "keepalive=true&ttl=0" + ("&mux.type=" if scheme == "mws" else "")
+    out = gostfast_run(
+        "check",
+        "-L",
+        f"tcp://127.0.0.1:{port}/127.0.0.1:9",
+        "-F",
+        f"forward+{scheme}://127.0.0.1:9?{query}",
+    )
+    assert out.returncode == 0, out.stderr
+    dialer = yaml.safe_load(out.stdout)["chains"][0]["hops"][0]["nodes"][0]["dialer"]
+    assert dialer["type"] == scheme
+    assert dialer["options"]["ttl"] == "15s"
+    if scheme == "mws":
+        assert dialer["options"]["mux_type"] == "smux"
+
+
 def test_unknown_flag_is_exit_2() -> None:
     out = gostfast_run("-Q")
     assert out.returncode == 2

@@ -345,8 +345,10 @@ def test_socks4_bad_requests_close_without_reply(net, payload):
         assert recv_until_close(s) == b""
 
 
-def test_unsupported_option_is_a_config_error():
-    """``bind``/``udp`` are real options now (tests/e2e/test_socks_bind_udp.py); ``tor`` is not."""
+@pytest.mark.parametrize("option", ["tor", "comp"])
+def test_unsupported_option_is_a_config_error(option):
+    """``bind``/``udp`` are real options now (tests/e2e/test_socks_bind_udp.py); ``tor`` and
+    ``comp`` (GOST's mbind compatibility mode) are not."""
     out = subprocess.run(
         [
             sys.executable,
@@ -354,14 +356,14 @@ def test_unsupported_option_is_a_config_error():
             "gostfast",
             "check",
             "-L",
-            f"socks5://127.0.0.1:{free_port()}?tor=true",
+            f"socks5://127.0.0.1:{free_port()}?{option}=true",
         ],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert out.returncode == 2, out
-    assert "tor" in out.stderr
+    assert f"option '{option}' is not supported by gostfast yet" in out.stderr, out.stderr
 
 
 def test_socks5_connector_wire_bytes(procs):

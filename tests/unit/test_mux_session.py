@@ -652,3 +652,18 @@ def test_config_defaults_are_smux_defaults():
         max_receive_buffer=4194304,
         max_stream_buffer=65536,
     )
+
+
+@pytest.mark.parametrize("value", ["", "smux", "xsmux", "Yamux"])
+def test_config_mux_type_other_than_yamux_is_smux(value):
+    """GOST (internal/util/mux muxType): "" and any value but exactly "yamux" mean smux."""
+    opts = parse_options(MUX_OPTIONS, {"mux.type": value}, "md")
+    assert opts.mux_type == "smux"
+    assert SmuxConfig.from_options(opts) == SmuxConfig()
+
+
+def test_config_mux_type_yamux_is_refused_naming_the_option():
+    with pytest.raises(ConfigError) as ei:
+        parse_options(MUX_OPTIONS, {"mux.type": "yamux"}, "-F 'mws://x:1' (dialer.metadata)")
+    assert ei.value.path == "-F 'mws://x:1' (dialer.metadata.mux.type)"
+    assert ei.value.message == "'yamux' is not allowed (allowed: smux)"

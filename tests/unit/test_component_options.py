@@ -1,0 +1,146 @@
+"""Components' GOST metadata tables: GOST keys gostfast lacks are refused by name; GOST's defaults.
+
+Keys and aliases are GOST's (go-gost/x at 0132cef): handler/http, handler/forward/local,
+handler/socks/v5, dialer/tcp, dialer/ws, dialer/mws and listener/tcp metadata.go.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gostfast import registry
+from gostfast.config.errors import ConfigError
+from gostfast.config.options import parse_options
+
+WHERE = "services[0].x.metadata"
+WS_DIALERS = ("ws", "wss", "mws", "mwss")
+
+
+def _options(kind: str, name: str):
+    registry.load_builtins()
+    reg = {
+        "listener": registry.listeners,
+        "handler": registry.handlers,
+        "dialer": registry.dialers,
+        "connector": registry.connectors,
+    }[kind]
+    comp = reg.get(name)
+    assert comp is not None, f"{kind} {name} is not registered"
+    return comp.options
+
+
+def _parse(kind: str, name: str, md: dict):
+    return parse_options(_options(kind, name), {k.lower(): v for k, v in md.items()}, WHERE)
+
+
+REFUSED = [
+    # handler/http/metadata.go (auto hands its metadata to the http handler too)
+    *[
+        (kind, key, value)
+        for kind in ("http", "auto")
+        for key, value in (
+            ("idleTimeout", "30s"),
+            ("keepalive", "true"),
+            ("http.keepalive", True),
+            ("compression", "true"),
+            ("http.compression", "1"),
+        )
+    ],
+    # handler/forward/local/metadata.go (registered as forward and tcp)
+    *[
+        (kind, key, value)
+        for kind in ("forward", "tcp")
+        for key, value in (("readTimeout", "30s"), ("idleTimeout", "1m"))
+    ],
+    # handler/socks/v5/metadata.go
+    ("socks5", "comp", "true"),
+    ("socks", "comp", True),
+    ("auto", "comp", "true"),
+]
+REFUSED = [("handler", *r) for r in REFUSED] + [
+    # dialer/tcp/metadata.go
+    ("dialer", "tcp", "keepalive", "true"),
+    ("dialer", "tcp", "keepalive.idle", "30s"),
+    ("dialer", "tcp", "keepalive.interval", "10s"),
+    ("dialer", "tcp", "keepalive.count", "3"),
+    # dialer/ws/metadata.go, dialer/mws/metadata.go
+    *[
+        ("dialer", name, key, value)
+        for name in WS_DIALERS
+        for key, value in (
+            ("tcp.keepalive", "true"),
+            ("tcp.keepalive.idle", "30s"),
+            ("tcp.keepalive.interval", "10s"),
+            ("tcp.keepalive.count", 3),
+        )
+    ],
+    # listener/tcp/metadata.go
+    ("listener", "tcp", "reuseport", "true"),
+]
+
+
+@pytest.mark.parametrize(("kind", "name", "key", "value"), REFUSED)
+def test_gost_key_we_lack_is_refused_by_name(kind: str, name: str, key: str, value) -> None:
+    with pytest.raises(ConfigError) as exc:
+        _parse(kind, name, {key: value})
+    assert exc.value.path == f"{WHERE}.{key.lower()}"
+    assert exc.value.message == f"option '{key.lower()}' is not supported by gostfast yet"
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "key", "value"),
+    [
+        # values that ask for GOST's default behaviour, which is gostfast's
+        ("handler", "http", "idleTimeout", "0s"),
+        ("handler", "http", "idleTimeout", "-1s"),  # GOST: negative = 0 = no idle timeout
+        ("handler", "http", "keepalive", "false"),
+        ("handler", "http", "http.compression", False),
+        ("handler", "forward", "readTimeout", "15s"),
+        ("handler", "forward", "readTimeout", "0"),  # GOST: <= 0 = 15s
+        ("handler", "tcp", "readTimeout", "-5s"),
+        ("handler", "tcp", "idleTimeout", 0),
+        ("handler", "socks5", "comp", "False"),
+        ("dialer", "tcp", "keepalive", "false"),
+        ("dialer", "tcp", "keepalive.count", "0"),
+        ("dialer", "mws", "tcp.keepalive.idle", "0s"),
+        ("listener", "tcp", "reuseport", "F"),
+    ],
+)
+def test_refused_key_at_gost_default_is_accepted(kind: str, name: str, key: str, value) -> None:
+    _parse(kind, name, {key: value})
+
+
+def test_implemented_keepalive_options_stay_implemented() -> None:
+    """The tcp/ws listeners' TCP keepalive and the ws dialers' ping keepalive are real options."""
+    for listener in ("tcp", "ws", "mws"):
+        opts = _parse("listener", listener, {"keepalive": "true", "keepalive.idle": "30s"})
+        assert opts.keepalive is True and opts.keepalive_idle == 30.0
+    for dialer in WS_DIALERS:
+        assert _parse("dialer", dialer, {"keepalive": "true"}).keepalive is True
+
+
+# ------------------------------------------------------------------- ws dialer ttl
+
+
+@pytest.mark.parametrize("name", WS_DIALERS)
+@pytest.mark.parametrize("value", ["0", "0s", 0, "-1s", -3])
+def test_ws_ttl_at_or_below_zero_is_the_default(name: str, value) -> None:
+    """dialer/ws/metadata.go: ``if keepaliveInterval <= 0 { = defaultKeepalivePeriod }`` (15s)."""
+    opts = _parse("dialer", name, {"keepalive": "true", "ttl": value})
+    assert opts.ttl == 15.0
+    # the alias GOST reads after ttl
+    assert _parse("dialer", name, {"keepalive.interval": value}).ttl == 15.0
+
+
+@pytest.mark.parametrize("name", WS_DIALERS)
+def test_ws_ttl_positive_and_default(name: str) -> None:
+    assert _parse("dialer", name, {"ttl": "500ms"}).ttl == 0.5
+    assert _parse("dialer", name, {}).ttl == 15.0
+
+
+@pytest.mark.parametrize("value", ["abc", "", True])
+def test_ws_ttl_not_a_duration_is_an_error(value) -> None:
+    with pytest.raises(ConfigError) as exc:
+        _parse("dialer", "ws", {"ttl": value})
+    assert exc.value.path == f"{WHERE}.ttl"
+    assert "expected a duration" in exc.value.message
