@@ -329,6 +329,9 @@ def _auth(data: Any, path: str) -> Auth:
 def _tls(r: _Reader, global_: bool = False) -> TLSConfig:
     if r.has("options"):
         raise ConfigError(r.sub("options"), "'options' is not supported by gostfast yet")
+    for key in ("rejectUnknownSNI", "serverNames"):  # GOST's SNI filter on listeners
+        if r.get(key) not in (None, False, "false", "", []):
+            raise ConfigError(r.sub(key), f"'{key}' is not supported by gostfast yet")
     t = TLSConfig(
         cert_file=r.str("certFile"),
         key_file=r.str("keyFile"),

@@ -57,6 +57,8 @@ from gostfast.proto import http1
 from gostfast.relay import relay
 
 HTTP_OPTIONS = (
+    # GOST (config/parsing/service): client addresses that skip authentication
+    unsupported("skipauth", "skipauth"),
     opt("proxy_agent", "str", "gost/3.0", "http.proxyAgent", "proxyAgent"),
     opt("auth_basic_realm", "str", "", "authBasicRealm"),
     opt("header", "map", None, "http.header", "header", doc="extra response header fields"),

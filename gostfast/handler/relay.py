@@ -42,6 +42,8 @@ from gostfast.relay import relay
 from gostfast.timeouts import within
 
 RELAY_OPTIONS = (
+    # GOST (config/parsing/service): client addresses that skip authentication
+    unsupported("skipauth", "skipauth"),
     opt("read_timeout", "duration", 15.0, "readTimeout", doc="time to read the request"),
     opt("nodelay", "bool", False, "nodelay", doc="write the OK response at once"),
     unsupported("bind", "bind", default=False),

@@ -59,6 +59,8 @@ _READ_TIMEOUT = opt(
 )
 
 SOCKS5_OPTIONS = (
+    # GOST (config/parsing/service): client addresses that skip authentication
+    unsupported("skipauth", "skipauth"),
     _READ_TIMEOUT,
     opt("notls", "bool", False, "notls", doc="accepted; gostfast never offers TLS methods"),
     opt("bind", "bool", False, "bind", doc="serve BIND (listens on this host)"),
@@ -96,6 +98,8 @@ SOCKS5_OPTIONS = (
 )
 
 SOCKS4_OPTIONS = (
+    # GOST (config/parsing/service): client addresses that skip authentication
+    unsupported("skipauth", "skipauth"),
     _READ_TIMEOUT,
     unsupported("sniffing", "sniffing", default=False),
     unsupported("hash", "hash", default=""),

@@ -56,6 +56,11 @@ REFUSED = [
     ("socks5", "comp", "true"),
     ("socks", "comp", True),
     ("auto", "comp", "true"),
+    # config/parsing/service: clients that skip authentication, for every auth handler
+    *[
+        (kind, "skipauth", "10.0.0.0/8")
+        for kind in ("http", "auto", "socks5", "socks", "socks4", "relay")
+    ],
 ]
 REFUSED = [("handler", *r) for r in REFUSED] + [
     # dialer/tcp/metadata.go

@@ -511,6 +511,11 @@ def test_gost_strategy_aliases(given: str, strategy: str) -> None:
         ("limiters: []\nservices: [{addr: ':1'}]", "limiters"),
         ("api: {addr: ':18080'}\nservices: [{addr: ':1'}]", "api"),
         (
+            "services: [{addr: ':1', listener: {type: wss, tls: {rejectUnknownSNI: true}}}]",
+            "services[0].listener.tls.rejectUnknownSNI",
+        ),
+        ("tls: {serverNames: [a.example]}\nservices: [{addr: ':1'}]", "tls.serverNames"),
+        (
             "log: {output: /tmp/g.log, rotation: {maxSize: 10}}\nservices: [{addr: ':1'}]",
             "log.rotation",
         ),
