@@ -119,9 +119,27 @@ def server():
 
 
 # --------------------------------------------------------------------- raw helpers
+# Client ports used so far: the log checks find a connection's lines by its
+# address, so no two connections of this module may share a source port (the
+# kernel does reuse ephemeral ports within seconds).
+_USED_CLIENT_PORTS: set[int] = set()
+
+
 def _connect(port: int) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+    spare = []
+    try:
+        while True:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            if s.getsockname()[1] not in _USED_CLIENT_PORTS:
+                break
+            spare.append(s)  # held open so bind() cannot hand the same port back
+    finally:
+        for x in spare:
+            x.close()
+    _USED_CLIENT_PORTS.add(s.getsockname()[1])
     s.settimeout(IO_TIMEOUT)
+    s.connect(("127.0.0.1", port))
     return s
 
 
