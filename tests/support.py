@@ -188,3 +188,31 @@ class Procs:
                 p.wait(5)
             for f in (p.out_file, p.err_file):  # type: ignore[attr-defined]
                 f.close()
+
+
+# Client ports handed out by connect_unique, for the whole test session.
+_USED_CLIENT_PORTS: set[int] = set()
+
+
+def connect_unique(port: int, timeout: float) -> socket.socket:
+    """A connection to 127.0.0.1:``port`` from a source port no earlier call used.
+
+    Tests that find a connection's log lines by its address need this: the
+    kernel reuses ephemeral ports within seconds, and a line about an earlier
+    connection from the same port would be counted too.
+    """
+    spare = []
+    try:
+        while True:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            if s.getsockname()[1] not in _USED_CLIENT_PORTS:
+                break
+            spare.append(s)  # held open so bind() cannot hand the same port back
+    finally:
+        for x in spare:
+            x.close()
+    _USED_CLIENT_PORTS.add(s.getsockname()[1])
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", port))
+    return s

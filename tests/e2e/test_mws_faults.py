@@ -20,7 +20,16 @@ import threading
 import time
 
 import pytest
-from support import Procs, established_to, free_port, output, proc_status_kib, recv_exact, wait_port
+from support import (
+    Procs,
+    connect_unique,
+    established_to,
+    free_port,
+    output,
+    proc_status_kib,
+    recv_exact,
+    wait_port,
+)
 
 from gostfast._core import select
 from gostfast.proto import http1, wshandshake
@@ -122,7 +131,7 @@ class RawMWS:
     """A hand-driven mws client: websocket upgrade, then masked binary frames of smux frames."""
 
     def __init__(self, port: int, version: int = 1) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock = connect_unique(port, 10)  # faults are found in the log by this port
         self.local_port = self.sock.getsockname()[1]
         key = wshandshake.make_key()
         self.sock.sendall(wshandshake.build_client_request(f"127.0.0.1:{port}", "/ws", key))

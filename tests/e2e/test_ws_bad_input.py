@@ -24,7 +24,7 @@ import threading
 import time
 
 import pytest
-from support import Procs, free_port, output
+from support import Procs, connect_unique, free_port, output
 
 from gostfast.proto.wshandshake import accept_for
 
@@ -119,28 +119,9 @@ def server():
 
 
 # --------------------------------------------------------------------- raw helpers
-# Client ports used so far: the log checks find a connection's lines by its
-# address, so no two connections of this module may share a source port (the
-# kernel does reuse ephemeral ports within seconds).
-_USED_CLIENT_PORTS: set[int] = set()
-
-
 def _connect(port: int) -> socket.socket:
-    spare = []
-    try:
-        while True:
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            if s.getsockname()[1] not in _USED_CLIENT_PORTS:
-                break
-            spare.append(s)  # held open so bind() cannot hand the same port back
-    finally:
-        for x in spare:
-            x.close()
-    _USED_CLIENT_PORTS.add(s.getsockname()[1])
-    s.settimeout(IO_TIMEOUT)
-    s.connect(("127.0.0.1", port))
-    return s
+    # a source port no earlier connection had: the log checks find lines by address
+    return connect_unique(port, IO_TIMEOUT)
 
 
 def _peer_name(s: socket.socket) -> str:
