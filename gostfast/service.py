@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gostfast import registry
-from gostfast.chain.route import Hop, Node, Router
+from gostfast.chain.route import ROUTE_TIMEOUT, Hop, Node, Router
 from gostfast.chain.selector import Selector
 from gostfast.components import (
     ConnectorSpec,
@@ -29,7 +29,7 @@ from gostfast.components import (
     Listener,
     ListenerSpec,
 )
-from gostfast.config import gost_names
+from gostfast.config import gost_names, values
 from gostfast.config.errors import ConfigError
 from gostfast.config.model import ChainConfig, Config, NodeConfig, ServiceConfig
 from gostfast.config.options import Options, known_keys, parse_options
@@ -57,6 +57,8 @@ class ServicePlan:
     port: int
     listener: Part
     handler: Part
+    dial_timeout: float | None = None  # GOST's service dialTimeout, when set
+    ignore_chain: bool = False  # GOST's service ignoreChain
 
 
 @dataclass
@@ -127,7 +129,12 @@ def _refuse_gost_keys(md: dict[str, Any], refused: frozenset[str], path: str) ->
 
 
 def _plan_parts(
-    where: str, parts, own_md: dict[str, Any], shared: frozenset[str], refused: frozenset[str]
+    where: str,
+    parts,
+    own_md: dict[str, Any],
+    shared: frozenset[str],
+    refused: frozenset[str],
+    own_known: frozenset[str] = frozenset(),
 ) -> list[Part]:
     """Look up, parse and check the two components of a service or a node.
 
@@ -145,12 +152,12 @@ def _plan_parts(
     for comp, o, md_where in zip(comps, opts, md_wheres, strict=True):
         _validate(comp, o, md_where)
     _refuse_gost_keys(own_md, refused, at(where, "metadata"))
-    known_any: set[str] = set()
+    known_any: set[str] = set(own_known)
     for comp, (_, _, md, _), md_where in zip(comps, parts, md_wheres, strict=True):
         known = known_keys(comp.options)
         _warn_unknown(md, known, md_where, shared)
         known_any |= known
-    _warn_unknown(own_md, set(), at(where, "metadata"), shared)
+    _warn_unknown(own_md, set(own_known), at(where, "metadata"), shared)
     for key in shared:
         if key not in known_any:
             log.warning("%s: unknown option '%s' ignored", where, key)
@@ -168,7 +175,9 @@ def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
         svc.metadata,
         svc.shared_keys,
         gost_names.SERVICE_METADATA,
+        frozenset(_SERVICE_ROUTING_KEYS),
     )
+    dial_timeout, ignore_chain = _service_routing(svc.metadata, where)
     if svc.handler.type in ("forward", "tcp") and svc.forwarder is None:
         raise ConfigError(
             at(where, "forwarder"),
@@ -179,7 +188,28 @@ def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
         for i, n in enumerate(svc.forwarder.nodes):
             _port_of(n.addr, at(where, f"forwarder.nodes[{i}].addr"))
     host, port = _port_of(svc.addr, at(where, "addr"))
-    return ServicePlan(svc, host or None, port, listener, handler)
+    return ServicePlan(svc, host or None, port, listener, handler, dial_timeout, ignore_chain)
+
+
+# service metadata GOST's service parser reads and gostfast implements
+_SERVICE_ROUTING_KEYS = ("dialtimeout", "ignorechain")
+
+
+def _service_routing(md: dict[str, Any], where: str) -> tuple[float | None, bool]:
+    """GOST's service ``dialTimeout`` (the router's bound: unset or 0 = 15 s, negative =
+    none) and ``ignoreChain`` (the handler dials directly, its chain unused)."""
+
+    def parsed(key: str, parse, default):
+        if md.get(key) in (None, ""):
+            return default
+        try:
+            return parse(md[key])
+        except ValueError as exc:
+            raise ConfigError(at(where, f"metadata.{key}"), str(exc)) from None
+
+    dial_timeout = parsed("dialtimeout", values.parse_duration, None)
+    ignore_chain = parsed("ignorechain", values.parse_bool, False)
+    return dial_timeout, ignore_chain
 
 
 def _plan_node(node: NodeConfig) -> NodePlan:
@@ -221,12 +251,22 @@ class Orchestrator:
         self.listeners: list[Listener] = []
         self.tasks: set[asyncio.Task] = set()
         self._stop = asyncio.Event()
-        self._routers: dict[str, Router] = {}
+        self._hops_by_chain: dict[str, list[Hop]] = {}
 
-    def _router(self, chain_name: str) -> Router:
-        if not chain_name:
-            return Router()
-        if chain_name not in self._routers:
+    def _router(self, sp: ServicePlan) -> Router:
+        """The service's router: its chain's hops (shared by every service of that chain,
+        so node failures count once) with the service's own dialTimeout/ignoreChain."""
+        chain_name = "" if sp.ignore_chain else sp.config.handler.chain
+        hops = self._hops(chain_name) if chain_name else []
+        if sp.dial_timeout is None:
+            return Router(hops, chain_name)
+        # GOST's router: 0 means its default 15 s, negative means no bound
+        timeout = ROUTE_TIMEOUT if sp.dial_timeout == 0 else sp.dial_timeout
+        bound = timeout if timeout > 0 else None
+        return Router(hops, chain_name, timeout=bound, direct_timeout=bound)
+
+    def _hops(self, chain_name: str) -> list[Hop]:
+        if chain_name not in self._hops_by_chain:
             cp = self.plan.chains[chain_name]
             hops = []
             for hop_cfg, nodes in zip(cp.config.hops, cp.hops, strict=True):
@@ -234,8 +274,8 @@ class Orchestrator:
                 hops.append(
                     Hop(hop_cfg.name, Selector(runtime, hop_cfg.selector or cp.config.selector))
                 )
-            self._routers[chain_name] = Router(hops, chain_name)
-        return self._routers[chain_name]
+            self._hops_by_chain[chain_name] = hops
+        return self._hops_by_chain[chain_name]
 
     def _node(self, n: NodePlan) -> Node:
         nlog = logging.getLogger(f"gostfast.node.{n.config.name}")
@@ -258,7 +298,7 @@ class Orchestrator:
                 svc.name,
                 sp.handler.options,
                 svc.handler.auths,
-                self._router(svc.handler.chain),
+                self._router(sp),
                 forwarder,
                 slog,
                 svc.handler.auth_required,
@@ -296,7 +336,9 @@ class Orchestrator:
                 ", ".join(listener.addresses()),
                 sp.config.listener.type,
                 sp.config.handler.type,
-                f", chain {sp.config.handler.chain}" if sp.config.handler.chain else "",
+                f", chain {sp.config.handler.chain}"
+                if sp.config.handler.chain and not sp.ignore_chain
+                else "",
             )
 
     def _acceptor(self, handler: Handler, name: str):

@@ -32,7 +32,7 @@ def dial_host(host: str) -> str:
     return host or "127.0.0.1"
 
 
-async def tcp_connect(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> TCPEndpoint:
+async def tcp_connect(host: str, port: int, timeout: float | None = CONNECT_TIMEOUT) -> TCPEndpoint:
     """A TCP endpoint connected to host:port (TCP_NODELAY on), or DialError."""
     loop = asyncio.get_running_loop()
     try:
@@ -62,19 +62,29 @@ class Hop:
 
 
 class Router:
-    """Dials ``host:port`` directly (no chain) or through ``hops``."""
+    """Dials ``host:port`` directly (no chain) or through ``hops``.
+
+    ``timeout`` bounds a whole dial, as GOST's router (its service metadata
+    ``dialTimeout``: 0 = 15 s, negative = none). A direct dial keeps the
+    shorter TCP connect bound unless the service set ``dialTimeout``.
+    """
 
     def __init__(
-        self, hops: list[Hop] | None = None, chain_name: str = "", timeout: float = ROUTE_TIMEOUT
+        self,
+        hops: list[Hop] | None = None,
+        chain_name: str = "",
+        timeout: float | None = ROUTE_TIMEOUT,
+        direct_timeout: float | None = CONNECT_TIMEOUT,
     ) -> None:
         self.hops = hops or []
         self.chain_name = chain_name
         self.timeout = timeout
+        self.direct_timeout = direct_timeout
 
     async def dial(self, host: str, port: int) -> Endpoint:
         """An endpoint to host:port, or DialError (also when the chain does not answer in time)."""
         if not self.hops:
-            return await tcp_connect(host, port)
+            return await tcp_connect(host, port, self.direct_timeout)
         nodes = [hop.selector.select() for hop in self.hops]
         try:
             return await within(self.timeout, self._connect_via(nodes, len(nodes) - 1, host, port))

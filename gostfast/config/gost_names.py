@@ -34,11 +34,12 @@ CONNECTORS = frozenset(
 )
 
 # metadata GOST reads at the service, node and hop level (x/config/parsing:
-# service/parse.go, node/parse.go, hop/parse.go, selector labels), lower-cased;
-# gostfast implements none of them, so each is refused by name
+# service/parse.go, node/parse.go, hop/parse.go, selector labels), lower-cased,
+# that gostfast does not implement, so each is refused by name (the service's
+# dialTimeout and ignoreChain are implemented: gostfast/service.py)
 SERVICE_METADATA = frozenset(
-    "proxyprotocol interface so_mark preup predown postup postdown ignorechain enablestats "
-    "observer.resettraffic observer.period observeperiod netns netns.out dialtimeout "
+    "proxyprotocol interface so_mark preup predown postup postdown enablestats "
+    "observer.resettraffic observer.period observeperiod netns netns.out "
     "limiter.refreshinterval limiter.cleanupinterval limiter.scope labels".split()
 )
 NODE_METADATA = frozenset(

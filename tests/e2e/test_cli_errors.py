@@ -254,8 +254,13 @@ URL_CASES = [
 YAML_CASES = [
     Case(
         "yaml-service-metadata-gost-only",
-        ["services[0].metadata: option 'ignorechain' is not supported by gostfast yet"],
-        yaml=f"services:\n- addr: 127.0.0.1:$p\n  handler: {{type: tcp}}\n  {FWD}\n  metadata: {{ignoreChain: true}}\n",
+        ["services[0].metadata: option 'interface' is not supported by gostfast yet"],
+        yaml=f"services:\n- addr: 127.0.0.1:$p\n  handler: {{type: tcp}}\n  {FWD}\n  metadata: {{interface: eth0}}\n",
+    ),
+    Case(
+        "yaml-service-dialtimeout-bad",
+        ["services[0].metadata.dialtimeout: expected a duration like 10s or 1m30s, got 'soon'"],
+        yaml=f"services:\n- addr: 127.0.0.1:$p\n  handler: {{type: tcp}}\n  {FWD}\n  metadata: {{dialTimeout: soon}}\n",
     ),
     Case(
         "yaml-node-backup",

@@ -582,3 +582,42 @@ def test_authers_as_gost(net, tmp_path):
         assert _code(ports["empty"], url, "-U", "any:thing") == b"407"
     finally:
         procs.stop_all()
+
+
+def test_service_dial_timeout_and_ignore_chain(net):
+    """GOST's service metadata: dialTimeout bounds a dial through the chain (the hop
+    here never answers its CONNECT), ignoreChain dials directly without the chain."""
+    ports = {"quick": free_port(), "direct": free_port()}
+    silent_hop = f"http://127.0.0.1:{net['silent']}"
+    procs = Procs()
+    try:
+        procs.start_gostfasts(
+            [
+                (
+                    ["-L", f"http://127.0.0.1:{ports['quick']}?dialTimeout=1s", "-F", silent_hop],
+                    ["quick"],
+                ),
+                (
+                    [
+                        "-L",
+                        f"http://127.0.0.1:{ports['direct']}?ignoreChain=true",
+                        "-F",
+                        silent_hop,
+                    ],
+                    ["direct"],
+                ),
+            ],
+            ports,
+        )
+        t0 = time.monotonic()
+        got = raw_exchange(
+            ports["quick"], f"CONNECT 127.0.0.1:{net['echo']} HTTP/1.1\r\n\r\n".encode()
+        )
+        elapsed = time.monotonic() - t0
+        assert got == CONNECT_503
+        assert 0.8 <= elapsed < 5.0, elapsed  # not the 15 s default
+        out = run_curl("-x", f"http://127.0.0.1:{ports['direct']}", blob_url(net))
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == net["origin"].blob
+    finally:
+        procs.stop_all()
