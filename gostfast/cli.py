@@ -123,7 +123,10 @@ def describe(p: Plan) -> dict[str, Any]:
         if s.forwarder:
             sel = s.forwarder.selector
             entry["forwarder"] = {
-                "nodes": [{"name": n.name, "addr": n.addr} for n in s.forwarder.nodes],
+                "nodes": [
+                    {"name": n.name, "addr": n.addr, **({"backup": True} if n.backup else {})}
+                    for n in s.forwarder.nodes
+                ],
                 "selector": dataclasses.asdict(sel)
                 if sel
                 else {"strategy": "round", "max_fails": 1, "fail_timeout": 10.0},

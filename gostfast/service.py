@@ -68,6 +68,7 @@ class NodePlan:
     port: int
     dialer: Part
     connector: Part
+    backup: bool = False  # GOST's node metadata ``backup``
 
 
 @dataclass
@@ -223,11 +224,18 @@ def _plan_node(node: NodeConfig) -> NodePlan:
         node.metadata,
         node.shared_keys,
         gost_names.NODE_METADATA,
+        frozenset({"backup"}),
     )
+    backup = False
+    if node.metadata.get("backup") not in (None, ""):
+        try:
+            backup = values.parse_bool(node.metadata["backup"])
+        except ValueError as exc:
+            raise ConfigError(at(where, "metadata.backup"), str(exc)) from None
     host, port = _port_of(node.addr, at(where, "addr"))
     if port == 0:
         raise ConfigError(at(where, "addr"), f"node address '{node.addr}' needs a port")
-    return NodePlan(node, host, port, dialer, connector)
+    return NodePlan(node, host, port, dialer, connector, backup)
 
 
 def plan(cfg: Config) -> Plan:
@@ -285,7 +293,7 @@ class Orchestrator:
         connector = n.connector.component.factory(
             ConnectorSpec(n.config.name, n.connector.options, n.config.connector.auth, nlog)
         )
-        return Node(n.config.name, n.config.addr, n.host, n.port, dialer, connector)
+        return Node(n.config.name, n.config.addr, n.host, n.port, dialer, connector, n.backup)
 
     def _build(self, sp: ServicePlan) -> tuple[Listener, Handler]:
         svc = sp.config

@@ -53,6 +53,7 @@ class Node:
     port: int
     dialer: Dialer
     connector: Connector
+    backup: bool = False  # GOST's node metadata ``backup`` (see chain/selector.py)
 
 
 @dataclass(eq=False)

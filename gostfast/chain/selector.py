@@ -3,8 +3,10 @@
 Strategies: ``round`` (round-robin), ``rand``, ``fifo`` (always the first
 healthy one: primary/backup). A node that failed ``max_fails`` times is left
 out for ``fail_timeout`` seconds (GOST's FailFilter; defaults 1 and 10 s, and
-a value <= 0 means that default, as GOST's effectiveFailSettings). If every
-node is marked failed, all are candidates again rather than none.
+a value <= 0 means that default, as GOST's effectiveFailSettings). A node
+marked ``backup`` is tried only after every healthy one that is not (GOST's
+BackupFilter). If every node is marked failed, all are candidates again
+rather than none.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Selector(Generic[T]):
         self._next = 0
         self._fails = [0] * len(self.items)
         self._failed_at = [0.0] * len(self.items)
+        self._backup = [bool(getattr(item, "backup", False)) for item in self.items]
 
     def _healthy(self, i: int, now: float) -> bool:
         c = self.config
@@ -40,7 +43,8 @@ class Selector(Generic[T]):
         return now - self._failed_at[i] >= fail_timeout
 
     def order(self) -> list[T]:
-        """All items in the order to try them: healthy ones by strategy, then the rest."""
+        """All items in the order to try them: healthy ones by strategy (backups after the
+        others), then the rest."""
         now = time.monotonic()
         n = len(self.items)
         strategy = self.config.strategy
@@ -54,6 +58,7 @@ class Selector(Generic[T]):
             idx = list(range(n))
         healthy = [i for i in idx if self._healthy(i, now)]
         rest = [i for i in idx if i not in healthy]
+        healthy.sort(key=self._backup.__getitem__)  # stable: strategy order kept within each
         return [self.items[i] for i in healthy + rest]
 
     def select(self) -> T:

@@ -46,6 +46,7 @@ class SelectorConfig:
 class ForwardNode:
     name: str
     addr: str
+    backup: bool = False  # GOST's node metadata ``backup``: used once no other node is left
 
 
 @dataclass

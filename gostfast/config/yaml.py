@@ -422,11 +422,21 @@ def _forwarder(data: Any, path: str) -> ForwarderConfig:
         fwd.nodes.append(ForwardNode(name=f"target-{i}", addr=t))
     for i, n in enumerate(r.list("nodes")):
         nr = _Reader(n, f"{path}.nodes[{i}]", _UNSUPPORTED_FORWARD_NODE)
-        fwd.nodes.append(
-            ForwardNode(
-                name=nr.str("name", f"target-{len(fwd.nodes)}"), addr=nr.str("addr", required=True)
-            )
+        node = ForwardNode(
+            name=nr.str("name", f"target-{len(fwd.nodes)}"), addr=nr.str("addr", required=True)
         )
+        for key, value in nr.metadata().items():  # GOST's selector labels on a node
+            where = f"{nr.sub('metadata')}.{key}"
+            if key == "backup":
+                try:
+                    node.backup = values.parse_bool(value)
+                except ValueError as exc:
+                    raise ConfigError(where, str(exc)) from None
+            elif key in gost_names.NODE_METADATA:
+                raise ConfigError(where, f"option '{key}' is not supported by gostfast yet")
+            else:
+                log.warning("%s: unknown metadata key ignored", where)
+        fwd.nodes.append(node)
         nr.warn_unknown()
     if not fwd.nodes:
         raise ConfigError(path, "a forwarder needs at least one node (nodes: [{addr: host:port}])")

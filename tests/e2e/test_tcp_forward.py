@@ -87,6 +87,39 @@ def test_round_robin_and_failover(procs):
     assert b"A" in got and b"B" in got
 
 
+def test_backup_target_only_when_no_primary_is_left(procs, tmp_path):
+    """GOST's backup node metadata: with a live primary the backup never serves; once
+    the primaries are dead (marked failed) the backup does."""
+    seen = []
+
+    def tag(name):
+        def h(c):
+            with c:
+                c.sendall(name)
+                seen.append(name)
+
+        return h
+
+    primary = _serve_once(tag(b"P"), conns=10)
+    backup = _serve_once(tag(b"B"), conns=10)
+    dead = free_port()
+    p, q = free_port(), free_port()
+    cfg = tmp_path / "gost.yaml"
+    cfg.write_text(
+        "services:\n"
+        f"- {{addr: '127.0.0.1:{p}', handler: {{type: tcp}}, forwarder: {{nodes: ["
+        f"{{addr: '127.0.0.1:{backup}', metadata: {{backup: true}}}}, {{addr: '127.0.0.1:{primary}'}}]}}}}\n"
+        f"- {{addr: '127.0.0.1:{q}', handler: {{type: tcp}}, forwarder: {{nodes: ["
+        f"{{addr: '127.0.0.1:{backup}', metadata: {{backup: true}}}}, {{addr: '127.0.0.1:{dead}'}}]}}}}\n"
+    )
+    procs.gostfast("-C", str(cfg), wait_ports=[p, q])
+    got = []
+    for port in (p, p, p, p, q, q):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            got.append(s.recv(10))
+    assert got == [b"P"] * 4 + [b"B"] * 2, got
+
+
 def test_all_targets_dead_closes_client(procs):
     p = free_port()
     proc = procs.gostfast("-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{free_port()}", wait_ports=[p])

@@ -446,6 +446,18 @@ def test_unknown_auther_in_the_list_is_named() -> None:
     )
 
 
+def test_forwarder_node_backup_metadata() -> None:
+    c = y(
+        "services: [{addr: ':1', forwarder: {nodes: [{addr: 'h:1'}, "
+        "{addr: 'h:2', metadata: {backup: true}}]}}]"
+    )
+    assert [n.backup for n in c.services[0].forwarder.nodes] == [False, True]
+    e = err(
+        "services: [{addr: ':1', forwarder: {nodes: [{addr: 'h:1', metadata: {backup: maybe}}]}}]"
+    )
+    assert e.path == "services[0].forwarder.nodes[0].metadata.backup"
+
+
 # ---------------------------------------------------------------- keys are case-insensitive (viper)
 
 
