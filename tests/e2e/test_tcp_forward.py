@@ -35,6 +35,16 @@ def _serve_once(handler, conns: int = 1):
     return srv.getsockname()[1]
 
 
+def _tag(name: bytes):
+    """A target handler that says ``name`` and closes: which target served a client."""
+
+    def handle(c: socket.socket) -> None:
+        with c:
+            c.sendall(name)
+
+    return handle
+
+
 def _echo_until_eof(c: socket.socket) -> None:
     with c:
         while True:
@@ -61,18 +71,8 @@ def test_http_download_byte_exact_with_curl(procs, http_server, curl):
 
 
 def test_round_robin_and_failover(procs):
-    seen = []
-
-    def tag(name):
-        def h(c):
-            with c:
-                c.sendall(name)
-                seen.append(name)
-
-        return h
-
-    a = _serve_once(tag(b"A"), conns=10)
-    b = _serve_once(tag(b"B"), conns=10)
+    a = _serve_once(_tag(b"A"), conns=10)
+    b = _serve_once(_tag(b"B"), conns=10)
     dead = free_port()  # nothing listens here
     p = free_port()
     procs.gostfast(
@@ -90,18 +90,8 @@ def test_round_robin_and_failover(procs):
 def test_backup_target_only_when_no_primary_is_left(procs, tmp_path):
     """GOST's backup node metadata: with a live primary the backup never serves; once
     the primaries are dead (marked failed) the backup does."""
-    seen = []
-
-    def tag(name):
-        def h(c):
-            with c:
-                c.sendall(name)
-                seen.append(name)
-
-        return h
-
-    primary = _serve_once(tag(b"P"), conns=10)
-    backup = _serve_once(tag(b"B"), conns=10)
+    primary = _serve_once(_tag(b"P"), conns=10)
+    backup = _serve_once(_tag(b"B"), conns=10)
     dead = free_port()
     p, q = free_port(), free_port()
     cfg = tmp_path / "gost.yaml"
