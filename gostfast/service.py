@@ -176,7 +176,7 @@ def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
         svc.metadata,
         svc.shared_keys,
         gost_names.SERVICE_METADATA,
-        frozenset(_SERVICE_ROUTING_KEYS),
+        _SERVICE_ROUTING_KEYS,
     )
     dial_timeout, ignore_chain = _service_routing(svc.metadata, where)
     if svc.handler.type in ("forward", "tcp") and svc.forwarder is None:
@@ -193,23 +193,24 @@ def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
 
 
 # service metadata GOST's service parser reads and gostfast implements
-_SERVICE_ROUTING_KEYS = ("dialtimeout", "ignorechain")
+_SERVICE_ROUTING_KEYS = frozenset({"dialtimeout", "ignorechain"})
+
+
+def _own_option(md: dict[str, Any], key: str, parse, default: Any, where: str) -> Any:
+    """A key a service or node reads from its own metadata; a bad value names its spot."""
+    if md.get(key) in (None, ""):
+        return default
+    try:
+        return parse(md[key])
+    except ValueError as exc:
+        raise ConfigError(at(where, f"metadata.{key}"), str(exc)) from None
 
 
 def _service_routing(md: dict[str, Any], where: str) -> tuple[float | None, bool]:
     """GOST's service ``dialTimeout`` (the router's bound: unset or 0 = 15 s, negative =
     none) and ``ignoreChain`` (the handler dials directly, its chain unused)."""
-
-    def parsed(key: str, parse, default):
-        if md.get(key) in (None, ""):
-            return default
-        try:
-            return parse(md[key])
-        except ValueError as exc:
-            raise ConfigError(at(where, f"metadata.{key}"), str(exc)) from None
-
-    dial_timeout = parsed("dialtimeout", values.parse_duration, None)
-    ignore_chain = parsed("ignorechain", values.parse_bool, False)
+    dial_timeout = _own_option(md, "dialtimeout", values.parse_duration, None, where)
+    ignore_chain = _own_option(md, "ignorechain", values.parse_bool, False, where)
     return dial_timeout, ignore_chain
 
 
@@ -226,12 +227,7 @@ def _plan_node(node: NodeConfig) -> NodePlan:
         gost_names.NODE_METADATA,
         frozenset({"backup"}),
     )
-    backup = False
-    if node.metadata.get("backup") not in (None, ""):
-        try:
-            backup = values.parse_bool(node.metadata["backup"])
-        except ValueError as exc:
-            raise ConfigError(at(where, "metadata.backup"), str(exc)) from None
+    backup = _own_option(node.metadata, "backup", values.parse_bool, False, where)
     host, port = _port_of(node.addr, at(where, "addr"))
     if port == 0:
         raise ConfigError(at(where, "addr"), f"node address '{node.addr}' needs a port")

@@ -425,17 +425,12 @@ def _forwarder(data: Any, path: str) -> ForwarderConfig:
         node = ForwardNode(
             name=nr.str("name", f"target-{len(fwd.nodes)}"), addr=nr.str("addr", required=True)
         )
-        for key, value in nr.metadata().items():  # GOST's selector labels on a node
-            where = f"{nr.sub('metadata')}.{key}"
-            if key == "backup":
-                try:
-                    node.backup = values.parse_bool(value)
-                except ValueError as exc:
-                    raise ConfigError(where, str(exc)) from None
-            elif key in gost_names.NODE_METADATA:
-                raise ConfigError(where, f"option '{key}' is not supported by gostfast yet")
-            else:
-                log.warning("%s: unknown metadata key ignored", where)
+        md = _Reader(nr.metadata(), nr.sub("metadata"))  # GOST's selector labels on a node
+        for key in md.data:
+            if key in gost_names.NODE_METADATA:
+                raise ConfigError(md.sub(key), f"option '{key}' is not supported by gostfast yet")
+        node.backup = md.convert("backup", values.parse_bool, False)
+        md.warn_unknown()
         fwd.nodes.append(node)
         nr.warn_unknown()
     if not fwd.nodes:
