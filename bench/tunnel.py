@@ -15,11 +15,13 @@ an entry port); the baseline of ``tcp`` is a direct connection to the echo
 server, the baseline of ``ws``/``mws`` rows is refpeer's client and server.
 
     python bench/tunnel.py --rounds 3 [--cases tcp,ws] [--json out.json] [--cpus 0]
+                           [--halt-poll-ns 200000]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -28,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -299,6 +302,40 @@ class Runner:
         self.stop(self.procs)
 
 
+HALT_POLL = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+
+
+def read_halt_poll() -> str:
+    """The guest's idle-poll window in ns, or "n/a" off a haltpoll guest.
+
+    It decides what a cross-CPU wake-up costs on a VM (docs/performance.md),
+    so every report states it.
+    """
+    try:
+        return HALT_POLL.read_text().strip()
+    except OSError:
+        return "n/a"
+
+
+@contextlib.contextmanager
+def halt_poll(ns: int | None) -> Iterator[None]:
+    """Set the haltpoll window for the run and put the old value back after."""
+    if ns is None:
+        yield
+        return
+    old = read_halt_poll()
+    if old == "n/a":
+        raise SystemExit(f"--halt-poll-ns: {HALT_POLL} does not exist (not a haltpoll guest)")
+    try:
+        HALT_POLL.write_text(str(ns))
+    except OSError as e:
+        raise SystemExit(f"--halt-poll-ns: cannot write {HALT_POLL}: {e} (needs root)") from e
+    try:
+        yield
+    finally:
+        HALT_POLL.write_text(old)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -316,7 +353,20 @@ def main() -> int:
         help="run every process (tunnels, echo, load) on these CPUs, e.g. 0 or 0,1: the rps "
         "row without the scheduler moving the chain between CPUs (docs/performance.md)",
     )
+    ap.add_argument(
+        "--halt-poll-ns",
+        type=int,
+        help="on a KVM guest with the haltpoll cpuidle driver, set guest_halt_poll_ns for the "
+        "run (the kernel's default is 200000; 0 makes every idle vCPU halt, so each "
+        "cross-CPU wake-up costs a host round trip) and restore it at the end",
+    )
     args = ap.parse_args()
+    with halt_poll(args.halt_poll_ns):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure every case asked for and print the medians and ratios."""
     if args.cpus:
         os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})  # children inherit it
     refpeer = find_refpeer()
@@ -332,7 +382,7 @@ def main() -> int:
         print(
             f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} nproc={os.cpu_count()} "
             f"gostfast compiled={gostfast.compiled} rounds={args.rounds} bytes={args.mib} MiB "
-            f"cpus={sorted(os.sched_getaffinity(0))}",
+            f"cpus={sorted(os.sched_getaffinity(0))} guest_halt_poll_ns={read_halt_poll()}",
             flush=True,
         )
         for name in names:
@@ -370,7 +420,12 @@ def main() -> int:
                 f"  {k:<24} {r['median']['subject'][k]:>10.1f} {r['median']['baseline'][k]:>10.1f}   ratio {r['ratio'].get(k, float('nan')):.2f}"
             )
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        machine = {
+            "nproc": os.cpu_count(),
+            "cpus": sorted(os.sched_getaffinity(0)),
+            "guest_halt_poll_ns": read_halt_poll(),
+        }
+        Path(args.json).write_text(json.dumps({"machine": machine, "cases": results}, indent=2))
     return 0
 
 
