@@ -20,7 +20,7 @@ from gostfast import logsetup, registry
 from gostfast.config import sources, values
 from gostfast.config import url as urlcfg
 from gostfast.config.errors import ConfigError
-from gostfast.config.model import Config, LogConfig
+from gostfast.config.model import Config, LogConfig, NodeLabels
 from gostfast.malloc_tuning import tune_malloc
 from gostfast.service import Orchestrator, Plan, StartError, plan
 
@@ -95,6 +95,19 @@ def describe(p: Plan) -> dict[str, Any]:
     def opts(part) -> dict[str, Any]:
         return {k: _jsonable(v) for k, v in part.options.items() if v is not None}
 
+    def labels(lb: NodeLabels) -> dict[str, Any]:
+        """A node's selector labels that differ from absent, by GOST's names."""
+        out = {}
+        if lb.backup:
+            out["backup"] = True
+        if lb.weight != 1:
+            out["weight"] = lb.weight
+        if lb.max_fails is not None:
+            out["maxFails"] = lb.max_fails
+        if lb.fail_timeout is not None:
+            out["failTimeout"] = _jsonable(lb.fail_timeout)
+        return out
+
     def tls(t) -> dict[str, Any] | None:
         if t is None:
             return None
@@ -124,8 +137,7 @@ def describe(p: Plan) -> dict[str, Any]:
             sel = s.forwarder.selector
             entry["forwarder"] = {
                 "nodes": [
-                    {"name": n.name, "addr": n.addr, **({"backup": True} if n.backup else {})}
-                    for n in s.forwarder.nodes
+                    {"name": n.name, "addr": n.addr, **labels(n.labels)} for n in s.forwarder.nodes
                 ],
                 "selector": dataclasses.asdict(sel)
                 if sel
@@ -153,6 +165,7 @@ def describe(p: Plan) -> dict[str, Any]:
                     }
                 if n.config.dialer.tls:
                     node["dialer"]["tls"] = tls(n.config.dialer.tls)
+                node.update(labels(n.labels))
                 hop["nodes"].append(node)
             hops.append(hop)
         out["chains"].append({"name": name, "hops": hops})

@@ -31,7 +31,8 @@ from gostfast.components import (
 )
 from gostfast.config import gost_names, values
 from gostfast.config.errors import ConfigError
-from gostfast.config.model import ChainConfig, Config, NodeConfig, ServiceConfig
+from gostfast.config.labels import LABEL_KEYS, parse_labels
+from gostfast.config.model import ChainConfig, Config, NodeConfig, NodeLabels, ServiceConfig
 from gostfast.config.options import Options, known_keys, parse_options
 from gostfast.config.url import split_host_port
 from gostfast.endpoint import Endpoint
@@ -68,7 +69,7 @@ class NodePlan:
     port: int
     dialer: Part
     connector: Part
-    backup: bool = False  # GOST's node metadata ``backup``
+    labels: NodeLabels = field(default_factory=NodeLabels)  # GOST's selector labels
 
 
 @dataclass
@@ -225,13 +226,15 @@ def _plan_node(node: NodeConfig) -> NodePlan:
         node.metadata,
         node.shared_keys,
         gost_names.NODE_METADATA,
-        frozenset({"backup"}),
+        LABEL_KEYS,
     )
-    backup = _own_option(node.metadata, "backup", values.parse_bool, False, where)
+    labels = parse_labels(
+        lambda key, parse, default: _own_option(node.metadata, key, parse, default, where)
+    )
     host, port = _port_of(node.addr, at(where, "addr"))
     if port == 0:
         raise ConfigError(at(where, "addr"), f"node address '{node.addr}' needs a port")
-    return NodePlan(node, host, port, dialer, connector, backup)
+    return NodePlan(node, host, port, dialer, connector, labels)
 
 
 def plan(cfg: Config) -> Plan:
@@ -289,7 +292,7 @@ class Orchestrator:
         connector = n.connector.component.factory(
             ConnectorSpec(n.config.name, n.connector.options, n.config.connector.auth, nlog)
         )
-        return Node(n.config.name, n.config.addr, n.host, n.port, dialer, connector, n.backup)
+        return Node(n.config.name, n.config.addr, n.host, n.port, dialer, connector, n.labels)
 
     def _build(self, sp: ServicePlan) -> tuple[Listener, Handler]:
         svc = sp.config

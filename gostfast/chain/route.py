@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gostfast.chain.selector import Selector
 from gostfast.components import Connector, Dialer
+from gostfast.config.model import NodeLabels
 from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import DialError
 from gostfast.timeouts import within
@@ -53,7 +54,7 @@ class Node:
     port: int
     dialer: Dialer
     connector: Connector
-    backup: bool = False  # GOST's node metadata ``backup`` (see chain/selector.py)
+    labels: NodeLabels = field(default_factory=NodeLabels)  # read by chain/selector.py
 
 
 @dataclass(eq=False)

@@ -1,12 +1,17 @@
-"""Node selection with GOST's strategies and fail filter.
+"""Node selection with GOST's strategies, fail filter and node labels.
 
-Strategies: ``round`` (round-robin), ``rand``, ``fifo`` (always the first
+Strategies: ``round`` (round-robin), ``rand`` (weighted by each node's
+``weight`` label, as GOST's RandomStrategy), ``fifo`` (always the first
 healthy one: primary/backup). A node that failed ``max_fails`` times is left
-out for ``fail_timeout`` seconds (GOST's FailFilter; defaults 1 and 10 s, and
+out for ``fail_timeout`` seconds (GOST's FailFilter; defaults 1 and 10 s; a
+node's own ``maxFails``/``failTimeout`` labels override the selector's, and
 a value <= 0 means that default, as GOST's effectiveFailSettings). A node
-marked ``backup`` is tried only after every healthy one that is not (GOST's
-BackupFilter). If every node is marked failed, all are candidates again
-rather than none.
+labelled ``backup`` is tried only after every healthy one that is not
+(GOST's BackupFilter). If every node is marked failed, all are candidates
+again rather than none.
+
+GOST's selector picks one node; ``order()`` gives every node in the order to
+try them, the first being GOST's pick.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
-from gostfast.config.model import SelectorConfig
+from gostfast.config.model import NodeLabels, SelectorConfig
 
 T = TypeVar("T")
 
@@ -32,15 +37,32 @@ class Selector(Generic[T]):
         self._next = 0
         self._fails = [0] * len(self.items)
         self._failed_at = [0.0] * len(self.items)
-        self._backup = [bool(getattr(item, "backup", False)) for item in self.items]
+        labels = [getattr(item, "labels", None) or NodeLabels() for item in self.items]
+        self._backup = [lb.backup for lb in labels]
+        self._weight = [max(lb.weight, 1) for lb in labels]
+        self._limits = [self._fail_limits(lb) for lb in labels]
+
+    def _fail_limits(self, labels: NodeLabels) -> tuple[int, float]:
+        """(maxFails, failTimeout) for one node: its labels over the selector's."""
+        c = self.config
+        max_fails = c.max_fails if labels.max_fails is None else labels.max_fails
+        fail_timeout = c.fail_timeout if labels.fail_timeout is None else labels.fail_timeout
+        return (
+            max_fails if max_fails > 0 else 1,
+            fail_timeout if fail_timeout > 0 else DEFAULT_FAIL_TIMEOUT,
+        )
 
     def _healthy(self, i: int, now: float) -> bool:
-        c = self.config
-        max_fails = c.max_fails if c.max_fails > 0 else 1
-        fail_timeout = c.fail_timeout if c.fail_timeout > 0 else DEFAULT_FAIL_TIMEOUT
+        max_fails, fail_timeout = self._limits[i]
         if self._fails[i] < max_fails:
             return True
         return now - self._failed_at[i] >= fail_timeout
+
+    def _weighted_order(self) -> list[int]:
+        """Every index once, each next pick drawn in proportion to the weights left
+        (Efraimidis-Spirakis keys): the first is GOST's weighted random pick."""
+        keys = [random.random() ** (1.0 / w) for w in self._weight]
+        return sorted(range(len(keys)), key=keys.__getitem__, reverse=True)
 
     def order(self) -> list[T]:
         """All items in the order to try them: healthy ones by strategy (backups after the
@@ -53,7 +75,7 @@ class Selector(Generic[T]):
             self._next += 1
             idx = [(start + k) % n for k in range(n)]
         elif strategy == "rand":
-            idx = random.sample(range(n), n)
+            idx = self._weighted_order()
         else:  # fifo
             idx = list(range(n))
         healthy = [i for i in idx if self._healthy(i, now)]

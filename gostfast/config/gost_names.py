@@ -36,15 +36,15 @@ CONNECTORS = frozenset(
 # metadata GOST reads at the service, node and hop level (x/config/parsing:
 # service/parse.go, node/parse.go, hop/parse.go, selector labels), lower-cased,
 # that gostfast does not implement, so each is refused by name (the service's
-# dialTimeout and ignoreChain and a node's backup are implemented)
+# dialTimeout and ignoreChain and a node's selector labels are implemented)
 SERVICE_METADATA = frozenset(
     "proxyprotocol interface so_mark preup predown postup postdown enablestats "
     "observer.resettraffic observer.period observeperiod netns netns.out "
     "limiter.refreshinterval limiter.cleanupinterval limiter.scope labels".split()
 )
 NODE_METADATA = frozenset(
-    "proxyprotocol so_mark interface netns weight maxfails failtimeout".split()
-)  # a node's "backup" is implemented (chain/selector.py)
+    "proxyprotocol so_mark interface netns".split()
+)  # backup, weight, maxFails, failTimeout are implemented (config/labels.py)
 HOP_METADATA = frozenset("interface so_mark proxyprotocol netns".split())
 
 BY_KIND = {

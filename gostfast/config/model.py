@@ -42,11 +42,21 @@ class SelectorConfig:
     fail_timeout: float = 10.0
 
 
+@dataclass(frozen=True)
+class NodeLabels:
+    """GOST's selector labels: what a node's own metadata tells its hop's selector."""
+
+    backup: bool = False  # tried only once no other healthy node is left
+    weight: int = 1  # share of picks under the rand strategy (<= 0 counts as 1)
+    max_fails: int | None = None  # overrides the selector's maxFails when set
+    fail_timeout: float | None = None  # overrides the selector's failTimeout when set
+
+
 @dataclass
 class ForwardNode:
     name: str
     addr: str
-    backup: bool = False  # GOST's node metadata ``backup``: used once no other node is left
+    labels: NodeLabels = field(default_factory=NodeLabels)
 
 
 @dataclass

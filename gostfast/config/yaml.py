@@ -19,6 +19,7 @@ import yaml as pyyaml
 
 from gostfast.config import gost_names, values
 from gostfast.config.errors import ConfigError
+from gostfast.config.labels import parse_labels
 from gostfast.config.model import (
     Auth,
     ChainConfig,
@@ -429,7 +430,7 @@ def _forwarder(data: Any, path: str) -> ForwarderConfig:
         for key in md.data:
             if key in gost_names.NODE_METADATA:
                 raise ConfigError(md.sub(key), f"option '{key}' is not supported by gostfast yet")
-        node.backup = md.convert("backup", values.parse_bool, False)
+        node.labels = parse_labels(md.convert)
         md.warn_unknown()
         fwd.nodes.append(node)
         nr.warn_unknown()

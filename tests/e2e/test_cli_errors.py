@@ -263,12 +263,21 @@ YAML_CASES = [
         yaml=f"services:\n- addr: 127.0.0.1:$p\n  handler: {{type: tcp}}\n  {FWD}\n  metadata: {{dialTimeout: soon}}\n",
     ),
     Case(
-        "yaml-node-weight",
-        ["chains[0].hops[0].nodes[1].metadata: option 'weight' is not supported by gostfast yet"],
+        "yaml-node-so-mark",
+        ["chains[0].hops[0].nodes[1].metadata: option 'so_mark' is not supported by gostfast yet"],
         yaml=(
             "services:\n- addr: 127.0.0.1:$p\n  handler: {type: http, chain: c}\n"
             "chains:\n- name: c\n  hops:\n  - nodes:\n    - {addr: '127.0.0.1:$t'}\n"
-            "    - {addr: '127.0.0.1:$t', metadata: {weight: 3}}\n"
+            "    - {addr: '127.0.0.1:$t', metadata: {so_mark: 3}}\n"
+        ),
+    ),
+    Case(
+        "yaml-node-weight-bad",
+        ["chains[0].hops[0].nodes[1].metadata.weight: expected an integer, got 'heavy'"],
+        yaml=(
+            "services:\n- addr: 127.0.0.1:$p\n  handler: {type: http, chain: c}\n"
+            "chains:\n- name: c\n  hops:\n  - nodes:\n    - {addr: '127.0.0.1:$t'}\n"
+            "    - {addr: '127.0.0.1:$t', metadata: {weight: heavy}}\n"
         ),
     ),
     Case(

@@ -110,6 +110,29 @@ def test_backup_target_only_when_no_primary_is_left(procs, tmp_path):
     assert got == [b"P"] * 4 + [b"B"] * 2, got
 
 
+def test_weighted_random_targets(procs, tmp_path):
+    """GOST's weight node label through a real process: under ``rand`` a target with
+    weight 4 serves ~4 times as often as one without (bounds ~4 sigma wide)."""
+    heavy = _serve_once(_tag(b"H"), conns=300)
+    light = _serve_once(_tag(b"L"), conns=300)
+    p = free_port()
+    cfg = tmp_path / "gost.yaml"
+    cfg.write_text(
+        "services:\n"
+        f"- {{addr: '127.0.0.1:{p}', handler: {{type: tcp}}, forwarder: {{"
+        "selector: {strategy: rand}, nodes: ["
+        f"{{addr: '127.0.0.1:{heavy}', metadata: {{weight: 4}}}}, "
+        f"{{addr: '127.0.0.1:{light}'}}]}}}}\n"
+    )
+    procs.gostfast("-C", str(cfg), wait_ports=[p])
+    got = []
+    for _ in range(300):
+        with socket.create_connection(("127.0.0.1", p), timeout=10) as s:
+            got.append(s.recv(10))
+    assert set(got) == {b"H", b"L"}
+    assert 2 < got.count(b"H") / got.count(b"L") < 8, (got.count(b"H"), got.count(b"L"))
+
+
 def test_all_targets_dead_closes_client(procs):
     p = free_port()
     proc = procs.gostfast("-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{free_port()}", wait_ports=[p])

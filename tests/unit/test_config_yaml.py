@@ -451,7 +451,7 @@ def test_forwarder_node_backup_metadata() -> None:
         "services: [{addr: ':1', forwarder: {nodes: [{addr: 'h:1'}, "
         "{addr: 'h:2', metadata: {backup: true}}]}}]"
     )
-    assert [n.backup for n in c.services[0].forwarder.nodes] == [False, True]
+    assert [n.labels.backup for n in c.services[0].forwarder.nodes] == [False, True]
     e = err(
         "services: [{addr: ':1', forwarder: {nodes: [{addr: 'h:1', metadata: {backup: maybe}}]}}]"
     )
