@@ -6,12 +6,19 @@ Bytes from one side are written to the other inside the arrival callback
 on one side becomes ``write_eof`` on the other (half-close); once both
 directions have ended, or either side is lost, both are closed through the
 one close path (``_finish``), which fires ``done`` exactly once.
+
+``IdleRelay`` adds GOST's pipe idle timeout (the forward and http handlers'
+``idleTimeout``): a direction whose source sent nothing for that long ends
+as if the source had sent EOF (GOST's read deadline per direction, then its
+half-close), so a tunnel silent both ways closes. It is a subclass so that
+tunnels without the option keep the plain data path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from gostfast.endpoint import Endpoint
 
@@ -82,12 +89,76 @@ class Relay:
             self.done.set_result(None)
 
 
-async def relay(a: Endpoint, b: Endpoint) -> None:
-    """Pipe two endpoints until the tunnel ends.
+class IdleRelay(Relay):
+    """A relay where each direction ends after ``idle`` seconds without bytes from its source."""
+
+    __slots__ = ("idle", "_last_a", "_last_b", "_timer")
+
+    def __init__(self, a: Endpoint, b: Endpoint, idle: float) -> None:
+        self.idle = idle
+        self._last_a = self._last_b = time.monotonic()
+        self._timer: asyncio.TimerHandle | None = None
+        super().__init__(a, b)  # may already deliver buffered bytes or end the tunnel
+        if not self._finished:
+            self._timer = asyncio.get_running_loop().call_later(idle, self._check)
+
+    def on_data(self, ep: Endpoint, data) -> None:
+        if ep is self.a:
+            if not self._eof_a:  # an idled-out direction drops the rest (GOST's CloseRead)
+                self._last_a = time.monotonic()
+                self.b.write(data)
+        elif not self._eof_b:
+            self._last_b = time.monotonic()
+            self.a.write(data)
+
+    def on_eof(self, ep: Endpoint) -> None:
+        if not (self._eof_a if ep is self.a else self._eof_b):  # once per direction
+            super().on_eof(ep)
+
+    def on_write_resumed(self, ep: Endpoint) -> None:
+        other = self._other(ep)
+        if not (self._eof_a if other is self.a else self._eof_b):
+            other.resume_reading()
+
+    def _check(self) -> None:
+        self._timer = None
+        now = time.monotonic()
+        for ep, last, ended in (
+            (self.a, self._last_a, self._eof_a),
+            (self.b, self._last_b, self._eof_b),
+        ):
+            if not ended and now - last >= self.idle:
+                log.debug(
+                    "tunnel %s -> %s: idle for %gs, ending that direction",
+                    ep.peer,
+                    self._other(ep).peer,
+                    self.idle,
+                )
+                ep.pause_reading()
+                self.on_eof(ep)
+                if self._finished:
+                    return
+        deadlines = [
+            last + self.idle
+            for last, ended in ((self._last_a, self._eof_a), (self._last_b, self._eof_b))
+            if not ended
+        ]
+        delay = max(min(deadlines) - now, 0.0)
+        self._timer = asyncio.get_running_loop().call_later(delay, self._check)
+
+    def _finish(self, exc: BaseException | None, abort: bool = False) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        super()._finish(exc, abort)
+
+
+async def relay(a: Endpoint, b: Endpoint, idle_timeout: float = 0.0) -> None:
+    """Pipe two endpoints until the tunnel ends (``idle_timeout`` > 0: see IdleRelay).
 
     Cancelling the caller (service shutdown after its grace period) aborts both.
     """
-    r = Relay(a, b)
+    r = IdleRelay(a, b, idle_timeout) if idle_timeout > 0 else Relay(a, b)
     try:
         return await asyncio.shield(r.done)
     except asyncio.CancelledError:

@@ -2,7 +2,8 @@
 
 No protocol bytes: each accepted connection is piped to one of the service's
 forwarder nodes, through the service's chain when it has one, with GOST's
-selection and failover (gostfast/chain/forwarder.py).
+selection and failover (gostfast/chain/forwarder.py). ``idleTimeout`` ends a
+direction of the tunnel after that long without bytes, as GOST's pipe does.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from gostfast import registry
 from gostfast.chain.forwarder import dial_forwarder
 from gostfast.components import Handler
-from gostfast.config.options import negative_is_zero, non_positive_is, unsupported
+from gostfast.config.options import negative_is_zero, non_positive_is, opt, unsupported
 from gostfast.endpoint import Endpoint
 from gostfast.relay import relay
 
@@ -23,9 +24,13 @@ FORWARD_OPTIONS = (
         kind="duration",
         convert=non_positive_is(15.0),
     ),
-    # GOST: an idle read deadline on each direction of the pipe (< 0 = 0 = none)
-    unsupported(
-        "idle_timeout", "idleTimeout", default=0.0, kind="duration", convert=negative_is_zero
+    opt(
+        "idle_timeout",
+        "duration",
+        0.0,
+        "idleTimeout",
+        convert=negative_is_zero,
+        doc="end a direction of the tunnel after this long without bytes (0: never)",
     ),
     unsupported("sniffing", "sniffing", default=False),
     unsupported("proxyProtocol", "proxyprotocol"),
@@ -45,7 +50,7 @@ class ForwardHandler(Handler):
             ep.close()
             return
         upstream, _ = found
-        await relay(ep, upstream)
+        await relay(ep, upstream, self.spec.options.get("idle_timeout", 0.0))
 
 
 registry.handlers.register("forward", ForwardHandler, FORWARD_OPTIONS)

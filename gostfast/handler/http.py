@@ -16,9 +16,10 @@ Per request head read from the client:
 * CONNECT: the target is dialed through the router; failure -> Go's
   ``503 Service Unavailable`` with ``Proxy-Agent`` (and the ``header`` option's
   fields); success -> exactly ``HTTP/1.1 200 Connection established\\r\\n
-  Proxy-Agent: gost/3.0\\r\\n\\r\\n`` and the relay. Bytes the client pipelined
-  behind the CONNECT head are still in the endpoint's buffer; the relay hands
-  them on.
+  Proxy-Agent: gost/3.0\\r\\n\\r\\n`` and the relay (with ``idleTimeout``, each
+  direction ends after that long without bytes, as GOST's pipe). Bytes the
+  client pipelined behind the CONNECT head are still in the endpoint's
+  buffer; the relay hands them on.
 * Forward proxying (``GET http://host/path``): Proxy-Authorization,
   Proxy-Connection, GOST's Gost-Target/X-Gost-Target/Gost-Record and every
   hop-by-hop header are removed, the target is rewritten to origin-form and the
@@ -69,9 +70,13 @@ HTTP_OPTIONS = (
         "readTimeout",
         doc="upstream response header timeout (0: 15s, negative: none)",
     ),
-    # GOST: an idle read deadline on each direction of the tunnel (< 0 = 0 = none)
-    unsupported(
-        "idle_timeout", "idleTimeout", default=0.0, kind="duration", convert=negative_is_zero
+    opt(
+        "idle_timeout",
+        "duration",
+        0.0,
+        "idleTimeout",
+        convert=negative_is_zero,
+        doc="CONNECT tunnels: end a direction after this long without bytes (0: never)",
     ),
     # GOST: upstream keep-alive / compression of forward proxying (Go's http.Transport)
     unsupported("keepalive", "http.keepalive", "keepalive", default=False, kind="bool"),
@@ -228,6 +233,7 @@ class HTTPHandler(Handler):
         ]
         timeout = opts.get("read_timeout", 15.0)
         self.read_timeout = 15.0 if timeout == 0 else (None if timeout < 0 else timeout)
+        self.idle_timeout = opts.get("idle_timeout", 0.0)
         agent_line = f"Proxy-Agent: {_clean(self.proxy_agent)}\r\n"
         self.connect_ok = f"HTTP/1.1 200 Connection established\r\n{agent_line}\r\n".encode(
             "latin-1", "replace"
@@ -322,7 +328,7 @@ class HTTPHandler(Handler):
             self._refuse(ep, go_response(503, self._agent_headers()))
         ep.write(self.connect_ok)
         log.debug("%s <-> %s", ep.peer, join_host_port(*target))  # type: ignore[misc]
-        await relay(ep, upstream)
+        await relay(ep, upstream, self.idle_timeout)
 
     # --------------------------------------------------------- forward proxy
     async def _forward(

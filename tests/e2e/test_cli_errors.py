@@ -139,12 +139,12 @@ URL_CASES = [
         ["-L", "tcp://127.0.0.1:$p/127.0.0.1:$t?reuseport=true"],
     ),
     Case(
-        "url-forward-idletimeout-unsupported",
+        "url-forward-readtimeout-unsupported",
         [
-            "-L 'tcp://127.0.0.1:$p/127.0.0.1:$t?idleTimeout=1m' (handler.metadata.idletimeout)",
-            "option 'idletimeout' is not supported by gostfast yet",
+            "-L 'tcp://127.0.0.1:$p/127.0.0.1:$t?readTimeout=1m' (handler.metadata.readtimeout)",
+            "option 'readtimeout' is not supported by gostfast yet",
         ],
-        ["-L", "tcp://127.0.0.1:$p/127.0.0.1:$t?idleTimeout=1m"],
+        ["-L", "tcp://127.0.0.1:$p/127.0.0.1:$t?readTimeout=1m"],
         check=True,
     ),
     Case(

@@ -80,7 +80,7 @@ def net():
                 "-L",
                 f"http://u:p@127.0.0.1:{p['ha']}",
                 "-L",
-                f"http://127.0.0.1:{p['hx']}?proxyAgent=foo/1.0&readTimeout=1s",
+                f"http://127.0.0.1:{p['hx']}?proxyAgent=foo/1.0&readTimeout=1s&idleTimeout=1s",
             ],
             ["h", "ha", "hx"],
         ),
@@ -243,6 +243,20 @@ def test_connect_answer_is_exact_and_pipelined_bytes_survive(net):
         s.sendall(b"more")
         assert recv_exactly(s, 4) == b"more"
         s.shutdown(socket.SHUT_WR)
+        assert recv_until_close(s) == b""
+
+
+def test_connect_tunnel_silent_both_ways_ends_after_idle_timeout(net):
+    """GOST's idleTimeout on CONNECT tunnels (``hx`` has 1 s): once neither side has
+    sent anything for that long, the tunnel ends; until then it carries bytes."""
+    with connect(net["hx"]) as s:
+        s.sendall(f"CONNECT 127.0.0.1:{net['echo']} HTTP/1.1\r\n\r\n".encode())
+        assert recv_head(s) == CONNECT_OK.replace(b"gost/3.0", b"foo/1.0")
+        for _ in range(3):  # activity more often than the timeout keeps it up
+            s.sendall(b"beat")
+            assert recv_exactly(s, 4) == b"beat"
+            time.sleep(0.5)
+        s.settimeout(5)
         assert recv_until_close(s) == b""
 
 
@@ -436,7 +450,6 @@ def test_client_that_closes_at_once_is_fine(net):
         "probeResist=code:404",
         "knock=example.com",
         "udp=true",
-        "idleTimeout=30s",
         "keepalive=true",
         "http.keepalive=true",
         "compression=true",

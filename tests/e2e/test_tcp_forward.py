@@ -133,6 +133,77 @@ def test_weighted_random_targets(procs, tmp_path):
     assert 2 < got.count(b"H") / got.count(b"L") < 8, (got.count(b"H"), got.count(b"L"))
 
 
+def _ticker(ticks: int, log: dict):
+    """A target that sends one byte every 0.25 s and notes after which tick it saw EOF."""
+
+    def handle(c: socket.socket) -> None:
+        with c:
+            c.setblocking(False)
+            for i in range(ticks):
+                c.sendall(b"t")
+                time.sleep(0.25)
+                try:
+                    if c.recv(16) == b"" and "eof_after" not in log:
+                        log["eof_after"] = i + 1
+                except BlockingIOError:
+                    pass
+
+    return handle
+
+
+def test_idle_timeout_ends_only_the_silent_direction(procs):
+    """GOST's idleTimeout is per direction: the client sends nothing, so after ~1 s
+    the target gets EOF, while the target's own bytes keep flowing to the end."""
+    log: dict = {}
+    target = _serve_once(_ticker(12, log))
+    p = free_port()
+    procs.gostfast("-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{target}?idleTimeout=1s", wait_ports=[p])
+    with socket.create_connection(("127.0.0.1", p), timeout=10) as s:
+        s.settimeout(10)
+        got = b""
+        while chunk := s.recv(64):
+            got += chunk
+    assert got == b"t" * 12  # the busy direction ran its course (3 s > idleTimeout)
+    assert 3 <= log.get("eof_after", 0) <= 8, log  # the silent one ended after ~1 s
+
+
+def test_idle_timeout_closes_a_tunnel_silent_both_ways(procs):
+    silent = threading.Event()
+
+    def echo_once_then_hang(c: socket.socket) -> None:
+        with c:
+            c.settimeout(15)
+            c.sendall(c.recv(64))
+            try:
+                eof = c.recv(64) == b""
+            except OSError:
+                return
+            if eof:  # the tunnel ended its direction to us
+                silent.set()
+
+    target = _serve_once(echo_once_then_hang, conns=2)
+    p, q = free_port(), free_port()
+    procs.gostfast(
+        "-L",
+        f"tcp://127.0.0.1:{p}/127.0.0.1:{target}?idleTimeout=1s",
+        "-L",
+        f"tcp://127.0.0.1:{q}/127.0.0.1:{target}",
+        wait_ports=[p, q],
+    )
+    with socket.create_connection(("127.0.0.1", q), timeout=10) as control:
+        control.sendall(b"ping")
+        assert control.recv(64) == b"ping"
+        with socket.create_connection(("127.0.0.1", p), timeout=10) as s:
+            s.sendall(b"ping")
+            assert s.recv(64) == b"ping"
+            s.settimeout(5)
+            assert s.recv(64) == b""  # closed by the tunnel after ~1 s of silence
+        assert silent.wait(5)  # and the target saw EOF too
+        control.settimeout(0.5)
+        with pytest.raises(TimeoutError):  # no idleTimeout: the control tunnel stays up
+            control.recv(64)
+
+
 def test_all_targets_dead_closes_client(procs):
     p = free_port()
     proc = procs.gostfast("-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{free_port()}", wait_ports=[p])

@@ -39,7 +39,6 @@ REFUSED = [
         (kind, key, value)
         for kind in ("http", "auto")
         for key, value in (
-            ("idleTimeout", "30s"),
             ("keepalive", "true"),
             ("http.keepalive", True),
             ("compression", "true"),
@@ -50,7 +49,7 @@ REFUSED = [
     *[
         (kind, key, value)
         for kind in ("forward", "tcp")
-        for key, value in (("readTimeout", "30s"), ("idleTimeout", "1m"))
+        for key, value in (("readTimeout", "30s"),)
     ],
     # handler/socks/v5/metadata.go
     ("socks5", "comp", "true"),
@@ -96,14 +95,11 @@ def test_gost_key_we_lack_is_refused_by_name(kind: str, name: str, key: str, val
     ("kind", "name", "key", "value"),
     [
         # values that ask for GOST's default behaviour, which is gostfast's
-        ("handler", "http", "idleTimeout", "0s"),
-        ("handler", "http", "idleTimeout", "-1s"),  # GOST: negative = 0 = no idle timeout
         ("handler", "http", "keepalive", "false"),
         ("handler", "http", "http.compression", False),
         ("handler", "forward", "readTimeout", "15s"),
         ("handler", "forward", "readTimeout", "0"),  # GOST: <= 0 = 15s
         ("handler", "tcp", "readTimeout", "-5s"),
-        ("handler", "tcp", "idleTimeout", 0),
         ("handler", "socks5", "comp", "False"),
         ("dialer", "tcp", "keepalive", "false"),
         ("dialer", "tcp", "keepalive.count", "0"),
@@ -113,6 +109,20 @@ def test_gost_key_we_lack_is_refused_by_name(kind: str, name: str, key: str, val
 )
 def test_refused_key_at_gost_default_is_accepted(kind: str, name: str, key: str, value) -> None:
     _parse(kind, name, {key: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "seconds"),
+    [
+        ("http", "30s", 30.0),
+        ("auto", "1m", 60.0),
+        ("forward", "2s", 2.0),
+        ("tcp", "-1s", 0.0),  # GOST: negative = 0 = no idle timeout
+        ("http", "0", 0.0),
+    ],
+)
+def test_idle_timeout_is_implemented(name: str, value: str, seconds: float) -> None:
+    assert _parse("handler", name, {"idleTimeout": value}).idle_timeout == seconds
 
 
 def test_implemented_keepalive_options_stay_implemented() -> None:
