@@ -91,6 +91,11 @@ def negative_is_zero(v: float) -> float:
     return 0.0 if v < 0 else v
 
 
+def idle_timeout_opt(doc: str) -> Option:
+    """GOST's ``idleTimeout`` of the forward and http handlers' pipe (< 0 = 0 = never)."""
+    return opt("idle_timeout", "duration", 0.0, "idleTimeout", convert=negative_is_zero, doc=doc)
+
+
 def _means_default(o: Option, raw: Any) -> bool:
     """Whether an unsupported option's value asks for nothing but GOST's default."""
     if raw in (None, "", False, "false", "0", 0) or raw == o.default:

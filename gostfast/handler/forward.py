@@ -11,7 +11,7 @@ from __future__ import annotations
 from gostfast import registry
 from gostfast.chain.forwarder import dial_forwarder
 from gostfast.components import Handler
-from gostfast.config.options import negative_is_zero, non_positive_is, opt, unsupported
+from gostfast.config.options import idle_timeout_opt, non_positive_is, unsupported
 from gostfast.endpoint import Endpoint
 from gostfast.relay import relay
 
@@ -24,14 +24,7 @@ FORWARD_OPTIONS = (
         kind="duration",
         convert=non_positive_is(15.0),
     ),
-    opt(
-        "idle_timeout",
-        "duration",
-        0.0,
-        "idleTimeout",
-        convert=negative_is_zero,
-        doc="end a direction of the tunnel after this long without bytes (0: never)",
-    ),
+    idle_timeout_opt("end a direction of the tunnel after this long without bytes (0: never)"),
     unsupported("sniffing", "sniffing", default=False),
     unsupported("proxyProtocol", "proxyprotocol"),
 )

@@ -48,7 +48,7 @@ from collections.abc import Iterable
 
 from gostfast import registry
 from gostfast.components import Handler, HandlerSpec
-from gostfast.config.options import negative_is_zero, opt, unsupported
+from gostfast.config.options import idle_timeout_opt, opt, unsupported
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError, EndpointClosed
@@ -70,14 +70,7 @@ HTTP_OPTIONS = (
         "readTimeout",
         doc="upstream response header timeout (0: 15s, negative: none)",
     ),
-    opt(
-        "idle_timeout",
-        "duration",
-        0.0,
-        "idleTimeout",
-        convert=negative_is_zero,
-        doc="CONNECT tunnels: end a direction after this long without bytes (0: never)",
-    ),
+    idle_timeout_opt("CONNECT tunnels: end a direction after this long without bytes (0: never)"),
     # GOST: upstream keep-alive / compression of forward proxying (Go's http.Transport)
     unsupported("keepalive", "http.keepalive", "keepalive", default=False, kind="bool"),
     unsupported("compression", "http.compression", "compression", default=False, kind="bool"),
