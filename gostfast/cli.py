@@ -1,7 +1,8 @@
 """Command line, in GOST's grammar: ``gostfast -L URL... -F URL... | -C FILE``.
 
 ``gostfast check -C FILE`` (or ``check -L ... -F ...``) validates and prints the
-resolved services and chains without opening a socket. Exit codes: 0 ok,
+resolved services and chains without opening a socket; ``-O yaml|json``
+validates and prints the configuration in GOST's own schema, as ``gost -O``. Exit codes: 0 ok,
 1 a service could not start, 2 bad command line or configuration.
 """
 
@@ -17,12 +18,12 @@ import yaml
 
 import gostfast
 from gostfast import logsetup, registry
-from gostfast.config import sources, values
+from gostfast.config import gost_output, sources, values
 from gostfast.config import url as urlcfg
 from gostfast.config.errors import ConfigError
-from gostfast.config.model import Config, LogConfig, NodeLabels
+from gostfast.config.model import Config, LogConfig
 from gostfast.malloc_tuning import tune_malloc
-from gostfast.service import Orchestrator, Plan, StartError, plan
+from gostfast.service import Orchestrator, Plan, StartError, known_metadata_keys, plan
 
 EXIT_START = 1
 EXIT_CONFIG = 2
@@ -95,19 +96,6 @@ def describe(p: Plan) -> dict[str, Any]:
     def opts(part) -> dict[str, Any]:
         return {k: _jsonable(v) for k, v in part.options.items() if v is not None}
 
-    def labels(lb: NodeLabels) -> dict[str, Any]:
-        """A node's selector labels that differ from absent, by GOST's names."""
-        out = {}
-        if lb.backup:
-            out["backup"] = True
-        if lb.weight != 1:
-            out["weight"] = lb.weight
-        if lb.max_fails is not None:
-            out["maxFails"] = lb.max_fails
-        if lb.fail_timeout is not None:
-            out["failTimeout"] = _jsonable(lb.fail_timeout)
-        return out
-
     def tls(t) -> dict[str, Any] | None:
         if t is None:
             return None
@@ -137,7 +125,8 @@ def describe(p: Plan) -> dict[str, Any]:
             sel = s.forwarder.selector
             entry["forwarder"] = {
                 "nodes": [
-                    {"name": n.name, "addr": n.addr, **labels(n.labels)} for n in s.forwarder.nodes
+                    {"name": n.name, "addr": n.addr, **gost_output.labels_metadata(n.labels)}
+                    for n in s.forwarder.nodes
                 ],
                 "selector": dataclasses.asdict(sel)
                 if sel
@@ -165,7 +154,7 @@ def describe(p: Plan) -> dict[str, Any]:
                     }
                 if n.config.dialer.tls:
                     node["dialer"]["tls"] = tls(n.config.dialer.tls)
-                node.update(labels(n.labels))
+                node.update(gost_output.labels_metadata(n.labels))
                 hop["nodes"].append(node)
             hops.append(hop)
         out["chains"].append({"name": name, "hops": hops})
@@ -213,6 +202,12 @@ def _url_options(f):
 @click.option("-D", "debug", is_flag=True, help="debug logging")
 @click.option("-V", "version", is_flag=True, help="print the version and exit")
 @click.option(
+    "-O",
+    "output",
+    type=click.Choice(gost_output.FORMATS),
+    help="print the configuration in GOST's schema (yaml or json) and exit, as gost -O",
+)
+@click.option(
     "--grace",
     type=float,
     default=5.0,
@@ -220,7 +215,7 @@ def _url_options(f):
     help="seconds to let tunnels drain on stop",
 )
 @click.pass_context
-def cli(ctx, services, hops, config_files, debug, version, grace):
+def cli(ctx, services, hops, config_files, debug, version, output, grace):
     """gostfast: a GOST-compatible websocket tunnel (ws, wss, mws, mwss)."""
     if version:
         impl = "compiled" if gostfast.compiled else "pure-python"
@@ -232,6 +227,9 @@ def cli(ctx, services, hops, config_files, debug, version, grace):
         return
     setup_logging(None, debug)  # config loading may warn: honour GOST_LOGGER_LEVEL already
     p = _plan(config_files, services, hops)
+    if output:  # validated above: what is printed is a config gostfast runs
+        click.echo(gost_output.render(p.config, output, known_metadata_keys), nl=False)
+        return
     setup_logging(p.config.log, debug)
     tune_malloc()
     try:
@@ -257,7 +255,7 @@ def _normalise_argv(argv: list[str]) -> list[str]:
     """Accept Go-flag spellings GOST users type: ``-L=url`` and ``--L url``."""
     out = []
     for arg in argv:
-        for flag in ("-L", "-F", "-C"):
+        for flag in ("-L", "-F", "-C", "-O"):
             if arg.startswith(flag + "="):
                 out += [flag, arg[3:]]
                 break
@@ -265,7 +263,7 @@ def _normalise_argv(argv: list[str]) -> list[str]:
                 out += [flag, arg[4:]]
                 break
         else:
-            out.append(arg[1:] if arg in ("--L", "--F", "--C", "--D", "--V") else arg)
+            out.append(arg[1:] if arg in ("--L", "--F", "--C", "--D", "--V", "--O") else arg)
     return out
 
 

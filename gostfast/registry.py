@@ -65,6 +65,9 @@ handlers = Registry("handler")
 dialers = Registry("dialer")
 connectors = Registry("connector")
 
+#: the registries by their kind ("listener", "handler", "dialer", "connector")
+BY_KIND = {r.kind: r for r in (listeners, handlers, dialers, connectors)}
+
 _loaded = False
 
 

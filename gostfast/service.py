@@ -197,6 +197,16 @@ def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
 _SERVICE_ROUTING_KEYS = frozenset({"dialtimeout", "ignorechain"})
 
 
+def known_metadata_keys(kind: str, type_: str) -> set[str]:
+    """The metadata keys a part reads: ``("listener", "ws")``, ``("service", "")``, ``("node", "")``."""
+    if kind == "service":
+        return set(_SERVICE_ROUTING_KEYS)
+    if kind == "node":
+        return set(LABEL_KEYS)
+    comp = registry.BY_KIND[kind].get(type_)
+    return known_keys(comp.options) if comp is not None else set()
+
+
 def _own_option(md: dict[str, Any], key: str, parse, default: Any, where: str) -> Any:
     """A key a service or node reads from its own metadata; a bad value names its spot."""
     if md.get(key) in (None, ""):

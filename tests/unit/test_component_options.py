@@ -18,12 +18,7 @@ WS_DIALERS = ("ws", "wss", "mws", "mwss")
 
 def _options(kind: str, name: str):
     registry.load_builtins()
-    reg = {
-        "listener": registry.listeners,
-        "handler": registry.handlers,
-        "dialer": registry.dialers,
-        "connector": registry.connectors,
-    }[kind]
+    reg = registry.BY_KIND[kind]
     comp = reg.get(name)
     assert comp is not None, f"{kind} {name} is not registered"
     return comp.options

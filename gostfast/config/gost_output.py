@@ -1,0 +1,238 @@
+"""``-O yaml|json``: the configuration in GOST's own schema, as ``gost -O`` prints it.
+
+GOST users turn a command line into a config file with ``gost -L ... -F ...
+-O yaml > gost.yml``; the same works here, and the file reads back through
+``-C`` (into gostfast or GOST) as the same services and chains. Keys are
+GOST's (lowerCamel), durations are Go text ("30s"), and the users a handler
+accepts come out as GOST's ``auth`` when there is one set and no auther, else
+as a named top-level ``authers`` entry, which is what our model keeps of
+GOST's auth rules (config/yaml.py ``_handler_auth``).
+
+A ``-L``/``-F`` query key goes to every part of its service or node (GOST's
+CLI does that too). Given ``known(kind, type)``, the keys each component
+reads, a copied key is written only where it is read, so the file loads
+back without a warning per part; a key no part reads stays everywhere, to
+warn there as it did on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from gostfast.config import values
+from gostfast.config.model import (
+    Auth,
+    Config,
+    ForwarderConfig,
+    HandlerConfig,
+    LogConfig,
+    NodeConfig,
+    NodeLabels,
+    SelectorConfig,
+    ServiceConfig,
+    TLSConfig,
+)
+
+FORMATS = ("yaml", "json")
+
+#: the metadata keys a component reads: known("listener", "ws"), known("service", ""), ...
+Known = Callable[[str, str], set[str]]
+
+
+def _nobody_knows(_kind: str, _type: str) -> set[str]:
+    return set()
+
+
+def _trim(parts: list[tuple[str, str, dict[str, Any]]], shared: frozenset[str], known: Known):
+    """The metadata of each part, with CLI-copied keys only where a part reads them."""
+    keys = [known(kind, type_) for kind, type_, _ in parts]
+    read_somewhere = {k for k in shared if any(k in ks for ks in keys)}
+    return [
+        {k: v for k, v in md.items() if k not in read_somewhere or k in ks}
+        for (_, _, md), ks in zip(parts, keys, strict=True)
+    ]
+
+
+def _auth(a: Auth) -> dict[str, str]:
+    return {"username": a.username, "password": a.password}
+
+
+def _tls(t: TLSConfig | None, global_: bool = False) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    out: dict[str, Any] = {
+        "certFile": t.cert_file,
+        "keyFile": t.key_file,
+        "caFile": t.ca_file,
+        "secure": t.secure,
+        "serverName": t.server_name,
+    }
+    if global_:
+        out["validity"] = values.format_duration(t.validity) if t.validity else ""
+        out["commonName"] = t.common_name
+        out["organization"] = t.organization
+    return {k: v for k, v in out.items() if v not in ("", False)} or None
+
+
+def _selector(s: SelectorConfig | None) -> dict[str, Any] | None:
+    if s is None:
+        return None
+    return {
+        "strategy": s.strategy,
+        "maxFails": s.max_fails,
+        "failTimeout": values.format_duration(s.fail_timeout),
+    }
+
+
+def labels_metadata(lb: NodeLabels) -> dict[str, Any]:
+    """A node's selector labels as GOST's node metadata (only those set)."""
+    out: dict[str, Any] = {}
+    if lb.backup:
+        out["backup"] = True
+    if lb.weight != 1:
+        out["weight"] = lb.weight
+    if lb.max_fails is not None:
+        out["maxFails"] = lb.max_fails
+    if lb.fail_timeout is not None:
+        out["failTimeout"] = values.format_duration(lb.fail_timeout)
+    return out
+
+
+def _forwarder(f: ForwarderConfig) -> dict[str, Any]:
+    nodes = []
+    for n in f.nodes:
+        node: dict[str, Any] = {"name": n.name, "addr": n.addr}
+        if md := labels_metadata(n.labels):
+            node["metadata"] = md
+        nodes.append(node)
+    return _compact({"nodes": nodes, "selector": _selector(f.selector)})
+
+
+def _handler(
+    svc: ServiceConfig, h: HandlerConfig, md: dict[str, Any], authers: list[dict[str, Any]]
+) -> dict:
+    out: dict[str, Any] = {"type": h.type, "chain": h.chain}
+    if h.auth_required or len(h.auths) > 1:
+        name = f"auther-{svc.name}"
+        authers.append(_compact({"name": name, "auths": [_auth(a) for a in h.auths]}))
+        out["auther"] = name
+    elif h.auths:
+        out["auth"] = _auth(h.auths[0])
+    out["metadata"] = md
+    return _compact(out)
+
+
+def _node(n: NodeConfig, known: Known) -> dict[str, Any]:
+    dialer_md, connector_md, node_md = _trim(
+        [
+            ("dialer", n.dialer.type, n.dialer.metadata),
+            ("connector", n.connector.type, n.connector.metadata),
+            ("node", "", n.metadata),
+        ],
+        n.shared_keys,
+        known,
+    )
+    return _compact(
+        {
+            "name": n.name,
+            "addr": n.addr,
+            "connector": _compact(
+                {
+                    "type": n.connector.type,
+                    "auth": _auth(n.connector.auth) if n.connector.auth else None,
+                    "metadata": connector_md,
+                }
+            ),
+            "dialer": _compact(
+                {
+                    "type": n.dialer.type,
+                    "tls": _tls(n.dialer.tls),
+                    "metadata": dialer_md,
+                }
+            ),
+            "metadata": node_md,
+        }
+    )
+
+
+def _log(lg: LogConfig) -> dict[str, str]:
+    return {"level": lg.level, "format": lg.format, "output": lg.output}
+
+
+def _compact(d: dict[str, Any]) -> dict[str, Any]:
+    """Leave out what GOST's encoder leaves out (omitempty)."""
+    return {k: v for k, v in d.items() if v not in (None, "", {}, [])}
+
+
+def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
+    """``cfg`` as plain data in GOST's config schema."""
+    authers: list[dict[str, Any]] = []
+    services = []
+    for s in cfg.services:
+        listener_md, handler_md, service_md = _trim(
+            [
+                ("listener", s.listener.type, s.listener.metadata),
+                ("handler", s.handler.type, s.handler.metadata),
+                ("service", "", s.metadata),
+            ],
+            s.shared_keys,
+            known,
+        )
+        services.append(
+            _compact(
+                {
+                    "name": s.name,
+                    "addr": s.addr,
+                    "handler": _handler(s, s.handler, handler_md, authers),
+                    "listener": _compact(
+                        {
+                            "type": s.listener.type,
+                            "tls": _tls(s.listener.tls),
+                            "metadata": listener_md,
+                        }
+                    ),
+                    "forwarder": _forwarder(s.forwarder) if s.forwarder else None,
+                    "metadata": service_md,
+                }
+            )
+        )
+    chains = [
+        _compact(
+            {
+                "name": c.name,
+                "selector": _selector(c.selector),
+                "hops": [
+                    _compact(
+                        {
+                            "name": h.name,
+                            "selector": _selector(h.selector),
+                            "nodes": [_node(n, known) for n in h.nodes],
+                        }
+                    )
+                    for h in c.hops
+                ],
+            }
+        )
+        for c in cfg.chains
+    ]
+    return _compact(
+        {
+            "services": services,
+            "chains": chains,
+            "authers": authers,
+            "tls": _tls(cfg.tls, global_=True),
+            "log": _log(cfg.log) if cfg.log else None,
+        }
+    )
+
+
+def render(cfg: Config, fmt: str, known: Known = _nobody_knows) -> str:
+    """The text ``-O yaml`` or ``-O json`` prints."""
+    data = to_gost(cfg, known)
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
