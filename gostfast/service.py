@@ -269,6 +269,7 @@ class Orchestrator:
         self.tasks: set[asyncio.Task] = set()
         self._stop = asyncio.Event()
         self._hops_by_chain: dict[str, list[Hop]] = {}
+        self._hops_by_config: dict[tuple[int, int], Hop] = {}
 
     def _router(self, sp: ServicePlan) -> Router:
         """The service's router: its chain's hops (shared by every service of that chain,
@@ -287,10 +288,14 @@ class Orchestrator:
             cp = self.plan.chains[chain_name]
             hops = []
             for hop_cfg, nodes in zip(cp.config.hops, cp.hops, strict=True):
-                runtime = [self._node(n) for n in nodes]
-                hops.append(
-                    Hop(hop_cfg.name, Selector(runtime, hop_cfg.selector or cp.config.selector))
-                )
+                selector = hop_cfg.selector or cp.config.selector
+                # a top-level hop named by several chains is one hop, as in GOST: its
+                # node failures and mux sessions are shared
+                key = (id(hop_cfg), id(selector))
+                if key not in self._hops_by_config:
+                    runtime = [self._node(n) for n in nodes]
+                    self._hops_by_config[key] = Hop(hop_cfg.name, Selector(runtime, selector))
+                hops.append(self._hops_by_config[key])
             self._hops_by_chain[chain_name] = hops
         return self._hops_by_chain[chain_name]
 

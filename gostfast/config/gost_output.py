@@ -29,6 +29,7 @@ from gostfast.config.model import (
     Config,
     ForwarderConfig,
     HandlerConfig,
+    HopConfig,
     LogConfig,
     NodeConfig,
     NodeLabels,
@@ -200,28 +201,31 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
                 }
             )
         )
-    chains = [
-        _compact(
+
+    def hop(h: HopConfig) -> dict[str, Any]:
+        return _compact(
             {
-                "name": c.name,
-                "selector": _selector(c.selector),
-                "hops": [
-                    _compact(
-                        {
-                            "name": h.name,
-                            "selector": _selector(h.selector),
-                            "nodes": [_node(n, known) for n in h.nodes],
-                        }
-                    )
-                    for h in c.hops
-                ],
+                "name": h.name,
+                "selector": _selector(h.selector),
+                "nodes": [_node(n, known) for n in h.nodes],
             }
         )
-        for c in cfg.chains
-    ]
+
+    top_hops: dict[int, dict[str, Any]] = {}  # GOST's top-level hops, named by chains
+    chains = []
+    for c in cfg.chains:
+        hops = []
+        for h in c.hops:
+            if h.top_level:
+                top_hops.setdefault(id(h), hop(h))
+                hops.append({"name": h.name})
+            else:
+                hops.append(hop(h))
+        chains.append(_compact({"name": c.name, "selector": _selector(c.selector), "hops": hops}))
     return _compact(
         {
             "services": services,
+            "hops": list(top_hops.values()),
             "chains": chains,
             "authers": authers,
             "tls": _tls(cfg.tls, global_=True),

@@ -128,6 +128,8 @@ class HopConfig:
     name: str
     nodes: list[NodeConfig] = field(default_factory=list)
     selector: SelectorConfig | None = None
+    # defined under GOST's top-level hops: (chains name it; one object shared by them)
+    top_level: bool = False
 
 
 @dataclass

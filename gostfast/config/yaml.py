@@ -60,7 +60,6 @@ _UNSUPPORTED_TOP = {
     "metrics",
     "profiling",
     "plugins",
-    "hops",
     "vars",
 }
 _UNSUPPORTED_SERVICE = {
@@ -278,8 +277,9 @@ def from_dict(data: Any) -> Config:
         name = r.str("name", required=True)
         authers[name] = [_auth(x, r.sub(f"auths[{j}]")) for j, x in enumerate(r.list("auths"))]
         r.warn_unknown()
+    named_hops = _named_hops(top)
     for i, c in enumerate(top.list("chains")):
-        cfg.chains.append(_chain(c, f"chains[{i}]", i))
+        cfg.chains.append(_chain(c, f"chains[{i}]", i, named_hops))
     for i, s in enumerate(top.list("services")):
         cfg.services.append(_service(s, f"services[{i}]", i, authers))
     top.warn_unknown()
@@ -442,7 +442,7 @@ def _forwarder(data: Any, path: str) -> ForwarderConfig:
     return fwd
 
 
-def _chain(data: Any, path: str, index: int) -> ChainConfig:
+def _chain(data: Any, path: str, index: int, named_hops: dict[str, HopConfig]) -> ChainConfig:
     r = _Reader(data, path, {"metadata"})
     chain = ChainConfig(name=r.str("name", f"chain-{index}"))
     if r.has("selector"):
@@ -451,29 +451,70 @@ def _chain(data: Any, path: str, index: int) -> ChainConfig:
     if not hops:
         raise ConfigError(r.sub("hops"), "a chain needs at least one hop")
     for i, h in enumerate(hops):
-        hr = _Reader(h, f"{path}.hops[{i}]", _UNSUPPORTED_HOP)
-        hop = HopConfig(name=hr.str("name", f"hop-{i}"))
-        for key in hr.metadata():
-            if key in gost_names.HOP_METADATA:
-                raise ConfigError(
-                    hr.sub("metadata"), f"option '{key}' is not supported by gostfast yet"
-                )
-            log.warning("%s: unknown metadata key '%s' ignored", hr.sub("metadata"), key)
-        if hr.has("selector"):
-            hop.selector = _selector(hr.get("selector"), hr.sub("selector"))
-        nodes = hr.list("nodes")
-        if not nodes:
-            raise ConfigError(
-                hr.sub("nodes"),
-                "a hop needs at least one node (hops defined under the top-level "
-                "hops: are not supported by gostfast yet)",
-            )
-        for j, n in enumerate(nodes):
-            hop.nodes.append(_node(n, f"{hr.path}.nodes[{j}]", j))
-        hr.warn_unknown()
-        chain.hops.append(hop)
+        hop_path = f"{path}.hops[{i}]"
+        if isinstance(h, dict) and not any(str(k).lower() == "nodes" for k in h):
+            chain.hops.append(_hop_reference(h, hop_path, named_hops))
+        else:
+            chain.hops.append(_hop(h, hop_path, f"hop-{i}"))
     r.warn_unknown()
     return chain
+
+
+def _hop_reference(data: dict, path: str, named_hops: dict[str, HopConfig]) -> HopConfig:
+    """GOST's chain hop without nodes: the top-level hop of that name (shared, as in GOST)."""
+    r = _Reader(data, path)
+    if not r.has("name"):
+        raise ConfigError(
+            r.sub("nodes"),
+            "a hop needs at least one node, or the name of a hop defined under the top-level hops:",
+        )
+    name = r.str("name")
+    if name not in named_hops:
+        known = ", ".join(named_hops) or "none defined"
+        raise ConfigError(r.sub("name"), f"unknown hop '{name}' (hops: {known})")
+    for key in data:
+        if str(key).lower() != "name":
+            raise ConfigError(
+                r.sub(str(key)),
+                f"'{key}' beside a hop reference: hop '{name}' is defined under hops:, "
+                "set it there",
+            )
+    return named_hops[name]
+
+
+def _hop(data: Any, path: str, default_name: str) -> HopConfig:
+    hr = _Reader(data, path, _UNSUPPORTED_HOP)
+    hop = HopConfig(name=hr.str("name", default_name))
+    for key in hr.metadata():
+        if key in gost_names.HOP_METADATA:
+            raise ConfigError(
+                hr.sub("metadata"), f"option '{key}' is not supported by gostfast yet"
+            )
+        log.warning("%s: unknown metadata key '%s' ignored", hr.sub("metadata"), key)
+    if hr.has("selector"):
+        hop.selector = _selector(hr.get("selector"), hr.sub("selector"))
+    nodes = hr.list("nodes")
+    if not nodes:
+        raise ConfigError(hr.sub("nodes"), "a hop needs at least one node")
+    for j, n in enumerate(nodes):
+        hop.nodes.append(_node(n, f"{hr.path}.nodes[{j}]", j))
+    hr.warn_unknown()
+    return hop
+
+
+def _named_hops(top: _Reader) -> dict[str, HopConfig]:
+    """GOST's top-level ``hops:``, which chains name instead of listing nodes."""
+    named: dict[str, HopConfig] = {}
+    for i, h in enumerate(top.list("hops")):
+        path = f"hops[{i}]"
+        if not isinstance(h, dict) or not any(str(k).lower() == "name" for k in h):
+            raise ConfigError(path, "a hop under hops: needs a name (chains refer to it by name)")
+        hop = _hop(h, path, "")
+        hop.top_level = True
+        if hop.name in named:
+            raise ConfigError(f"{path}.name", f"duplicate hop name '{hop.name}'")
+        named[hop.name] = hop
+    return named
 
 
 def _node(data: Any, path: str, index: int) -> NodeConfig:

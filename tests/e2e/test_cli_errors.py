@@ -290,9 +290,13 @@ YAML_CASES = [
         ),
     ),
     Case(
-        "yaml-top-level-hops",
-        ["hops: 'hops' is not supported by gostfast yet"],
-        yaml="hops: [{name: h0, nodes: [{addr: '127.0.0.1:$t'}]}]\nservices:\n- addr: 127.0.0.1:$p\n",
+        "yaml-unknown-hop-reference",
+        ["chains[0].hops[0].name: unknown hop 'h1' (hops: h0)"],
+        yaml=(
+            "hops: [{name: h0, nodes: [{addr: '127.0.0.1:$t'}]}]\n"
+            "chains: [{name: c, hops: [{name: h1}]}]\n"
+            "services:\n- addr: 127.0.0.1:$p\n  handler: {type: http, chain: c}\n"
+        ),
     ),
     Case(
         "url-hop-prefix",

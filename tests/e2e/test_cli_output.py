@@ -118,3 +118,24 @@ def test_bad_format_and_bad_config_are_errors() -> None:
     broken = _run("-L", "tcp://:1/a:1?strategy=hash", "-O", "yaml")
     assert broken.returncode == 2 and broken.stdout == ""
     assert "strategy 'hash' is not supported by gostfast yet" in broken.stderr
+
+
+def test_top_level_hops_stay_named(tmp_path) -> None:
+    """A hop chains name (GOST's top-level hops:) is printed once, under hops:, so the
+    chains still share it when the file is loaded again."""
+    src = tmp_path / "src.yaml"
+    src.write_text(
+        "hops: [{name: shared, nodes: [{name: p1, addr: 'p:1'}]}]\n"
+        "chains:\n- {name: c1, hops: [{name: shared}]}\n"
+        "- {name: c2, hops: [{nodes: [{addr: 'q:1'}]}, {name: shared}]}\n"
+        "services:\n- {addr: '127.0.0.1:1', handler: {type: http, chain: c1}}\n"
+        "- {addr: '127.0.0.1:2', handler: {type: http, chain: c2}}\n"
+    )
+    printed = _run("-C", str(src), "-O", "yaml")
+    data = yaml.safe_load(printed.stdout)
+    assert [h["name"] for h in data["hops"]] == ["shared"]
+    assert data["chains"][0]["hops"] == [{"name": "shared"}]
+    assert data["chains"][1]["hops"][1] == {"name": "shared"}
+    out = tmp_path / "out.yaml"
+    out.write_text(printed.stdout)
+    assert _run("check", "-C", str(out)).stdout == _run("check", "-C", str(src)).stdout

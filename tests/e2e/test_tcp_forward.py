@@ -204,6 +204,36 @@ def test_idle_timeout_closes_a_tunnel_silent_both_ways(procs):
             control.recv(64)
 
 
+def test_chains_through_a_top_level_hop(procs, tmp_path):
+    """GOST's top-level hops: two chains name one hop, a real gostfast http proxy
+    behind its second node. The first node is dead: the first connection (chain c1)
+    fails on it, as in GOST (no retry within a route), and marks it failed; chain c2's
+    first connection already avoids it, because the two chains share one hop."""
+    proxy, dead = free_port(), free_port()
+    procs.gostfast("-L", f"http://127.0.0.1:{proxy}", wait_ports=[proxy])
+    a = _serve_once(_tag(b"A"), conns=4)
+    b = _serve_once(_tag(b"B"), conns=4)
+    p, q = free_port(), free_port()
+    cfg = tmp_path / "gost.yaml"
+    cfg.write_text(
+        "hops:\n- name: via-proxy\n  selector: {strategy: fifo, maxFails: 1, failTimeout: 60s}\n"
+        f"  nodes: [{{name: gone, addr: '127.0.0.1:{dead}'}}, {{name: up, addr: '127.0.0.1:{proxy}'}}]\n"
+        "chains:\n- {name: c1, hops: [{name: via-proxy}]}\n- {name: c2, hops: [{name: via-proxy}]}\n"
+        "services:\n"
+        f"- {{addr: '127.0.0.1:{p}', handler: {{type: tcp, chain: c1}}, "
+        f"forwarder: {{nodes: [{{addr: '127.0.0.1:{a}'}}]}}}}\n"
+        f"- {{addr: '127.0.0.1:{q}', handler: {{type: tcp, chain: c2}}, "
+        f"forwarder: {{nodes: [{{addr: '127.0.0.1:{b}'}}]}}}}\n"
+    )
+    procs.gostfast("-C", str(cfg), wait_ports=[p, q])
+    got = []
+    for port in (p, q, p, q):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.settimeout(10)
+            got.append(s.recv(10))
+    assert got == [b"", b"B", b"A", b"B"]
+
+
 def test_all_targets_dead_closes_client(procs):
     p = free_port()
     proc = procs.gostfast("-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{free_port()}", wait_ports=[p])

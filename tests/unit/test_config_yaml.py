@@ -738,3 +738,78 @@ def test_non_utf8_file_is_an_error(tmp_path) -> None:
 def test_from_dict_accepts_parsed_data() -> None:
     cfg = from_dict({"services": [{"addr": ":1", "handler": {"type": "http"}}]})
     assert cfg.services[0].handler.type == "http"
+
+
+TOP_HOPS = (
+    "hops:\n"
+    "- name: shared\n"
+    "  selector: {strategy: fifo}\n"
+    "  nodes: [{name: p1, addr: 'p:1'}, {name: p2, addr: 'p:2', metadata: {backup: true}}]\n"
+)
+
+
+def test_chains_name_top_level_hops_and_share_them() -> None:
+    """GOST's top-level hops: a chain hop with only a name is that hop, one object for
+    every chain that names it (GOST's hop registry)."""
+    c = load_text(
+        TOP_HOPS + "chains:\n"
+        "- {name: c1, hops: [{name: shared}]}\n"
+        "- {name: c2, hops: [{nodes: [{addr: 'q:1'}]}, {name: shared}]}\n"
+    )
+    c1, c2 = c.chains
+    assert c1.hops[0] is c2.hops[1]
+    assert [n.addr for n in c1.hops[0].nodes] == ["p:1", "p:2"]
+    assert c1.hops[0].selector.strategy == "fifo"
+    assert c2.hops[0].nodes[0].addr == "q:1"
+
+
+def test_a_shared_hop_is_one_runtime_hop() -> None:
+    from gostfast.service import Orchestrator, plan
+
+    p = plan(
+        load_text(
+            TOP_HOPS + "chains:\n- {name: c1, hops: [{name: shared}]}\n"
+            "- {name: c2, hops: [{name: shared}]}\n"
+            "services:\n- {addr: '127.0.0.1:1', handler: {type: http, chain: c1}}\n"
+            "- {addr: '127.0.0.1:2', handler: {type: http, chain: c2}}\n"
+        )
+    )
+    orch = Orchestrator(p)
+    (h1,), (h2,) = orch._hops("c1"), orch._hops("c2")
+    assert h1 is h2  # a failure marked through one chain counts for the other
+    assert [n.name for n in h1.selector.items] == ["p1", "p2"]
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message"),
+    [
+        (
+            TOP_HOPS + "chains: [{name: c, hops: [{name: other}]}]",
+            "chains[0].hops[0].name",
+            "unknown hop 'other' (hops: shared)",
+        ),
+        (
+            "chains: [{name: c, hops: [{name: h}]}]",
+            "chains[0].hops[0].name",
+            "unknown hop 'h' (hops: none defined)",
+        ),
+        (
+            TOP_HOPS + "chains: [{name: c, hops: [{name: shared, selector: {strategy: rand}}]}]",
+            "chains[0].hops[0].selector",
+            "'selector' beside a hop reference: hop 'shared' is defined under hops:, set it there",
+        ),
+        ("hops: [{nodes: [{addr: 'h:1'}]}]", "hops[0]", "a hop under hops: needs a name"),
+        ("hops: [{name: h}]", "hops[0].nodes", "a hop needs at least one node"),
+        (
+            "hops: [{name: h, nodes: [{addr: 'a:1'}]}, {name: h, nodes: [{addr: 'b:1'}]}]",
+            "hops[1].name",
+            "duplicate hop name 'h'",
+        ),
+        ("hops: [{name: h, nodes: [{name: x}]}]", "hops[0].nodes[0].addr", "is required"),
+    ],
+)
+def test_top_level_hop_errors_name_the_path(text: str, path: str, message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_text(text)
+    assert e.value.path == path
+    assert message in e.value.message
