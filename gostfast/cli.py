@@ -96,6 +96,9 @@ def describe(p: Plan) -> dict[str, Any]:
     def opts(part) -> dict[str, Any]:
         return {k: _jsonable(v) for k, v in part.options.items() if v is not None}
 
+    def bypass(rules) -> list[dict[str, Any]]:
+        return [{**dataclasses.asdict(b), "matchers": list(b.matchers)} for b in rules]
+
     def tls(t) -> dict[str, Any] | None:
         if t is None:
             return None
@@ -117,6 +120,8 @@ def describe(p: Plan) -> dict[str, Any]:
             entry["handler"]["chain"] = s.handler.chain
         if s.handler.auth_required:
             entry["handler"]["authRequired"] = True
+        if s.bypass:
+            entry["bypass"] = bypass(s.bypass)
         if s.handler.auths:
             entry["handler"]["auth"] = [
                 {"username": a.username, "password": "***"} for a in s.handler.auths
@@ -140,6 +145,8 @@ def describe(p: Plan) -> dict[str, Any]:
         hops = []
         for hop_cfg, nodes in zip(cp.config.hops, cp.hops, strict=True):
             hop: dict[str, Any] = {"name": hop_cfg.name, "nodes": []}
+            if hop_cfg.bypass:
+                hop["bypass"] = bypass(hop_cfg.bypass)
             for n in nodes:
                 node: dict[str, Any] = {
                     "name": n.config.name,
@@ -155,6 +162,8 @@ def describe(p: Plan) -> dict[str, Any]:
                 if n.config.dialer.tls:
                     node["dialer"]["tls"] = tls(n.config.dialer.tls)
                 node.update(gost_output.labels_metadata(n.labels))
+                if n.config.bypass:
+                    node["bypass"] = bypass(n.config.bypass)
                 hop["nodes"].append(node)
             hops.append(hop)
         out["chains"].append({"name": name, "hops": hops})

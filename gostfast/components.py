@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gostfast.chain.bypass import Bypass
 from gostfast.config.model import Auth, TLSConfig
 from gostfast.config.options import Options
 from gostfast.endpoint import Endpoint
@@ -46,6 +47,8 @@ class HandlerSpec:
     log: logging.Logger
     #: an auther is configured: log-in required even with no users (see HandlerConfig)
     auth_required: bool = False
+    #: targets the handler refuses (GOST's service bypass); empty = none
+    bypass: Bypass = field(default_factory=lambda: Bypass(()))
 
 
 @dataclass

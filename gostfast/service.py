@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gostfast import registry
+from gostfast.chain.bypass import Bypass
 from gostfast.chain.route import ROUTE_TIMEOUT, Hop, Node, Router
 from gostfast.chain.selector import Selector
 from gostfast.components import (
@@ -180,6 +181,13 @@ def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
         _SERVICE_ROUTING_KEYS,
     )
     dial_timeout, ignore_chain = _service_routing(svc.metadata, where)
+    if svc.bypass and (svc.handler.type not in _BYPASS_HANDLERS or svc.forwarder is not None):
+        raise ConfigError(
+            at(where, "bypass"),
+            f"a bypass has no effect on a '{svc.handler.type}' service with forward targets "
+            "(GOST consults it there only when sniffing, which gostfast does not do); "
+            "put it on the chain's hops or nodes instead",
+        )
     if svc.handler.type in ("forward", "tcp") and svc.forwarder is None:
         raise ConfigError(
             at(where, "forwarder"),
@@ -192,6 +200,9 @@ def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
     host, port = _port_of(svc.addr, at(where, "addr"))
     return ServicePlan(svc, host or None, port, listener, handler, dial_timeout, ignore_chain)
 
+
+# handlers that refuse a bypassed target (GOST's http, socks and relay connect paths)
+_BYPASS_HANDLERS = frozenset({"auto", "http", "socks", "socks5", "socks4", "socks4a", "relay"})
 
 # service metadata GOST's service parser reads and gostfast implements
 _SERVICE_ROUTING_KEYS = frozenset({"dialtimeout", "ignorechain"})
@@ -294,7 +305,9 @@ class Orchestrator:
                 key = (id(hop_cfg), id(selector))
                 if key not in self._hops_by_config:
                     runtime = [self._node(n) for n in nodes]
-                    self._hops_by_config[key] = Hop(hop_cfg.name, Selector(runtime, selector))
+                    self._hops_by_config[key] = Hop(
+                        hop_cfg.name, Selector(runtime, selector), Bypass(hop_cfg.bypass)
+                    )
                 hops.append(self._hops_by_config[key])
             self._hops_by_chain[chain_name] = hops
         return self._hops_by_chain[chain_name]
@@ -307,7 +320,16 @@ class Orchestrator:
         connector = n.connector.component.factory(
             ConnectorSpec(n.config.name, n.connector.options, n.config.connector.auth, nlog)
         )
-        return Node(n.config.name, n.config.addr, n.host, n.port, dialer, connector, n.labels)
+        return Node(
+            n.config.name,
+            n.config.addr,
+            n.host,
+            n.port,
+            dialer,
+            connector,
+            n.labels,
+            Bypass(n.config.bypass),
+        )
 
     def _build(self, sp: ServicePlan) -> tuple[Listener, Handler]:
         svc = sp.config
@@ -324,6 +346,7 @@ class Orchestrator:
                 forwarder,
                 slog,
                 svc.handler.auth_required,
+                Bypass(svc.bypass),
             )
         )
         listener = sp.listener.component.factory(

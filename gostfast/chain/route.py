@@ -13,9 +13,11 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from gostfast.chain.bypass import Bypass
 from gostfast.chain.selector import Selector
 from gostfast.components import Connector, Dialer
 from gostfast.config.model import NodeLabels
+from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import DialError
 from gostfast.timeouts import within
@@ -55,12 +57,29 @@ class Node:
     dialer: Dialer
     connector: Connector
     labels: NodeLabels = field(default_factory=NodeLabels)  # read by chain/selector.py
+    bypass: Bypass | None = None  # targets this node is not used for
 
 
 @dataclass(eq=False)
 class Hop:
     name: str
     selector: Selector[Node]
+    bypass: Bypass | None = None  # targets the route ends before this hop for
+
+
+def route_for(hops: list[Hop], target: str) -> list[Node]:
+    """One node per hop, as GOST's Chain.Route: a hop whose bypass holds ``target``, or
+    whose nodes all bypass it, ends the route there (the previous hop, or nobody,
+    connects to the target)."""
+    nodes: list[Node] = []
+    for hop in hops:
+        if hop.bypass and hop.bypass.contains(target):
+            break
+        node = hop.selector.select(lambda n: bool(n.bypass) and n.bypass.contains(target))
+        if node is None:
+            break
+        nodes.append(node)
+    return nodes
 
 
 class Router:
@@ -85,9 +104,9 @@ class Router:
 
     async def dial(self, host: str, port: int) -> Endpoint:
         """An endpoint to host:port, or DialError (also when the chain does not answer in time)."""
-        if not self.hops:
+        nodes = route_for(self.hops, join_host_port(host, port)) if self.hops else []
+        if not nodes:
             return await tcp_connect(host, port, self.direct_timeout)
-        nodes = [hop.selector.select() for hop in self.hops]
         try:
             return await within(self.timeout, self._connect_via(nodes, len(nodes) - 1, host, port))
         except asyncio.TimeoutError:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from gostfast.config.model import NodeLabels, SelectorConfig
@@ -64,9 +64,9 @@ class Selector(Generic[T]):
         keys = [random.random() ** (1.0 / w) for w in self._weight]
         return sorted(range(len(keys)), key=keys.__getitem__, reverse=True)
 
-    def order(self) -> list[T]:
+    def order(self, exclude: Callable[[T], bool] | None = None) -> list[T]:
         """All items in the order to try them: healthy ones by strategy (backups after the
-        others), then the rest."""
+        others), then the rest; without those ``exclude`` rejects (a node's bypass)."""
         now = time.monotonic()
         n = len(self.items)
         strategy = self.config.strategy
@@ -78,13 +78,17 @@ class Selector(Generic[T]):
             idx = self._weighted_order()
         else:  # fifo
             idx = list(range(n))
+        if exclude is not None:
+            idx = [i for i in idx if not exclude(self.items[i])]
         healthy = [i for i in idx if self._healthy(i, now)]
         rest = [i for i in idx if i not in healthy]
         healthy.sort(key=self._backup.__getitem__)  # stable: strategy order kept within each
         return [self.items[i] for i in healthy + rest]
 
-    def select(self) -> T:
-        return self.order()[0]
+    def select(self, exclude: Callable[[T], bool] | None = None) -> T | None:
+        """GOST's pick: the first of ``order``; None when ``exclude`` rejects every item."""
+        order = self.order(exclude)
+        return order[0] if order else None
 
     def mark_failed(self, item: T) -> None:
         i = self.items.index(item)

@@ -26,6 +26,7 @@ import yaml
 from gostfast.config import values
 from gostfast.config.model import (
     Auth,
+    BypassConfig,
     Config,
     ForwarderConfig,
     HandlerConfig,
@@ -127,7 +128,32 @@ def _handler(
     return _compact(out)
 
 
-def _node(n: NodeConfig, known: Known) -> dict[str, Any]:
+class _Bypasses:
+    """GOST's top-level ``bypasses:``, gathered from the places that use them."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, dict[str, Any]] = {}
+
+    def refs(self, bypasses: list[BypassConfig]) -> dict[str, Any]:
+        """``bypass: name`` (or ``bypasses: [...]``) for a service, hop or node."""
+        for b in bypasses:
+            self.by_name.setdefault(
+                b.name,
+                _compact(
+                    {
+                        "name": b.name,
+                        "whitelist": b.whitelist or None,
+                        "network": b.network,
+                        "matchers": list(b.matchers),
+                    }
+                ),
+            )
+        if len(bypasses) == 1:
+            return {"bypass": bypasses[0].name}
+        return {"bypasses": [b.name for b in bypasses]} if bypasses else {}
+
+
+def _node(n: NodeConfig, known: Known, bypasses: _Bypasses) -> dict[str, Any]:
     dialer_md, connector_md, node_md = _trim(
         [
             ("dialer", n.dialer.type, n.dialer.metadata),
@@ -156,6 +182,7 @@ def _node(n: NodeConfig, known: Known) -> dict[str, Any]:
                 }
             ),
             "metadata": node_md,
+            **bypasses.refs(n.bypass),
         }
     )
 
@@ -172,6 +199,7 @@ def _compact(d: dict[str, Any]) -> dict[str, Any]:
 def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
     """``cfg`` as plain data in GOST's config schema."""
     authers: list[dict[str, Any]] = []
+    bypasses = _Bypasses()
     services = []
     for s in cfg.services:
         listener_md, handler_md, service_md = _trim(
@@ -198,6 +226,7 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
                     ),
                     "forwarder": _forwarder(s.forwarder) if s.forwarder else None,
                     "metadata": service_md,
+                    **bypasses.refs(s.bypass),
                 }
             )
         )
@@ -207,7 +236,8 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
             {
                 "name": h.name,
                 "selector": _selector(h.selector),
-                "nodes": [_node(n, known) for n in h.nodes],
+                **bypasses.refs(h.bypass),
+                "nodes": [_node(n, known, bypasses) for n in h.nodes],
             }
         )
 
@@ -228,6 +258,7 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
             "hops": list(top_hops.values()),
             "chains": chains,
             "authers": authers,
+            "bypasses": list(bypasses.by_name.values()),
             "tls": _tls(cfg.tls, global_=True),
             "log": _log(cfg.log) if cfg.log else None,
         }

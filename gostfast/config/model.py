@@ -43,6 +43,16 @@ class SelectorConfig:
 
 
 @dataclass(frozen=True)
+class BypassConfig:
+    """One GOST bypass (top-level ``bypasses:`` or a ``bypass=`` URL key): see chain/bypass.py."""
+
+    name: str
+    matchers: tuple[str, ...] = ()
+    whitelist: bool = False  # GOST's whitelist (or its older name, reverse)
+    network: str = ""  # "", "tcp" or "udp": the targets it judges
+
+
+@dataclass(frozen=True)
 class NodeLabels:
     """GOST's selector labels: what a node's own metadata tells its hop's selector."""
 
@@ -92,6 +102,7 @@ class ServiceConfig:
     listener: ListenerConfig = field(default_factory=ListenerConfig)
     forwarder: ForwarderConfig | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    bypass: list[BypassConfig] = field(default_factory=list)  # targets the handler refuses
     # where this service came from, for error messages: "services[0]" or "-L 'ws://:80'"
     origin: str = ""
     # metadata keys the CLI copied into several parts (warn only if no part knows them)
@@ -119,6 +130,7 @@ class NodeConfig:
     connector: ConnectorConfig = field(default_factory=ConnectorConfig)
     dialer: DialerConfig = field(default_factory=DialerConfig)
     metadata: dict[str, Any] = field(default_factory=dict)
+    bypass: list[BypassConfig] = field(default_factory=list)  # targets this node is not used for
     origin: str = ""
     shared_keys: frozenset[str] = frozenset()
 
@@ -128,6 +140,7 @@ class HopConfig:
     name: str
     nodes: list[NodeConfig] = field(default_factory=list)
     selector: SelectorConfig | None = None
+    bypass: list[BypassConfig] = field(default_factory=list)  # targets the route ends before
     # defined under GOST's top-level hops: (chains name it; one object shared by them)
     top_level: bool = False
 

@@ -26,6 +26,7 @@ from gostfast.config import gost_names, values
 from gostfast.config.errors import ConfigError
 from gostfast.config.model import (
     Auth,
+    BypassConfig,
     ChainConfig,
     Config,
     ConnectorConfig,
@@ -61,7 +62,6 @@ _SELECTOR_KEYS = {"strategy", "maxfails", "max_fails", "failtimeout", "fail_time
 _UNSUPPORTED_L_KEYS = {
     "retries",
     "admission",
-    "bypass",
     "resolver",
     "hosts",
     "climiter",
@@ -75,7 +75,6 @@ _UNSUPPORTED_L_KEYS = {
     "recorder",
 }
 _UNSUPPORTED_F_KEYS = {
-    "bypass",
     "resolver",
     "hosts",
     "interface",
@@ -304,6 +303,7 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
     if ca and not cert:
         raise ConfigError(where, "caFile on a listener needs certFile and keyFile too")
     selector = _selector(query, where)
+    bypass = _bypass(query, f"bypass-{index}")
     parts, shared = _split_prefixed(query, ("service", "handler", "listener"))
 
     targets = unquote(u.path).strip("/")
@@ -337,11 +337,22 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
                 ),
                 forwarder=_forwarder_for(n, len(addrs), nodes, selector),
                 metadata={**shared, **parts["service"]},
+                bypass=bypass,
                 origin=where,
                 shared_keys=frozenset(shared),
             )
         )
     return services
+
+
+def _bypass(query: dict[str, str], name: str) -> list[BypassConfig]:
+    """GOST's ``bypass=`` key: comma-separated matchers, a leading ``~`` for a whitelist."""
+    text = _take(query, "bypass")
+    if not text:
+        return []
+    whitelist = text.startswith("~")
+    matchers = tuple(m for m in (text[1:] if whitelist else text).split(",") if m)
+    return [BypassConfig(name, matchers, whitelist)]
 
 
 def _forwarder_for(
@@ -388,12 +399,13 @@ def parse_hop(raw: str, index: int, names: Names) -> HopConfig:
     if bool(cert) != bool(key):
         raise ConfigError(where, "certFile and keyFile must be given together")
     selector = _selector(query, where)
+    hop_bypass = _bypass(query, f"bypass-hop-{index}")
     parts, shared = _split_prefixed(query, ("node", "connector", "dialer", "hop"))
     for k in parts["hop"]:  # GOST's hop metadata: interface, so_mark, proxyProtocol, netns
         if k in gost_names.HOP_METADATA:
             raise ConfigError(where, f"option 'hop.{k}' is not supported by gostfast yet")
         log.warning("%s: unknown option 'hop.%s' ignored", where, k)
-    hop = HopConfig(name=f"hop-{index}", selector=selector)
+    hop = HopConfig(name=f"hop-{index}", selector=selector, bypass=hop_bypass)
     for host in u.host.split(","):
         for addr in _expand_ports(host, where):
             h, _ = split_host_port(addr, where)

@@ -5,7 +5,7 @@ the YAML path and what is allowed); component types and metadata are checked
 against the registries by the orchestrator's plan phase, before any socket.
 
 GOST ignores unknown keys; we warn about them by name. GOST keys for features
-gostfast does not implement (bypass, limiter, ...) are errors, not silently
+gostfast does not implement (resolver, limiter, ...) are errors, not silently
 ignored, so a config never means less than the operator wrote.
 """
 
@@ -22,6 +22,7 @@ from gostfast.config.errors import ConfigError
 from gostfast.config.labels import parse_labels
 from gostfast.config.model import (
     Auth,
+    BypassConfig,
     ChainConfig,
     Config,
     ConnectorConfig,
@@ -43,7 +44,6 @@ log = logging.getLogger("gostfast.config")
 
 # GOST keys that name features gostfast does not implement (error when present).
 _UNSUPPORTED_TOP = {
-    "bypasses",
     "resolvers",
     "hosts",
     "ingresses",
@@ -63,8 +63,6 @@ _UNSUPPORTED_TOP = {
     "vars",
 }
 _UNSUPPORTED_SERVICE = {
-    "bypass",
-    "bypasses",
     "resolver",
     "hosts",
     "admission",
@@ -92,8 +90,6 @@ _UNSUPPORTED_HANDLER = {
     "chainGroup",
 }
 _UNSUPPORTED_NODE = {
-    "bypass",
-    "bypasses",
     "resolver",
     "hosts",
     "interface",
@@ -121,8 +117,6 @@ _UNSUPPORTED_FORWARD_NODE = {
     "auth",
 }
 _UNSUPPORTED_HOP = {
-    "bypass",
-    "bypasses",
     "resolver",
     "hosts",
     "interface",
@@ -277,11 +271,12 @@ def from_dict(data: Any) -> Config:
         name = r.str("name", required=True)
         authers[name] = [_auth(x, r.sub(f"auths[{j}]")) for j, x in enumerate(r.list("auths"))]
         r.warn_unknown()
-    named_hops = _named_hops(top)
+    bypasses = _bypasses(top)
+    named_hops = _named_hops(top, bypasses)
     for i, c in enumerate(top.list("chains")):
-        cfg.chains.append(_chain(c, f"chains[{i}]", i, named_hops))
+        cfg.chains.append(_chain(c, f"chains[{i}]", i, named_hops, bypasses))
     for i, s in enumerate(top.list("services")):
-        cfg.services.append(_service(s, f"services[{i}]", i, authers))
+        cfg.services.append(_service(s, f"services[{i}]", i, authers, bypasses))
     top.warn_unknown()
     names = [s.name for s in cfg.services]
     for i, n in enumerate(names):
@@ -383,13 +378,16 @@ def _handler_auth(h: _Reader, handler: HandlerConfig, authers: dict[str, list[Au
         handler.auths.append(_auth(h.get("auth"), h.sub("auth")))
 
 
-def _service(data: Any, path: str, index: int, authers: dict[str, list[Auth]]) -> ServiceConfig:
+def _service(
+    data: Any, path: str, index: int, authers: dict[str, list[Auth]], bypasses: _Bypasses
+) -> ServiceConfig:
     r = _Reader(data, path, _UNSUPPORTED_SERVICE)
     svc = ServiceConfig(
         name=r.str("name", f"service-{index}"),
         addr=r.str("addr", required=True),
         origin=path,
         metadata=r.metadata(),
+        bypass=_bypass_refs(r, bypasses),
     )
     if r.has("handler"):
         h = _Reader(r.get("handler"), r.sub("handler"), _UNSUPPORTED_HANDLER)
@@ -442,7 +440,9 @@ def _forwarder(data: Any, path: str) -> ForwarderConfig:
     return fwd
 
 
-def _chain(data: Any, path: str, index: int, named_hops: dict[str, HopConfig]) -> ChainConfig:
+def _chain(
+    data: Any, path: str, index: int, named_hops: dict[str, HopConfig], bypasses: _Bypasses
+) -> ChainConfig:
     r = _Reader(data, path, {"metadata"})
     chain = ChainConfig(name=r.str("name", f"chain-{index}"))
     if r.has("selector"):
@@ -455,7 +455,7 @@ def _chain(data: Any, path: str, index: int, named_hops: dict[str, HopConfig]) -
         if isinstance(h, dict) and not any(str(k).lower() == "nodes" for k in h):
             chain.hops.append(_hop_reference(h, hop_path, named_hops))
         else:
-            chain.hops.append(_hop(h, hop_path, f"hop-{i}"))
+            chain.hops.append(_hop(h, hop_path, f"hop-{i}", bypasses))
     r.warn_unknown()
     return chain
 
@@ -482,9 +482,9 @@ def _hop_reference(data: dict, path: str, named_hops: dict[str, HopConfig]) -> H
     return named_hops[name]
 
 
-def _hop(data: Any, path: str, default_name: str) -> HopConfig:
+def _hop(data: Any, path: str, default_name: str, bypasses: _Bypasses) -> HopConfig:
     hr = _Reader(data, path, _UNSUPPORTED_HOP)
-    hop = HopConfig(name=hr.str("name", default_name))
+    hop = HopConfig(name=hr.str("name", default_name), bypass=_bypass_refs(hr, bypasses))
     for key in hr.metadata():
         if key in gost_names.HOP_METADATA:
             raise ConfigError(
@@ -497,19 +497,66 @@ def _hop(data: Any, path: str, default_name: str) -> HopConfig:
     if not nodes:
         raise ConfigError(hr.sub("nodes"), "a hop needs at least one node")
     for j, n in enumerate(nodes):
-        hop.nodes.append(_node(n, f"{hr.path}.nodes[{j}]", j))
+        hop.nodes.append(_node(n, f"{hr.path}.nodes[{j}]", j, bypasses))
     hr.warn_unknown()
     return hop
 
 
-def _named_hops(top: _Reader) -> dict[str, HopConfig]:
+_Bypasses = dict[str, BypassConfig]
+
+
+def _bypasses(top: _Reader) -> _Bypasses:
+    """GOST's top-level ``bypasses:`` by name (their loaders and plugins are refused: a
+    bypass without its matchers would let through what it should stop)."""
+    named: _Bypasses = {}
+    for i, b in enumerate(top.list("bypasses")):
+        r = _Reader(b, f"bypasses[{i}]", {"file", "redis", "http", "plugin", "reload"})
+        name = r.str("name", required=True)
+        if name in named:
+            raise ConfigError(r.sub("name"), f"duplicate bypass name '{name}'")
+        matchers = []
+        for j, m in enumerate(r.list("matchers")):
+            try:
+                matchers.append(values.parse_str(m).strip())
+            except ValueError as exc:
+                raise ConfigError(r.sub(f"matchers[{j}]"), str(exc)) from None
+        network = r.str("network").lower()
+        if network not in ("", "tcp", "udp"):
+            raise ConfigError(r.sub("network"), f"expected tcp or udp, got '{network}'")
+        whitelist = r.convert("whitelist", values.parse_bool, False)
+        reverse = r.convert("reverse", values.parse_bool, False)  # GOST's older name
+        named[name] = BypassConfig(
+            name, tuple(m for m in matchers if m), whitelist or reverse, network
+        )
+        r.warn_unknown()
+    return named
+
+
+def _bypass_refs(r: _Reader, bypasses: _Bypasses) -> list[BypassConfig]:
+    """The bypasses a service, hop or node names with ``bypass:`` and ``bypasses:``."""
+    refs = [(r.sub("bypass"), r.get("bypass"))] if r.has("bypass") else []
+    refs += [(r.sub(f"bypasses[{j}]"), n) for j, n in enumerate(r.list("bypasses"))]
+    out = []
+    for where, name in refs:
+        try:
+            name = values.parse_str(name)
+        except ValueError as exc:
+            raise ConfigError(where, str(exc)) from None
+        if name not in bypasses:
+            known = ", ".join(bypasses) or "none defined"
+            raise ConfigError(where, f"unknown bypass '{name}' (bypasses: {known})")
+        out.append(bypasses[name])
+    return out
+
+
+def _named_hops(top: _Reader, bypasses: _Bypasses) -> dict[str, HopConfig]:
     """GOST's top-level ``hops:``, which chains name instead of listing nodes."""
     named: dict[str, HopConfig] = {}
     for i, h in enumerate(top.list("hops")):
         path = f"hops[{i}]"
         if not isinstance(h, dict) or not any(str(k).lower() == "name" for k in h):
             raise ConfigError(path, "a hop under hops: needs a name (chains refer to it by name)")
-        hop = _hop(h, path, "")
+        hop = _hop(h, path, "", bypasses)
         hop.top_level = True
         if hop.name in named:
             raise ConfigError(f"{path}.name", f"duplicate hop name '{hop.name}'")
@@ -517,12 +564,13 @@ def _named_hops(top: _Reader) -> dict[str, HopConfig]:
     return named
 
 
-def _node(data: Any, path: str, index: int) -> NodeConfig:
+def _node(data: Any, path: str, index: int, bypasses: _Bypasses) -> NodeConfig:
     r = _Reader(data, path, _UNSUPPORTED_NODE)
     node = NodeConfig(
         name=r.str("name", f"node-{index}"),
         addr=r.str("addr", required=True),
         metadata=r.metadata(),
+        bypass=_bypass_refs(r, bypasses),
         origin=path,
     )
     if r.has("connector"):

@@ -50,6 +50,8 @@ import logging
 import random
 import socket
 
+from gostfast.chain.bypass import Bypass
+from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.handler._conn_addr import unmap_ip
 from gostfast.proto import socks5 as s5
@@ -143,8 +145,17 @@ def _backlogged(transport: asyncio.DatagramTransport) -> bool:
 class UdpAssociation:
     """The two UDP sockets of one association and the datagram rules between them."""
 
-    def __init__(self, client_ip: str, buffer_size: int, name: str, log: logging.Logger) -> None:
+    def __init__(
+        self,
+        client_ip: str,
+        buffer_size: int,
+        name: str,
+        log: logging.Logger,
+        bypass: Bypass | None = None,
+    ) -> None:
         self.client_ip = client_ip
+        #: the service's bypass: datagrams to or from a bypassed address are dropped (GOST)
+        self.bypass = bypass
         self.buffer_size = buffer_size if buffer_size > 0 else DEFAULT_BUFFER_SIZE
         self.name = name
         self.log = log
@@ -219,6 +230,9 @@ class UdpAssociation:
             self._drop("from the client: header cut short (%d bytes)", len(data))
             return
         header, used = parsed
+        if self.bypass and self.bypass.contains(join_host_port(header.host, header.port), "udp"):
+            self._drop("to %s:%d: bypassed", header.host, header.port)
+            return
         payload = memoryview(data)[used:]
         if address_type(header.host) == ATYP_DOMAIN:
             self._resolve_then_send(header.host, header.port, payload)
@@ -304,6 +318,9 @@ class UdpAssociation:
         if self.client_addr is None:
             self._drop("from %s: the client has not sent anything yet", addr[0])
             return
+        if self.bypass and self.bypass.contains(join_host_port(unmap_ip(addr[0]), addr[1]), "udp"):
+            self._drop("from %s:%d: bypassed", addr[0], addr[1])
+            return
         try:
             header = s5.build_udp_header(unmap_ip(addr[0]), addr[1])
         except ValueError as exc:
@@ -362,6 +379,7 @@ async def serve_udp_associate(
     bind_max: int = 0,
     public_addr: str = "",
     log: logging.Logger,
+    bypass: Bypass | None = None,
 ) -> None:
     """Serve one UDP ASSOCIATE on ``ep`` (handshake done, no reply sent yet)."""
     if client_ip is None:
@@ -370,7 +388,7 @@ async def serve_udp_associate(
         ep.close()
         return
     bind_host = local_ip or "0.0.0.0"
-    assoc = UdpAssociation(client_ip, buffer_size, ep.peer, log)
+    assoc = UdpAssociation(client_ip, buffer_size, ep.peer, log, bypass)
     try:
         try:
             await assoc.open(bind_host, bind_min, bind_max)

@@ -297,11 +297,15 @@ class HTTPHandler(Handler):
         if req.method == "PRI" or (req.method != "CONNECT" and scheme != "http"):
             self._bad_request(ep, f"not a proxy request: {req.method} {req.target[:80]}")
 
+        target = split_authority(authority)
+        if target is not None and self.spec.bypass.contains(join_host_port(*target)):
+            log.info("%s: http: %s is bypassed (403)", ep.peer, join_host_port(*target))
+            self._refuse(ep, go_response(403, self._agent_headers()))
+
         if (req.get("X-Gost-Protocol") or "") == "udp":
             log.info("%s: http: UDP relay is not supported", ep.peer)
             self._refuse(ep, go_response(403, self.extra_headers, content_length=0))
 
-        target = split_authority(authority)
         if req.method == "CONNECT":
             await self._connect(ep, authority, target)
             raise _Close

@@ -114,6 +114,10 @@ class RelayHandler(Handler):
             self._refuse(ep, rp.STATUS_BAD_REQUEST)
             return
         target = join_host_port(addr.host, addr.port)
+        if self.spec.bypass.contains(target):
+            log.info("%s: relay: %s is bypassed (Forbidden)", ep.peer, target)
+            self._refuse(ep, rp.STATUS_FORBIDDEN)
+            return
         try:
             upstream = await self.spec.router.dial(addr.host, addr.port)
         except DialError as exc:

@@ -214,12 +214,18 @@ class Socks5Handler(Handler):
                 bind_max=self.udp_bind_range[1],
                 public_addr=self.public_addr,
                 log=log,
+                bypass=self.spec.bypass,
             )
             return
         if cmd != s5.CMD_CONNECT:
             rep = self._refusal(cmd, port)
             log.info("%s: socks5: command 0x%02x refused (reply 0x%02x)", ep.peer, cmd, rep)
             ep.write(s5.build_reply(rep))
+            ep.close()
+            return
+        if self.spec.bypass.contains(target):
+            log.info("%s: socks5: %s is bypassed (reply 0x02)", ep.peer, target)
+            ep.write(s5.build_reply(s5.REP_NOT_ALLOWED))
             ep.close()
             return
         try:
@@ -264,6 +270,11 @@ class Socks4Handler(Handler):
             ep.abort()
             return
         target = join_host_port(host, port)
+        if self.spec.bypass.contains(target):
+            log.info("%s: socks4: %s is bypassed (rejected)", ep.peer, target)
+            ep.write(s4.build_reply(False))
+            ep.close()
+            return
         try:
             upstream = await self.spec.router.dial(host, port)
         except DialError as exc:

@@ -212,10 +212,10 @@ URL_CASES = [
         ["-L", "tcp://127.0.0.1:$p"],
     ),
     Case(
-        "url-bypass-unsupported",
+        "url-bypass-on-forward",
         [
-            "-L 'tcp://127.0.0.1:$p/127.0.0.1:$t?bypass=10.0.0.0/8'",
-            "option 'bypass' is not supported",
+            "-L 'tcp://127.0.0.1:$p/127.0.0.1:$t?bypass=10.0.0.0/8' (bypass)",
+            "a bypass has no effect on a 'tcp' service with forward targets",
         ],
         ["-L", "tcp://127.0.0.1:$p/127.0.0.1:$t?bypass=10.0.0.0/8"],
     ),
@@ -513,9 +513,17 @@ YAML_CASES = [
         ),
     ),
     Case(
-        "yaml-bypass-unsupported",
-        ["services[0].bypass: 'bypass' is not supported by gostfast"],
+        "yaml-bypass-unknown",
+        ["services[0].bypass: unknown bypass 'bypass-0' (bypasses: none defined)"],
         yaml=f"services:\n- addr: 127.0.0.1:$p\n  bypass: bypass-0\n  handler: {{type: tcp}}\n  {FWD}\n",
+    ),
+    Case(
+        "yaml-bypass-on-forward",
+        ["services[0].bypass: a bypass has no effect on a 'tcp' service with forward targets"],
+        yaml=(
+            "bypasses: [{name: b, matchers: [10.0.0.0/8]}]\n"
+            f"services:\n- addr: 127.0.0.1:$p\n  bypass: b\n  handler: {{type: tcp}}\n  {FWD}\n"
+        ),
     ),
     Case(
         "yaml-empty-file",

@@ -43,6 +43,14 @@ COMMAND_LINES = {
         "mwss://:8443/127.0.0.1:22?path=/t&dialTimeout=3s&certFile=c.pem&keyFile=k.pem",
     ],
     "unknown-key-stays": ["-L", "ws://:8081?path=/p&bogus=1"],
+    "bypass": [
+        "-L",
+        "http://:8080?bypass=~10.0.0.0/8,.cn",
+        "-L",
+        "socks5://:1080?bypass=*.ads.test",
+        "-F",
+        "http://h:1?bypass=a.b:443",
+    ],
 }
 
 

@@ -57,7 +57,7 @@ def net():
     procs = Procs()
     udp_echo = UDPEcho()
     tcp_echo = TCPServer(echo)
-    p = {k: free_port() for k in ("on", "auth", "off", "small", "range", "chain")}
+    p = {k: free_port() for k in ("on", "auth", "off", "small", "range", "chain", "bypass")}
     lo = free_port()
     p["range_lo"] = lo
     flags = "bind=true&udp=true"
@@ -74,7 +74,9 @@ def net():
             "-L",
             f"socks5://127.0.0.1:{p['range']}?udp=true&udp.bindRange.min={lo}"
             f"&udp.bindRange.max={lo}",
-            wait_ports=[p[k] for k in ("on", "auth", "off", "small", "range")],
+            "-L",
+            f"socks5://127.0.0.1:{p['bypass']}?udp=true&bypass=localhost",
+            wait_ports=[p[k] for k in ("on", "auth", "off", "small", "range", "bypass")],
         )
         chained = procs.gostfast(
             "-L",
@@ -394,6 +396,18 @@ def test_udp_associate_end_to_end(net):
             except TimeoutError:
                 pass
         assert refused, "the UDP relay port still answers after the control connection ended"
+
+
+def test_udp_datagrams_to_a_bypassed_address_are_dropped(net):
+    """GOST's udp relay drops a datagram whose target (as the client named it) the
+    service bypasses; the association serves the rest."""
+    echo_port = net["udp_echo"].port
+    s, relay = associate(net["bypass"])
+    with s, udp_socket() as u:
+        u.sendto(dgram("localhost", echo_port, b"by name"), relay)
+        assert no_answer(u)
+        want = b"\x00\x00\x00\x01" + LOOPBACK + echo_port.to_bytes(2, "big") + b"by ip"
+        assert echo_through(u, relay, echo_port, b"by ip") == want
 
 
 def test_udp_only_from_the_clients_ip_and_replies_to_the_latest_port(net):

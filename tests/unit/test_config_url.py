@@ -18,7 +18,7 @@ import pytest
 from gostfast import registry
 from gostfast.config import gost_names
 from gostfast.config.errors import ConfigError
-from gostfast.config.model import Auth
+from gostfast.config.model import Auth, BypassConfig
 from gostfast.config.url import Names, from_urls, parse_hop, parse_service
 
 # what is registered at the time of writing
@@ -546,14 +546,25 @@ def test_service_prefixes_are_not_node_prefixes() -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["bypass", "resolver", "hosts", "admission", "limiter.in", "netns", "interface"]
+    "key", ["resolver", "hosts", "admission", "limiter.in", "netns", "interface"]
 )
 def test_unsupported_service_keys_are_errors(key: str) -> None:
     with pytest.raises(ConfigError, match=rf"option '{key}' is not supported"):
         parse_service(f"ws://:80?{key}=x", 0, FULL)
 
 
-@pytest.mark.parametrize("key", ["bypass", "resolver", "hosts", "interface"])
+def test_bypass_key_is_a_service_or_hop_bypass() -> None:
+    """GOST's CLI: ``bypass=`` on -L is the service's bypass, on -F the hop's; a leading
+    ``~`` makes it a whitelist; the key reaches no component's metadata."""
+    svc = one("http://:8080?bypass=10.0.0.0/8,*.example.com,&path=/x")
+    assert svc.bypass == [BypassConfig("bypass-0", ("10.0.0.0/8", "*.example.com"))]
+    assert "bypass" not in svc.handler.metadata and "bypass" not in svc.metadata
+    hop = parse_hop("http://h:80?bypass=~.cn", 2, FULL)
+    assert hop.bypass == [BypassConfig("bypass-hop-2", (".cn",), whitelist=True)]
+    assert "bypass" not in hop.nodes[0].metadata and "bypass" not in hop.nodes[0].dialer.metadata
+
+
+@pytest.mark.parametrize("key", ["resolver", "hosts", "interface"])
 def test_unsupported_node_keys_are_errors(key: str) -> None:
     with pytest.raises(ConfigError, match=rf"option '{key}' is not supported"):
         parse_hop(f"ws://h:80?{key}=x", 0, FULL)

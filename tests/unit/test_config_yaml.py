@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from gostfast.config.errors import ConfigError
-from gostfast.config.model import Auth, LogConfig
+from gostfast.config.model import Auth, BypassConfig, LogConfig
 from gostfast.config.yaml import from_dict, load_file, load_text
 
 FULL_CONFIG = """
@@ -508,7 +508,10 @@ def test_gost_strategy_aliases(given: str, strategy: str) -> None:
 @pytest.mark.parametrize(
     "text,path",
     [
-        ("services: [{addr: ':1', bypass: b0}]", "services[0].bypass"),
+        (
+            "bypasses: [{name: b0, file: {path: b.txt}}]\nservices: [{addr: ':1'}]",
+            "bypasses[0].file",
+        ),
         ("services: [{addr: ':1', limiter: l0}]", "services[0].limiter"),
         ("services: [{addr: ':1', resolver: r0}]", "services[0].resolver"),
         ("services: [{addr: ':1', sockopts: {mark: 1}}]", "services[0].sockopts"),
@@ -519,7 +522,6 @@ def test_gost_strategy_aliases(given: str, strategy: str) -> None:
             "services: [{addr: ':1', forwarder: {nodes: [{addr: 'h:1', host: x}]}}]",
             "services[0].forwarder.nodes[0].host",
         ),
-        ("bypasses: [{name: b0}]\nservices: [{addr: ':1'}]", "bypasses"),
         ("limiters: []\nservices: [{addr: ':1'}]", "limiters"),
         ("api: {addr: ':18080'}\nservices: [{addr: ':1'}]", "api"),
         (
@@ -532,8 +534,8 @@ def test_gost_strategy_aliases(given: str, strategy: str) -> None:
             "log.rotation",
         ),
         (
-            "services: [{addr: ':1'}]\nchains: [{name: c, hops: [{bypass: b, nodes: [{addr: 'h:1'}]}]}]",
-            "chains[0].hops[0].bypass",
+            "services: [{addr: ':1', handler: {bypass: b}}]",
+            "services[0].handler.bypass",
         ),
         (
             "services: [{addr: ':1'}]\nchains: [{name: c, hops: [{nodes: [{addr: 'h:1', interface: eth0}]}]}]",
@@ -780,36 +782,73 @@ def test_a_shared_hop_is_one_runtime_hop() -> None:
     assert [n.name for n in h1.selector.items] == ["p1", "p2"]
 
 
-@pytest.mark.parametrize(
-    ("text", "path", "message"),
-    [
-        (
-            TOP_HOPS + "chains: [{name: c, hops: [{name: other}]}]",
-            "chains[0].hops[0].name",
-            "unknown hop 'other' (hops: shared)",
-        ),
-        (
-            "chains: [{name: c, hops: [{name: h}]}]",
-            "chains[0].hops[0].name",
-            "unknown hop 'h' (hops: none defined)",
-        ),
-        (
-            TOP_HOPS + "chains: [{name: c, hops: [{name: shared, selector: {strategy: rand}}]}]",
-            "chains[0].hops[0].selector",
-            "'selector' beside a hop reference: hop 'shared' is defined under hops:, set it there",
-        ),
-        ("hops: [{nodes: [{addr: 'h:1'}]}]", "hops[0]", "a hop under hops: needs a name"),
-        ("hops: [{name: h}]", "hops[0].nodes", "a hop needs at least one node"),
-        (
-            "hops: [{name: h, nodes: [{addr: 'a:1'}]}, {name: h, nodes: [{addr: 'b:1'}]}]",
-            "hops[1].name",
-            "duplicate hop name 'h'",
-        ),
-        ("hops: [{name: h, nodes: [{name: x}]}]", "hops[0].nodes[0].addr", "is required"),
-    ],
+TOP_HOP_ERRORS = [
+    (
+        TOP_HOPS + "chains: [{name: c, hops: [{name: other}]}]",
+        "chains[0].hops[0].name",
+        "unknown hop 'other' (hops: shared)",
+    ),
+    (
+        "chains: [{name: c, hops: [{name: h}]}]",
+        "chains[0].hops[0].name",
+        "unknown hop 'h' (hops: none defined)",
+    ),
+    (
+        TOP_HOPS + "chains: [{name: c, hops: [{name: shared, selector: {strategy: rand}}]}]",
+        "chains[0].hops[0].selector",
+        "'selector' beside a hop reference: hop 'shared' is defined under hops:, set it there",
+    ),
+    ("hops: [{nodes: [{addr: 'h:1'}]}]", "hops[0]", "a hop under hops: needs a name"),
+    ("hops: [{name: h}]", "hops[0].nodes", "a hop needs at least one node"),
+    (
+        "hops: [{name: h, nodes: [{addr: 'a:1'}]}, {name: h, nodes: [{addr: 'b:1'}]}]",
+        "hops[1].name",
+        "duplicate hop name 'h'",
+    ),
+    ("hops: [{name: h, nodes: [{name: x}]}]", "hops[0].nodes[0].addr", "is required"),
+]
+
+
+BYPASSES = (
+    "bypasses:\n"
+    "- {name: lan, matchers: [10.0.0.0/8, '*.local']}\n"
+    "- {name: only-cn, whitelist: true, matchers: [.cn]}\n"
+    "- {name: old, reverse: true, network: TCP, matchers: [a.b]}\n"
 )
-def test_top_level_hop_errors_name_the_path(text: str, path: str, message: str) -> None:
-    with pytest.raises(ConfigError) as e:
-        load_text(text)
-    assert e.value.path == path
-    assert message in e.value.message
+
+
+def test_bypasses_are_named_by_services_hops_and_nodes() -> None:
+    c = load_text(
+        BYPASSES + "services:\n- {addr: ':1', bypass: lan, bypasses: [only-cn], "
+        "handler: {type: http, chain: c}}\n"
+        "chains: [{name: c, hops: [{bypasses: [lan], nodes: [{addr: 'h:1', bypass: old}]}]}]\n"
+    )
+    lan = BypassConfig("lan", ("10.0.0.0/8", "*.local"))
+    only_cn = BypassConfig("only-cn", (".cn",), whitelist=True)
+    assert c.services[0].bypass == [lan, only_cn]
+    assert c.chains[0].hops[0].bypass == [lan]
+    assert c.chains[0].hops[0].nodes[0].bypass == [BypassConfig("old", ("a.b",), True, "tcp")]
+
+
+BYPASS_ERRORS = [
+    (
+        BYPASSES + "services: [{addr: ':1', bypass: wan}]",
+        "services[0].bypass",
+        "unknown bypass 'wan' (bypasses: lan, only-cn, old)",
+    ),
+    (
+        "services: [{addr: ':1', bypasses: [x]}]",
+        "services[0].bypasses[0]",
+        "unknown bypass 'x' (bypasses: none defined)",
+    ),
+    ("bypasses: [{matchers: [a]}]", "bypasses[0].name", "is required"),
+    ("bypasses: [{name: a}, {name: a}]", "bypasses[1].name", "duplicate bypass name 'a'"),
+    ("bypasses: [{name: a, network: ip}]", "bypasses[0].network", "expected tcp or udp"),
+    ("bypasses: [{name: a, whitelist: maybe}]", "bypasses[0].whitelist", "expected a boolean"),
+    ("bypasses: [{name: a, reload: 10s}]", "bypasses[0].reload", "not supported by gostfast"),
+]
+
+
+@pytest.mark.parametrize(("text", "path", "message"), TOP_HOP_ERRORS + BYPASS_ERRORS)
+def test_hop_and_bypass_errors_name_the_path(text: str, path: str, message: str) -> None:
+    test_structural_errors_name_the_path(text, path, message)
