@@ -122,6 +122,10 @@ def describe(p: Plan) -> dict[str, Any]:
             entry["handler"]["authRequired"] = True
         if s.bypass:
             entry["bypass"] = bypass(s.bypass)
+        if s.admission:
+            entry["admission"] = [
+                {**dataclasses.asdict(a), "matchers": list(a.matchers)} for a in s.admission
+            ]
         if s.handler.auths:
             entry["handler"]["auth"] = [
                 {"username": a.username, "password": "***"} for a in s.handler.auths

@@ -49,6 +49,7 @@ class Endpoint:
     __slots__ = (
         "__weakref__",
         "peer",
+        "client_ip",
         "_sink",
         "_buf",
         "_eof",
@@ -63,6 +64,9 @@ class Endpoint:
     def __init__(self) -> None:
         #: a short description of the far end, for logs ("127.0.0.1:5555")
         self.peer: str = "?"
+        #: the client's IP as GOST's services judge it (admission): the TCP peer, or
+        #: what a proxy in front of a websocket listener said; "" when unknown
+        self.client_ip: str = ""
         self._sink: Sink | None = None
         self._buf = bytearray()
         self._eof = False
@@ -284,6 +288,7 @@ class LayeredEndpoint(Endpoint):
         super().__init__()
         self.inner = inner
         self.peer = inner.peer
+        self.client_ip = inner.client_ip
         if attach:  # a layer that must not see bytes yet (TLS before its handshake) attaches later
             inner.attach(self)
 
@@ -356,6 +361,7 @@ class TCPEndpoint(Endpoint, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}" if ":" not in peer[0] else f"[{peer[0]}]:{peer[1]}"
+            self.client_ip = peer[0]
 
     def data_received(self, data: bytes) -> None:
         sink = self._sink

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gostfast import registry
+from gostfast.admission import Admission
 from gostfast.chain.bypass import Bypass
 from gostfast.chain.route import ROUTE_TIMEOUT, Hop, Node, Router
 from gostfast.chain.selector import Selector
@@ -366,8 +367,9 @@ class Orchestrator:
         """Bind every service; on failure close what was bound and raise StartError."""
         for sp in self.plan.services:
             listener, handler = self._build(sp)
+            admission = Admission(sp.config.admission)
             try:
-                await listener.start(self._acceptor(handler, sp.config.name))
+                await listener.start(self._acceptor(handler, sp.config.name, admission))
             except OSError as exc:
                 self.close_listeners()
                 reason = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -386,7 +388,7 @@ class Orchestrator:
                 else "",
             )
 
-    def _acceptor(self, handler: Handler, name: str):
+    def _acceptor(self, handler: Handler, name: str, admission: Admission):
         loop = asyncio.get_running_loop()
         tasks = self.tasks
         hlog = logging.getLogger(f"gostfast.service.{name}")
@@ -405,6 +407,10 @@ class Orchestrator:
                 ep.abort()
 
         def on_accept(ep: Endpoint) -> None:
+            if admission and not admission.admits(ep.client_ip):
+                hlog.info("%s: admission: client %s is denied", ep.peer, ep.client_ip)
+                ep.close()
+                return
             task = loop.create_task(serve(ep))
             tasks.add(task)
             task.add_done_callback(tasks.discard)

@@ -25,6 +25,7 @@ import yaml
 
 from gostfast.config import values
 from gostfast.config.model import (
+    AdmissionConfig,
     Auth,
     BypassConfig,
     Config,
@@ -153,6 +154,18 @@ class _Bypasses:
         return {"bypasses": [b.name for b in bypasses]} if bypasses else {}
 
 
+def _admission_refs(
+    configs: list[AdmissionConfig], admissions: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """``admission: name`` (or ``admissions: [...]``), gathering the top-level entries."""
+    for a in configs:
+        entry = {"name": a.name, "whitelist": a.whitelist or None, "matchers": list(a.matchers)}
+        admissions.setdefault(a.name, _compact(entry))
+    if len(configs) == 1:
+        return {"admission": configs[0].name}
+    return {"admissions": [a.name for a in configs]} if configs else {}
+
+
 def _node(n: NodeConfig, known: Known, bypasses: _Bypasses) -> dict[str, Any]:
     dialer_md, connector_md, node_md = _trim(
         [
@@ -200,6 +213,7 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
     """``cfg`` as plain data in GOST's config schema."""
     authers: list[dict[str, Any]] = []
     bypasses = _Bypasses()
+    admissions: dict[str, dict[str, Any]] = {}
     services = []
     for s in cfg.services:
         listener_md, handler_md, service_md = _trim(
@@ -227,6 +241,7 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
                     "forwarder": _forwarder(s.forwarder) if s.forwarder else None,
                     "metadata": service_md,
                     **bypasses.refs(s.bypass),
+                    **_admission_refs(s.admission, admissions),
                 }
             )
         )
@@ -259,6 +274,7 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
             "chains": chains,
             "authers": authers,
             "bypasses": list(bypasses.by_name.values()),
+            "admissions": list(admissions.values()),
             "tls": _tls(cfg.tls, global_=True),
             "log": _log(cfg.log) if cfg.log else None,
         }

@@ -53,6 +53,15 @@ class BypassConfig:
 
 
 @dataclass(frozen=True)
+class AdmissionConfig:
+    """One GOST admission (top-level ``admissions:`` or ``admission=`` on -L): see admission.py."""
+
+    name: str
+    matchers: tuple[str, ...] = ()
+    whitelist: bool = False  # GOST's whitelist (or its older name, reverse)
+
+
+@dataclass(frozen=True)
 class NodeLabels:
     """GOST's selector labels: what a node's own metadata tells its hop's selector."""
 
@@ -103,6 +112,7 @@ class ServiceConfig:
     forwarder: ForwarderConfig | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     bypass: list[BypassConfig] = field(default_factory=list)  # targets the handler refuses
+    admission: list[AdmissionConfig] = field(default_factory=list)  # clients it accepts
     # where this service came from, for error messages: "services[0]" or "-L 'ws://:80'"
     origin: str = ""
     # metadata keys the CLI copied into several parts (warn only if no part knows them)

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, unquote
 from gostfast.config import gost_names, values
 from gostfast.config.errors import ConfigError
 from gostfast.config.model import (
+    AdmissionConfig,
     Auth,
     BypassConfig,
     ChainConfig,
@@ -61,7 +62,6 @@ _SELECTOR_KEYS = {"strategy", "maxfails", "max_fails", "failtimeout", "fail_time
 # GOST -L keys for features gostfast does not implement
 _UNSUPPORTED_L_KEYS = {
     "retries",
-    "admission",
     "resolver",
     "hosts",
     "climiter",
@@ -304,6 +304,7 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
         raise ConfigError(where, "caFile on a listener needs certFile and keyFile too")
     selector = _selector(query, where)
     bypass = _bypass(query, f"bypass-{index}")
+    admission = _admission(query, f"admission-{index}")
     parts, shared = _split_prefixed(query, ("service", "handler", "listener"))
 
     targets = unquote(u.path).strip("/")
@@ -338,6 +339,7 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
                 forwarder=_forwarder_for(n, len(addrs), nodes, selector),
                 metadata={**shared, **parts["service"]},
                 bypass=bypass,
+                admission=admission,
                 origin=where,
                 shared_keys=frozenset(shared),
             )
@@ -345,14 +347,24 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
     return services
 
 
-def _bypass(query: dict[str, str], name: str) -> list[BypassConfig]:
-    """GOST's ``bypass=`` key: comma-separated matchers, a leading ``~`` for a whitelist."""
-    text = _take(query, "bypass")
+def _matchers(query: dict[str, str], key: str) -> tuple[tuple[str, ...], bool] | None:
+    """GOST's ``bypass=``/``admission=`` value: comma-separated matchers, ``~`` first for a
+    whitelist; None when the key is absent."""
+    text = _take(query, key)
     if not text:
-        return []
+        return None
     whitelist = text.startswith("~")
-    matchers = tuple(m for m in (text[1:] if whitelist else text).split(",") if m)
-    return [BypassConfig(name, matchers, whitelist)]
+    return tuple(m for m in (text[1:] if whitelist else text).split(",") if m), whitelist
+
+
+def _bypass(query: dict[str, str], name: str) -> list[BypassConfig]:
+    found = _matchers(query, "bypass")
+    return [BypassConfig(name, *found)] if found else []
+
+
+def _admission(query: dict[str, str], name: str) -> list[AdmissionConfig]:
+    found = _matchers(query, "admission")
+    return [AdmissionConfig(name, *found)] if found else []
 
 
 def _forwarder_for(

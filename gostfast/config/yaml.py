@@ -21,6 +21,7 @@ from gostfast.config import gost_names, values
 from gostfast.config.errors import ConfigError
 from gostfast.config.labels import parse_labels
 from gostfast.config.model import (
+    AdmissionConfig,
     Auth,
     BypassConfig,
     ChainConfig,
@@ -53,7 +54,6 @@ _UNSUPPORTED_TOP = {
     "limiters",
     "climiters",
     "rlimiters",
-    "admissions",
     "observers",
     "loggers",
     "api",
@@ -65,8 +65,6 @@ _UNSUPPORTED_TOP = {
 _UNSUPPORTED_SERVICE = {
     "resolver",
     "hosts",
-    "admission",
-    "admissions",
     "limiter",
     "climiter",
     "rlimiter",
@@ -272,11 +270,12 @@ def from_dict(data: Any) -> Config:
         authers[name] = [_auth(x, r.sub(f"auths[{j}]")) for j, x in enumerate(r.list("auths"))]
         r.warn_unknown()
     bypasses = _bypasses(top)
+    admissions = _admissions(top)
     named_hops = _named_hops(top, bypasses)
     for i, c in enumerate(top.list("chains")):
         cfg.chains.append(_chain(c, f"chains[{i}]", i, named_hops, bypasses))
     for i, s in enumerate(top.list("services")):
-        cfg.services.append(_service(s, f"services[{i}]", i, authers, bypasses))
+        cfg.services.append(_service(s, f"services[{i}]", i, authers, bypasses, admissions))
     top.warn_unknown()
     names = [s.name for s in cfg.services]
     for i, n in enumerate(names):
@@ -379,7 +378,12 @@ def _handler_auth(h: _Reader, handler: HandlerConfig, authers: dict[str, list[Au
 
 
 def _service(
-    data: Any, path: str, index: int, authers: dict[str, list[Auth]], bypasses: _Bypasses
+    data: Any,
+    path: str,
+    index: int,
+    authers: dict[str, list[Auth]],
+    bypasses: _Bypasses,
+    admissions: dict[str, AdmissionConfig],
 ) -> ServiceConfig:
     r = _Reader(data, path, _UNSUPPORTED_SERVICE)
     svc = ServiceConfig(
@@ -388,6 +392,7 @@ def _service(
         origin=path,
         metadata=r.metadata(),
         bypass=_bypass_refs(r, bypasses),
+        admission=_named_refs(r, "admission", "admissions", admissions),
     )
     if r.has("handler"):
         h = _Reader(r.get("handler"), r.sub("handler"), _UNSUPPORTED_HANDLER)
@@ -514,39 +519,62 @@ def _bypasses(top: _Reader) -> _Bypasses:
         name = r.str("name", required=True)
         if name in named:
             raise ConfigError(r.sub("name"), f"duplicate bypass name '{name}'")
-        matchers = []
-        for j, m in enumerate(r.list("matchers")):
-            try:
-                matchers.append(values.parse_str(m).strip())
-            except ValueError as exc:
-                raise ConfigError(r.sub(f"matchers[{j}]"), str(exc)) from None
+        matchers = _matcher_list(r)
         network = r.str("network").lower()
         if network not in ("", "tcp", "udp"):
             raise ConfigError(r.sub("network"), f"expected tcp or udp, got '{network}'")
         whitelist = r.convert("whitelist", values.parse_bool, False)
         reverse = r.convert("reverse", values.parse_bool, False)  # GOST's older name
-        named[name] = BypassConfig(
-            name, tuple(m for m in matchers if m), whitelist or reverse, network
-        )
+        named[name] = BypassConfig(name, matchers, whitelist or reverse, network)
         r.warn_unknown()
     return named
 
 
 def _bypass_refs(r: _Reader, bypasses: _Bypasses) -> list[BypassConfig]:
     """The bypasses a service, hop or node names with ``bypass:`` and ``bypasses:``."""
-    refs = [(r.sub("bypass"), r.get("bypass"))] if r.has("bypass") else []
-    refs += [(r.sub(f"bypasses[{j}]"), n) for j, n in enumerate(r.list("bypasses"))]
+    return _named_refs(r, "bypass", "bypasses", bypasses)
+
+
+def _named_refs(r: _Reader, kind: str, kinds: str, named: dict[str, Any]) -> list[Any]:
+    """What ``kind: name`` and ``kinds: [names]`` refer to (GOST's bypass/admission keys)."""
+    refs = [(r.sub(kind), r.get(kind))] if r.has(kind) else []
+    refs += [(r.sub(f"{kinds}[{j}]"), n) for j, n in enumerate(r.list(kinds))]
     out = []
     for where, name in refs:
         try:
             name = values.parse_str(name)
         except ValueError as exc:
             raise ConfigError(where, str(exc)) from None
-        if name not in bypasses:
-            known = ", ".join(bypasses) or "none defined"
-            raise ConfigError(where, f"unknown bypass '{name}' (bypasses: {known})")
-        out.append(bypasses[name])
+        if name not in named:
+            known = ", ".join(named) or "none defined"
+            raise ConfigError(where, f"unknown {kind} '{name}' ({kinds}: {known})")
+        out.append(named[name])
     return out
+
+
+def _matcher_list(r: _Reader) -> tuple[str, ...]:
+    out = []
+    for j, m in enumerate(r.list("matchers")):
+        try:
+            out.append(values.parse_str(m).strip())
+        except ValueError as exc:
+            raise ConfigError(r.sub(f"matchers[{j}]"), str(exc)) from None
+    return tuple(m for m in out if m)
+
+
+def _admissions(top: _Reader) -> dict[str, AdmissionConfig]:
+    """GOST's top-level ``admissions:`` by name (loaders and plugins refused, as bypasses)."""
+    named: dict[str, AdmissionConfig] = {}
+    for i, a in enumerate(top.list("admissions")):
+        r = _Reader(a, f"admissions[{i}]", {"file", "redis", "http", "plugin", "reload"})
+        name = r.str("name", required=True)
+        if name in named:
+            raise ConfigError(r.sub("name"), f"duplicate admission name '{name}'")
+        whitelist = r.convert("whitelist", values.parse_bool, False)
+        reverse = r.convert("reverse", values.parse_bool, False)  # GOST's older name
+        named[name] = AdmissionConfig(name, _matcher_list(r), whitelist or reverse)
+        r.warn_unknown()
+    return named
 
 
 def _named_hops(top: _Reader, bypasses: _Bypasses) -> dict[str, HopConfig]:

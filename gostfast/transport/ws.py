@@ -14,6 +14,7 @@ give it a meaning here (documented per option) rather than ignoring it.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 from collections.abc import Callable
@@ -192,10 +193,27 @@ class _Discard:
         pass
 
 
+def forwarded_ip(req: http1.Request) -> str:
+    """The client a proxy in front named, as GOST reads it (CF-Connecting-IP, the first
+    X-Forwarded-For entry, X-Real-IP), or ""."""
+    fwd = req.get("X-Forwarded-For", "") or ""
+    return (
+        (req.get("CF-Connecting-IP", "") or "").strip()
+        or fwd.split(",")[0].strip()
+        or (req.get("X-Real-IP", "") or "").strip()
+    )
+
+
+def _ip_or_empty(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return ""
+
+
 def client_address(req: http1.Request, peer: str) -> str:
     """The client as a log names it: X-Forwarded-For / X-Real-IP when a proxy set them."""
-    fwd = req.get("X-Forwarded-For", "") or ""
-    real = fwd.split(",")[0].strip() or (req.get("X-Real-IP", "") or "").strip()
+    real = forwarded_ip(req)
     return f"{real} (via {peer})" if real else peer
 
 
@@ -308,6 +326,8 @@ class WSListener(Listener):
             max_frame_size=o.write_buffer_size,
             peer=client_address(req, ep.peer),
         )
+        # GOST's listener: the forwarded IP, when it parses as one, is the client
+        ws.client_ip = _ip_or_empty(forwarded_ip(req)) or ep.client_ip
         self._accepted_ws(ws, on_accept)
 
     def _accepted_ws(self, ws: Endpoint, on_accept: Callable[[Endpoint], None]) -> None:

@@ -47,7 +47,7 @@ COMMAND_LINES = {
         "-L",
         "http://:8080?bypass=~10.0.0.0/8,.cn",
         "-L",
-        "socks5://:1080?bypass=*.ads.test",
+        "socks5://:1080?bypass=*.ads.test&admission=~127.0.0.1,10.0.0.0/8",
         "-F",
         "http://h:1?bypass=a.b:443",
     ],

@@ -18,7 +18,7 @@ import pytest
 from gostfast import registry
 from gostfast.config import gost_names
 from gostfast.config.errors import ConfigError
-from gostfast.config.model import Auth, BypassConfig
+from gostfast.config.model import AdmissionConfig, Auth, BypassConfig
 from gostfast.config.url import Names, from_urls, parse_hop, parse_service
 
 # what is registered at the time of writing
@@ -545,12 +545,16 @@ def test_service_prefixes_are_not_node_prefixes() -> None:
     assert svc.handler.metadata == {"dialer.a": "1"}
 
 
-@pytest.mark.parametrize(
-    "key", ["resolver", "hosts", "admission", "limiter.in", "netns", "interface"]
-)
+@pytest.mark.parametrize("key", ["resolver", "hosts", "limiter.in", "netns", "interface"])
 def test_unsupported_service_keys_are_errors(key: str) -> None:
     with pytest.raises(ConfigError, match=rf"option '{key}' is not supported"):
         parse_service(f"ws://:80?{key}=x", 0, FULL)
+
+
+def test_admission_key_is_the_service_admission() -> None:
+    svc = one("socks5://:1080?admission=~127.0.0.1,10.0.0.0/8&path=/x")
+    assert svc.admission == [AdmissionConfig("admission-0", ("127.0.0.1", "10.0.0.0/8"), True)]
+    assert "admission" not in svc.handler.metadata and "admission" not in svc.listener.metadata
 
 
 def test_bypass_key_is_a_service_or_hop_bypass() -> None:
