@@ -99,6 +99,9 @@ def describe(p: Plan) -> dict[str, Any]:
     def bypass(rules) -> list[dict[str, Any]]:
         return [{**dataclasses.asdict(b), "matchers": list(b.matchers)} for b in rules]
 
+    def hosts(h) -> dict[str, Any]:
+        return {"name": h.name, "mappings": [list(m) for m in h.mappings]}
+
     def tls(t) -> dict[str, Any] | None:
         if t is None:
             return None
@@ -122,6 +125,8 @@ def describe(p: Plan) -> dict[str, Any]:
             entry["handler"]["authRequired"] = True
         if s.bypass:
             entry["bypass"] = bypass(s.bypass)
+        if s.hosts:
+            entry["hosts"] = hosts(s.hosts)
         if s.admission:
             entry["admission"] = [
                 {**dataclasses.asdict(a), "matchers": list(a.matchers)} for a in s.admission
@@ -151,6 +156,8 @@ def describe(p: Plan) -> dict[str, Any]:
             hop: dict[str, Any] = {"name": hop_cfg.name, "nodes": []}
             if hop_cfg.bypass:
                 hop["bypass"] = bypass(hop_cfg.bypass)
+            if hop_cfg.hosts:
+                hop["hosts"] = hosts(hop_cfg.hosts)
             for n in nodes:
                 node: dict[str, Any] = {
                     "name": n.config.name,
@@ -168,6 +175,8 @@ def describe(p: Plan) -> dict[str, Any]:
                 node.update(gost_output.labels_metadata(n.labels))
                 if n.config.bypass:
                     node["bypass"] = bypass(n.config.bypass)
+                if n.config.hosts:
+                    node["hosts"] = hosts(n.config.hosts)
                 hop["nodes"].append(node)
             hops.append(hop)
         out["chains"].append({"name": name, "hops": hops})

@@ -21,6 +21,7 @@ from typing import Any
 from gostfast import registry
 from gostfast.admission import Admission
 from gostfast.chain.bypass import Bypass
+from gostfast.chain.hosts import HostMapper
 from gostfast.chain.route import ROUTE_TIMEOUT, Hop, Node, Router
 from gostfast.chain.selector import Selector
 from gostfast.components import (
@@ -34,7 +35,14 @@ from gostfast.components import (
 from gostfast.config import gost_names, values
 from gostfast.config.errors import ConfigError
 from gostfast.config.labels import LABEL_KEYS, parse_labels
-from gostfast.config.model import ChainConfig, Config, NodeConfig, NodeLabels, ServiceConfig
+from gostfast.config.model import (
+    ChainConfig,
+    Config,
+    HostsConfig,
+    NodeConfig,
+    NodeLabels,
+    ServiceConfig,
+)
 from gostfast.config.options import Options, known_keys, parse_options
 from gostfast.config.url import split_host_port
 from gostfast.endpoint import Endpoint
@@ -259,6 +267,10 @@ def _plan_node(node: NodeConfig) -> NodePlan:
     return NodePlan(node, host, port, dialer, connector, labels)
 
 
+def _host_mapper(hosts: HostsConfig | None) -> HostMapper | None:
+    return HostMapper([hosts]) if hosts is not None else None
+
+
 def plan(cfg: Config) -> Plan:
     """Validate the whole config against the registries; no side effects."""
     registry.load_builtins()
@@ -288,12 +300,13 @@ class Orchestrator:
         so node failures count once) with the service's own dialTimeout/ignoreChain."""
         chain_name = "" if sp.ignore_chain else sp.config.handler.chain
         hops = self._hops(chain_name) if chain_name else []
+        hosts = _host_mapper(sp.config.hosts)
         if sp.dial_timeout is None:
-            return Router(hops, chain_name)
+            return Router(hops, chain_name, hosts=hosts)
         # GOST's router: 0 means its default 15 s, negative means no bound
         timeout = ROUTE_TIMEOUT if sp.dial_timeout == 0 else sp.dial_timeout
         bound = timeout if timeout > 0 else None
-        return Router(hops, chain_name, timeout=bound, direct_timeout=bound)
+        return Router(hops, chain_name, timeout=bound, direct_timeout=bound, hosts=hosts)
 
     def _hops(self, chain_name: str) -> list[Hop]:
         if chain_name not in self._hops_by_chain:
@@ -330,6 +343,7 @@ class Orchestrator:
             connector,
             n.labels,
             Bypass(n.config.bypass),
+            _host_mapper(n.config.hosts),
         )
 
     def _build(self, sp: ServicePlan) -> tuple[Listener, Handler]:

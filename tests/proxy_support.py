@@ -230,3 +230,18 @@ class Scripted:
 
     def close(self) -> None:
         self.server.close()
+
+
+GOST_CONNECT_OK = b"HTTP/1.1 200 Connection established\r\nProxy-Agent: gost/3.0\r\n\r\n"
+
+
+def http_connect_echo(port: int, target: str, payload: bytes = b"ping") -> tuple[bytes, bytes]:
+    """CONNECT ``target`` through the http proxy on ``port``: the answer head, then what an
+    echo target sends back for ``payload`` (or, when refused, the rest until close)."""
+    with connect(port) as s:
+        s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        head = recv_head(s)
+        if head != GOST_CONNECT_OK:
+            return head, recv_until_close(s)
+        s.sendall(payload)
+        return head, recv_exactly(s, len(payload))

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 
 from gostfast.chain.bypass import Bypass
+from gostfast.chain.hosts import HostMapper
 from gostfast.chain.selector import Selector
 from gostfast.components import Connector, Dialer
 from gostfast.config.model import NodeLabels
@@ -58,6 +59,7 @@ class Node:
     connector: Connector
     labels: NodeLabels = field(default_factory=NodeLabels)  # read by chain/selector.py
     bypass: Bypass | None = None  # targets this node is not used for
+    hosts: HostMapper | None = None  # maps this node's host when it is dialled
 
 
 @dataclass(eq=False)
@@ -96,14 +98,19 @@ class Router:
         chain_name: str = "",
         timeout: float | None = ROUTE_TIMEOUT,
         direct_timeout: float | None = CONNECT_TIMEOUT,
+        hosts: HostMapper | None = None,
     ) -> None:
         self.hops = hops or []
+        #: the service's hosts: a request's target host is mapped before routing (GOST)
+        self.hosts = hosts
         self.chain_name = chain_name
         self.timeout = timeout
         self.direct_timeout = direct_timeout
 
     async def dial(self, host: str, port: int) -> Endpoint:
         """An endpoint to host:port, or DialError (also when the chain does not answer in time)."""
+        if self.hosts:
+            host = self.hosts.lookup(host) or host
         nodes = route_for(self.hops, join_host_port(host, port)) if self.hops else []
         if not nodes:
             return await tcp_connect(host, port, self.direct_timeout)
@@ -118,10 +125,12 @@ class Router:
     async def _open_hop(self, nodes: list[Node], i: int) -> Endpoint:
         node = nodes[i]
 
+        host = (node.hosts.lookup(node.host) if node.hosts else None) or node.host
+
         async def open_raw() -> Endpoint:
             if i == 0:
-                return await tcp_connect(node.host, node.port)
-            return await self._connect_via(nodes, i - 1, node.host, node.port)
+                return await tcp_connect(host, node.port)
+            return await self._connect_via(nodes, i - 1, host, node.port)
 
         try:
             ep = await node.dialer.dial(node.addr, open_raw)

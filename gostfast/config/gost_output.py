@@ -32,6 +32,7 @@ from gostfast.config.model import (
     ForwarderConfig,
     HandlerConfig,
     HopConfig,
+    HostsConfig,
     LogConfig,
     NodeConfig,
     NodeLabels,
@@ -130,10 +131,12 @@ def _handler(
 
 
 class _Bypasses:
-    """GOST's top-level ``bypasses:``, gathered from the places that use them."""
+    """GOST's top-level ``bypasses:`` (and ``hosts:``), gathered from the places that use
+    them."""
 
     def __init__(self) -> None:
         self.by_name: dict[str, dict[str, Any]] = {}
+        self.hosts: dict[str, dict[str, Any]] = {}  # GOST's top-level hosts, gathered too
 
     def refs(self, bypasses: list[BypassConfig]) -> dict[str, Any]:
         """``bypass: name`` (or ``bypasses: [...]``) for a service, hop or node."""
@@ -166,6 +169,15 @@ def _admission_refs(
     return {"admissions": [a.name for a in configs]} if configs else {}
 
 
+def _hosts_ref(hosts: HostsConfig | None, tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``hosts: name`` for a service, hop or node, gathering the top-level tables."""
+    if hosts is None:
+        return {}
+    mappings = [{"hostname": n, "ip": ip} for n, ip in hosts.mappings]
+    tables.setdefault(hosts.name, _compact({"name": hosts.name, "mappings": mappings}))
+    return {"hosts": hosts.name}
+
+
 def _node(n: NodeConfig, known: Known, bypasses: _Bypasses) -> dict[str, Any]:
     dialer_md, connector_md, node_md = _trim(
         [
@@ -196,6 +208,7 @@ def _node(n: NodeConfig, known: Known, bypasses: _Bypasses) -> dict[str, Any]:
             ),
             "metadata": node_md,
             **bypasses.refs(n.bypass),
+            **_hosts_ref(n.hosts, bypasses.hosts),
         }
     )
 
@@ -242,6 +255,7 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
                     "metadata": service_md,
                     **bypasses.refs(s.bypass),
                     **_admission_refs(s.admission, admissions),
+                    **_hosts_ref(s.hosts, bypasses.hosts),
                 }
             )
         )
@@ -252,6 +266,7 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
                 "name": h.name,
                 "selector": _selector(h.selector),
                 **bypasses.refs(h.bypass),
+                **_hosts_ref(h.hosts, bypasses.hosts),
                 "nodes": [_node(n, known, bypasses) for n in h.nodes],
             }
         )
@@ -275,6 +290,7 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
             "authers": authers,
             "bypasses": list(bypasses.by_name.values()),
             "admissions": list(admissions.values()),
+            "hosts": list(bypasses.hosts.values()),
             "tls": _tls(cfg.tls, global_=True),
             "log": _log(cfg.log) if cfg.log else None,
         }

@@ -62,6 +62,14 @@ class AdmissionConfig:
 
 
 @dataclass(frozen=True)
+class HostsConfig:
+    """One GOST hosts table (top-level ``hosts:`` or ``hosts=`` on -L/-F): chain/hosts.py."""
+
+    name: str
+    mappings: tuple[tuple[str, str], ...] = ()  # (hostname, ip), aliases expanded
+
+
+@dataclass(frozen=True)
 class NodeLabels:
     """GOST's selector labels: what a node's own metadata tells its hop's selector."""
 
@@ -113,6 +121,7 @@ class ServiceConfig:
     metadata: dict[str, Any] = field(default_factory=dict)
     bypass: list[BypassConfig] = field(default_factory=list)  # targets the handler refuses
     admission: list[AdmissionConfig] = field(default_factory=list)  # clients it accepts
+    hosts: HostsConfig | None = None  # maps request targets before routing
     # where this service came from, for error messages: "services[0]" or "-L 'ws://:80'"
     origin: str = ""
     # metadata keys the CLI copied into several parts (warn only if no part knows them)
@@ -141,6 +150,7 @@ class NodeConfig:
     dialer: DialerConfig = field(default_factory=DialerConfig)
     metadata: dict[str, Any] = field(default_factory=dict)
     bypass: list[BypassConfig] = field(default_factory=list)  # targets this node is not used for
+    hosts: HostsConfig | None = None  # maps this node's own host when it is dialled
     origin: str = ""
     shared_keys: frozenset[str] = frozenset()
 
@@ -151,6 +161,7 @@ class HopConfig:
     nodes: list[NodeConfig] = field(default_factory=list)
     selector: SelectorConfig | None = None
     bypass: list[BypassConfig] = field(default_factory=list)  # targets the route ends before
+    hosts: HostsConfig | None = None  # for its nodes without hosts of their own
     # defined under GOST's top-level hops: (chains name it; one object shared by them)
     top_level: bool = False
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from gostfast.config.model import (
     ForwardNode,
     HandlerConfig,
     HopConfig,
+    HostsConfig,
     ListenerConfig,
     NodeConfig,
     SelectorConfig,
@@ -63,7 +65,6 @@ _SELECTOR_KEYS = {"strategy", "maxfails", "max_fails", "failtimeout", "fail_time
 _UNSUPPORTED_L_KEYS = {
     "retries",
     "resolver",
-    "hosts",
     "climiter",
     "rlimiter",
     "interface",
@@ -76,7 +77,6 @@ _UNSUPPORTED_L_KEYS = {
 }
 _UNSUPPORTED_F_KEYS = {
     "resolver",
-    "hosts",
     "interface",
     "so_mark",
     "netns",
@@ -305,6 +305,7 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
     selector = _selector(query, where)
     bypass = _bypass(query, f"bypass-{index}")
     admission = _admission(query, f"admission-{index}")
+    hosts = _hosts(query, f"hosts-{index}", where)
     parts, shared = _split_prefixed(query, ("service", "handler", "listener"))
 
     targets = unquote(u.path).strip("/")
@@ -340,6 +341,7 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
                 metadata={**shared, **parts["service"]},
                 bypass=bypass,
                 admission=admission,
+                hosts=hosts,
                 origin=where,
                 shared_keys=frozenset(shared),
             )
@@ -360,6 +362,23 @@ def _matchers(query: dict[str, str], key: str) -> tuple[tuple[str, ...], bool] |
 def _bypass(query: dict[str, str], name: str) -> list[BypassConfig]:
     found = _matchers(query, "bypass")
     return [BypassConfig(name, *found)] if found else []
+
+
+def _hosts(query: dict[str, str], name: str, where: str) -> HostsConfig | None:
+    """GOST's ``hosts=`` key: ``name:ip`` pairs, comma-separated."""
+    text = _take(query, "hosts")
+    if not text:
+        return None
+    mappings = []
+    for pair in text.split(","):
+        hostname, sep, ip = pair.partition(":")
+        if not sep:
+            continue  # GOST skips an entry without a colon
+        try:
+            mappings.append((hostname, str(ipaddress.ip_address(ip))))
+        except ValueError:
+            raise ConfigError(where, f"hosts: '{pair}' is not hostname:ip") from None
+    return HostsConfig(name, tuple(mappings))
 
 
 def _admission(query: dict[str, str], name: str) -> list[AdmissionConfig]:
@@ -412,12 +431,13 @@ def parse_hop(raw: str, index: int, names: Names) -> HopConfig:
         raise ConfigError(where, "certFile and keyFile must be given together")
     selector = _selector(query, where)
     hop_bypass = _bypass(query, f"bypass-hop-{index}")
+    hop_hosts = _hosts(query, f"hosts-hop-{index}", where)
     parts, shared = _split_prefixed(query, ("node", "connector", "dialer", "hop"))
     for k in parts["hop"]:  # GOST's hop metadata: interface, so_mark, proxyProtocol, netns
         if k in gost_names.HOP_METADATA:
             raise ConfigError(where, f"option 'hop.{k}' is not supported by gostfast yet")
         log.warning("%s: unknown option 'hop.%s' ignored", where, k)
-    hop = HopConfig(name=f"hop-{index}", selector=selector, bypass=hop_bypass)
+    hop = HopConfig(name=f"hop-{index}", selector=selector, bypass=hop_bypass, hosts=hop_hosts)
     for host in u.host.split(","):
         for addr in _expand_ports(host, where):
             h, _ = split_host_port(addr, where)
@@ -439,6 +459,7 @@ def parse_hop(raw: str, index: int, names: Names) -> HopConfig:
                         type=dialer, tls=tls, metadata={**shared, **parts["dialer"]}
                     ),
                     metadata={**shared, **parts["node"]},
+                    hosts=hop_hosts,
                     origin=where,
                     shared_keys=frozenset(shared),
                 )

@@ -11,8 +11,10 @@ ignored, so a config never means less than the operator wrote.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import yaml as pyyaml
@@ -32,6 +34,7 @@ from gostfast.config.model import (
     ForwardNode,
     HandlerConfig,
     HopConfig,
+    HostsConfig,
     ListenerConfig,
     LogConfig,
     NodeConfig,
@@ -46,7 +49,6 @@ log = logging.getLogger("gostfast.config")
 # GOST keys that name features gostfast does not implement (error when present).
 _UNSUPPORTED_TOP = {
     "resolvers",
-    "hosts",
     "ingresses",
     "routers",
     "sds",
@@ -64,7 +66,6 @@ _UNSUPPORTED_TOP = {
 }
 _UNSUPPORTED_SERVICE = {
     "resolver",
-    "hosts",
     "limiter",
     "climiter",
     "rlimiter",
@@ -89,7 +90,6 @@ _UNSUPPORTED_HANDLER = {
 }
 _UNSUPPORTED_NODE = {
     "resolver",
-    "hosts",
     "interface",
     "sockopts",
     "netns",
@@ -116,7 +116,6 @@ _UNSUPPORTED_FORWARD_NODE = {
 }
 _UNSUPPORTED_HOP = {
     "resolver",
-    "hosts",
     "interface",
     "sockopts",
     "plugin",
@@ -269,13 +268,16 @@ def from_dict(data: Any) -> Config:
         name = r.str("name", required=True)
         authers[name] = [_auth(x, r.sub(f"auths[{j}]")) for j, x in enumerate(r.list("auths"))]
         r.warn_unknown()
-    bypasses = _bypasses(top)
+    named = _Named(_bypasses(top), _hosts(top))
+    bypasses = named.bypasses
     admissions = _admissions(top)
-    named_hops = _named_hops(top, bypasses)
+    named_hops = _named_hops(top, named)
     for i, c in enumerate(top.list("chains")):
-        cfg.chains.append(_chain(c, f"chains[{i}]", i, named_hops, bypasses))
+        cfg.chains.append(_chain(c, f"chains[{i}]", i, named_hops, named))
     for i, s in enumerate(top.list("services")):
-        cfg.services.append(_service(s, f"services[{i}]", i, authers, bypasses, admissions))
+        cfg.services.append(
+            _service(s, f"services[{i}]", i, authers, bypasses, admissions, named.hosts)
+        )
     top.warn_unknown()
     names = [s.name for s in cfg.services]
     for i, n in enumerate(names):
@@ -384,6 +386,7 @@ def _service(
     authers: dict[str, list[Auth]],
     bypasses: _Bypasses,
     admissions: dict[str, AdmissionConfig],
+    hosts: dict[str, HostsConfig],
 ) -> ServiceConfig:
     r = _Reader(data, path, _UNSUPPORTED_SERVICE)
     svc = ServiceConfig(
@@ -393,6 +396,7 @@ def _service(
         metadata=r.metadata(),
         bypass=_bypass_refs(r, bypasses),
         admission=_named_refs(r, "admission", "admissions", admissions),
+        hosts=_hosts_ref(r, hosts),
     )
     if r.has("handler"):
         h = _Reader(r.get("handler"), r.sub("handler"), _UNSUPPORTED_HANDLER)
@@ -446,7 +450,7 @@ def _forwarder(data: Any, path: str) -> ForwarderConfig:
 
 
 def _chain(
-    data: Any, path: str, index: int, named_hops: dict[str, HopConfig], bypasses: _Bypasses
+    data: Any, path: str, index: int, named_hops: dict[str, HopConfig], named: _Named
 ) -> ChainConfig:
     r = _Reader(data, path, {"metadata"})
     chain = ChainConfig(name=r.str("name", f"chain-{index}"))
@@ -460,7 +464,7 @@ def _chain(
         if isinstance(h, dict) and not any(str(k).lower() == "nodes" for k in h):
             chain.hops.append(_hop_reference(h, hop_path, named_hops))
         else:
-            chain.hops.append(_hop(h, hop_path, f"hop-{i}", bypasses))
+            chain.hops.append(_hop(h, hop_path, f"hop-{i}", named))
     r.warn_unknown()
     return chain
 
@@ -487,9 +491,13 @@ def _hop_reference(data: dict, path: str, named_hops: dict[str, HopConfig]) -> H
     return named_hops[name]
 
 
-def _hop(data: Any, path: str, default_name: str, bypasses: _Bypasses) -> HopConfig:
+def _hop(data: Any, path: str, default_name: str, named: _Named) -> HopConfig:
     hr = _Reader(data, path, _UNSUPPORTED_HOP)
-    hop = HopConfig(name=hr.str("name", default_name), bypass=_bypass_refs(hr, bypasses))
+    hop = HopConfig(
+        name=hr.str("name", default_name),
+        bypass=_bypass_refs(hr, named.bypasses),
+        hosts=_hosts_ref(hr, named.hosts),
+    )
     for key in hr.metadata():
         if key in gost_names.HOP_METADATA:
             raise ConfigError(
@@ -502,7 +510,10 @@ def _hop(data: Any, path: str, default_name: str, bypasses: _Bypasses) -> HopCon
     if not nodes:
         raise ConfigError(hr.sub("nodes"), "a hop needs at least one node")
     for j, n in enumerate(nodes):
-        hop.nodes.append(_node(n, f"{hr.path}.nodes[{j}]", j, bypasses))
+        node = _node(n, f"{hr.path}.nodes[{j}]", j, named)
+        if node.hosts is None:  # GOST: a node without hosts takes its hop's
+            node.hosts = hop.hosts
+        hop.nodes.append(node)
     hr.warn_unknown()
     return hop
 
@@ -510,24 +521,85 @@ def _hop(data: Any, path: str, default_name: str, bypasses: _Bypasses) -> HopCon
 _Bypasses = dict[str, BypassConfig]
 
 
-def _bypasses(top: _Reader) -> _Bypasses:
-    """GOST's top-level ``bypasses:`` by name (their loaders and plugins are refused: a
-    bypass without its matchers would let through what it should stop)."""
-    named: _Bypasses = {}
-    for i, b in enumerate(top.list("bypasses")):
-        r = _Reader(b, f"bypasses[{i}]", {"file", "redis", "http", "plugin", "reload"})
+@dataclass
+class _Named:
+    """The named top-level parts that chains, hops and nodes refer to."""
+
+    bypasses: _Bypasses
+    hosts: dict[str, HostsConfig]
+
+
+def _hosts(top: _Reader) -> dict[str, HostsConfig]:
+    """GOST's top-level ``hosts:`` tables by name."""
+
+    def parse(r: _Reader, name: str) -> HostsConfig:
+        mappings = []
+        for j, m in enumerate(r.list("mappings")):
+            mr = _Reader(m, r.sub(f"mappings[{j}]"))
+            ip_text = mr.str("ip", required=True)
+            try:
+                ip = str(ipaddress.ip_address(ip_text))
+            except ValueError:
+                raise ConfigError(
+                    mr.sub("ip"), f"expected an IP address, got '{ip_text}'"
+                ) from None
+            names = [mr.str("hostname", required=True)]
+            for k, alias in enumerate(mr.list("aliases")):
+                try:
+                    names.append(values.parse_str(alias))
+                except ValueError as exc:
+                    raise ConfigError(mr.sub(f"aliases[{k}]"), str(exc)) from None
+            mappings += [(n, ip) for n in names if n]
+            mr.warn_unknown()
+        return HostsConfig(name, tuple(mappings))
+
+    return _named_list(top, "hosts", "hosts", parse)
+
+
+def _named_list(top: _Reader, key: str, kind: str, parse: Callable[[_Reader, str], Any]) -> dict:
+    """A top-level list of named parts (``bypasses:``, ``admissions:``, ``hosts:``) by name.
+
+    Their loaders and plugins are refused: such a part without the entries it
+    would have loaded would let through what it should stop."""
+    named: dict[str, Any] = {}
+    for i, item in enumerate(top.list(key)):
+        r = _Reader(item, f"{key}[{i}]", {"file", "redis", "http", "plugin", "reload"})
         name = r.str("name", required=True)
         if name in named:
-            raise ConfigError(r.sub("name"), f"duplicate bypass name '{name}'")
+            raise ConfigError(r.sub("name"), f"duplicate {kind} name '{name}'")
+        named[name] = parse(r, name)
+        r.warn_unknown()
+    return named
+
+
+def _hosts_ref(r: _Reader, hosts: dict[str, HostsConfig]) -> HostsConfig | None:
+    """The hosts table a service, hop or node names with ``hosts:``."""
+    if not r.has("hosts"):
+        return None
+    name = r.str("hosts")
+    if name not in hosts:
+        known = ", ".join(hosts) or "none defined"
+        raise ConfigError(r.sub("hosts"), f"unknown hosts '{name}' (hosts: {known})")
+    return hosts[name]
+
+
+def _bypasses(top: _Reader) -> _Bypasses:
+    """GOST's top-level ``bypasses:`` by name."""
+
+    def parse(r: _Reader, name: str) -> BypassConfig:
         matchers = _matcher_list(r)
         network = r.str("network").lower()
         if network not in ("", "tcp", "udp"):
             raise ConfigError(r.sub("network"), f"expected tcp or udp, got '{network}'")
-        whitelist = r.convert("whitelist", values.parse_bool, False)
-        reverse = r.convert("reverse", values.parse_bool, False)  # GOST's older name
-        named[name] = BypassConfig(name, matchers, whitelist or reverse, network)
-        r.warn_unknown()
-    return named
+        return BypassConfig(name, matchers, _whitelist(r), network)
+
+    return _named_list(top, "bypasses", "bypass", parse)
+
+
+def _whitelist(r: _Reader) -> bool:
+    """``whitelist``, or GOST's older name for it, ``reverse``."""
+    whitelist = r.convert("whitelist", values.parse_bool, False)
+    return r.convert("reverse", values.parse_bool, False) or whitelist
 
 
 def _bypass_refs(r: _Reader, bypasses: _Bypasses) -> list[BypassConfig]:
@@ -563,28 +635,23 @@ def _matcher_list(r: _Reader) -> tuple[str, ...]:
 
 
 def _admissions(top: _Reader) -> dict[str, AdmissionConfig]:
-    """GOST's top-level ``admissions:`` by name (loaders and plugins refused, as bypasses)."""
-    named: dict[str, AdmissionConfig] = {}
-    for i, a in enumerate(top.list("admissions")):
-        r = _Reader(a, f"admissions[{i}]", {"file", "redis", "http", "plugin", "reload"})
-        name = r.str("name", required=True)
-        if name in named:
-            raise ConfigError(r.sub("name"), f"duplicate admission name '{name}'")
-        whitelist = r.convert("whitelist", values.parse_bool, False)
-        reverse = r.convert("reverse", values.parse_bool, False)  # GOST's older name
-        named[name] = AdmissionConfig(name, _matcher_list(r), whitelist or reverse)
-        r.warn_unknown()
-    return named
+    """GOST's top-level ``admissions:`` by name."""
+    return _named_list(
+        top,
+        "admissions",
+        "admission",
+        lambda r, name: AdmissionConfig(name, _matcher_list(r), _whitelist(r)),
+    )
 
 
-def _named_hops(top: _Reader, bypasses: _Bypasses) -> dict[str, HopConfig]:
+def _named_hops(top: _Reader, named_items: _Named) -> dict[str, HopConfig]:
     """GOST's top-level ``hops:``, which chains name instead of listing nodes."""
     named: dict[str, HopConfig] = {}
     for i, h in enumerate(top.list("hops")):
         path = f"hops[{i}]"
         if not isinstance(h, dict) or not any(str(k).lower() == "name" for k in h):
             raise ConfigError(path, "a hop under hops: needs a name (chains refer to it by name)")
-        hop = _hop(h, path, "", bypasses)
+        hop = _hop(h, path, "", named_items)
         hop.top_level = True
         if hop.name in named:
             raise ConfigError(f"{path}.name", f"duplicate hop name '{hop.name}'")
@@ -592,13 +659,14 @@ def _named_hops(top: _Reader, bypasses: _Bypasses) -> dict[str, HopConfig]:
     return named
 
 
-def _node(data: Any, path: str, index: int, bypasses: _Bypasses) -> NodeConfig:
+def _node(data: Any, path: str, index: int, named: _Named) -> NodeConfig:
     r = _Reader(data, path, _UNSUPPORTED_NODE)
     node = NodeConfig(
         name=r.str("name", f"node-{index}"),
         addr=r.str("addr", required=True),
         metadata=r.metadata(),
-        bypass=_bypass_refs(r, bypasses),
+        bypass=_bypass_refs(r, named.bypasses),
+        hosts=_hosts_ref(r, named.hosts),
         origin=path,
     )
     if r.has("connector"):

@@ -10,14 +10,15 @@ left out of its hop's selection.
 from __future__ import annotations
 
 import pytest
-from proxy_support import TCPServer, connect, echo, recv_exactly, recv_head, recv_until_close
+from proxy_support import GOST_CONNECT_OK as CONNECT_OK
+from proxy_support import TCPServer, connect, echo, recv_exactly, recv_until_close
+from proxy_support import http_connect_echo as http_connect
 from support import Procs, free_port
 
 from gostfast.proto import relay as rp
 from gostfast.proto import socks4 as s4
 from gostfast.proto import socks5 as s5
 
-CONNECT_OK = b"HTTP/1.1 200 Connection established\r\nProxy-Agent: gost/3.0\r\n\r\n"
 FORBIDDEN = b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nProxy-Agent: gost/3.0\r\n\r\n"
 UNAVAILABLE = (
     b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nProxy-Agent: gost/3.0\r\n\r\n"
@@ -71,17 +72,6 @@ def net(tmp_path_factory):
     finally:
         procs.stop_all()
         echo_srv.close()
-
-
-def http_connect(port: int, target: str) -> tuple[bytes, bytes]:
-    """The answer head to CONNECT ``target``, and what an echo through it returns."""
-    with connect(port) as s:
-        s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
-        head = recv_head(s)
-        if head != CONNECT_OK:
-            return head, recv_until_close(s)
-        s.sendall(b"ping")
-        return head, recv_exactly(s, 4)
 
 
 def test_http_service_bypass_is_403(net):

@@ -47,9 +47,11 @@ COMMAND_LINES = {
         "-L",
         "http://:8080?bypass=~10.0.0.0/8,.cn",
         "-L",
-        "socks5://:1080?bypass=*.ads.test&admission=~127.0.0.1,10.0.0.0/8",
+        "socks5://:1080?bypass=*.ads.test&admission=~127.0.0.1,10.0.0.0/8&hosts=x.test:::1",
         "-F",
-        "http://h:1?bypass=a.b:443",
+        "http://h:1?bypass=a.b:443&hosts=h:10.0.0.1",
+        "-F",
+        "http://g:1",
     ],
 }
 

@@ -18,7 +18,7 @@ import pytest
 from gostfast import registry
 from gostfast.config import gost_names
 from gostfast.config.errors import ConfigError
-from gostfast.config.model import AdmissionConfig, Auth, BypassConfig
+from gostfast.config.model import AdmissionConfig, Auth, BypassConfig, HostsConfig
 from gostfast.config.url import Names, from_urls, parse_hop, parse_service
 
 # what is registered at the time of writing
@@ -545,10 +545,20 @@ def test_service_prefixes_are_not_node_prefixes() -> None:
     assert svc.handler.metadata == {"dialer.a": "1"}
 
 
-@pytest.mark.parametrize("key", ["resolver", "hosts", "limiter.in", "netns", "interface"])
+@pytest.mark.parametrize("key", ["resolver", "limiter.in", "netns", "interface"])
 def test_unsupported_service_keys_are_errors(key: str) -> None:
     with pytest.raises(ConfigError, match=rf"option '{key}' is not supported"):
         parse_service(f"ws://:80?{key}=x", 0, FULL)
+
+
+def test_hosts_key_is_a_service_or_hop_table() -> None:
+    svc = one("http://:8080?hosts=example.com:127.0.0.1,v6.test:::1,nocolon")
+    assert svc.hosts == HostsConfig("hosts-0", (("example.com", "127.0.0.1"), ("v6.test", "::1")))
+    hop = parse_hop("http://a:1,b:1?hosts=a:10.0.0.1", 1, FULL)
+    assert hop.hosts == HostsConfig("hosts-hop-1", (("a", "10.0.0.1"),))
+    assert all(n.hosts is hop.hosts for n in hop.nodes)  # nodes take their hop's
+    with pytest.raises(ConfigError, match="hosts: 'x:not-ip' is not hostname:ip"):
+        one("http://:8080?hosts=x:not-ip")
 
 
 def test_admission_key_is_the_service_admission() -> None:
@@ -568,7 +578,7 @@ def test_bypass_key_is_a_service_or_hop_bypass() -> None:
     assert "bypass" not in hop.nodes[0].metadata and "bypass" not in hop.nodes[0].dialer.metadata
 
 
-@pytest.mark.parametrize("key", ["resolver", "hosts", "interface"])
+@pytest.mark.parametrize("key", ["resolver", "interface"])
 def test_unsupported_node_keys_are_errors(key: str) -> None:
     with pytest.raises(ConfigError, match=rf"option '{key}' is not supported"):
         parse_hop(f"ws://h:80?{key}=x", 0, FULL)

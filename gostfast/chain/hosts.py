@@ -1,0 +1,43 @@
+"""GOST's hosts: static name -> IP mappings, consulted before any DNS.
+
+A service's hosts map the target of every request before it is routed (the
+route, its bypasses and the last hop's connector then see the IP); a node's
+hosts (or its hop's, for nodes without their own) map the node's own address
+when it is dialled. Lookup order is GOST's (x/hosts): the name itself, then
+``.name``, then each parent suffix (``.example.com`` covers every name under
+it), then ``.`` (everything). The first mapped IP is used; a name with no
+mapping goes on unchanged (DNS happens at the final dial, as in GOST).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gostfast.config.model import HostsConfig
+
+
+class HostMapper:
+    """One hosts table: lower-cased names to the IPs mapped to them, in order."""
+
+    def __init__(self, configs: Sequence[HostsConfig]) -> None:
+        self.table: dict[str, list[str]] = {}
+        for cfg in configs:
+            for name, ip in cfg.mappings:
+                self.table.setdefault(name.lower(), []).append(ip)
+
+    def __bool__(self) -> bool:
+        return bool(self.table)
+
+    def lookup(self, host: str) -> str | None:
+        """The IP ``host`` maps to, or None."""
+        name = host.lower()
+        for key in (name, "." + name):
+            if key in self.table:
+                return self.table[key][0]
+        rest = name
+        while (dot := rest.find(".")) > 0:
+            if rest[dot:] in self.table:
+                return self.table[rest[dot:]][0]
+            rest = rest[dot + 1 :]
+        ips = self.table.get(".")
+        return ips[0] if ips else None
