@@ -127,6 +127,9 @@ def describe(p: Plan) -> dict[str, Any]:
             entry["bypass"] = bypass(s.bypass)
         if s.hosts:
             entry["hosts"] = hosts(s.hosts)
+        for key in ("climiter", "rlimiter"):
+            if (lim := getattr(s, key)) is not None:
+                entry[key] = {"name": lim.name, "limits": list(lim.limits)}
         if s.admission:
             entry["admission"] = [
                 {**dataclasses.asdict(a), "matchers": list(a.matchers)} for a in s.admission

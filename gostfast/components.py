@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from gostfast.chain.bypass import Bypass
 from gostfast.config.model import Auth, TLSConfig
 from gostfast.config.options import Options
-from gostfast.endpoint import Endpoint
+from gostfast.endpoint import Endpoint, TCPEndpoint
+from gostfast.limits import ConnLimiter
 
 if TYPE_CHECKING:
     from gostfast.chain.route import Router
@@ -35,6 +36,8 @@ class ListenerSpec:
     tls: TLSConfig | None
     global_tls: TLSConfig | None
     log: logging.Logger
+    #: GOST's climiter: TCP connections over its limits are closed as they are accepted
+    conn_limiter: ConnLimiter | None = None
 
 
 @dataclass
@@ -76,6 +79,20 @@ class Listener(ABC):
 
     @abstractmethod
     async def start(self, on_accept: Callable[[Endpoint], None]) -> None: ...
+
+    def admit_connection(self, ep: TCPEndpoint) -> bool:
+        """Apply the service's connection limiter to a TCP connection just accepted: take a
+        slot (freed when it closes), or close it and say False."""
+        limiter = self.spec.conn_limiter
+        if limiter is None:
+            return True
+        release = limiter.acquire(ep.peer_ip)
+        if release is None:
+            self.spec.log.info("%s: climiter: connection limit reached; closing", ep.peer)
+            ep.close()  # as GOST: a plain close, nothing read
+            return False
+        ep.on_lost = release
+        return True
 
     @abstractmethod
     def close(self) -> None: ...

@@ -19,6 +19,7 @@ reading on the other side.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from gostfast.errors import EndpointClosed
@@ -50,6 +51,7 @@ class Endpoint:
         "__weakref__",
         "peer",
         "client_ip",
+        "peer_ip",
         "_sink",
         "_buf",
         "_eof",
@@ -67,6 +69,8 @@ class Endpoint:
         #: the client's IP as GOST's services judge it (admission): the TCP peer, or
         #: what a proxy in front of a websocket listener said; "" when unknown
         self.client_ip: str = ""
+        #: the TCP peer's IP under every layer (GOST's RemoteAddr: limiters key on it)
+        self.peer_ip: str = ""
         self._sink: Sink | None = None
         self._buf = bytearray()
         self._eof = False
@@ -289,6 +293,7 @@ class LayeredEndpoint(Endpoint):
         self.inner = inner
         self.peer = inner.peer
         self.client_ip = inner.client_ip
+        self.peer_ip = inner.peer_ip
         if attach:  # a layer that must not see bytes yet (TLS before its handshake) attaches later
             inner.attach(self)
 
@@ -348,11 +353,13 @@ class TCPEndpoint(Endpoint, asyncio.Protocol):
     #: outgoing buffer high-water mark: above it the relay pauses the other side
     WRITE_HIGH_WATER = 256 * 1024
 
-    __slots__ = ("transport",)
+    __slots__ = ("transport", "on_lost")
 
     def __init__(self) -> None:
         super().__init__()
         self.transport: asyncio.Transport | None = None
+        #: called once when the connection is gone (a connection limiter's release)
+        self.on_lost: Callable[[], None] | None = None
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -361,7 +368,7 @@ class TCPEndpoint(Endpoint, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}" if ":" not in peer[0] else f"[{peer[0]}]:{peer[1]}"
-            self.client_ip = peer[0]
+            self.client_ip = self.peer_ip = peer[0]
 
     def data_received(self, data: bytes) -> None:
         sink = self._sink
@@ -377,6 +384,9 @@ class TCPEndpoint(Endpoint, asyncio.Protocol):
         return self.transport is None or self.transport.get_extra_info("ssl_object") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.on_lost is not None:
+            on_lost, self.on_lost = self.on_lost, None
+            on_lost()
         self._closed_by_peer(exc)
 
     def pause_writing(self) -> None:

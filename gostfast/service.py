@@ -47,6 +47,7 @@ from gostfast.config.options import Options, known_keys, parse_options
 from gostfast.config.url import split_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import GostfastError
+from gostfast.limits import ConnLimiter, RateLimiter
 
 log = logging.getLogger("gostfast")
 
@@ -373,6 +374,7 @@ class Orchestrator:
                 svc.listener.tls,
                 self.plan.config.tls,
                 slog,
+                ConnLimiter(svc.climiter) if svc.climiter else None,
             )
         )
         return listener, handler
@@ -382,8 +384,9 @@ class Orchestrator:
         for sp in self.plan.services:
             listener, handler = self._build(sp)
             admission = Admission(sp.config.admission)
+            rlimiter = RateLimiter(sp.config.rlimiter) if sp.config.rlimiter else None
             try:
-                await listener.start(self._acceptor(handler, sp.config.name, admission))
+                await listener.start(self._acceptor(handler, sp.config.name, admission, rlimiter))
             except OSError as exc:
                 self.close_listeners()
                 reason = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -402,7 +405,9 @@ class Orchestrator:
                 else "",
             )
 
-    def _acceptor(self, handler: Handler, name: str, admission: Admission):
+    def _acceptor(
+        self, handler: Handler, name: str, admission: Admission, rlimiter: RateLimiter | None
+    ):
         loop = asyncio.get_running_loop()
         tasks = self.tasks
         hlog = logging.getLogger(f"gostfast.service.{name}")
@@ -423,6 +428,10 @@ class Orchestrator:
         def on_accept(ep: Endpoint) -> None:
             if admission and not admission.admits(ep.client_ip):
                 hlog.info("%s: admission: client %s is denied", ep.peer, ep.client_ip)
+                ep.close()
+                return
+            if rlimiter is not None and not rlimiter.allow(ep.peer_ip):
+                hlog.info("%s: rlimiter: request rate limit reached; closing", ep.peer)
                 ep.close()
                 return
             task = loop.create_task(serve(ep))

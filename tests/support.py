@@ -216,3 +216,17 @@ def connect_unique(port: int, timeout: float) -> socket.socket:
     s.settimeout(timeout)
     s.connect(("127.0.0.1", port))
     return s
+
+
+def assert_config_error(text: str, path: str, message: str) -> None:
+    """Loading the YAML ``text`` fails at ``path`` with a message containing ``message``."""
+    from gostfast.config.errors import ConfigError
+    from gostfast.config.yaml import load_text
+
+    try:
+        load_text(text)
+    except ConfigError as e:
+        assert (e.path, message in e.message) == (path, True), str(e)
+        assert str(e) == f"{e.path}: {e.message}"
+        return
+    raise AssertionError(f"no ConfigError for {text!r}")

@@ -33,6 +33,7 @@ from gostfast.config.model import (
     HandlerConfig,
     HopConfig,
     HostsConfig,
+    LimiterConfig,
     LogConfig,
     NodeConfig,
     NodeLabels,
@@ -178,6 +179,15 @@ def _hosts_ref(hosts: HostsConfig | None, tables: dict[str, dict[str, Any]]) -> 
     return {"hosts": hosts.name}
 
 
+def _limiter_ref(
+    key: str, lim: LimiterConfig | None, named: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    if lim is None:
+        return {}
+    named.setdefault(lim.name, {"name": lim.name, "limits": list(lim.limits)})
+    return {key: lim.name}
+
+
 def _node(n: NodeConfig, known: Known, bypasses: _Bypasses) -> dict[str, Any]:
     dialer_md, connector_md, node_md = _trim(
         [
@@ -227,6 +237,8 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
     authers: list[dict[str, Any]] = []
     bypasses = _Bypasses()
     admissions: dict[str, dict[str, Any]] = {}
+    climiters: dict[str, dict[str, Any]] = {}
+    rlimiters: dict[str, dict[str, Any]] = {}
     services = []
     for s in cfg.services:
         listener_md, handler_md, service_md = _trim(
@@ -256,6 +268,8 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
                     **bypasses.refs(s.bypass),
                     **_admission_refs(s.admission, admissions),
                     **_hosts_ref(s.hosts, bypasses.hosts),
+                    **_limiter_ref("climiter", s.climiter, climiters),
+                    **_limiter_ref("rlimiter", s.rlimiter, rlimiters),
                 }
             )
         )
@@ -291,6 +305,8 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
             "bypasses": list(bypasses.by_name.values()),
             "admissions": list(admissions.values()),
             "hosts": list(bypasses.hosts.values()),
+            "climiters": list(climiters.values()),
+            "rlimiters": list(rlimiters.values()),
             "tls": _tls(cfg.tls, global_=True),
             "log": _log(cfg.log) if cfg.log else None,
         }

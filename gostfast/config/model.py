@@ -70,6 +70,14 @@ class HostsConfig:
 
 
 @dataclass(frozen=True)
+class LimiterConfig:
+    """One GOST connection or rate limiter (``climiters:``/``rlimiters:``): see limits.py."""
+
+    name: str
+    limits: tuple[str, ...] = ()  # GOST's lines: "$ 100", "$$ 10", "10.0.0.0/8 5"
+
+
+@dataclass(frozen=True)
 class NodeLabels:
     """GOST's selector labels: what a node's own metadata tells its hop's selector."""
 
@@ -122,6 +130,8 @@ class ServiceConfig:
     bypass: list[BypassConfig] = field(default_factory=list)  # targets the handler refuses
     admission: list[AdmissionConfig] = field(default_factory=list)  # clients it accepts
     hosts: HostsConfig | None = None  # maps request targets before routing
+    climiter: LimiterConfig | None = None  # TCP connections open at once
+    rlimiter: LimiterConfig | None = None  # requests per second
     # where this service came from, for error messages: "services[0]" or "-L 'ws://:80'"
     origin: str = ""
     # metadata keys the CLI copied into several parts (warn only if no part knows them)

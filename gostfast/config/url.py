@@ -38,6 +38,7 @@ from gostfast.config.model import (
     HandlerConfig,
     HopConfig,
     HostsConfig,
+    LimiterConfig,
     ListenerConfig,
     NodeConfig,
     SelectorConfig,
@@ -65,8 +66,6 @@ _SELECTOR_KEYS = {"strategy", "maxfails", "max_fails", "failtimeout", "fail_time
 _UNSUPPORTED_L_KEYS = {
     "retries",
     "resolver",
-    "climiter",
-    "rlimiter",
     "interface",
     "so_mark",
     "proxyprotocol",
@@ -306,6 +305,8 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
     bypass = _bypass(query, f"bypass-{index}")
     admission = _admission(query, f"admission-{index}")
     hosts = _hosts(query, f"hosts-{index}", where)
+    climiter = _limiter(query, "climiter", index, where)
+    rlimiter = _limiter(query, "rlimiter", index, where)
     parts, shared = _split_prefixed(query, ("service", "handler", "listener"))
 
     targets = unquote(u.path).strip("/")
@@ -342,6 +343,8 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
                 bypass=bypass,
                 admission=admission,
                 hosts=hosts,
+                climiter=climiter,
+                rlimiter=rlimiter,
                 origin=where,
                 shared_keys=frozenset(shared),
             )
@@ -379,6 +382,19 @@ def _hosts(query: dict[str, str], name: str, where: str) -> HostsConfig | None:
         except ValueError:
             raise ConfigError(where, f"hosts: '{pair}' is not hostname:ip") from None
     return HostsConfig(name, tuple(mappings))
+
+
+def _limiter(query: dict[str, str], key: str, index: int, where: str) -> LimiterConfig | None:
+    """GOST's ``climiter=N`` / ``rlimiter=R``: one limit for the whole service ("$ N")."""
+    text = _take(query, key)
+    if not text:
+        return None
+    try:
+        values.parse_limit_line(f"{values.GLOBAL_LIMIT_KEY} {text}", rate=key == "rlimiter")
+    except ValueError:
+        kind = "a number of requests per second" if key == "rlimiter" else "a connection count"
+        raise ConfigError(where, f"{key}: expected {kind} > 0, got '{text}'") from None
+    return LimiterConfig(f"{key}-{index}", (f"{values.GLOBAL_LIMIT_KEY} {text}",))
 
 
 def _admission(query: dict[str, str], name: str) -> list[AdmissionConfig]:

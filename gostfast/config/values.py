@@ -7,6 +7,7 @@ the same rules so a GOST config means the same thing here.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
@@ -146,3 +147,32 @@ def format_duration(seconds: float) -> str:
             return f"{s // 60}m"
         return f"{s}s"
     return f"{seconds * 1000:g}ms"
+
+
+GLOBAL_LIMIT_KEY = "$"  # GOST's limiter lines: the whole service
+PER_IP_LIMIT_KEY = "$$"  # each client IP no other line names
+
+
+def parse_limit_line(line: str, rate: bool) -> tuple[str, float]:
+    """``KEY VALUE`` -> (key, value); ValueError naming what is wrong."""
+    parts = line.replace("\t", " ").split()
+    if len(parts) < 2:
+        raise ValueError(
+            f"expected 'KEY LIMIT' ($, $$, an IP or a CIDR, then a number), got {line!r}"
+        )
+    key, text = parts[0], parts[1]
+    try:
+        value = float(text) if rate else int(text)
+    except ValueError:
+        kind = "a number" if rate else "an integer"
+        raise ValueError(f"limit in {line!r}: expected {kind}, got {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"limit in {line!r} must be greater than 0")
+    if key not in (GLOBAL_LIMIT_KEY, PER_IP_LIMIT_KEY):
+        try:
+            ipaddress.ip_network(key, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"key in {line!r}: expected $, $$, an IP or a CIDR, got {key!r}"
+            ) from None
+    return key, value

@@ -35,6 +35,7 @@ from gostfast.config.model import (
     HandlerConfig,
     HopConfig,
     HostsConfig,
+    LimiterConfig,
     ListenerConfig,
     LogConfig,
     NodeConfig,
@@ -54,8 +55,6 @@ _UNSUPPORTED_TOP = {
     "sds",
     "recorders",
     "limiters",
-    "climiters",
-    "rlimiters",
     "observers",
     "loggers",
     "api",
@@ -67,8 +66,6 @@ _UNSUPPORTED_TOP = {
 _UNSUPPORTED_SERVICE = {
     "resolver",
     "limiter",
-    "climiter",
-    "rlimiter",
     "interface",
     "sockopts",
     "recorders",
@@ -271,12 +268,13 @@ def from_dict(data: Any) -> Config:
     named = _Named(_bypasses(top), _hosts(top))
     bypasses = named.bypasses
     admissions = _admissions(top)
+    limiters = (_limiters(top, "climiters", rate=False), _limiters(top, "rlimiters", rate=True))
     named_hops = _named_hops(top, named)
     for i, c in enumerate(top.list("chains")):
         cfg.chains.append(_chain(c, f"chains[{i}]", i, named_hops, named))
     for i, s in enumerate(top.list("services")):
         cfg.services.append(
-            _service(s, f"services[{i}]", i, authers, bypasses, admissions, named.hosts)
+            _service(s, f"services[{i}]", i, authers, bypasses, admissions, named.hosts, limiters)
         )
     top.warn_unknown()
     names = [s.name for s in cfg.services]
@@ -387,6 +385,7 @@ def _service(
     bypasses: _Bypasses,
     admissions: dict[str, AdmissionConfig],
     hosts: dict[str, HostsConfig],
+    limiters: tuple[dict[str, LimiterConfig], dict[str, LimiterConfig]],
 ) -> ServiceConfig:
     r = _Reader(data, path, _UNSUPPORTED_SERVICE)
     svc = ServiceConfig(
@@ -397,6 +396,8 @@ def _service(
         bypass=_bypass_refs(r, bypasses),
         admission=_named_refs(r, "admission", "admissions", admissions),
         hosts=_hosts_ref(r, hosts),
+        climiter=_limiter_ref(r, "climiter", limiters[0]),
+        rlimiter=_limiter_ref(r, "rlimiter", limiters[1]),
     )
     if r.has("handler"):
         h = _Reader(r.get("handler"), r.sub("handler"), _UNSUPPORTED_HANDLER)
@@ -554,6 +555,34 @@ def _hosts(top: _Reader) -> dict[str, HostsConfig]:
         return HostsConfig(name, tuple(mappings))
 
     return _named_list(top, "hosts", "hosts", parse)
+
+
+def _limiters(top: _Reader, key: str, rate: bool) -> dict[str, LimiterConfig]:
+    """GOST's top-level ``climiters:`` or ``rlimiters:`` by name (their lines checked now)."""
+
+    def parse(r: _Reader, name: str) -> LimiterConfig:
+        lines = []
+        for j, line in enumerate(r.list("limits")):
+            where = r.sub(f"limits[{j}]")
+            try:
+                text = values.parse_str(line)
+                values.parse_limit_line(text, rate)
+            except ValueError as exc:
+                raise ConfigError(where, str(exc)) from None
+            lines.append(text)
+        return LimiterConfig(name, tuple(lines))
+
+    return _named_list(top, key, key[:-1], parse)
+
+
+def _limiter_ref(r: _Reader, key: str, named: dict[str, LimiterConfig]) -> LimiterConfig | None:
+    if not r.has(key):
+        return None
+    name = r.str(key)
+    if name not in named:
+        known = ", ".join(named) or "none defined"
+        raise ConfigError(r.sub(key), f"unknown {key} '{name}' ({key}s: {known})")
+    return named[name]
 
 
 def _named_list(top: _Reader, key: str, kind: str, parse: Callable[[_Reader, str], Any]) -> dict:

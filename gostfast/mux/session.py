@@ -78,6 +78,7 @@ class Stream(Endpoint):
         self.sid = sid
         self.peer = f"{session.conn.peer}#{sid}"
         self.client_ip = session.conn.client_ip
+        self.peer_ip = session.conn.peer_ip
         self._reading_paused = False
         self._pending: deque = deque()  # payloads received while paused
         self._pending_bytes = 0

@@ -94,10 +94,13 @@ class TCPListener(Listener):
 
     def _protocol_factory(self, on_accept: Callable[[Endpoint], None]):
         options = self.spec.options
+        listener = self
 
         class Accepted(TCPEndpoint):
             def connection_made(self, transport) -> None:
                 super().connection_made(transport)
+                if not listener.admit_connection(self):
+                    return
                 apply_keepalive(transport.get_extra_info("socket"), options)
                 on_accept(self)
 

@@ -250,6 +250,8 @@ class WSListener(Listener):
         class Accepted(TCPEndpoint):
             def connection_made(self, transport) -> None:
                 super().connection_made(transport)
+                if not listener.admit_connection(self):
+                    return
                 sock = transport.get_extra_info("socket")
                 apply_keepalive(sock, opts)
                 if opts.read_buffer_size and sock is not None:

@@ -45,7 +45,7 @@ COMMAND_LINES = {
     "unknown-key-stays": ["-L", "ws://:8081?path=/p&bogus=1"],
     "bypass": [
         "-L",
-        "http://:8080?bypass=~10.0.0.0/8,.cn",
+        "http://:8080?bypass=~10.0.0.0/8,.cn&climiter=100&rlimiter=2.5",
         "-L",
         "socks5://:1080?bypass=*.ads.test&admission=~127.0.0.1,10.0.0.0/8&hosts=x.test:::1",
         "-F",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from support import assert_config_error
 
 from gostfast.chain.hosts import HostMapper
-from gostfast.config.errors import ConfigError
 from gostfast.config.model import HostsConfig
 from gostfast.config.yaml import load_text
 
@@ -74,7 +74,4 @@ def test_yaml_hosts_tables_aliases_and_hop_inheritance() -> None:
     ],
 )
 def test_hosts_errors_name_the_path(text: str, path: str, message: str) -> None:
-    with pytest.raises(ConfigError) as e:
-        load_text(text)
-    assert e.value.path == path
-    assert message in e.value.message
+    assert_config_error(text, path, message)

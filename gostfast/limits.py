@@ -1,0 +1,147 @@
+"""GOST's connection and request-rate limiters (``climiter``, ``rlimiter``).
+
+Both read GOST's limit lines, ``KEY VALUE`` (go-gost/x limiter/conn, limiter/rate):
+
+* ``$ N``: one limit for the whole service;
+* ``$$ N``: a limit for each client IP that no line below names;
+* ``IP N``: one limit for that IP;
+* ``CIDR N``: a limit for each client IP inside the network.
+
+A client gets its IP's limit (an exact IP first, else the first CIDR holding
+it, else ``$$``) together with ``$``; it must pass all of them.
+
+* A connection limiter counts TCP connections open at once, per service:
+  the one over its limit is closed as it is accepted, and a slot is freed
+  when a connection closes. On websocket listeners it counts the TCP
+  connections, not the tunnels inside an mws session, as GOST wraps the TCP
+  listener.
+* A rate limiter is a token bucket per limit (VALUE requests per second,
+  burst VALUE + 1, as GOST's golang.org/x/time/rate use): each request a
+  handler starts takes one token, and a client with none left is closed.
+
+The client IP is the TCP peer's, as GOST's listener and handlers take it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable
+
+from gostfast.config.model import LimiterConfig
+from gostfast.config.values import GLOBAL_LIMIT_KEY as GLOBAL_KEY
+from gostfast.config.values import PER_IP_LIMIT_KEY as PER_IP_KEY
+from gostfast.config.values import parse_limit_line
+
+
+class _Limits:
+    """GOST's lookup from a client IP to the limits that apply, one object per limit."""
+
+    def __init__(self, cfg: LimiterConfig, rate: bool, make: Callable[[float], object]) -> None:
+        self._make = make
+        self._global = None
+        self._per_ip: float | None = None
+        self._ips: dict[str, object] = {}
+        self._cidrs: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, float]] = []
+        self._cache: dict[str, list] = {}
+        for line in cfg.limits:
+            key, value = parse_limit_line(line, rate)
+            if key == GLOBAL_KEY:
+                self._global = make(value)
+            elif key == PER_IP_KEY:
+                self._per_ip = value
+            elif "/" in key:
+                self._cidrs.append((ipaddress.ip_network(key, strict=False), value))
+            else:
+                self._ips[str(ipaddress.ip_address(key))] = make(value)
+
+    def for_client(self, ip_text: str) -> list:
+        cached = self._cache.get(ip_text)
+        if cached is not None:
+            return cached
+        found: list = []
+        try:
+            ip = ipaddress.ip_address(ip_text)
+        except ValueError:
+            ip = None
+        if ip is not None:
+            if str(ip) in self._ips:
+                found.append(self._ips[str(ip)])
+            else:
+                for net, value in self._cidrs:
+                    if ip.version == net.version and ip in net:
+                        found.append(self._make(value))  # a limit of its own per IP
+                        break
+        if not found and self._per_ip is not None:
+            found.append(self._make(self._per_ip))
+        if self._global is not None:
+            found.append(self._global)
+        self._cache[ip_text] = found
+        return found
+
+
+class _Counter:
+    __slots__ = ("limit", "current")
+
+    def __init__(self, limit: float) -> None:
+        self.limit = int(limit)
+        self.current = 0
+
+
+class ConnLimiter:
+    """Connections open at once, per GOST's limit lines."""
+
+    def __init__(self, cfg: LimiterConfig) -> None:
+        self._limits = _Limits(cfg, rate=False, make=_Counter)
+
+    def acquire(self, client_ip: str) -> Callable[[], None] | None:
+        """A slot for one more connection from ``client_ip`` and the callable that frees it,
+        or None when a limit is reached (nothing is taken then)."""
+        counters = self._limits.for_client(client_ip)
+        if any(c.current >= c.limit for c in counters):
+            return None
+        for c in counters:
+            c.current += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                for c in counters:
+                    c.current -= 1
+
+        return release
+
+
+class _Bucket:
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.burst = int(rate) + 1  # GOST's NewLimiter(r, int(r)+1)
+        self.tokens = float(self.burst)
+        self.stamp = time.monotonic()
+
+    def refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+
+class RateLimiter:
+    """Requests per second, per GOST's limit lines (token buckets)."""
+
+    def __init__(self, cfg: LimiterConfig) -> None:
+        self._limits = _Limits(cfg, rate=True, make=_Bucket)
+
+    def allow(self, client_ip: str) -> bool:
+        """Take a token from every bucket that applies; False (taking none) if one is empty."""
+        buckets = self._limits.for_client(client_ip)
+        now = time.monotonic()
+        for b in buckets:
+            b.refill(now)
+        if any(b.tokens < 1 for b in buckets):
+            return False
+        for b in buckets:
+            b.tokens -= 1
+        return True
