@@ -119,6 +119,11 @@ class Endpoint:
     def at_eof(self) -> bool:
         return self._eof and not self._buf
 
+    @property
+    def buffered(self) -> int:
+        """Bytes read but not yet consumed (handshake mode)."""
+        return len(self._buf)
+
     # ---------------------------------------------------- called by subclasses
     def _feed(self, data: bytes | bytearray | memoryview) -> None:
         sink = self._sink

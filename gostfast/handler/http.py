@@ -24,7 +24,7 @@ Per request head read from the client:
   Proxy-Connection, GOST's Gost-Target/X-Gost-Target/Gost-Record and every
   hop-by-hop header are removed, the target is rewritten to origin-form and the
   request goes to the origin through the chain on a connection of its own
-  (GOST's default: no upstream keep-alive). Bodies (Content-Length or chunked)
+  (GOST's default), or with ``keepalive`` on a kept one (handler/_httppool.py). Bodies (Content-Length or chunked)
   stream both ways without being collected; 1xx answers are passed on; the
   response head must arrive within ``readTimeout`` (15 s) after the request
   was sent, else ``503`` (GOST's answer to any upstream failure). A ``101``
@@ -53,6 +53,7 @@ from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError, EndpointClosed
 from gostfast.handler import _httpbody as body
+from gostfast.handler._httppool import UpstreamPool
 from gostfast.handler._users import Users
 from gostfast.proto import http1
 from gostfast.relay import relay
@@ -71,8 +72,15 @@ HTTP_OPTIONS = (
         doc="upstream response header timeout (0: 15s, negative: none)",
     ),
     idle_timeout_opt("CONNECT tunnels: end a direction after this long without bytes (0: never)"),
-    # GOST: upstream keep-alive / compression of forward proxying (Go's http.Transport)
-    unsupported("keepalive", "http.keepalive", "keepalive", default=False, kind="bool"),
+    opt(
+        "keepalive",
+        "bool",
+        False,
+        "http.keepalive",
+        "keepalive",
+        doc="forward proxying: keep upstream connections for the next request (30 s idle)",
+    ),
+    # GOST: transparent gzip of forward proxying (Go's http.Transport)
     unsupported("compression", "http.compression", "compression", default=False, kind="bool"),
     unsupported("probe_resist", "probeResist", "probe_resist"),
     unsupported("knock", "knock"),
@@ -204,6 +212,22 @@ def _forwardable(headers: list[tuple[str, str]], tokens: set[str]) -> list[tuple
     return [(k, v) for k, v in headers if k.lower() not in drop]
 
 
+def _reusable(
+    req: http1.Request, resp: http1.Response, upstream: Endpoint, upload: asyncio.Future
+) -> bool:
+    """Whether the origin connection can carry another request (HTTP/1.1 keep-alive rules):
+    both bodies went through to their framed end and nobody said close."""
+    if resp.version != "HTTP/1.1" or "close" in _connection_tokens(resp):
+        return False
+    if not upload.done() or upload.cancelled() or upload.exception() is not None:
+        return False
+    try:
+        length = body.response_length(resp, req.method)
+    except body.BodyError:
+        return False
+    return length != body.UNTIL_CLOSE and not upstream.closed and not upstream.at_eof
+
+
 def _retrieve(task: asyncio.Future) -> None:
     """Mark a background copy's failure as seen (it is acted on where it matters)."""
     if not task.cancelled():
@@ -227,6 +251,8 @@ class HTTPHandler(Handler):
         timeout = opts.get("read_timeout", 15.0)
         self.read_timeout = 15.0 if timeout == 0 else (None if timeout < 0 else timeout)
         self.idle_timeout = opts.get("idle_timeout", 0.0)
+        #: GOST's keepalive: idle upstream connections, shared by the service's clients
+        self.pool = UpstreamPool() if opts.get("keepalive") else None
         agent_line = f"Proxy-Agent: {_clean(self.proxy_agent)}\r\n"
         self.connect_ok = f"HTTP/1.1 200 Connection established\r\n{agent_line}\r\n".encode(
             "latin-1", "replace"
@@ -357,25 +383,38 @@ class HTTPHandler(Handler):
         ]
         if upgrade:
             headers += [("Connection", "Upgrade"), ("Upgrade", upgrade)]
-        else:
+        elif self.pool is None:  # Go's Transport with keep-alives off
             headers.append(("Connection", "close"))
         if req_length == body.CHUNKED:
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         out_head = http1.build_request(req.method, origin, headers)
 
         unavailable = go_response(503, (), content_length=0, version=req.version)
-        try:
-            upstream = await self.spec.router.dial(*target)
-        except DialError as exc:
-            log.info("%s -> %s: %s", ep.peer, authority, exc)
-            self._refuse(ep, unavailable)
-        log.debug("%s -> %s %s %s", ep.peer, req.method, authority, origin)
-
-        upstream.write(out_head)
-        upload = asyncio.ensure_future(body.copy_body(ep, upstream, req_length))
-        upload.add_done_callback(_retrieve)
-        try:
+        pooled = self.pool.take(target) if self.pool is not None and not upgrade else None
+        # a reused connection the origin dropped meanwhile costs one fresh try, for a
+        # request without a body (as Go's Transport retries replayable requests)
+        tries = 2 if pooled is not None and req_length == 0 else 1
+        for attempt in range(tries):
+            if attempt == 0 and pooled is not None:
+                upstream = pooled
+            else:
+                try:
+                    upstream = await self.spec.router.dial(*target)
+                except DialError as exc:
+                    log.info("%s -> %s: %s", ep.peer, authority, exc)
+                    self._refuse(ep, unavailable)
+            log.debug("%s -> %s %s %s", ep.peer, req.method, authority, origin)
+            upstream.write(out_head)
+            upload = asyncio.ensure_future(body.copy_body(ep, upstream, req_length))
+            upload.add_done_callback(_retrieve)
             resp = await self._response_head(ep, upstream, upload, http10)
+            if resp is not None or attempt + 1 == tries:
+                break
+            upload.cancel()
+            upstream.close()
+            log.debug("%s -> %s: kept connection gone; dialling again", ep.peer, authority)
+        reuse = False
+        try:
             if resp is None:
                 log.info("%s -> %s: no valid response", ep.peer, authority)
                 self._refuse(ep, unavailable)
@@ -383,10 +422,14 @@ class HTTPHandler(Handler):
                 await self._switch(ep, req, resp, upstream, upload, upgrade)
                 raise _Close
             keep = await self._respond(ep, req, resp, upstream, upload, http10, client_keep)
+            reuse = self.pool is not None and _reusable(req, resp, upstream, upload)
         finally:
             if not upload.done():
                 upload.cancel()
-            upstream.close()
+            if reuse:
+                self.pool.put(target, upstream)  # type: ignore[union-attr]
+            else:
+                upstream.close()
         if not keep:
             ep.close()
             raise _Close

@@ -34,8 +34,6 @@ REFUSED = [
         (kind, key, value)
         for kind in ("http", "auto")
         for key, value in (
-            ("keepalive", "true"),
-            ("http.keepalive", True),
             ("compression", "true"),
             ("http.compression", "1"),
         )
@@ -90,7 +88,6 @@ def test_gost_key_we_lack_is_refused_by_name(kind: str, name: str, key: str, val
     ("kind", "name", "key", "value"),
     [
         # values that ask for GOST's default behaviour, which is gostfast's
-        ("handler", "http", "keepalive", "false"),
         ("handler", "http", "http.compression", False),
         ("handler", "forward", "readTimeout", "15s"),
         ("handler", "forward", "readTimeout", "0"),  # GOST: <= 0 = 15s
