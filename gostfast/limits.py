@@ -33,12 +33,29 @@ from gostfast.config.values import GLOBAL_LIMIT_KEY as GLOBAL_KEY
 from gostfast.config.values import PER_IP_LIMIT_KEY as PER_IP_KEY
 from gostfast.config.values import parse_limit_line
 
+#: clients remembered before the idle ones are forgotten (a gateway sees many IPs)
+CACHE_LIMIT = 65536
+
 
 class _Limits:
-    """GOST's lookup from a client IP to the limits that apply, one object per limit."""
+    """GOST's lookup from a client IP to the limits that apply, one object per limit.
 
-    def __init__(self, cfg: LimiterConfig, rate: bool, make: Callable[[float], object]) -> None:
+    GOST keeps every client's limiters for good; here a client whose limiters
+    are back at rest (``idle``: no connection open, a full bucket) is
+    forgotten once more than CACHE_LIMIT are known. Such limiters are the same
+    as new ones, so forgetting them changes nothing but the memory held.
+    """
+
+    def __init__(
+        self,
+        cfg: LimiterConfig,
+        rate: bool,
+        make: Callable[[float], object],
+        idle: Callable[[object], bool],
+    ) -> None:
         self._make = make
+        self._idle = idle
+        self._prune_at = CACHE_LIMIT
         self._global = None
         self._per_ip: float | None = None
         self._ips: dict[str, object] = {}
@@ -76,8 +93,21 @@ class _Limits:
             found.append(self._make(self._per_ip))
         if self._global is not None:
             found.append(self._global)
+        if len(self._cache) >= self._prune_at:
+            self._forget_idle()
+            # mostly busy clients: look again only once the cache has doubled, so a
+            # flood of busy IPs costs amortised O(1) per new client, not a scan each
+            self._prune_at = max(CACHE_LIMIT, 2 * len(self._cache))
         self._cache[ip_text] = found
         return found
+
+    def _forget_idle(self) -> None:
+        shared = {id(x) for x in self._ips.values()} | {id(self._global)}
+        self._cache = {
+            ip: lims
+            for ip, lims in self._cache.items()
+            if not all(id(x) in shared or self._idle(x) for x in lims)
+        }
 
 
 class _Counter:
@@ -92,7 +122,7 @@ class ConnLimiter:
     """Connections open at once, per GOST's limit lines."""
 
     def __init__(self, cfg: LimiterConfig) -> None:
-        self._limits = _Limits(cfg, rate=False, make=_Counter)
+        self._limits = _Limits(cfg, rate=False, make=_Counter, idle=lambda c: c.current == 0)
 
     def acquire(self, client_ip: str) -> Callable[[], None] | None:
         """A slot for one more connection from ``client_ip`` and the callable that frees it,
@@ -127,12 +157,17 @@ class _Bucket:
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
 
+    def full(self) -> bool:
+        """Back at its burst: the same as a new bucket."""
+        self.refill(time.monotonic())
+        return self.tokens >= self.burst
+
 
 class RateLimiter:
     """Requests per second, per GOST's limit lines (token buckets)."""
 
     def __init__(self, cfg: LimiterConfig) -> None:
-        self._limits = _Limits(cfg, rate=True, make=_Bucket)
+        self._limits = _Limits(cfg, rate=True, make=_Bucket, idle=_Bucket.full)
 
     def allow(self, client_ip: str) -> bool:
         """Take a token from every bucket that applies; False (taking none) if one is empty."""

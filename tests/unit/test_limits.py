@@ -67,3 +67,28 @@ def test_yaml_limiters() -> None:
 )
 def test_limiter_errors_name_the_path(text: str, path: str, message: str) -> None:
     assert_config_error(text, path, message)
+
+
+def test_idle_clients_are_forgotten_busy_ones_kept(monkeypatch) -> None:
+    """Past the cache limit only clients whose limits are at rest are dropped, so
+    their counts and buckets are exactly what a new entry would have."""
+    import gostfast.limits as limits
+
+    monkeypatch.setattr(limits, "CACHE_LIMIT", 4)
+    lim = ConnLimiter(LimiterConfig("c", ("$$ 1",)))
+    busy = lim.acquire("10.0.0.1")
+    assert busy
+    for i in range(2, 10):  # short-lived clients: acquire and release
+        release = lim.acquire(f"10.0.0.{i}")
+        assert release
+        release()
+    assert lim.acquire("10.0.0.1") is None  # the busy client's count survived
+    assert len(lim._limits._cache) <= 5
+
+    now = [50.0]
+    monkeypatch.setattr(limits.time, "monotonic", lambda: now[0])
+    rl = RateLimiter(LimiterConfig("r", ("$$ 1",)))
+    assert rl.allow("1.1.1.1") and rl.allow("1.1.1.1") and not rl.allow("1.1.1.1")
+    for i in range(2, 10):
+        rl.allow(f"1.1.1.{i}")
+    assert not rl.allow("1.1.1.1")  # its empty bucket was not forgotten
