@@ -245,3 +245,20 @@ def http_connect_echo(port: int, target: str, payload: bytes = b"ping") -> tuple
             return head, recv_until_close(s)
         s.sendall(payload)
         return head, recv_exactly(s, len(payload))
+
+
+def serve_requests(c: socket.socket, answer) -> None:
+    """A raw HTTP/1.1 origin loop on ``c``: each request head (bodies not expected) goes to
+    ``answer(head)``, whose bytes are sent back; None ends the connection."""
+    buf = b""
+    while True:
+        while b"\r\n\r\n" not in buf:
+            more = c.recv(65536)
+            if not more:
+                return
+            buf += more
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        reply = answer(head)
+        if reply is None:
+            return
+        c.sendall(reply)

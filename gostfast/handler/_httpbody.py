@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import zlib
 
 from gostfast.endpoint import Endpoint
 from gostfast.proto.http1 import Request, Response
@@ -132,3 +133,44 @@ async def copy_body(src: Endpoint, dst: Endpoint, length: int, dechunk: bool = F
         await copy_until_eof(src, dst)
     elif length > 0:
         await copy_exact(src, dst, length)
+
+
+class GunzipSink:
+    """Where a gzip body is copied to come out decompressed (GOST's ``compression``).
+
+    Go's Transport asks the origin for gzip when the client asked for no
+    encoding, and hands on the body decompressed with its length unknown;
+    here that is chunked framing for an HTTP/1.1 client, or the bare body
+    ended by closing for HTTP/1.0. ``copy_body`` writes the compressed bytes
+    in (dechunked), ``finish`` ends the stream; a corrupt stream is a
+    BodyError.
+    """
+
+    def __init__(self, dst: Endpoint, chunked: bool) -> None:
+        self.dst = dst
+        self.chunked = chunked
+        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip wrapper
+
+    def _emit(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.chunked:
+            self.dst.writelines([b"%x\r\n" % len(data), data, b"\r\n"])
+        else:
+            self.dst.write(data)
+
+    def write(self, data) -> None:
+        try:
+            self._emit(self._z.decompress(bytes(data)))
+        except zlib.error as exc:
+            raise BodyError(f"gzip body from upstream: {exc}") from None
+
+    async def drain(self) -> None:
+        await self.dst.drain()
+
+    def finish(self) -> None:
+        if not self._z.eof:
+            raise BodyError("gzip body from upstream ended early")
+        self._emit(self._z.flush())
+        if self.chunked:
+            self.dst.write(b"0\r\n\r\n")

@@ -24,7 +24,10 @@ Per request head read from the client:
   Proxy-Connection, GOST's Gost-Target/X-Gost-Target/Gost-Record and every
   hop-by-hop header are removed, the target is rewritten to origin-form and the
   request goes to the origin through the chain on a connection of its own
-  (GOST's default), or with ``keepalive`` on a kept one (handler/_httppool.py). Bodies (Content-Length or chunked)
+  (GOST's default), or with ``keepalive`` on a kept one (handler/_httppool.py).
+  With ``compression``, a request that names no encoding and no range asks
+  the origin for gzip, and a gzip answer reaches the client decompressed
+  (chunked; to HTTP/1.0 clients ended by close), as Go's Transport does. Bodies (Content-Length or chunked)
   stream both ways without being collected; 1xx answers are passed on; the
   response head must arrive within ``readTimeout`` (15 s) after the request
   was sent, else ``503`` (GOST's answer to any upstream failure). A ``101``
@@ -80,8 +83,14 @@ HTTP_OPTIONS = (
         "keepalive",
         doc="forward proxying: keep upstream connections for the next request (30 s idle)",
     ),
-    # GOST: transparent gzip of forward proxying (Go's http.Transport)
-    unsupported("compression", "http.compression", "compression", default=False, kind="bool"),
+    opt(
+        "compression",
+        "bool",
+        False,
+        "http.compression",
+        "compression",
+        doc="forward proxying: ask origins for gzip and hand the body on decompressed",
+    ),
     unsupported("probe_resist", "probeResist", "probe_resist"),
     unsupported("knock", "knock"),
     unsupported("udp", "udp", default=False),
@@ -253,6 +262,8 @@ class HTTPHandler(Handler):
         self.idle_timeout = opts.get("idle_timeout", 0.0)
         #: GOST's keepalive: idle upstream connections, shared by the service's clients
         self.pool = UpstreamPool() if opts.get("keepalive") else None
+        #: GOST's compression (Go's Transport with DisableCompression off)
+        self.compression = bool(opts.get("compression"))
         agent_line = f"Proxy-Agent: {_clean(self.proxy_agent)}\r\n"
         self.connect_ok = f"HTTP/1.1 200 Connection established\r\n{agent_line}\r\n".encode(
             "latin-1", "replace"
@@ -387,6 +398,16 @@ class HTTPHandler(Handler):
             headers.append(("Connection", "close"))
         if req_length == body.CHUNKED:
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        # Go's Transport asks for gzip only when the client named no encoding and no range
+        gzip_asked = (
+            self.compression
+            and not upgrade
+            and req.method != "HEAD"
+            and not req.get("Accept-Encoding")
+            and not req.get("Range")
+        )
+        if gzip_asked:
+            headers.append(("Accept-Encoding", "gzip"))
         out_head = http1.build_request(req.method, origin, headers)
 
         unavailable = go_response(503, (), content_length=0, version=req.version)
@@ -421,7 +442,9 @@ class HTTPHandler(Handler):
             if resp.status == 101:
                 await self._switch(ep, req, resp, upstream, upload, upgrade)
                 raise _Close
-            keep = await self._respond(ep, req, resp, upstream, upload, http10, client_keep)
+            keep = await self._respond(
+                ep, req, resp, upstream, upload, http10, client_keep, gzip_asked
+            )
             reuse = self.pool is not None and _reusable(req, resp, upstream, upload)
         finally:
             if not upload.done():
@@ -474,6 +497,7 @@ class HTTPHandler(Handler):
         upload: asyncio.Future,
         http10: bool,
         client_keep: bool,
+        gzip_asked: bool = False,
     ) -> bool:
         """Stream the response to the client; True when the connection stays open."""
         try:
@@ -481,11 +505,21 @@ class HTTPHandler(Handler):
         except body.BodyError as exc:
             self.spec.log.info("%s: bad response from upstream: %s", ep.peer, exc)
             self._refuse(ep, go_response(503, (), content_length=0, version=req.version))
-        dechunk = http10 and length == body.CHUNKED
+        gunzip = (
+            gzip_asked
+            and (resp.get("Content-Encoding") or "").strip().lower() == "gzip"
+            and length != 0
+        )
+        dechunk = (http10 and length == body.CHUNKED) or gunzip
         headers = _forwardable(resp.headers, _connection_tokens(resp))
-        if dechunk:
+        if gunzip:  # Go drops both: the length of what comes out is unknown
+            dropped = ("content-encoding", "content-length", "transfer-encoding")
+            headers = [(k, v) for k, v in headers if k.lower() not in dropped]
+            if not http10:
+                headers.append(("Transfer-Encoding", "chunked"))
+        elif dechunk:
             headers = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
-        keep = client_keep and length != body.UNTIL_CLOSE and not dechunk
+        keep = client_keep and length != body.UNTIL_CLOSE and not (dechunk and http10)
         if not keep:
             headers.append(("Connection", "close"))
         elif http10:
@@ -493,7 +527,12 @@ class HTTPHandler(Handler):
         version = "HTTP/1.0" if http10 else "HTTP/1.1"
         ep.write(http1.build_response(resp.status, resp.reason, headers, version=version))
         try:
-            await body.copy_body(upstream, ep, length, dechunk)
+            if gunzip:
+                sink = body.GunzipSink(ep, chunked=not http10)
+                await body.copy_body(upstream, sink, length, dechunk=True)  # type: ignore[arg-type]
+                sink.finish()
+            else:
+                await body.copy_body(upstream, ep, length, dechunk)
         except (*_READ_ERRORS, body.BodyError) as exc:
             self.spec.log.info("%s: response body cut: %s", ep.peer, exc or type(exc).__name__)
             ep.abort()

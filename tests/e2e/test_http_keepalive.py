@@ -1,7 +1,9 @@
 """GOST's http handler ``keepalive``: forward-proxied requests reuse origin connections.
 
 The origin here is a raw HTTP/1.1 server that counts its TCP connections and
-keeps each open for more requests (or closes after ``close_after`` of them).
+keeps each open for more requests (or, after ``close_after`` of them, drops
+the connection when the next request arrives on it: the proxy then retries
+that bodiless request on a fresh connection).
 Without the option every request gets a connection of its own and says
 ``Connection: close`` (GOST's default); with it, requests from different
 clients share a kept connection, and one the origin dropped while idle is
@@ -13,7 +15,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from proxy_support import TCPServer, connect, recv_exactly, recv_head
+from proxy_support import TCPServer, connect, recv_exactly, recv_head, serve_requests
 from support import Procs, free_port
 
 
@@ -31,21 +33,19 @@ class CountingOrigin:
     def _handle(self, c) -> None:
         with self._lock:
             self.connections += 1
-        buf, served = b"", 0
-        while True:
-            while b"\r\n\r\n" not in buf:
-                more = c.recv(65536)
-                if not more:
-                    return
-                buf += more
-            head, _, buf = buf.partition(b"\r\n\r\n")
+        served = 0
+
+        def answer(head: bytes) -> bytes | None:
+            nonlocal served
+            if self.close_after and served >= self.close_after:
+                return None  # drop the kept connection under the proxy's next request
+            served += 1
             self.heads.append(head)
             path = head.split(b" ")[1].decode()
             body = f"ok {path}".encode()
-            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-            served += 1
-            if self.close_after and served >= self.close_after:
-                return  # the origin drops the connection while the proxy keeps it
+            return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+        serve_requests(c, answer)
 
     def close(self) -> None:
         self.server.close()

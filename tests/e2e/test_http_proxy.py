@@ -450,8 +450,6 @@ def test_client_that_closes_at_once_is_fine(net):
         "probeResist=code:404",
         "knock=example.com",
         "udp=true",
-        "compression=true",
-        "http.compression=true",
     ],
 )
 def test_unsupported_options_are_config_errors(option):

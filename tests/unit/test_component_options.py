@@ -29,15 +29,6 @@ def _parse(kind: str, name: str, md: dict):
 
 
 REFUSED = [
-    # handler/http/metadata.go (auto hands its metadata to the http handler too)
-    *[
-        (kind, key, value)
-        for kind in ("http", "auto")
-        for key, value in (
-            ("compression", "true"),
-            ("http.compression", "1"),
-        )
-    ],
     # handler/forward/local/metadata.go (registered as forward and tcp)
     *[
         (kind, key, value)
@@ -88,7 +79,6 @@ def test_gost_key_we_lack_is_refused_by_name(kind: str, name: str, key: str, val
     ("kind", "name", "key", "value"),
     [
         # values that ask for GOST's default behaviour, which is gostfast's
-        ("handler", "http", "http.compression", False),
         ("handler", "forward", "readTimeout", "15s"),
         ("handler", "forward", "readTimeout", "0"),  # GOST: <= 0 = 15s
         ("handler", "tcp", "readTimeout", "-5s"),
@@ -115,6 +105,12 @@ def test_refused_key_at_gost_default_is_accepted(kind: str, name: str, key: str,
 )
 def test_idle_timeout_is_implemented(name: str, value: str, seconds: float) -> None:
     assert _parse("handler", name, {"idleTimeout": value}).idle_timeout == seconds
+
+
+@pytest.mark.parametrize("name", ["http", "auto"])
+def test_http_keepalive_and_compression_are_implemented(name: str) -> None:
+    opts = _parse("handler", name, {"keepalive": "true", "http.compression": "1"})
+    assert opts.keepalive is True and opts.compression is True
 
 
 def test_implemented_keepalive_options_stay_implemented() -> None:
