@@ -121,6 +121,8 @@ def describe(p: Plan) -> dict[str, Any]:
             entry["listener"]["tls"] = tls(s.listener.tls)
         if s.handler.chain:
             entry["handler"]["chain"] = s.handler.chain
+        if s.handler.retries:
+            entry["handler"]["retries"] = s.handler.retries
         if s.handler.auth_required:
             entry["handler"]["authRequired"] = True
         if s.bypass:

@@ -302,12 +302,15 @@ class Orchestrator:
         chain_name = "" if sp.ignore_chain else sp.config.handler.chain
         hops = self._hops(chain_name) if chain_name else []
         hosts = _host_mapper(sp.config.hosts)
+        retries = sp.config.handler.retries
         if sp.dial_timeout is None:
-            return Router(hops, chain_name, hosts=hosts)
+            return Router(hops, chain_name, hosts=hosts, retries=retries)
         # GOST's router: 0 means its default 15 s, negative means no bound
         timeout = ROUTE_TIMEOUT if sp.dial_timeout == 0 else sp.dial_timeout
         bound = timeout if timeout > 0 else None
-        return Router(hops, chain_name, timeout=bound, direct_timeout=bound, hosts=hosts)
+        return Router(
+            hops, chain_name, timeout=bound, direct_timeout=bound, hosts=hosts, retries=retries
+        )
 
     def _hops(self, chain_name: str) -> list[Hop]:
         if chain_name not in self._hops_by_chain:

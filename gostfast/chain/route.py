@@ -99,8 +99,11 @@ class Router:
         timeout: float | None = ROUTE_TIMEOUT,
         direct_timeout: float | None = CONNECT_TIMEOUT,
         hosts: HostMapper | None = None,
+        retries: int = 0,
     ) -> None:
         self.hops = hops or []
+        #: GOST's handler retries: more attempts after a failed one (< 0 counts as 0)
+        self.retries = max(retries, 0)
         #: the service's hosts: a request's target host is mapped before routing (GOST)
         self.hosts = hosts
         self.chain_name = chain_name
@@ -108,9 +111,26 @@ class Router:
         self.direct_timeout = direct_timeout
 
     async def dial(self, host: str, port: int) -> Endpoint:
-        """An endpoint to host:port, or DialError (also when the chain does not answer in time)."""
+        """An endpoint to host:port, or DialError (also when the chain does not answer in time).
+
+        With ``retries`` (GOST's handler retries) a failed attempt is followed by up to
+        that many more, each with a route of its own: the selector has marked the node
+        that failed, so the next route goes around it.
+        """
         if self.hosts:
             host = self.hosts.lookup(host) or host
+        for attempt in range(self.retries + 1):
+            try:
+                return await self._dial_once(host, port)
+            except DialError as exc:
+                if attempt == self.retries:
+                    raise
+                log.info(
+                    "dial %s:%d: %s (retry %d of %d)", host, port, exc, attempt + 1, self.retries
+                )
+        raise AssertionError("unreachable")
+
+    async def _dial_once(self, host: str, port: int) -> Endpoint:
         nodes = route_for(self.hops, join_host_port(host, port)) if self.hops else []
         if not nodes:
             return await tcp_connect(host, port, self.direct_timeout)

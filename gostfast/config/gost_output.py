@@ -127,6 +127,7 @@ def _handler(
         out["auther"] = name
     elif h.auths:
         out["auth"] = _auth(h.auths[0])
+    out["retries"] = h.retries or None
     out["metadata"] = md
     return _compact(out)
 

@@ -110,6 +110,7 @@ class HandlerConfig:
     # refuses everyone then); without one, no users means no authentication
     auth_required: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    retries: int = 0  # GOST's handler retries: more dial attempts after a failed one
 
 
 @dataclass

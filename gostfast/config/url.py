@@ -64,7 +64,6 @@ log = logging.getLogger("gostfast.config")
 _SELECTOR_KEYS = {"strategy", "maxfails", "max_fails", "failtimeout", "fail_timeout"}
 # GOST -L keys for features gostfast does not implement
 _UNSUPPORTED_L_KEYS = {
-    "retries",
     "resolver",
     "interface",
     "so_mark",
@@ -306,6 +305,11 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
     admission = _admission(query, f"admission-{index}")
     hosts = _hosts(query, f"hosts-{index}", where)
     climiter = _limiter(query, "climiter", index, where)
+    retries_text = _take(query, "retries")
+    try:
+        retries = values.parse_int(retries_text) if retries_text else 0
+    except ValueError:
+        raise ConfigError(where, f"retries: expected an integer, got '{retries_text}'") from None
     rlimiter = _limiter(query, "rlimiter", index, where)
     parts, shared = _split_prefixed(query, ("service", "handler", "listener"))
 
@@ -334,6 +338,7 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
                     type=handler,
                     auths=[auth] if auth else [],
                     metadata={**shared, **parts["handler"]},
+                    retries=retries,
                 ),
                 listener=ListenerConfig(
                     type=listener, tls=tls, metadata={**shared, **parts["listener"]}

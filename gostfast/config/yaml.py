@@ -80,7 +80,6 @@ _UNSUPPORTED_HANDLER = {
     "bypasses",
     "observer",
     "limiter",
-    "retries",
     "tlsConfig",
     "tls",
     "chainGroup",
@@ -402,7 +401,10 @@ def _service(
     if r.has("handler"):
         h = _Reader(r.get("handler"), r.sub("handler"), _UNSUPPORTED_HANDLER)
         svc.handler = HandlerConfig(
-            type=h.str("type", "auto"), chain=h.str("chain"), metadata=h.metadata()
+            type=h.str("type", "auto"),
+            chain=h.str("chain"),
+            metadata=h.metadata(),
+            retries=h.convert("retries", values.parse_int, 0),
         )
         _handler_auth(h, svc.handler, authers)
         h.warn_unknown()

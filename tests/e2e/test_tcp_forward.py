@@ -234,6 +234,29 @@ def test_chains_through_a_top_level_hop(procs, tmp_path):
     assert got == [b"", b"B", b"A", b"B"]
 
 
+def test_handler_retries_route_around_a_dead_node(procs, tmp_path):
+    """GOST's handler retries: the first attempt fails on the dead first node (fifo),
+    which marks it; the retry's route takes the live one, so no client sees the failure."""
+    proxy, dead = free_port(), free_port()
+    procs.gostfast("-L", f"http://127.0.0.1:{proxy}", wait_ports=[proxy])
+    target = _serve_once(_tag(b"T"), conns=2)
+    p = free_port()
+    cfg = tmp_path / "gost.yaml"
+    cfg.write_text(
+        "services:\n"
+        f"- {{addr: '127.0.0.1:{p}', handler: {{type: tcp, chain: c, retries: 1}}, "
+        f"forwarder: {{nodes: [{{addr: '127.0.0.1:{target}'}}]}}}}\n"
+        "chains:\n- name: c\n  hops:\n  - selector: {strategy: fifo, failTimeout: 60s}\n"
+        f"    nodes: [{{name: gone, addr: '127.0.0.1:{dead}'}}, "
+        f"{{name: up, addr: '127.0.0.1:{proxy}'}}]\n"
+    )
+    procs.gostfast("-C", str(cfg), wait_ports=[p])
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", p), timeout=10) as s:
+            s.settimeout(10)
+            assert s.recv(10) == b"T"
+
+
 def test_all_targets_dead_closes_client(procs):
     p = free_port()
     proc = procs.gostfast("-L", f"tcp://127.0.0.1:{p}/127.0.0.1:{free_port()}", wait_ports=[p])

@@ -561,6 +561,13 @@ def test_hosts_key_is_a_service_or_hop_table() -> None:
         one("http://:8080?hosts=x:not-ip")
 
 
+def test_retries_key_is_the_handler_retries() -> None:
+    assert one("http://:8080?retries=2").handler.retries == 2
+    assert "retries" not in one("http://:8080?retries=2").handler.metadata
+    with pytest.raises(ConfigError, match="retries: expected an integer, got 'x'"):
+        one("http://:8080?retries=x")
+
+
 def test_admission_key_is_the_service_admission() -> None:
     svc = one("socks5://:1080?admission=~127.0.0.1,10.0.0.0/8&path=/x")
     assert svc.admission == [AdmissionConfig("admission-0", ("127.0.0.1", "10.0.0.0/8"), True)]

@@ -10,6 +10,7 @@ import logging
 import textwrap
 
 import pytest
+from support import assert_config_error
 
 from gostfast.config.errors import ConfigError
 from gostfast.config.model import Auth, BypassConfig, LogConfig
@@ -515,7 +516,6 @@ def test_gost_strategy_aliases(given: str, strategy: str) -> None:
         ("services: [{addr: ':1', limiter: l0}]", "services[0].limiter"),
         ("services: [{addr: ':1', resolver: r0}]", "services[0].resolver"),
         ("services: [{addr: ':1', sockopts: {mark: 1}}]", "services[0].sockopts"),
-        ("services: [{addr: ':1', handler: {retries: 2}}]", "services[0].handler.retries"),
         ("services: [{addr: ':1', listener: {auth: {username: u}}}]", "services[0].listener.auth"),
         ("services: [{addr: ':1', listener: {chain: c}}]", "services[0].listener.chain"),
         (
@@ -852,3 +852,13 @@ BYPASS_ERRORS = [
 @pytest.mark.parametrize(("text", "path", "message"), TOP_HOP_ERRORS + BYPASS_ERRORS)
 def test_hop_and_bypass_errors_name_the_path(text: str, path: str, message: str) -> None:
     test_structural_errors_name_the_path(text, path, message)
+
+
+def test_handler_retries() -> None:
+    c = load_text("services: [{addr: ':1', handler: {type: http, retries: 3}}]")
+    assert c.services[0].handler.retries == 3
+    assert_config_error(
+        "services: [{addr: ':1', handler: {retries: lots}}]",
+        "services[0].handler.retries",
+        "expected an integer",
+    )
