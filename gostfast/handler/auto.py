@@ -17,7 +17,7 @@ from gostfast.components import Handler, HandlerSpec
 from gostfast.config.options import Option
 from gostfast.endpoint import Endpoint
 from gostfast.errors import EndpointClosed
-from gostfast.handler.http import HTTP_OPTIONS, HTTPHandler
+from gostfast.handler.http import HTTP_OPTIONS, HTTPHandler, validate_http_options
 from gostfast.handler.socks import SOCKS4_OPTIONS, SOCKS5_OPTIONS, Socks4Handler, Socks5Handler
 
 
@@ -61,4 +61,4 @@ class AutoHandler(Handler):
             await self.http.handle(ep)
 
 
-registry.handlers.register("auto", AutoHandler, AUTO_OPTIONS)
+registry.handlers.register("auto", AutoHandler, AUTO_OPTIONS, validate_http_options)

@@ -27,9 +27,9 @@ Per request head read from the client:
   (GOST's default), or with ``keepalive`` on a kept one (handler/_httppool.py).
   With ``compression``, a request that names no encoding and no range asks
   the origin for gzip, and a gzip answer reaches the client decompressed
-  (chunked; to HTTP/1.0 clients ended by close), as Go's Transport does. Bodies (Content-Length or chunked)
-  stream both ways without being collected; 1xx answers are passed on; the
-  response head must arrive within ``readTimeout`` (15 s) after the request
+  (chunked; to HTTP/1.0 clients ended by close), as Go's Transport does.
+  Bodies (Content-Length or chunked) stream both ways without being
+  collected; 1xx answers are passed on; the response head must arrive within ``readTimeout`` (15 s) after the request
   was sent, else ``503`` (GOST's answer to any upstream failure). A ``101``
   response is passed on and the two connections are joined by the relay. The
   client connection is kept alive for further requests unless it or the
@@ -38,8 +38,8 @@ Per request head read from the client:
 Differences from GOST, on purpose: an origin-form request (``GET / HTTP/1.1``
 with a Host header) gets 400 instead of being proxied to its Host, because
 proxying it loops when the Host is this proxy itself; GOST's TLS-in-CONNECT
-sniffing, MITM, probe resistance (``probeResist``/``knock``) and UDP are not
-implemented (setting those options is a configuration error).
+sniffing, MITM and UDP are not implemented (setting those options is a
+configuration error). ``probeResist``/``knock``: handler/_probe.py.
 """
 
 from __future__ import annotations
@@ -51,11 +51,13 @@ from collections.abc import Iterable
 
 from gostfast import registry
 from gostfast.components import Handler, HandlerSpec
+from gostfast.config.errors import ConfigError
 from gostfast.config.options import idle_timeout_opt, opt, unsupported
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError, EndpointClosed
 from gostfast.handler import _httpbody as body
+from gostfast.handler import _probe
 from gostfast.handler._httppool import UpstreamPool
 from gostfast.handler._users import Users
 from gostfast.proto import http1
@@ -91,8 +93,15 @@ HTTP_OPTIONS = (
         "compression",
         doc="forward proxying: ask origins for gzip and hand the body on decompressed",
     ),
-    unsupported("probe_resist", "probeResist", "probe_resist"),
-    unsupported("knock", "knock"),
+    opt(
+        "probe_resist",
+        "str",
+        "",
+        "probeResist",
+        "probe_resist",
+        doc="a failed log-in gets a decoy: code:N, web:URL, host:HOST:PORT or file:PATH",
+    ),
+    opt("knock", "str", "", "knock", doc="hosts whose requests get the honest 407"),
     unsupported("udp", "udp", default=False),
     unsupported("sniffing", "sniffing", default=False),
     unsupported("hash", "hash", default=""),
@@ -237,6 +246,22 @@ def _reusable(
     return length != body.UNTIL_CLOSE and not upstream.closed and not upstream.at_eof
 
 
+def _hostname(req: http1.Request, authority: str) -> str:
+    """The request's host as Go's URL.Hostname() gives it: "" for an origin-form target."""
+    if req.method != "CONNECT" and not req.target.lower().startswith("http://"):
+        return ""
+    target = split_authority(authority)
+    return target[0] if target else ""
+
+
+def validate_http_options(options, where: str) -> None:
+    """probeResist must be one of GOST's forms, checked when the config is planned."""
+    try:
+        _probe.parse(options.get("probe_resist") or "", options.get("knock") or "")
+    except ValueError as exc:
+        raise ConfigError(f"{where}.probeResist", str(exc)) from None
+
+
 def _retrieve(task: asyncio.Future) -> None:
     """Mark a background copy's failure as seen (it is acted on where it matters)."""
     if not task.cancelled():
@@ -264,6 +289,8 @@ class HTTPHandler(Handler):
         self.pool = UpstreamPool() if opts.get("keepalive") else None
         #: GOST's compression (Go's Transport with DisableCompression off)
         self.compression = bool(opts.get("compression"))
+        #: GOST's probeResist/knock: a decoy instead of 407 (validated in the plan)
+        self.probe = _probe.parse(opts.get("probe_resist") or "", opts.get("knock") or "")
         agent_line = f"Proxy-Agent: {_clean(self.proxy_agent)}\r\n"
         self.connect_ok = f"HTTP/1.1 200 Connection established\r\n{agent_line}\r\n".encode(
             "latin-1", "replace"
@@ -326,6 +353,11 @@ class HTTPHandler(Handler):
             user, password = basic_proxy_auth(req.get("Proxy-Authorization"))
             if not self.users.check(user, password):
                 log.info("%s: http: proxy authentication failed (user %r)", ep.peer, user)
+                if self.probe is not None and self.probe.applies_to(_hostname(req, authority)):
+                    head = http1.build_request(req.method, req.target, req.headers, req.version)
+                    await _probe.answer(self.probe, ep, req, head, go_response(503), log)
+                    ep.close()
+                    raise _Close
                 headers = [("Proxy-Authenticate", f'Basic realm="{self.realm}"')]
                 if (req.get("Proxy-Connection") or "").lower() == "keep-alive":
                     headers += [("Connection", "close"), ("Proxy-Connection", "close")]
@@ -566,4 +598,4 @@ class HTTPHandler(Handler):
         await relay(ep, upstream)
 
 
-registry.handlers.register("http", HTTPHandler, HTTP_OPTIONS)
+registry.handlers.register("http", HTTPHandler, HTTP_OPTIONS, validate_http_options)

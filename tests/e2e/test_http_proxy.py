@@ -447,8 +447,6 @@ def test_client_that_closes_at_once_is_fine(net):
 @pytest.mark.parametrize(
     "option",
     [
-        "probeResist=code:404",
-        "knock=example.com",
         "udp=true",
     ],
 )
