@@ -57,7 +57,7 @@ def parse(text: str, knock: str) -> ProbeResistance | None:
         raise ValueError(f"code: expected an HTTP status, got '{value}'")
     if kind == "web" and value.lower().startswith("https:"):
         raise ValueError("web: https pages are not supported by gostfast yet (use http://)")
-    if kind == "host" and value.rpartition(":")[2].isdigit() is False:
+    if kind == "host" and not value.rpartition(":")[2].isdigit():
         raise ValueError(f"host: expected HOST:PORT, got '{value}'")
     names = tuple(n.strip() for n in knock.split(",") if n.strip())
     return ProbeResistance(kind, value, names)
