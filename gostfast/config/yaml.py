@@ -354,6 +354,14 @@ def _selector(data: Any, path: str) -> SelectorConfig:
     return sel
 
 
+def _named(named: dict[str, Any], name: str, kind: str, kinds: str, where: str) -> Any:
+    """``named[name]``, or the error naming ``where`` and the names there are."""
+    if name not in named:
+        known = ", ".join(named) or "none defined"
+        raise ConfigError(where, f"unknown {kind} '{name}' ({kinds}: {known})")
+    return named[name]
+
+
 def _handler_auth(h: _Reader, handler: HandlerConfig, authers: dict[str, list[Auth]]) -> None:
     """GOST's rule: the users of ``auther`` and ``authers``; only without them, ``auth``."""
     named = [(h.sub("auther"), h.str("auther"))] if h.has("auther") else []
@@ -363,10 +371,7 @@ def _handler_auth(h: _Reader, handler: HandlerConfig, authers: dict[str, list[Au
         except ValueError as exc:
             raise ConfigError(h.sub(f"authers[{j}]"), str(exc)) from None
     for where, name in named:
-        if name not in authers:
-            known = ", ".join(authers) or "none defined"
-            raise ConfigError(where, f"unknown auther '{name}' (authers: {known})")
-        handler.auths.extend(authers[name])
+        handler.auths.extend(_named(authers, name, "auther", "authers", where))
     if named:
         handler.auth_required = True
         if h.has("auth"):
@@ -481,9 +486,7 @@ def _hop_reference(data: dict, path: str, named_hops: dict[str, HopConfig]) -> H
             "a hop needs at least one node, or the name of a hop defined under the top-level hops:",
         )
     name = r.str("name")
-    if name not in named_hops:
-        known = ", ".join(named_hops) or "none defined"
-        raise ConfigError(r.sub("name"), f"unknown hop '{name}' (hops: {known})")
+    hop = _named(named_hops, name, "hop", "hops", r.sub("name"))
     for key in data:
         if str(key).lower() != "name":
             raise ConfigError(
@@ -491,7 +494,7 @@ def _hop_reference(data: dict, path: str, named_hops: dict[str, HopConfig]) -> H
                 f"'{key}' beside a hop reference: hop '{name}' is defined under hops:, "
                 "set it there",
             )
-    return named_hops[name]
+    return hop
 
 
 def _hop(data: Any, path: str, default_name: str, named: _Named) -> HopConfig:
@@ -580,11 +583,7 @@ def _limiters(top: _Reader, key: str, rate: bool) -> dict[str, LimiterConfig]:
 def _limiter_ref(r: _Reader, key: str, named: dict[str, LimiterConfig]) -> LimiterConfig | None:
     if not r.has(key):
         return None
-    name = r.str(key)
-    if name not in named:
-        known = ", ".join(named) or "none defined"
-        raise ConfigError(r.sub(key), f"unknown {key} '{name}' ({key}s: {known})")
-    return named[name]
+    return _named(named, r.str(key), key, f"{key}s", r.sub(key))
 
 
 def _named_list(top: _Reader, key: str, kind: str, parse: Callable[[_Reader, str], Any]) -> dict:
@@ -607,11 +606,7 @@ def _hosts_ref(r: _Reader, hosts: dict[str, HostsConfig]) -> HostsConfig | None:
     """The hosts table a service, hop or node names with ``hosts:``."""
     if not r.has("hosts"):
         return None
-    name = r.str("hosts")
-    if name not in hosts:
-        known = ", ".join(hosts) or "none defined"
-        raise ConfigError(r.sub("hosts"), f"unknown hosts '{name}' (hosts: {known})")
-    return hosts[name]
+    return _named(hosts, r.str("hosts"), "hosts", "hosts", r.sub("hosts"))
 
 
 def _bypasses(top: _Reader) -> _Bypasses:
@@ -648,10 +643,7 @@ def _named_refs(r: _Reader, kind: str, kinds: str, named: dict[str, Any]) -> lis
             name = values.parse_str(name)
         except ValueError as exc:
             raise ConfigError(where, str(exc)) from None
-        if name not in named:
-            known = ", ".join(named) or "none defined"
-            raise ConfigError(where, f"unknown {kind} '{name}' ({kinds}: {known})")
-        out.append(named[name])
+        out.append(_named(named, name, kind, kinds, where))
     return out
 
 
