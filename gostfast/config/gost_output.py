@@ -132,64 +132,67 @@ def _handler(
     return _compact(out)
 
 
-class _Bypasses:
-    """GOST's top-level ``bypasses:`` (and ``hosts:``), gathered from the places that use
-    them."""
+class _TopLevel:
+    """GOST's top-level named lists (bypasses, admissions, hosts, climiters, rlimiters),
+    gathered from the services, hops and nodes that name them."""
 
     def __init__(self) -> None:
-        self.by_name: dict[str, dict[str, Any]] = {}
-        self.hosts: dict[str, dict[str, Any]] = {}  # GOST's top-level hosts, gathered too
+        self.lists: dict[str, dict[str, dict[str, Any]]] = {}
 
-    def refs(self, bypasses: list[BypassConfig]) -> dict[str, Any]:
-        """``bypass: name`` (or ``bypasses: [...]``) for a service, hop or node."""
-        for b in bypasses:
-            self.by_name.setdefault(
-                b.name,
-                _compact(
+    def entries(self, section: str) -> list[dict[str, Any]]:
+        return list(self.lists.get(section, {}).values())
+
+    def _refer(
+        self, section: str, key: str, plural: str, named: list[tuple[str, dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """Keep each (name, entry) under ``section``; the reference to put beside them:
+        ``key: name`` for one, ``plural: [names]`` for several."""
+        kept = self.lists.setdefault(section, {})
+        for name, entry in named:
+            kept.setdefault(name, _compact({"name": name, **entry}))
+        if len(named) == 1:
+            return {key: named[0][0]}
+        return {plural: [name for name, _ in named]} if named else {}
+
+    def bypasses(self, bypasses: list[BypassConfig]) -> dict[str, Any]:
+        return self._refer(
+            "bypasses",
+            "bypass",
+            "bypasses",
+            [
+                (
+                    b.name,
                     {
-                        "name": b.name,
                         "whitelist": b.whitelist or None,
                         "network": b.network,
                         "matchers": list(b.matchers),
-                    }
-                ),
-            )
-        if len(bypasses) == 1:
-            return {"bypass": bypasses[0].name}
-        return {"bypasses": [b.name for b in bypasses]} if bypasses else {}
+                    },
+                )
+                for b in bypasses
+            ],
+        )
+
+    def admissions(self, admissions: list[AdmissionConfig]) -> dict[str, Any]:
+        entries = [
+            (a.name, {"whitelist": a.whitelist or None, "matchers": list(a.matchers)})
+            for a in admissions
+        ]
+        return self._refer("admissions", "admission", "admissions", entries)
+
+    def hosts(self, hosts: HostsConfig | None) -> dict[str, Any]:
+        if hosts is None:
+            return {}
+        mappings = [{"hostname": n, "ip": ip} for n, ip in hosts.mappings]
+        return self._refer("hosts", "hosts", "hosts", [(hosts.name, {"mappings": mappings})])
+
+    def limiter(self, key: str, lim: LimiterConfig | None) -> dict[str, Any]:
+        """``climiter``/``rlimiter``: one name, listed under ``climiters``/``rlimiters``."""
+        if lim is None:
+            return {}
+        return self._refer(f"{key}s", key, f"{key}s", [(lim.name, {"limits": list(lim.limits)})])
 
 
-def _admission_refs(
-    configs: list[AdmissionConfig], admissions: dict[str, dict[str, Any]]
-) -> dict[str, Any]:
-    """``admission: name`` (or ``admissions: [...]``), gathering the top-level entries."""
-    for a in configs:
-        entry = {"name": a.name, "whitelist": a.whitelist or None, "matchers": list(a.matchers)}
-        admissions.setdefault(a.name, _compact(entry))
-    if len(configs) == 1:
-        return {"admission": configs[0].name}
-    return {"admissions": [a.name for a in configs]} if configs else {}
-
-
-def _hosts_ref(hosts: HostsConfig | None, tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """``hosts: name`` for a service, hop or node, gathering the top-level tables."""
-    if hosts is None:
-        return {}
-    mappings = [{"hostname": n, "ip": ip} for n, ip in hosts.mappings]
-    tables.setdefault(hosts.name, _compact({"name": hosts.name, "mappings": mappings}))
-    return {"hosts": hosts.name}
-
-
-def _limiter_ref(
-    key: str, lim: LimiterConfig | None, named: dict[str, dict[str, Any]]
-) -> dict[str, Any]:
-    if lim is None:
-        return {}
-    named.setdefault(lim.name, {"name": lim.name, "limits": list(lim.limits)})
-    return {key: lim.name}
-
-
-def _node(n: NodeConfig, known: Known, bypasses: _Bypasses) -> dict[str, Any]:
+def _node(n: NodeConfig, known: Known, top: _TopLevel) -> dict[str, Any]:
     dialer_md, connector_md, node_md = _trim(
         [
             ("dialer", n.dialer.type, n.dialer.metadata),
@@ -218,8 +221,8 @@ def _node(n: NodeConfig, known: Known, bypasses: _Bypasses) -> dict[str, Any]:
                 }
             ),
             "metadata": node_md,
-            **bypasses.refs(n.bypass),
-            **_hosts_ref(n.hosts, bypasses.hosts),
+            **top.bypasses(n.bypass),
+            **top.hosts(n.hosts),
         }
     )
 
@@ -236,10 +239,7 @@ def _compact(d: dict[str, Any]) -> dict[str, Any]:
 def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
     """``cfg`` as plain data in GOST's config schema."""
     authers: list[dict[str, Any]] = []
-    bypasses = _Bypasses()
-    admissions: dict[str, dict[str, Any]] = {}
-    climiters: dict[str, dict[str, Any]] = {}
-    rlimiters: dict[str, dict[str, Any]] = {}
+    top = _TopLevel()
     services = []
     for s in cfg.services:
         listener_md, handler_md, service_md = _trim(
@@ -266,11 +266,11 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
                     ),
                     "forwarder": _forwarder(s.forwarder) if s.forwarder else None,
                     "metadata": service_md,
-                    **bypasses.refs(s.bypass),
-                    **_admission_refs(s.admission, admissions),
-                    **_hosts_ref(s.hosts, bypasses.hosts),
-                    **_limiter_ref("climiter", s.climiter, climiters),
-                    **_limiter_ref("rlimiter", s.rlimiter, rlimiters),
+                    **top.bypasses(s.bypass),
+                    **top.admissions(s.admission),
+                    **top.hosts(s.hosts),
+                    **top.limiter("climiter", s.climiter),
+                    **top.limiter("rlimiter", s.rlimiter),
                 }
             )
         )
@@ -280,9 +280,9 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
             {
                 "name": h.name,
                 "selector": _selector(h.selector),
-                **bypasses.refs(h.bypass),
-                **_hosts_ref(h.hosts, bypasses.hosts),
-                "nodes": [_node(n, known, bypasses) for n in h.nodes],
+                **top.bypasses(h.bypass),
+                **top.hosts(h.hosts),
+                "nodes": [_node(n, known, top) for n in h.nodes],
             }
         )
 
@@ -303,11 +303,11 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
             "hops": list(top_hops.values()),
             "chains": chains,
             "authers": authers,
-            "bypasses": list(bypasses.by_name.values()),
-            "admissions": list(admissions.values()),
-            "hosts": list(bypasses.hosts.values()),
-            "climiters": list(climiters.values()),
-            "rlimiters": list(rlimiters.values()),
+            "bypasses": top.entries("bypasses"),
+            "admissions": top.entries("admissions"),
+            "hosts": top.entries("hosts"),
+            "climiters": top.entries("climiters"),
+            "rlimiters": top.entries("rlimiters"),
             "tls": _tls(cfg.tls, global_=True),
             "log": _log(cfg.log) if cfg.log else None,
         }
