@@ -25,6 +25,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 
+from gostfast.chain.hosts import domain_keys
 from gostfast.config.model import BypassConfig
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -176,14 +177,9 @@ class Matchers:
                     return True
         port = _port_of(port_text)
         name = host.lower()
-        for key in (name, "." + name):
+        for key in domain_keys(name):  # .example.com covers www.example.com
             if key in self.addrs and _in_ranges(self.addrs[key], port):
                 return True
-        rest = name
-        while (dot := rest.find(".")) > 0:  # .example.com covers www.example.com
-            if rest[dot:] in self.addrs and _in_ranges(self.addrs[rest[dot:]], port):
-                return True
-            rest = rest[dot + 1 :]
         if ip is not None:
             mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
             probe = mapped or ip

@@ -11,9 +11,20 @@ mapping goes on unchanged (DNS happens at the final dial, as in GOST).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from gostfast.config.model import HostsConfig
+
+
+def domain_keys(name: str) -> Iterator[str]:
+    """The keys GOST looks a name up under, in order (x/hosts, x/internal/matcher):
+    ``a.b.c``, ``.a.b.c``, then each parent suffix ``.b.c``, ``.c``."""
+    yield name
+    yield "." + name
+    rest = name
+    while (dot := rest.find(".")) > 0:
+        yield rest[dot:]
+        rest = rest[dot + 1 :]
 
 
 class HostMapper:
@@ -30,14 +41,8 @@ class HostMapper:
 
     def lookup(self, host: str) -> str | None:
         """The IP ``host`` maps to, or None."""
-        name = host.lower()
-        for key in (name, "." + name):
+        for key in domain_keys(host.lower()):
             if key in self.table:
                 return self.table[key][0]
-        rest = name
-        while (dot := rest.find(".")) > 0:
-            if rest[dot:] in self.table:
-                return self.table[rest[dot:]][0]
-            rest = rest[dot + 1 :]
         ips = self.table.get(".")
         return ips[0] if ips else None
