@@ -354,7 +354,7 @@ def _selector(data: Any, path: str) -> SelectorConfig:
     return sel
 
 
-def _named(named: dict[str, Any], name: str, kind: str, kinds: str, where: str) -> Any:
+def _lookup_named(named: dict[str, Any], name: str, kind: str, kinds: str, where: str) -> Any:
     """``named[name]``, or the error naming ``where`` and the names there are."""
     if name not in named:
         known = ", ".join(named) or "none defined"
@@ -371,7 +371,7 @@ def _handler_auth(h: _Reader, handler: HandlerConfig, authers: dict[str, list[Au
         except ValueError as exc:
             raise ConfigError(h.sub(f"authers[{j}]"), str(exc)) from None
     for where, name in named:
-        handler.auths.extend(_named(authers, name, "auther", "authers", where))
+        handler.auths.extend(_lookup_named(authers, name, "auther", "authers", where))
     if named:
         handler.auth_required = True
         if h.has("auth"):
@@ -486,7 +486,7 @@ def _hop_reference(data: dict, path: str, named_hops: dict[str, HopConfig]) -> H
             "a hop needs at least one node, or the name of a hop defined under the top-level hops:",
         )
     name = r.str("name")
-    hop = _named(named_hops, name, "hop", "hops", r.sub("name"))
+    hop = _lookup_named(named_hops, name, "hop", "hops", r.sub("name"))
     for key in data:
         if str(key).lower() != "name":
             raise ConfigError(
@@ -583,7 +583,7 @@ def _limiters(top: _Reader, key: str, rate: bool) -> dict[str, LimiterConfig]:
 def _limiter_ref(r: _Reader, key: str, named: dict[str, LimiterConfig]) -> LimiterConfig | None:
     if not r.has(key):
         return None
-    return _named(named, r.str(key), key, f"{key}s", r.sub(key))
+    return _lookup_named(named, r.str(key), key, f"{key}s", r.sub(key))
 
 
 def _named_list(top: _Reader, key: str, kind: str, parse: Callable[[_Reader, str], Any]) -> dict:
@@ -606,7 +606,7 @@ def _hosts_ref(r: _Reader, hosts: dict[str, HostsConfig]) -> HostsConfig | None:
     """The hosts table a service, hop or node names with ``hosts:``."""
     if not r.has("hosts"):
         return None
-    return _named(hosts, r.str("hosts"), "hosts", "hosts", r.sub("hosts"))
+    return _lookup_named(hosts, r.str("hosts"), "hosts", "hosts", r.sub("hosts"))
 
 
 def _bypasses(top: _Reader) -> _Bypasses:
@@ -643,7 +643,7 @@ def _named_refs(r: _Reader, kind: str, kinds: str, named: dict[str, Any]) -> lis
             name = values.parse_str(name)
         except ValueError as exc:
             raise ConfigError(where, str(exc)) from None
-        out.append(_named(named, name, kind, kinds, where))
+        out.append(_lookup_named(named, name, kind, kinds, where))
     return out
 
 
