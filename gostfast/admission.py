@@ -8,9 +8,13 @@ clients it matches; a ``whitelist`` one admits only them. A client must pass
 every admission of the service (GOST's AdmissionGroup); one that does not
 is closed before any byte is read, and the rest of the service goes on.
 
-The client is the TCP peer, or for websocket listeners the address a proxy
-in front put in CF-Connecting-IP / X-Forwarded-For / X-Real-IP, as GOST's
-listener takes it (``Endpoint.client_ip``).
+Who is judged (README, "Which address each check judges"): the TCP peer,
+always, as the listener accepts it (``Listener.judge_peer``, before any byte
+is read or written and, on TLS listeners, before the handshake), as GOST
+wraps its TCP listener; on websocket listeners also the address a proxy in
+front put in CF-Connecting-IP / X-Forwarded-For / X-Real-IP, after the
+upgrade request (transport/ws.py). A header is judged in addition to the
+peer, never instead, so a client cannot pick the address it is judged by.
 """
 
 from __future__ import annotations

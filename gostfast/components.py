@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gostfast.admission import Admission
 from gostfast.chain.bypass import Bypass
 from gostfast.config.model import Auth, TLSConfig
 from gostfast.config.options import Options
@@ -38,6 +39,9 @@ class ListenerSpec:
     log: logging.Logger
     #: GOST's climiter: TCP connections over its limits are closed as they are accepted
     conn_limiter: ConnLimiter | None = None
+    #: GOST's admission: the TCP peer is judged as it is accepted (websocket listeners
+    #: judge a forwarded address in addition, after the upgrade request)
+    admission: Admission | None = None
 
 
 @dataclass
@@ -80,16 +84,30 @@ class Listener(ABC):
     @abstractmethod
     async def start(self, on_accept: Callable[[Endpoint], None]) -> None: ...
 
-    def admit_connection(self, ep: TCPEndpoint) -> bool:
-        """Apply the service's connection limiter to a TCP connection just accepted: take a
-        slot (freed when it closes), or close it and say False."""
+    def judge_peer(self, peer_ip: str, peer: str) -> tuple[bool, Callable[[], None] | None]:
+        """Judge a TCP peer just accepted, before a byte of it is read or written (GOST
+        wraps its TCP listeners so): the service's admission, then its connection limiter.
+        The answer is (admitted, release): release frees the limiter's slot, to be called
+        once when the connection ends (None when there is no limiter)."""
+        admission = self.spec.admission
+        if admission and not admission.admits(peer_ip):
+            self.spec.log.info("%s: admission: client %s is denied", peer, peer_ip)
+            return False, None
         limiter = self.spec.conn_limiter
         if limiter is None:
-            return True
-        release = limiter.acquire(ep.peer_ip)
+            return True, None
+        release = limiter.acquire(peer_ip)
         if release is None:
-            self.spec.log.info("%s: climiter: connection limit reached; closing", ep.peer)
-            ep.close()  # as GOST: a plain close, nothing read
+            self.spec.log.info("%s: climiter: connection limit reached; closing", peer)
+            return False, None
+        return True, release
+
+    def admit_connection(self, ep: TCPEndpoint) -> bool:
+        """``judge_peer`` for a connection the loop accepted: a refused one is closed
+        with nothing written back (as GOST: a plain close), and the answer is False."""
+        admitted, release = self.judge_peer(ep.peer_ip, ep.peer)
+        if not admitted:
+            ep.close()
             return False
         ep.on_lost = release
         return True

@@ -378,6 +378,7 @@ class Orchestrator:
                 self.plan.config.tls,
                 slog,
                 ConnLimiter(svc.climiter) if svc.climiter else None,
+                Admission(svc.admission) if svc.admission else None,
             )
         )
         return listener, handler
@@ -386,10 +387,9 @@ class Orchestrator:
         """Bind every service; on failure close what was bound and raise StartError."""
         for sp in self.plan.services:
             listener, handler = self._build(sp)
-            admission = Admission(sp.config.admission)
             rlimiter = RateLimiter(sp.config.rlimiter) if sp.config.rlimiter else None
             try:
-                await listener.start(self._acceptor(handler, sp.config.name, admission, rlimiter))
+                await listener.start(self._acceptor(handler, sp.config.name, rlimiter))
             except OSError as exc:
                 self.close_listeners()
                 reason = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -408,9 +408,7 @@ class Orchestrator:
                 else "",
             )
 
-    def _acceptor(
-        self, handler: Handler, name: str, admission: Admission, rlimiter: RateLimiter | None
-    ):
+    def _acceptor(self, handler: Handler, name: str, rlimiter: RateLimiter | None):
         loop = asyncio.get_running_loop()
         tasks = self.tasks
         hlog = logging.getLogger(f"gostfast.service.{name}")
@@ -429,10 +427,6 @@ class Orchestrator:
                 ep.abort()
 
         def on_accept(ep: Endpoint) -> None:
-            if admission and not admission.admits(ep.client_ip):
-                hlog.info("%s: admission: client %s is denied", ep.peer, ep.client_ip)
-                ep.close()
-                return
             if rlimiter is not None and not rlimiter.allow(ep.peer_ip):
                 hlog.info("%s: rlimiter: request rate limit reached; closing", ep.peer)
                 ep.close()

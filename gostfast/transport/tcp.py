@@ -10,6 +10,7 @@ from gostfast import registry
 from gostfast.components import Dialer, Listener, OpenConn
 from gostfast.config.options import opt, unsupported
 from gostfast.endpoint import Endpoint, TCPEndpoint
+from gostfast.transport.accept import socket_addresses
 
 #: listener-side TCP socket options shared by every TCP-based listener (GOST's names)
 TCP_LISTEN_OPTIONS = (
@@ -61,13 +62,7 @@ def listen_backlog(configured: int | None) -> int:
 
 def server_addresses(server: asyncio.AbstractServer | None) -> list[str]:
     """``host:port`` of every socket a server listens on (``[v6]:port`` for IPv6)."""
-    if server is None:
-        return []
-    out = []
-    for s in server.sockets:
-        host, port = s.getsockname()[:2]
-        out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-    return out
+    return socket_addresses(server.sockets) if server is not None else []
 
 
 def apply_keepalive(sock: socket.socket | None, options) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import Callable
 
 from gostfast import registry
@@ -26,6 +27,7 @@ from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import HandshakeError
 from gostfast.proto import http1, wshandshake
 from gostfast.timeouts import within
+from gostfast.transport.accept import Acceptor, bind_sockets, peer_text, socket_addresses
 from gostfast.transport.tcp import apply_keepalive, listen_backlog, server_addresses
 from gostfast.transport.wsconn import WSEndpoint
 
@@ -227,7 +229,6 @@ class WSListener(Listener):
         super().__init__(spec)
         self._server: asyncio.AbstractServer | None = None
         self._pending: set[asyncio.Task] = set()
-        self._ssl = None
         o = spec.options
         self._extra = list((o.header or {}).items())
         for name, _ in self._extra:  # fail at start, not on the first client
@@ -238,12 +239,8 @@ class WSListener(Listener):
                     f"{spec.service} listener header", f"invalid header name {name!r}"
                 )
 
-    def _ssl_context(self):
-        return None
-
     async def start(self, on_accept: Callable[[Endpoint], None]) -> None:
         loop = asyncio.get_running_loop()
-        self._ssl = self._ssl_context()
         opts = self.spec.options
         listener = self
 
@@ -266,7 +263,6 @@ class WSListener(Listener):
             self.spec.port,
             backlog=listen_backlog(opts.backlog),
             reuse_address=True,
-            ssl=self._ssl,
         )
 
     async def _upgrade(self, ep: TCPEndpoint, on_accept: Callable[[Endpoint], None]) -> None:
@@ -320,6 +316,18 @@ class WSListener(Listener):
             )
             _answer_and_close(ep, wshandshake.build_rejection(exc))
             return
+        forwarded = _ip_or_empty(forwarded_ip(req))
+        admission = self.spec.admission
+        if forwarded and admission and not admission.admits(forwarded):
+            # judged in addition to the TCP peer (admitted at accept), never instead
+            log.info(
+                "%s %s: admission: forwarded client %s is denied",
+                self.scheme,
+                client_address(req, ep.peer),
+                forwarded,
+            )
+            ep.close()  # no answer to the upgrade, as to a client denied at accept
+            return
         ep.write(wshandshake.build_server_response(key, self._extra))
         ws = WSEndpoint(
             ep,
@@ -328,8 +336,9 @@ class WSListener(Listener):
             max_frame_size=o.write_buffer_size,
             peer=client_address(req, ep.peer),
         )
-        # GOST's listener: the forwarded IP, when it parses as one, is the client
-        ws.client_ip = _ip_or_empty(forwarded_ip(req)) or ep.client_ip
+        # for logs and handlers: the client a proxy in front named, else the TCP peer;
+        # limiters key on ``peer_ip`` (the TCP peer), which a header cannot choose
+        ws.client_ip = forwarded or ep.client_ip
         self._accepted_ws(ws, on_accept)
 
     def _accepted_ws(self, ws: Endpoint, on_accept: Callable[[Endpoint], None]) -> None:
@@ -357,15 +366,98 @@ class WSListener(Listener):
 
 
 class WSSListener(WSListener):
-    """``ws`` over TLS (the loop's TLS, terminated before HTTP as GOST does)."""
+    """``ws`` over TLS (the loop's TLS, terminated before HTTP as GOST does).
+
+    Connections are accepted in Python (transport/accept.py) so that the
+    admission and the connection limiter judge the TCP peer before TLS, as
+    GOST's listener: a refused client gets no handshake, nothing is written.
+    """
 
     secure = True
     scheme = "wss"
 
-    def _ssl_context(self):
+    def __init__(self, spec) -> None:
+        super().__init__(spec)
+        self._acceptor: Acceptor | None = None
+        self._ssl: ssl.SSLContext | None = None
+
+    async def start(self, on_accept: Callable[[Endpoint], None]) -> None:
         from gostfast.tlsutil.contexts import server_context
 
-        return server_context(self.spec.tls, self.spec.global_tls, self.spec.log)
+        loop = asyncio.get_running_loop()
+        self._ssl = server_context(self.spec.tls, self.spec.global_tls, self.spec.log)
+        opts = self.spec.options
+        socks = bind_sockets(self.spec.host, self.spec.port, listen_backlog(opts.backlog))
+        self._acceptor = Acceptor(
+            loop, socks, lambda sock, addr: self._accepted_socket(sock, addr, on_accept)
+        )
+
+    def _accepted_socket(self, sock: socket.socket, addr, on_accept) -> None:
+        peer = peer_text(addr)
+        admitted, release = self.judge_peer(addr[0], peer)
+        if not admitted:
+            sock.close()  # as GOST: a plain close, nothing read or written
+            return
+        opts = self.spec.options
+        apply_keepalive(sock, opts)
+        if opts.read_buffer_size:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, opts.read_buffer_size)
+        task = asyncio.get_running_loop().create_task(
+            self._tls_then_upgrade(sock, peer, release, on_accept)
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _tls_then_upgrade(self, sock, peer: str, release, on_accept) -> None:
+        """TLS within ``readHeaderTimeout`` (Go's http.Server bounds a TLS handshake by it;
+        none set: the loop's 60 s), then the websocket upgrade."""
+
+        class Accepted(TCPEndpoint):
+            def connection_made(self, transport) -> None:
+                super().connection_made(transport)
+                self.on_lost = release  # from now on freed when the connection ends
+
+        made: list[Accepted] = []
+
+        def factory() -> Accepted:
+            made.append(Accepted())
+            return made[0]
+
+        loop = asyncio.get_running_loop()
+        try:
+            # uvloop answers with its SSL protocol, not ours: the endpoint comes from ``made``
+            await loop.connect_accepted_socket(
+                factory,
+                sock,
+                ssl=self._ssl,
+                ssl_handshake_timeout=_timeout(self.spec.options.read_header_timeout),
+            )
+        except BaseException as exc:
+            if release is not None:
+                release()
+            if isinstance(exc, (OSError, ssl.SSLError, asyncio.TimeoutError, EOFError)):
+                log.info("%s %s: TLS handshake failed: %s", self.scheme, peer, _tls_reason(exc))
+                return
+            raise
+        await self._upgrade(made[0], on_accept)
+
+    def close(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.close()
+        super().close()
+
+    def addresses(self) -> list[str]:
+        return socket_addresses(self._acceptor.socks) if self._acceptor else []
+
+
+def _tls_reason(exc: BaseException) -> str:
+    from gostfast.tlsutil.endpoint import describe_ssl_error
+
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or "taking longer" in str(exc):
+        return "timed out"
+    if isinstance(exc, ssl.SSLError):
+        return describe_ssl_error(exc)
+    return str(exc) or "connection closed by the peer"
 
 
 async def ws_handshake(raw: Endpoint, addr: str, options, log_: logging.Logger) -> WSEndpoint:
