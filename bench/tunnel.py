@@ -5,7 +5,9 @@ Every process is separate, and every metric runs on freshly started tunnel
 processes (gostfast and baseline alike): a Go echo server (``refpeer tcpecho``), the tunnel
 under test (gostfast processes, or the baseline), and a Go load client
 (``refpeer tcpbench`` for throughput, ``refpeer rps`` for the 64-byte
-request/response rate and the new-connection rate). Rounds are interleaved
+request/response rate and the new-connection rate, with 1 client -- the
+latency figure -- and with 32 and 128 clients in parallel -- the capacity
+figures a gateway is judged by). Rounds are interleaved
 (gostfast, baseline, gostfast, ...) and each figure is the median of the
 rounds; the ratio is gostfast / baseline. Loopback only; every process is
 stopped at the end.
@@ -15,7 +17,7 @@ an entry port); the baseline of ``tcp`` is a direct connection to the echo
 server, the baseline of ``ws``/``mws`` rows is refpeer's client and server.
 
     python bench/tunnel.py --rounds 3 [--cases tcp,ws] [--json out.json] [--cpus 0]
-                           [--halt-poll-ns 200000]
+                           [--clients 1,32,128] [--halt-poll-ns 200000]
 """
 
 from __future__ import annotations
@@ -254,18 +256,27 @@ class Runner:
         )
         return float(re.search(r"throughput_MBps=([\d.]+)", line).group(1))
 
-    def rps(self, entry: int, seconds: float) -> dict[str, float]:
-        """64-byte request/response rate on one connection, then the new-connection rate."""
+    def rps(self, entry: int, seconds: float, clients: int = 1) -> dict[str, float]:
+        """64-byte request/response rate, then the new-connection rate, with ``clients``
+        in parallel (``refpeer rps -conns``): 1 is the latency figure (keys ``rps_64B``,
+        ``conn_per_s``), more the capacity figure (keys ending ``_{clients}c``)."""
         line = self.load(
             ["rps", "-server", f"127.0.0.1:{entry}", "-seconds", str(seconds), "-size", "64"]
+            + ["-conns", str(clients)]
         )
+        suffix = "" if clients == 1 else f"_{clients}c"
         return {
-            "rps_64B": float(re.search(r"rps=([\d.]+)", line).group(1)),
-            "conn_per_s": float(re.search(r"conn_per_s=([\d.]+)", line).group(1)),
+            f"rps_64B{suffix}": float(re.search(r"rps=([\d.]+)", line).group(1)),
+            f"conn_per_s{suffix}": float(re.search(r"conn_per_s=([\d.]+)", line).group(1)),
         }
 
     def measure(
-        self, topo: Topology, bytes_total: int, conns: list[int], seconds: float
+        self,
+        topo: Topology,
+        bytes_total: int,
+        conns: list[int],
+        seconds: float,
+        clients: list[int] = (1,),
     ) -> dict[str, float]:
         """Every metric on freshly started processes, so one metric never inherits another's state."""
         r: dict[str, float] = {}
@@ -273,7 +284,7 @@ class Runner:
             (f"throughput_MBps_{c}conn", lambda e, c=c: self.throughput(e, bytes_total, c))
             for c in conns
         ]
-        jobs.append(("rps", lambda e: self.rps(e, seconds)))
+        jobs += [("rps", lambda e, n=n: self.rps(e, seconds, n)) for n in clients]
         for key, job in jobs:
             entry, ps = self.start(topo)
             try:
@@ -347,6 +358,12 @@ def main() -> int:
     )
     ap.add_argument("--conns", default="1,8", help="concurrent connections for throughput runs")
     ap.add_argument("--seconds", type=float, default=2.0, help="seconds per rps / conn-rate phase")
+    ap.add_argument(
+        "--clients",
+        default="1,32,128",
+        help="clients in parallel for the rps / conn-rate rows (refpeer rps -conns): 1 is the "
+        "latency figure, 32 and 128 the capacity figures",
+    )
     ap.add_argument("--json", help="write the results here")
     ap.add_argument(
         "--cpus",
@@ -373,6 +390,7 @@ def run(args: argparse.Namespace) -> int:
     all_cases = cases(refpeer, tls_files())
     names = list(all_cases) if args.cases == "all" else args.cases.split(",")
     conns = [int(c) for c in args.conns.split(",")]
+    clients = [int(c) for c in args.clients.split(",")]
     runner = Runner(refpeer)
     results: dict[str, dict] = {}
     try:
@@ -391,7 +409,7 @@ def run(args: argparse.Namespace) -> int:
             for rnd in range(args.rounds):
                 for role in ("subject", "baseline"):
                     topo = getattr(case, role)
-                    m = runner.measure(topo, args.mib * MiB, conns, args.seconds)
+                    m = runner.measure(topo, args.mib * MiB, conns, args.seconds, clients)
                     runs[role].append(m)
                     print(f"round {rnd + 1} {name:<12} {topo.label:<40} {m}", flush=True)
             med = {
