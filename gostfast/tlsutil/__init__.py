@@ -1,8 +1,8 @@
-"""TLS for the wss/mwss listeners and dialers, with the standard library only.
+"""TLS for the wss/mwss listeners and dialers: the ssl module, plus ``cryptography``.
 
 * ``selfsigned`` -- GOST's default certificate (ECDSA P-256, O=GOST, CN=gost.run),
-  generated in pure Python: a small DER encoder and P-256 arithmetic, so the
-  project needs no ``cryptography`` package.
+  made with the ``cryptography`` package (key, signature and X.509 encoding
+  are a vetted library's job, never hand-written here).
 * ``contexts`` -- ``ssl.SSLContext`` objects with GOST's certificate choice
   (server) and verification semantics (client: unverified unless ``secure``).
 * ``endpoint`` -- TLS over any Endpoint (``TLSEndpoint``, for hops nested in
