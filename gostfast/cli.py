@@ -277,6 +277,10 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
     if output:  # validated above: what is printed is a config gostfast runs
         click.echo(gost_output.render(p.config, output, known_metadata_keys), nl=False)
         return
+    count = worker_count(p)
+    if count > 1 or reload_period:
+        _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers)
+        return
     setup_logging(p.config.log, debug)
     tune_malloc()
     try:
@@ -287,6 +291,25 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
         _fail(exc, EXIT_START)
     except KeyboardInterrupt:
         pass
+
+
+def _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers):
+    """--workers N > 1 (or -R): the supervisor runs the workers and reloads (supervisor.py)."""
+    from gostfast.supervisor import Supervisor
+
+    def reload_plan() -> Plan:
+        fresh = plan(load_config(config_files, services, hops))
+        if workers is not None:
+            fresh.config.workers, fresh.config.workers_text = workers
+        return fresh
+
+    try:
+        logsetup.configure(p.config.log, debug, pid=True)
+    except ConfigError as exc:
+        _fail(exc, EXIT_CONFIG)
+    tune_malloc()
+    sup = Supervisor(p, count, grace, reload_plan, reload_period, debug)
+    sys.exit(sup.run())
 
 
 @cli.command()

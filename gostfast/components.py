@@ -9,6 +9,7 @@ connector: asks a node, over that transport, to connect onward (CONNECT, SOCKS..
 from __future__ import annotations
 
 import logging
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ class ListenerSpec:
     log: logging.Logger
     #: GOST's climiter: TCP connections over its limits are closed as they are accepted
     conn_limiter: ConnLimiter | None = None
+    #: listening sockets bound by the supervisor (--workers): served instead of binding
+    sockets: list[socket.socket] = field(default_factory=list)
 
 
 @dataclass

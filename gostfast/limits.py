@@ -24,14 +24,19 @@ The client IP is the TCP peer's, as GOST's listener and handlers take it.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from gostfast.config.model import LimiterConfig
 from gostfast.config.values import GLOBAL_LIMIT_KEY as GLOBAL_KEY
 from gostfast.config.values import PER_IP_LIMIT_KEY as PER_IP_KEY
 from gostfast.config.values import parse_limit_line
+
+if TYPE_CHECKING:
+    from gostfast.shared_limits import SharedScope
 
 #: clients remembered before the idle ones are forgotten (a gateway sees many IPs)
 CACHE_LIMIT = 65536
@@ -52,8 +57,12 @@ class _Limits:
         rate: bool,
         make: Callable[[float], object],
         idle: Callable[[object], bool],
+        make_shared: Callable[[str, float], object] | None = None,
     ) -> None:
         self._make = make
+        # under --workers the limits a line names by itself ($ and exact IPs) are counted
+        # by every worker together (shared_limits.py); per-IP ones stay per worker
+        fixed = make_shared or (lambda _key, value: make(value))
         self._idle = idle
         self._prune_at = CACHE_LIMIT
         self._global = None
@@ -64,13 +73,14 @@ class _Limits:
         for line in cfg.limits:
             key, value = parse_limit_line(line, rate)
             if key == GLOBAL_KEY:
-                self._global = make(value)
+                self._global = fixed(key, value)
             elif key == PER_IP_KEY:
                 self._per_ip = value
             elif "/" in key:
                 self._cidrs.append((ipaddress.ip_network(key, strict=False), value))
             else:
-                self._ips[str(ipaddress.ip_address(key))] = make(value)
+                ip = str(ipaddress.ip_address(key))
+                self._ips[ip] = fixed(ip, value)
 
     def for_client(self, ip_text: str) -> list:
         cached = self._cache.get(ip_text)
@@ -117,29 +127,46 @@ class _Counter:
         self.limit = int(limit)
         self.current = 0
 
+    def add(self, delta: int) -> None:
+        self.current += delta
+
+
+def _lock(shared: SharedScope | None) -> contextlib.AbstractContextManager:
+    return shared.shared.locked() if shared is not None else contextlib.nullcontext()
+
 
 class ConnLimiter:
-    """Connections open at once, per GOST's limit lines."""
+    """Connections open at once, per GOST's limit lines (``shared``: counted with the
+    other workers, see shared_limits.py)."""
 
-    def __init__(self, cfg: LimiterConfig) -> None:
-        self._limits = _Limits(cfg, rate=False, make=_Counter, idle=lambda c: c.current == 0)
+    def __init__(self, cfg: LimiterConfig, shared: SharedScope | None = None) -> None:
+        self._shared = shared
+        self._limits = _Limits(
+            cfg,
+            rate=False,
+            make=_Counter,
+            idle=lambda c: c.current == 0,
+            make_shared=shared.counter if shared is not None else None,
+        )
 
     def acquire(self, client_ip: str) -> Callable[[], None] | None:
         """A slot for one more connection from ``client_ip`` and the callable that frees it,
         or None when a limit is reached (nothing is taken then)."""
         counters = self._limits.for_client(client_ip)
-        if any(c.current >= c.limit for c in counters):
-            return None
-        for c in counters:
-            c.current += 1
+        with _lock(self._shared):
+            if any(c.current >= c.limit for c in counters):
+                return None
+            for c in counters:
+                c.add(1)
         released = False
 
         def release() -> None:
             nonlocal released
             if not released:
                 released = True
-                for c in counters:
-                    c.current -= 1
+                with _lock(self._shared):
+                    for c in counters:
+                        c.add(-1)
 
         return release
 
@@ -162,21 +189,36 @@ class _Bucket:
         self.refill(time.monotonic())
         return self.tokens >= self.burst
 
+    def take(self, now: float) -> bool:
+        """Refill to ``now`` and say whether a token is there (taken by ``spend``)."""
+        self.refill(now)
+        return self.tokens >= 1
+
+    def spend(self) -> None:
+        self.tokens -= 1
+
 
 class RateLimiter:
-    """Requests per second, per GOST's limit lines (token buckets)."""
+    """Requests per second, per GOST's limit lines (token buckets; ``shared``: drawn
+    from with the other workers, see shared_limits.py)."""
 
-    def __init__(self, cfg: LimiterConfig) -> None:
-        self._limits = _Limits(cfg, rate=True, make=_Bucket, idle=_Bucket.full)
+    def __init__(self, cfg: LimiterConfig, shared: SharedScope | None = None) -> None:
+        self._shared = shared
+        self._limits = _Limits(
+            cfg,
+            rate=True,
+            make=_Bucket,
+            idle=_Bucket.full,
+            make_shared=shared.bucket if shared is not None else None,
+        )
 
     def allow(self, client_ip: str) -> bool:
         """Take a token from every bucket that applies; False (taking none) if one is empty."""
         buckets = self._limits.for_client(client_ip)
         now = time.monotonic()
-        for b in buckets:
-            b.refill(now)
-        if any(b.tokens < 1 for b in buckets):
-            return False
-        for b in buckets:
-            b.tokens -= 1
+        with _lock(self._shared):
+            if not all([b.take(now) for b in buckets]):  # every bucket refilled first
+                return False
+            for b in buckets:
+                b.spend()
         return True

@@ -26,7 +26,12 @@ from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import HandshakeError
 from gostfast.proto import http1, wshandshake
 from gostfast.timeouts import within
-from gostfast.transport.tcp import apply_keepalive, listen_backlog, server_addresses
+from gostfast.transport.tcp import (
+    apply_keepalive,
+    close_servers,
+    open_servers,
+    server_addresses,
+)
 from gostfast.transport.wsconn import WSEndpoint
 
 log = logging.getLogger("gostfast.ws")
@@ -225,7 +230,7 @@ class WSListener(Listener):
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
-        self._server: asyncio.AbstractServer | None = None
+        self._servers: list[asyncio.AbstractServer] = []
         self._pending: set[asyncio.Task] = set()
         self._ssl = None
         o = spec.options
@@ -260,14 +265,7 @@ class WSListener(Listener):
                 listener._pending.add(task)
                 task.add_done_callback(listener._pending.discard)
 
-        self._server = await loop.create_server(
-            Accepted,
-            self.spec.host,
-            self.spec.port,
-            backlog=listen_backlog(opts.backlog),
-            reuse_address=True,
-            ssl=self._ssl,
-        )
+        self._servers = await open_servers(self.spec, Accepted, self._ssl)
 
     async def _upgrade(self, ep: TCPEndpoint, on_accept: Callable[[Endpoint], None]) -> None:
         o = self.spec.options
@@ -347,13 +345,12 @@ class WSListener(Listener):
         )
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        close_servers(self._servers)
         for t in list(self._pending):
             t.cancel()
 
     def addresses(self) -> list[str]:
-        return server_addresses(self._server)
+        return server_addresses(self._servers)
 
 
 class WSSListener(WSListener):

@@ -17,9 +17,7 @@ RUN_TIMEOUT = 20.0
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*GOSTFAST, *args], capture_output=True, text=True, timeout=RUN_TIMEOUT
-    )
+    return subprocess.run([*GOSTFAST, *args], capture_output=True, text=True, timeout=RUN_TIMEOUT)
 
 
 @pytest.mark.parametrize(
