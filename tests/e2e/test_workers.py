@@ -189,3 +189,81 @@ def test_a_worker_that_cannot_start_its_services_stops_the_supervisor(procs, tmp
     assert "no PEM CERTIFICATE block found" in log
     assert "could not start its services" in log
     assert not is_listening(port)
+
+
+def _served(port: int) -> socket.socket | None:
+    """A connection that got its byte echoed (held open), or None when it was closed unserved."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(b"x")
+        if s.recv(1) == b"x":
+            return s
+    except OSError:
+        pass
+    s.close()
+    return None
+
+
+def test_climiter_dollar_10_admits_10_in_total_over_two_workers(procs, target) -> None:
+    port = free_port()
+    sup, pids = start_workers(
+        procs, "-L", f"tcp://127.0.0.1:{port}/127.0.0.1:{target.port}?climiter=10"
+    )
+    held = [s for s in (_served(port) for _ in range(40)) if s is not None]
+    try:
+        assert len(held) == 10, len(held)  # one worker alone would take 10: 20 in all
+        split = connections_by_pid(port, pids)
+        print(f"climiter $ 10 over workers {pids}: {split}")
+        # slots freed by one worker are taken through the other: close 5, 5 more get in
+        for s in held[:5]:
+            s.close()
+        del held[:5]
+        more = wait_for(
+            lambda: [s for s in (_served(port) for _ in range(5)) if s is not None] or None,
+            10,
+            "freed slots",
+        )
+        held += more
+        held += [s for s in (_served(port) for _ in range(20)) if s is not None]
+        assert len(held) == 10, len(held)
+        # a worker killed with slots taken gives them back (its connections died with it)
+        victim = max(pids, key=lambda pid: connections_by_pid(port, [pid]).get(pid, 0))
+        lost = connections_by_pid(port, [victim]).get(victim, 0)
+        assert lost > 0
+        os.kill(victim, signal.SIGKILL)
+        wait_for(
+            lambda: len(children(sup.pid)) == 2 and victim not in children(sup.pid),
+            20,
+            "a new worker",
+        )
+        alive = []
+        for s in held:
+            try:
+                s.sendall(b"y")
+                if s.recv(1) == b"y":
+                    alive.append(s)
+                    continue
+            except OSError:
+                pass
+            s.close()
+        held = alive
+        assert len(held) == 10 - lost
+        held += [s for s in (_served(port) for _ in range(3 * lost)) if s is not None]
+        assert len(held) == 10, len(held)
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_rlimiter_is_one_bucket_for_the_gateway(procs, target) -> None:
+    port = free_port()
+    sup, pids = start_workers(
+        procs, "-L", f"tcp://127.0.0.1:{port}/127.0.0.1:{target.port}?rlimiter=1"
+    )
+    began = time.monotonic()
+    served = [s for s in (_served(port) for _ in range(30)) if s is not None]
+    elapsed = time.monotonic() - began
+    for s in served:
+        s.close()
+    # GOST's bucket: burst 2, then 1 a second; one bucket per worker would let 4+ through
+    assert 2 <= len(served) <= 2 + int(elapsed) + 1, (len(served), elapsed)
