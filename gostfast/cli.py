@@ -308,7 +308,8 @@ def _supervise(p, count, grace, reload_period, debug, config_files, services, ho
     except ConfigError as exc:
         _fail(exc, EXIT_CONFIG)
     tune_malloc()
-    sup = Supervisor(p, count, grace, reload_plan, reload_period, debug)
+    source = ", ".join(config_files) or "the -L/-F command line"
+    sup = Supervisor(p, count, grace, reload_plan, reload_period, debug, source)
     sys.exit(sup.run())
 
 

@@ -232,6 +232,8 @@ class Supervisor:
     load: Callable[[], Plan]
     reload_period: float | None = None
     debug: bool = False
+    #: what ``load`` reads, for the reload log ("gost.yaml", "-L/-F")
+    source: str = ""
     sockets: ListenSockets = field(init=False)
     generation: int = 0
     live: dict[int, Worker] = field(default_factory=dict)
@@ -528,7 +530,12 @@ class Supervisor:
         try:
             new = self.load()
         except ConfigError as exc:
-            log.error("reload (%s): %s; the running configuration is unchanged", why, exc)
+            log.error(
+                "reload (%s) of %s: %s; the running configuration is unchanged",
+                why,
+                self.source,
+                exc,
+            )
             return False
         if new.config.workers is not None and new.config.workers != self.workers:
             log.warning(
