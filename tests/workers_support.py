@@ -71,12 +71,20 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def patient_echo(c) -> None:
+    """proxy_support's echo without its read timeout: these tests hold tunnels idle for long."""
+    from proxy_support import echo
+
+    c.settimeout(None)
+    echo(c)
+
+
 def smux_frame(cmd: int, sid: int, data: bytes = b"") -> bytes:
     return struct.pack("<BBHI", 1, cmd, len(data), sid) + data
 
 
-class MWSClient:
-    """One mws session (one TCP connection) with one smux stream (sid 1) to the server."""
+class _Websocket:
+    """One websocket (one TCP connection) to ``/ws`` on the port, by the websockets library."""
 
     def __init__(self, port: int, timeout: float = 10.0) -> None:
         from websockets.sync.client import connect
@@ -85,6 +93,16 @@ class MWSClient:
         self.ws.__enter__()
         self.timeout = timeout
         self._buf = b""
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+class MWSClient(_Websocket):
+    """One mws session (one TCP connection) with one smux stream (sid 1) to the server."""
+
+    def __init__(self, port: int, timeout: float = 10.0) -> None:
+        super().__init__(port, timeout)
         self.ws.send(smux_frame(SMUX_SYN, 1))
 
     def send(self, data: bytes) -> None:
@@ -110,20 +128,9 @@ class MWSClient:
         self.send(data)
         return self.recv_exact(len(data))
 
-    def close(self) -> None:
-        self.ws.close()
 
-
-class WSClient:
+class WSClient(_Websocket):
     """One ws tunnel (one TCP connection) to a forward service."""
-
-    def __init__(self, port: int, timeout: float = 10.0) -> None:
-        from websockets.sync.client import connect
-
-        self.ws = connect(f"ws://127.0.0.1:{port}/ws", open_timeout=timeout, close_timeout=2)
-        self.ws.__enter__()
-        self.timeout = timeout
-        self._buf = b""
 
     def echo(self, data: bytes) -> bytes:
         self.ws.send(data)
@@ -131,6 +138,3 @@ class WSClient:
             self._buf += self.ws.recv(timeout=self.timeout)
         got, self._buf = self._buf[: len(data)], self._buf[len(data) :]
         return got
-
-    def close(self) -> None:
-        self.ws.close()

@@ -14,24 +14,24 @@ import socket
 import time
 
 import pytest
-from proxy_support import TCPServer, echo
+from proxy_support import TCPServer
 from support import Procs, free_port, is_listening, output
-from workers_support import MWSClient, WSClient, children, connections_by_pid, wait_for
+from workers_support import (
+    MWSClient,
+    WSClient,
+    children,
+    connections_by_pid,
+    patient_echo,
+    wait_for,
+)
 
 CLIENTS = 200
 START_TIMEOUT = 30.0
 
 
 @pytest.fixture
-def procs():
-    p = Procs()
-    yield p
-    p.stop_all()
-
-
-@pytest.fixture
 def target():
-    with TCPServer(echo) as t:
+    with TCPServer(patient_echo) as t:
         yield t
 
 

@@ -15,25 +15,18 @@ import socket
 import threading
 
 import pytest
-from proxy_support import TCPServer, echo, recv_exactly
-from support import Procs, free_port, is_listening, output
-from workers_support import WSClient, children, wait_for
+from proxy_support import TCPServer, recv_exactly
+from support import free_port, is_listening, output
+from workers_support import WSClient, children, patient_echo, wait_for
 
 CONNECTS = 1000
 BLOCK = 1 << 20
 
 
-@pytest.fixture
-def procs():
-    p = Procs()
-    yield p
-    p.stop_all()
-
-
 def _tagged(tag: bytes):
     def serve(c: socket.socket) -> None:
         c.sendall(tag)
-        echo(c)
+        patient_echo(c)
 
     return serve
 
@@ -125,7 +118,7 @@ class Connects(threading.Thread):
 )
 def test_sighup_reload_keeps_open_tunnels_and_refuses_no_connection(procs, tmp_path, size) -> None:
     ports = {k: free_port() for k in ("tcp", "ws", "gone", "moved", "added")}
-    with TCPServer(echo) as e, TCPServer(_tagged(b"A")) as a, TCPServer(_tagged(b"B")) as b:
+    with TCPServer(patient_echo) as e, TCPServer(_tagged(b"A")) as a, TCPServer(_tagged(b"B")) as b:
         cfg = tmp_path / "gost.yaml"
         kept = _service("keep-tcp", ports["tcp"], e.port) + _service(
             "keep-ws", ports["ws"], e.port, "ws"
@@ -237,7 +230,7 @@ def test_sighup_reload_keeps_open_tunnels_and_refuses_no_connection(procs, tmp_p
 
 def test_dash_r_reloads_the_file_every_period(procs, tmp_path) -> None:
     ports = {k: free_port() for k in ("a", "b")}
-    with TCPServer(echo) as e:
+    with TCPServer(patient_echo) as e:
         cfg = tmp_path / "gost.yaml"
         cfg.write_text("services:\n" + _service("a", ports["a"], e.port))
         sup = procs.gostfast("--workers", "2", "-R", "1s", "-C", str(cfg))
@@ -255,7 +248,7 @@ def test_dash_r_reloads_the_file_every_period(procs, tmp_path) -> None:
 
 def test_dash_r_with_one_worker_runs_the_supervisor(procs, tmp_path) -> None:
     port = free_port()
-    with TCPServer(echo) as e:
+    with TCPServer(patient_echo) as e:
         cfg = tmp_path / "gost.yaml"
         cfg.write_text("services:\n" + _service("a", port, e.port))
         sup = procs.gostfast("-R", "1m", "-C", str(cfg))
