@@ -20,6 +20,9 @@ it, else ``$$``) together with ``$``; it must pass all of them.
   handler starts takes one token, and a client with none left is closed.
 
 The client IP is the TCP peer's, as GOST's listener and handlers take it.
+
+Under ``--workers`` every counter and bucket is shared by the workers
+(shared_limits.py), so each limit holds for the gateway, as in GOST.
 """
 
 from __future__ import annotations
@@ -59,10 +62,9 @@ class _Limits:
         idle: Callable[[object], bool],
         make_shared: Callable[[str, float], object] | None = None,
     ) -> None:
-        self._make = make
-        # under --workers the limits a line names by itself ($ and exact IPs) are counted
-        # by every worker together (shared_limits.py); per-IP ones stay per worker
-        fixed = make_shared or (lambda _key, value: make(value))
+        # under --workers every limit is counted by all workers together, by name
+        # (shared_limits.py): the line's key, and for per-IP limits the client IP too
+        self._make = make_shared or (lambda _name, value: make(value))
         self._idle = idle
         self._prune_at = CACHE_LIMIT
         self._global = None
@@ -73,14 +75,14 @@ class _Limits:
         for line in cfg.limits:
             key, value = parse_limit_line(line, rate)
             if key == GLOBAL_KEY:
-                self._global = fixed(key, value)
+                self._global = self._make(key, value)
             elif key == PER_IP_KEY:
                 self._per_ip = value
             elif "/" in key:
                 self._cidrs.append((ipaddress.ip_network(key, strict=False), value))
             else:
                 ip = str(ipaddress.ip_address(key))
-                self._ips[ip] = fixed(ip, value)
+                self._ips[ip] = self._make(ip, value)
 
     def for_client(self, ip_text: str) -> list:
         cached = self._cache.get(ip_text)
@@ -97,10 +99,11 @@ class _Limits:
             else:
                 for net, value in self._cidrs:
                     if ip.version == net.version and ip in net:
-                        found.append(self._make(value))  # a limit of its own per IP
+                        # a limit of its own per IP
+                        found.append(self._make(f"{net}\0{ip}", value))
                         break
         if not found and self._per_ip is not None:
-            found.append(self._make(self._per_ip))
+            found.append(self._make(f"{PER_IP_KEY}\0{ip_text}", self._per_ip))
         if self._global is not None:
             found.append(self._global)
         if len(self._cache) >= self._prune_at:
@@ -130,6 +133,9 @@ class _Counter:
     def add(self, delta: int) -> None:
         self.current += delta
 
+    def idle(self) -> bool:
+        return self.current == 0
+
 
 def _lock(shared: SharedScope | None) -> contextlib.AbstractContextManager:
     return shared.shared.locked() if shared is not None else contextlib.nullcontext()
@@ -145,7 +151,7 @@ class ConnLimiter:
             cfg,
             rate=False,
             make=_Counter,
-            idle=lambda c: c.current == 0,
+            idle=lambda c: c.idle(),
             make_shared=shared.counter if shared is not None else None,
         )
 
@@ -208,7 +214,7 @@ class RateLimiter:
             cfg,
             rate=True,
             make=_Bucket,
-            idle=_Bucket.full,
+            idle=lambda b: b.full(),
             make_shared=shared.bucket if shared is not None else None,
         )
 

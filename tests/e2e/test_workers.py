@@ -191,9 +191,9 @@ def test_a_worker_that_cannot_start_its_services_stops_the_supervisor(procs, tmp
     assert not is_listening(port)
 
 
-def _served(port: int) -> socket.socket | None:
+def _served(port: int, source: str = "127.0.0.1") -> socket.socket | None:
     """A connection that got its byte echoed (held open), or None when it was closed unserved."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
     try:
         s.sendall(b"x")
         if s.recv(1) == b"x":
@@ -267,3 +267,25 @@ def test_rlimiter_is_one_bucket_for_the_gateway(procs, target) -> None:
         s.close()
     # GOST's bucket: burst 2, then 1 a second; one bucket per worker would let 4+ through
     assert 2 <= len(served) <= 2 + int(elapsed) + 1, (len(served), elapsed)
+
+
+def test_per_ip_climiter_holds_per_client_over_two_workers(procs, target, tmp_path) -> None:
+    port = free_port()
+    cfg = tmp_path / "gost.yaml"
+    cfg.write_text(
+        "climiters: [{name: per-ip, limits: ['$$ 3']}]\n"
+        f"services:\n- name: a\n  addr: 127.0.0.1:{port}\n  climiter: per-ip\n"
+        "  handler: {type: tcp}\n  listener: {type: tcp}\n"
+        f"  forwarder: {{nodes: [{{name: t, addr: '127.0.0.1:{target.port}'}}]}}\n"
+    )
+    sup, pids = start_workers(procs, "-C", str(cfg))
+    held = []
+    try:
+        for source in ("127.0.0.1", "127.0.0.2"):
+            mine = [s for s in (_served(port, source) for _ in range(20)) if s is not None]
+            assert len(mine) == 3, (source, len(mine))  # not 3 per worker
+            held += mine
+        print(f"$$ 3 over workers {pids}: {connections_by_pid(port, pids)}")
+    finally:
+        for s in held:
+            s.close()

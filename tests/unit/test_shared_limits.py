@@ -84,3 +84,39 @@ def test_a_rate_bucket_is_drawn_from_by_every_process() -> None:
         == 0
     )
     assert not here.allow("10.0.0.3")  # the burst of 2 is spent, between the two processes
+
+
+def test_per_ip_limits_are_shared_per_client_ip() -> None:
+    shared = SharedCounters(rows=2)
+    cfg = LimiterConfig("c", ("$$ 1", "10.1.0.0/16 2"))
+    shared.row = 0
+    here = ConnLimiter(cfg, shared.scope("svc", "climiter"))
+    assert here.acquire("10.0.0.1") is not None  # $$ 1 for this IP
+    assert here.acquire("10.1.0.1") is not None  # CIDR: 2 for this IP
+
+    def other() -> int:
+        lim = ConnLimiter(cfg, shared.scope("svc", "climiter"))
+        ok = lim.acquire("10.0.0.1") is None  # its one slot is taken, by the other process
+        ok &= lim.acquire("10.0.0.2") is not None  # another IP has its own
+        ok &= lim.acquire("10.1.0.1") is not None  # the CIDR IP's second
+        ok &= lim.acquire("10.1.0.1") is None
+        ok &= lim.acquire("10.1.0.2") is not None  # each IP of the CIDR counts alone
+        return 0 if ok else 1
+
+    assert _in_child(shared, 1, other) == 0
+
+
+def test_entries_at_rest_are_reused_and_a_full_table_counts_per_worker() -> None:
+    shared = SharedCounters(rows=1)
+    shared.entries = 2  # a table of two entries, to fill it
+    shared.row = 0
+    lim = ConnLimiter(LimiterConfig("c", ("$$ 1",)), shared.scope("svc", "climiter"))
+    a, b = lim.acquire("10.0.0.1"), lim.acquire("10.0.0.2")
+    assert a is not None and b is not None
+    c = lim.acquire("10.0.0.3")  # no entry left: this worker counts that IP alone
+    assert c is not None and lim.acquire("10.0.0.3") is None
+    a()  # 10.0.0.1's entry is at rest now: another IP may take it over
+    d = lim.acquire("10.0.0.4")
+    assert d is not None and lim.acquire("10.0.0.4") is None
+    c()
+    assert lim.acquire("10.0.0.3") is not None  # its stand-in freed the slot
