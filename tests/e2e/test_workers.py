@@ -289,3 +289,21 @@ def test_per_ip_climiter_holds_per_client_over_two_workers(procs, target, tmp_pa
     finally:
         for s in held:
             s.close()
+
+
+def test_json_log_lines_carry_the_pid(procs, target, tmp_path) -> None:
+    import json
+
+    port = free_port()
+    cfg = tmp_path / "gost.yaml"
+    cfg.write_text(
+        "log: {format: json}\n"
+        f"services:\n- name: a\n  addr: 127.0.0.1:{port}\n"
+        "  handler: {type: tcp}\n  listener: {type: tcp}\n"
+        f"  forwarder: {{nodes: [{{name: t, addr: '127.0.0.1:{target.port}'}}]}}\n"
+    )
+    sup, pids = start_workers(procs, "-C", str(cfg))
+    sup.send_signal(signal.SIGTERM)
+    assert sup.wait(20) == 0
+    entries = [json.loads(line) for line in output(sup).splitlines() if line.strip()]
+    assert {e["pid"] for e in entries} == {sup.pid, *pids}, entries
