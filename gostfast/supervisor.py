@@ -2,18 +2,13 @@
 
 Why this shape:
 
-* **Sockets.** For every service address the supervisor binds N listening
-  sockets with SO_REUSEPORT, one per worker slot, and keeps them open for
-  the life of the process; worker *i* serves slot *i*'s sockets. The kernel
-  hashes each new connection to one socket of the group, so load spreads
-  evenly over workers (measured: README, "All cores"; one inherited socket
-  shared by all workers lets whichever worker wakes first take a burst).
-  Because the supervisor holds every socket, a connection queued on a slot
-  whose worker just died, or is being replaced by a reload, waits in the
-  kernel queue for the next worker of that slot: it is never refused or
-  reset. Before binding, each new address is probed with a plain bind
-  (no SO_REUSEPORT), so an address another program holds is reported, once,
-  as "cannot listen on ADDR" with exit 1, as without workers.
+* **Sockets** (listen_sockets.py): every service address is bound once, as
+  one SO_REUSEPORT socket per worker slot, and held by the supervisor;
+  worker *i* serves slot *i*'s sockets. The kernel spreads new connections
+  evenly over them (measured: README, "All cores"), and a connection queued
+  for a worker that died, or that a reload replaces, waits for the next
+  worker of its slot: it is never refused or reset. A held address is
+  reported once, "cannot listen on ADDR", exit 1, as without workers.
 * **Workers** are forked from the supervisor after the configuration is
   planned (no event loop runs in the supervisor, so fork is safe). Each runs
   the Orchestrator on its slot's sockets and says "ready" over a pipe once
@@ -37,12 +32,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import logging
 import os
 import select
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -50,9 +43,9 @@ from dataclasses import dataclass, field
 
 from gostfast import logsetup
 from gostfast.config.errors import ConfigError
-from gostfast.service import Orchestrator, Plan, ServicePlan, StartError
+from gostfast.listen_sockets import BindError, ListenSockets
+from gostfast.service import Orchestrator, Plan, StartError
 from gostfast.shared_limits import SharedCounters
-from gostfast.transport.tcp import listen_backlog
 
 log = logging.getLogger("gostfast.supervisor")
 
@@ -67,120 +60,6 @@ BACKOFF_MAX = 10.0
 READY_TIMEOUT = 30.0
 #: workers alive at once, per slot: the current generation plus draining ones
 ROWS_PER_SLOT = 4
-
-AddrKey = tuple[str | None, int]
-
-
-class BindError(Exception):
-    """An address could not be bound; the message names the service and the address."""
-
-
-def _reason(exc: OSError) -> str:
-    return os.strerror(exc.errno) if exc.errno else str(exc)
-
-
-def _addrinfos(host: str | None, port: int) -> list[tuple]:
-    infos = socket.getaddrinfo(
-        host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
-    )
-    seen, out = set(), []
-    for family, type_, proto, _, addr in infos:
-        if (family, addr) not in seen:
-            seen.add((family, addr))
-            out.append((family, type_, proto, addr))
-    return out
-
-
-def _socket(family: int, type_: int, proto: int, reuseport: bool) -> socket.socket:
-    sock = socket.socket(family, type_, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuseport:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    if family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio's servers
-    return sock
-
-
-class ListenSockets:
-    """Every service address's SO_REUSEPORT group: ``slots`` listening sockets each."""
-
-    def __init__(self, slots: int) -> None:
-        self.slots = slots
-        self.by_addr: dict[AddrKey, list[list[socket.socket]]] = {}  # [slot][family]
-
-    def bind(self, services: list[ServicePlan]) -> list[AddrKey]:
-        """Bind the addresses not bound yet; on failure close those and raise BindError."""
-        new: list[AddrKey] = []
-        wanted: set[AddrKey] = set()
-        try:
-            for sp in services:
-                key = (sp.host, sp.port)
-                if key in wanted and sp.port != 0:  # two services, one address
-                    raise BindError(
-                        f"{sp.config.name}: cannot listen on {sp.config.addr}: "
-                        f"{os.strerror(errno.EADDRINUSE)}"
-                    )
-                wanted.add(key)
-                if key in self.by_addr:
-                    continue
-                try:
-                    self.by_addr[key] = self._bind_group(sp)
-                except OSError as exc:
-                    raise BindError(
-                        f"{sp.config.name}: cannot listen on {sp.config.addr}: {_reason(exc)}"
-                    ) from None
-                new.append(key)
-        except BindError:
-            self.close(new)
-            raise
-        return new
-
-    def _bind_group(self, sp: ServicePlan) -> list[list[socket.socket]]:
-        backlog = listen_backlog(sp.listener.options.get("backlog"))
-        groups: list[list[socket.socket]] = [[] for _ in range(self.slots)]
-        try:
-            port = sp.port
-            for family, type_, proto, addr in _addrinfos(sp.host, sp.port):
-                # the probe: a plain bind fails where anyone (another gostfast included)
-                # holds the address, which SO_REUSEPORT alone would share silently
-                try:
-                    probe = _socket(family, type_, proto, reuseport=False)
-                except OSError as exc:
-                    if exc.errno == errno.EAFNOSUPPORT:
-                        continue
-                    raise
-                with probe:
-                    probe.bind((addr[0], port, *addr[2:]))
-                    port = probe.getsockname()[1]  # port 0: the port the system chose
-                bound = (addr[0], port, *addr[2:])
-                for group in groups:
-                    sock = _socket(family, type_, proto, reuseport=True)
-                    group.append(sock)
-                    sock.bind(bound)
-                    sock.listen(backlog)
-                    sock.setblocking(False)
-        except OSError:
-            for group in groups:
-                for sock in group:
-                    sock.close()
-            raise
-        return groups
-
-    def for_slot(self, plan: Plan, slot: int) -> dict[str, list[socket.socket]]:
-        return {sp.config.name: self.by_addr[(sp.host, sp.port)][slot] for sp in plan.services}
-
-    def all_sockets(self) -> list[socket.socket]:
-        return [s for groups in self.by_addr.values() for g in groups for s in g]
-
-    def close(self, keys: list[AddrKey] | None = None) -> None:
-        for key in list(self.by_addr) if keys is None else keys:
-            for group in self.by_addr.pop(key, []):
-                for sock in group:
-                    sock.close()
-
-    def unused(self, plan: Plan) -> list[AddrKey]:
-        used = {(sp.host, sp.port) for sp in plan.services}
-        return [key for key in self.by_addr if key not in used]
 
 
 @dataclass
@@ -261,7 +140,8 @@ class Supervisor:
         for sig in _SIGNALS:
             signal.signal(sig, self._on_signal)
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        self._wake = wake_r
+        self._wake, self._wake_w = wake_r, wake_w
+        self._pid = os.getpid()
         try:
             for slot in range(self.workers):
                 self._spawn(slot, self.plan)
@@ -376,7 +256,10 @@ class Supervisor:
                 signal.signal(sig, signal.SIG_DFL)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload is the supervisor's
             _die_with_parent()
+            if os.getppid() != self._pid:  # the supervisor went before prctl took hold
+                os._exit(0)
             os.close(self._wake)
+            os.close(self._wake_w)
             keep = {s.fileno() for ss in socks.values() for s in ss}
             for sock in self.sockets.all_sockets():
                 if sock.fileno() not in keep:
