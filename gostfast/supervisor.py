@@ -59,7 +59,7 @@ BACKOFF_MAX = 10.0
 #: how long a new worker may take to listen before the start (or the reload) is given up
 READY_TIMEOUT = 30.0
 #: workers alive at once, per slot: the current generation plus draining ones
-ROWS_PER_SLOT = 4
+ROWS_PER_SLOT = 8
 
 
 @dataclass

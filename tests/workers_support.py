@@ -61,14 +61,20 @@ def connections_by_pid(port: int, pids: list[int]) -> dict[int, int]:
     return dict(counts)
 
 
-def wait_for(predicate, timeout: float, what: str):
+def wait_for(predicate, timeout: float, what: str, proc=None):
+    """``predicate()`` once it is true; on timeout an AssertionError with ``proc``'s log tail."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         got = predicate()
         if got:
             return got
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    tail = ""
+    if proc is not None:
+        from support import output
+
+        tail = "\n" + "\n".join(output(proc).splitlines()[-40:])
+    raise AssertionError(f"timed out waiting for {what}{tail}")
 
 
 def patient_echo(c) -> None:

@@ -41,6 +41,7 @@ def start_workers(procs: Procs, *args: str, workers: int = 2):
         lambda: "workers serving" in output(sup) or sup.poll() is not None,
         START_TIMEOUT,
         "the workers to listen",
+        proc=sup,
     )
     assert sup.poll() is None, output(sup)
     pids = children(sup.pid)
@@ -235,6 +236,7 @@ def test_climiter_dollar_10_admits_10_in_total_over_two_workers(procs, target) -
             lambda: len(children(sup.pid)) == 2 and victim not in children(sup.pid),
             20,
             "a new worker",
+            proc=sup,
         )
         alive = []
         for s in held:

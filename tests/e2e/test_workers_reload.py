@@ -130,7 +130,12 @@ def test_sighup_reload_keeps_open_tunnels_and_refuses_no_connection(procs, tmp_p
             + _service("moved", ports["moved"], a.port)
         )
         sup = procs.gostfast("--workers", "2", "--grace", "120", "-C", str(cfg))
-        wait_for(lambda: "workers serving" in output(sup) or sup.poll() is not None, 30, "workers")
+        wait_for(
+            lambda: "workers serving" in output(sup) or sup.poll() is not None,
+            30,
+            "workers",
+            proc=sup,
+        )
         assert sup.poll() is None, output(sup)
         old = set(children(sup.pid))
 
@@ -152,9 +157,14 @@ def test_sighup_reload_keeps_open_tunnels_and_refuses_no_connection(procs, tmp_p
         )
         before = connects.made
         sup.send_signal(signal.SIGHUP)
-        wait_for(lambda: "reload (SIGHUP): 4 services" in output(sup), 60, "the reload")
+        wait_for(lambda: "reload (SIGHUP): 4 services" in output(sup), 60, "the reload", proc=sup)
         # ...and until both old workers have closed their listeners (they log the drain)
-        wait_for(lambda: output(sup).count("stopping: waiting up to") >= 2, 60, "the old workers")
+        wait_for(
+            lambda: output(sup).count("stopping: waiting up to") >= 2,
+            60,
+            "the old workers",
+            proc=sup,
+        )
         # more reloads back to back, each a full hand-over, until CONNECTS were made
         # while one was under way
         reloads = 1
@@ -166,9 +176,13 @@ def test_sighup_reload_keeps_open_tunnels_and_refuses_no_connection(procs, tmp_p
                 lambda n=reloads: output(sup).count("reload (SIGHUP): 4 services") >= n,
                 60,
                 "a reload",
+                proc=sup,
             )
             wait_for(
-                lambda c=current - old: not (c & set(children(sup.pid))), 60, "old workers to end"
+                lambda c=current - old: not (c & set(children(sup.pid))),
+                60,
+                "old workers to end",
+                proc=sup,
             )
         during = connects.made - before
         connects.done.set()
@@ -215,7 +229,7 @@ def test_sighup_reload_keeps_open_tunnels_and_refuses_no_connection(procs, tmp_p
         ):
             cfg.write_text(text)
             sup.send_signal(signal.SIGHUP)
-            wait_for(lambda why=why: why in output(sup), 30, f"the reload error {why!r}")
+            wait_for(lambda why=why: why in output(sup), 30, f"the reload error {why!r}", proc=sup)
             assert f"of {cfg}: " in output(sup)
         assert output(sup).count("the running configuration is unchanged") == 2
         assert set(children(sup.pid)) == serving
@@ -223,7 +237,7 @@ def test_sighup_reload_keeps_open_tunnels_and_refuses_no_connection(procs, tmp_p
         for c in idle:
             c.close()
         # the old workers end once their last tunnel has
-        wait_for(lambda: not (old & set(children(sup.pid))), 30, "the old workers to end")
+        wait_for(lambda: not (old & set(children(sup.pid))), 30, "the old workers to end", proc=sup)
         sup.send_signal(signal.SIGTERM)
         assert sup.wait(30) == 0, output(sup)
 
@@ -234,11 +248,18 @@ def test_dash_r_reloads_the_file_every_period(procs, tmp_path) -> None:
         cfg = tmp_path / "gost.yaml"
         cfg.write_text("services:\n" + _service("a", ports["a"], e.port))
         sup = procs.gostfast("--workers", "2", "-R", "1s", "-C", str(cfg))
-        wait_for(lambda: "workers serving" in output(sup) or sup.poll() is not None, 30, "workers")
+        wait_for(
+            lambda: "workers serving" in output(sup) or sup.poll() is not None,
+            30,
+            "workers",
+            proc=sup,
+        )
         cfg.write_text(
             "services:\n" + _service("a", ports["a"], e.port) + _service("b", ports["b"], e.port)
         )
-        wait_for(lambda: "reload (every -R period): 2 services" in output(sup), 30, "-R reload")
+        wait_for(
+            lambda: "reload (every -R period): 2 services" in output(sup), 30, "-R reload", proc=sup
+        )
         with socket.create_connection(("127.0.0.1", ports["b"]), timeout=10) as s:
             s.sendall(b"r")
             assert recv_exactly(s, 1) == b"r"
@@ -252,9 +273,14 @@ def test_dash_r_with_one_worker_runs_the_supervisor(procs, tmp_path) -> None:
         cfg = tmp_path / "gost.yaml"
         cfg.write_text("services:\n" + _service("a", port, e.port))
         sup = procs.gostfast("-R", "1m", "-C", str(cfg))
-        wait_for(lambda: "1 workers serving" in output(sup) or sup.poll() is not None, 30, "worker")
+        wait_for(
+            lambda: "1 workers serving" in output(sup) or sup.poll() is not None,
+            30,
+            "worker",
+            proc=sup,
+        )
         assert len(children(sup.pid)) == 1
         sup.send_signal(signal.SIGHUP)
-        wait_for(lambda: "reload (SIGHUP): 1 services" in output(sup), 30, "the reload")
+        wait_for(lambda: "reload (SIGHUP): 1 services" in output(sup), 30, "the reload", proc=sup)
         sup.send_signal(signal.SIGTERM)
         assert sup.wait(30) == 0
