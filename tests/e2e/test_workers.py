@@ -309,3 +309,20 @@ def test_json_log_lines_carry_the_pid(procs, target, tmp_path) -> None:
     assert sup.wait(20) == 0
     entries = [json.loads(line) for line in output(sup).splitlines() if line.strip()]
     assert {e["pid"] for e in entries} == {sup.pid, *pids}, entries
+
+
+def test_workers_end_when_the_supervisor_is_killed(procs, target) -> None:
+    port = free_port()
+    sup, pids = start_workers(procs, "-L", f"ws://127.0.0.1:{port}/127.0.0.1:{target.port}")
+    sup.send_signal(signal.SIGKILL)
+    sup.wait(10)
+
+    def gone(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
+
+    wait_for(lambda: all(gone(pid) for pid in pids), 20, "the orphaned workers to end")
+    assert not is_listening(port)
