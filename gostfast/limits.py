@@ -141,19 +141,27 @@ def _lock(shared: SharedScope | None) -> contextlib.AbstractContextManager:
     return shared.shared.locked() if shared is not None else contextlib.nullcontext()
 
 
-class ConnLimiter:
-    """Connections open at once, per GOST's limit lines (``shared``: counted with the
-    other workers, see shared_limits.py)."""
+class _Limiter:
+    """One limiter's limits, kept in this process or (``shared``) with the other workers."""
+
+    _rate = False
+    _make: Callable[[float], object]
 
     def __init__(self, cfg: LimiterConfig, shared: SharedScope | None = None) -> None:
         self._shared = shared
+        make_shared = None
+        if shared is not None:
+            make_shared = shared.bucket if self._rate else shared.counter
         self._limits = _Limits(
-            cfg,
-            rate=False,
-            make=_Counter,
-            idle=lambda c: c.idle(),
-            make_shared=shared.counter if shared is not None else None,
+            cfg, rate=self._rate, make=self._make, idle=lambda x: x.idle(), make_shared=make_shared
         )
+
+
+class ConnLimiter(_Limiter):
+    """Connections open at once, per GOST's limit lines (``shared``: counted with the
+    other workers, see shared_limits.py)."""
+
+    _make = _Counter
 
     def acquire(self, client_ip: str) -> Callable[[], None] | None:
         """A slot for one more connection from ``client_ip`` and the callable that frees it,
@@ -195,6 +203,8 @@ class _Bucket:
         self.refill(time.monotonic())
         return self.tokens >= self.burst
 
+    idle = full
+
     def take(self, now: float) -> bool:
         """Refill to ``now`` and say whether a token is there (taken by ``spend``)."""
         self.refill(now)
@@ -204,19 +214,12 @@ class _Bucket:
         self.tokens -= 1
 
 
-class RateLimiter:
+class RateLimiter(_Limiter):
     """Requests per second, per GOST's limit lines (token buckets; ``shared``: drawn
     from with the other workers, see shared_limits.py)."""
 
-    def __init__(self, cfg: LimiterConfig, shared: SharedScope | None = None) -> None:
-        self._shared = shared
-        self._limits = _Limits(
-            cfg,
-            rate=True,
-            make=_Bucket,
-            idle=lambda b: b.full(),
-            make_shared=shared.bucket if shared is not None else None,
-        )
+    _rate = True
+    _make = _Bucket
 
     def allow(self, client_ip: str) -> bool:
         """Take a token from every bucket that applies; False (taking none) if one is empty."""

@@ -259,5 +259,8 @@ class SharedBucket(_Entry):
         self._store(index, tokens - 1, now)
 
     def full(self) -> bool:
+        """Back at its burst: the same as a new bucket."""
         with self.shared.locked():
             return self._state(time.monotonic())[1] >= self.burst
+
+    idle = full

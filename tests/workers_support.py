@@ -85,6 +85,37 @@ def patient_echo(c) -> None:
     echo(c)
 
 
+def start_workers(procs, *args: str, workers: int | None = 2, timeout: float = 30.0):
+    """A supervisor (``--workers`` unless None: then one worker, as -R alone runs) once its
+    workers serve; (the process, its worker pids)."""
+    from support import output
+
+    flag = ["--workers", str(workers)] if workers is not None else []
+    sup = procs.gostfast(*flag, *args)
+    wait_for(
+        lambda: "workers serving" in output(sup) or sup.poll() is not None,
+        timeout,
+        "the workers to listen",
+        proc=sup,
+    )
+    assert sup.poll() is None, output(sup)
+    pids = children(sup.pid)
+    assert len(pids) == (workers or 1), (pids, output(sup))
+    return sup, pids
+
+
+def forward_service(
+    name: str, port: int, target: int, listener: str = "tcp", extra: str = ""
+) -> str:
+    """One GOST YAML service (a list item) forwarding ``listener`` on ``port`` to ``target``."""
+    handler = "tcp" if listener == "tcp" else "forward"
+    return (
+        f"- name: {name}\n  addr: 127.0.0.1:{port}\n{extra}"
+        f"  handler: {{type: {handler}}}\n  listener: {{type: {listener}}}\n"
+        f"  forwarder: {{nodes: [{{name: t, addr: '127.0.0.1:{target}'}}]}}\n"
+    )
+
+
 def smux_frame(cmd: int, sid: int, data: bytes = b"") -> bytes:
     return struct.pack("<BBHI", 1, cmd, len(data), sid) + data
 

@@ -15,13 +15,15 @@ import time
 
 import pytest
 from proxy_support import TCPServer
-from support import Procs, free_port, is_listening, output
+from support import free_port, is_listening, output
 from workers_support import (
     MWSClient,
     WSClient,
     children,
     connections_by_pid,
+    forward_service,
     patient_echo,
+    start_workers,
     wait_for,
 )
 
@@ -33,20 +35,6 @@ START_TIMEOUT = 30.0
 def target():
     with TCPServer(patient_echo) as t:
         yield t
-
-
-def start_workers(procs: Procs, *args: str, workers: int = 2):
-    sup = procs.gostfast("--workers", str(workers), *args)
-    wait_for(
-        lambda: "workers serving" in output(sup) or sup.poll() is not None,
-        START_TIMEOUT,
-        "the workers to listen",
-        proc=sup,
-    )
-    assert sup.poll() is None, output(sup)
-    pids = children(sup.pid)
-    assert len(pids) == workers, (pids, output(sup))
-    return sup, pids
 
 
 def test_connections_spread_over_both_workers_and_a_killed_worker_is_replaced(
@@ -275,10 +263,8 @@ def test_per_ip_climiter_holds_per_client_over_two_workers(procs, target, tmp_pa
     port = free_port()
     cfg = tmp_path / "gost.yaml"
     cfg.write_text(
-        "climiters: [{name: per-ip, limits: ['$$ 3']}]\n"
-        f"services:\n- name: a\n  addr: 127.0.0.1:{port}\n  climiter: per-ip\n"
-        "  handler: {type: tcp}\n  listener: {type: tcp}\n"
-        f"  forwarder: {{nodes: [{{name: t, addr: '127.0.0.1:{target.port}'}}]}}\n"
+        "climiters: [{name: per-ip, limits: ['$$ 3']}]\nservices:\n"
+        + forward_service("a", port, target.port, extra="  climiter: per-ip\n")
     )
     sup, pids = start_workers(procs, "-C", str(cfg))
     held = []
@@ -298,12 +284,7 @@ def test_json_log_lines_carry_the_pid(procs, target, tmp_path) -> None:
 
     port = free_port()
     cfg = tmp_path / "gost.yaml"
-    cfg.write_text(
-        "log: {format: json}\n"
-        f"services:\n- name: a\n  addr: 127.0.0.1:{port}\n"
-        "  handler: {type: tcp}\n  listener: {type: tcp}\n"
-        f"  forwarder: {{nodes: [{{name: t, addr: '127.0.0.1:{target.port}'}}]}}\n"
-    )
+    cfg.write_text("log: {format: json}\nservices:\n" + forward_service("a", port, target.port))
     sup, pids = start_workers(procs, "-C", str(cfg))
     sup.send_signal(signal.SIGTERM)
     assert sup.wait(20) == 0

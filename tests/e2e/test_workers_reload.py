@@ -17,7 +17,14 @@ import threading
 import pytest
 from proxy_support import TCPServer, recv_exactly
 from support import free_port, is_listening, output
-from workers_support import WSClient, children, patient_echo, wait_for
+from workers_support import (
+    WSClient,
+    children,
+    forward_service,
+    patient_echo,
+    start_workers,
+    wait_for,
+)
 
 CONNECTS = 1000
 BLOCK = 1 << 20
@@ -29,15 +36,6 @@ def _tagged(tag: bytes):
         patient_echo(c)
 
     return serve
-
-
-def _service(name: str, port: int, target: int, listener: str = "tcp") -> str:
-    handler = "tcp" if listener == "tcp" else "forward"
-    return (
-        f"- name: {name}\n  addr: 127.0.0.1:{port}\n"
-        f"  handler: {{type: {handler}}}\n  listener: {{type: {listener}}}\n"
-        f"  forwarder: {{nodes: [{{name: t, addr: '127.0.0.1:{target}'}}]}}\n"
-    )
 
 
 def _block(i: int) -> bytes:
@@ -120,24 +118,17 @@ def test_sighup_reload_keeps_open_tunnels_and_refuses_no_connection(procs, tmp_p
     ports = {k: free_port() for k in ("tcp", "ws", "gone", "moved", "added")}
     with TCPServer(patient_echo) as e, TCPServer(_tagged(b"A")) as a, TCPServer(_tagged(b"B")) as b:
         cfg = tmp_path / "gost.yaml"
-        kept = _service("keep-tcp", ports["tcp"], e.port) + _service(
+        kept = forward_service("keep-tcp", ports["tcp"], e.port) + forward_service(
             "keep-ws", ports["ws"], e.port, "ws"
         )
         cfg.write_text(
             "services:\n"
             + kept
-            + _service("gone", ports["gone"], e.port)
-            + _service("moved", ports["moved"], a.port)
+            + forward_service("gone", ports["gone"], e.port)
+            + forward_service("moved", ports["moved"], a.port)
         )
-        sup = procs.gostfast("--workers", "2", "--grace", "120", "-C", str(cfg))
-        wait_for(
-            lambda: "workers serving" in output(sup) or sup.poll() is not None,
-            30,
-            "workers",
-            proc=sup,
-        )
-        assert sup.poll() is None, output(sup)
-        old = set(children(sup.pid))
+        sup, pids = start_workers(procs, "--grace", "120", "-C", str(cfg))
+        old = set(pids)
 
         idle = [WSClient(ports["ws"]) for _ in range(20)]
         assert all(c.echo(b"idle") == b"idle" for c in idle)
@@ -152,8 +143,8 @@ def test_sighup_reload_keeps_open_tunnels_and_refuses_no_connection(procs, tmp_p
         cfg.write_text(
             "services:\n"
             + kept
-            + _service("moved", ports["moved"], b.port)
-            + _service("added", ports["added"], e.port)
+            + forward_service("moved", ports["moved"], b.port)
+            + forward_service("added", ports["added"], e.port)
         )
         before = connects.made
         sup.send_signal(signal.SIGHUP)
@@ -223,7 +214,7 @@ def test_sighup_reload_keeps_open_tunnels_and_refuses_no_connection(procs, tmp_p
         for text, why in (
             ("services: [", "invalid YAML"),
             (
-                "services:\n" + kept + _service("bad", ports["added"], e.port, "wsx"),
+                "services:\n" + kept + forward_service("bad", ports["added"], e.port, "wsx"),
                 "services[2].listener.type: unknown listener 'wsx'",
             ),
         ):
@@ -246,16 +237,12 @@ def test_dash_r_reloads_the_file_every_period(procs, tmp_path) -> None:
     ports = {k: free_port() for k in ("a", "b")}
     with TCPServer(patient_echo) as e:
         cfg = tmp_path / "gost.yaml"
-        cfg.write_text("services:\n" + _service("a", ports["a"], e.port))
-        sup = procs.gostfast("--workers", "2", "-R", "1s", "-C", str(cfg))
-        wait_for(
-            lambda: "workers serving" in output(sup) or sup.poll() is not None,
-            30,
-            "workers",
-            proc=sup,
-        )
+        cfg.write_text("services:\n" + forward_service("a", ports["a"], e.port))
+        sup, _ = start_workers(procs, "-R", "1s", "-C", str(cfg))
         cfg.write_text(
-            "services:\n" + _service("a", ports["a"], e.port) + _service("b", ports["b"], e.port)
+            "services:\n"
+            + forward_service("a", ports["a"], e.port)
+            + forward_service("b", ports["b"], e.port)
         )
         wait_for(
             lambda: "reload (every -R period): 2 services" in output(sup), 30, "-R reload", proc=sup
@@ -271,15 +258,9 @@ def test_dash_r_with_one_worker_runs_the_supervisor(procs, tmp_path) -> None:
     port = free_port()
     with TCPServer(patient_echo) as e:
         cfg = tmp_path / "gost.yaml"
-        cfg.write_text("services:\n" + _service("a", port, e.port))
-        sup = procs.gostfast("-R", "1m", "-C", str(cfg))
-        wait_for(
-            lambda: "1 workers serving" in output(sup) or sup.poll() is not None,
-            30,
-            "worker",
-            proc=sup,
-        )
-        assert len(children(sup.pid)) == 1
+        cfg.write_text("services:\n" + forward_service("a", port, e.port))
+        sup, _ = start_workers(procs, "-R", "1m", "-C", str(cfg), workers=None)
+        assert "1 workers serving" in output(sup)
         sup.send_signal(signal.SIGHUP)
         wait_for(lambda: "reload (SIGHUP): 1 services" in output(sup), 30, "the reload", proc=sup)
         sup.send_signal(signal.SIGTERM)
