@@ -115,12 +115,9 @@ class Case:
     baseline: Topology
 
 
-def tunnel_case(refpeer: str, scheme: str, tls_pair: str) -> Case:
-    """gostfast client + server over ``scheme`` vs refpeer client + server over the same."""
-    mode = "mws" if scheme.startswith("mws") else "ws"
-    tls = scheme.endswith("ss")
-    label = f"{scheme} tunnel" + (" (smux v1)" if mode == "mws" else "")
-    rp_client = [
+def refpeer_pair(refpeer: str, mode: str, tls: bool = False) -> tuple[list[str], list[str]]:
+    """refpeer's client (listening on {A}) and server (on {B}, piping to {echo}) for ``mode``."""
+    client = [
         refpeer,
         "client",
         "-listen",
@@ -130,7 +127,7 @@ def tunnel_case(refpeer: str, scheme: str, tls_pair: str) -> Case:
         "-mode",
         mode,
     ]
-    rp_server = [
+    server = [
         refpeer,
         "server",
         "-listen",
@@ -140,6 +137,15 @@ def tunnel_case(refpeer: str, scheme: str, tls_pair: str) -> Case:
         "-target",
         "127.0.0.1:{echo}",
     ]
+    return client, server
+
+
+def tunnel_case(refpeer: str, scheme: str, tls_pair: str) -> Case:
+    """gostfast client + server over ``scheme`` vs refpeer client + server over the same."""
+    mode = "mws" if scheme.startswith("mws") else "ws"
+    tls = scheme.endswith("ss")
+    label = f"{scheme} tunnel" + (" (smux v1)" if mode == "mws" else "")
+    rp_client, rp_server = refpeer_pair(refpeer, mode, tls)
     if tls:
         rp_client.append("-insecure")
         rp_server += ["-tls", tls_pair]

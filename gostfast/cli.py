@@ -24,6 +24,7 @@ from gostfast.config.errors import ConfigError
 from gostfast.config.model import Config, LogConfig
 from gostfast.malloc_tuning import tune_malloc
 from gostfast.service import Orchestrator, Plan, StartError, known_metadata_keys, plan
+from gostfast.workers import DEFAULT_WORKERS, parse_workers
 
 EXIT_START = 1
 EXIT_CONFIG = 2
@@ -60,6 +61,8 @@ def load_config(
         cfg.chains += part.chains
         cfg.tls = part.tls or cfg.tls
         cfg.log = part.log or cfg.log
+        if part.workers is not None:
+            cfg.workers, cfg.workers_text = part.workers, part.workers_text
     if services or hops:
         if hops and not services:
             raise ConfigError("-F", "-F needs at least one -L service to use the chain")
@@ -241,8 +244,23 @@ def _url_options(f):
     show_default=True,
     help="seconds to let tunnels drain on stop",
 )
+@click.option(
+    "--workers",
+    "workers",
+    callback=lambda ctx, param, value: _workers_option(value),
+    metavar="N|auto",
+    help="worker processes, each running every service (auto = usable CPUs); "
+    "default the config's workers:, else 1 (one process, no supervisor)",
+)
+@click.option(
+    "-R",
+    "reload_period",
+    callback=lambda ctx, param, value: _duration_option(value, "-R"),
+    metavar="DURATION",
+    help="reload the -C files every DURATION (as gost -R; SIGHUP reloads at once)",
+)
 @click.pass_context
-def cli(ctx, services, hops, config_files, debug, version, output, grace):
+def cli(ctx, services, hops, config_files, debug, version, output, grace, workers, reload_period):
     """gostfast: a GOST-compatible websocket tunnel (ws, wss, mws, mwss)."""
     if version:
         impl = "compiled" if gostfast.compiled else "pure-python"
@@ -254,8 +272,14 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace):
         return
     setup_logging(None, debug)  # config loading may warn: honour GOST_LOGGER_LEVEL already
     p = _plan(config_files, services, hops)
+    if workers is not None:  # the command line wins over the config's workers:
+        p.config.workers, p.config.workers_text = workers
     if output:  # validated above: what is printed is a config gostfast runs
         click.echo(gost_output.render(p.config, output, known_metadata_keys), nl=False)
+        return
+    count = worker_count(p)
+    if count > 1 or reload_period:
+        _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers)
         return
     setup_logging(p.config.log, debug)
     tune_malloc()
@@ -269,13 +293,71 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace):
         pass
 
 
+def _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers):
+    """--workers N > 1 (or -R): the supervisor runs the workers and reloads (supervisor.py)."""
+    from gostfast.supervisor import Supervisor
+
+    def reload_plan() -> Plan:
+        fresh = plan(load_config(config_files, services, hops))
+        if workers is not None:
+            fresh.config.workers, fresh.config.workers_text = workers
+        return fresh
+
+    try:
+        logsetup.configure(p.config.log, debug, pid=True)
+    except ConfigError as exc:
+        _fail(exc, EXIT_CONFIG)
+    tune_malloc()
+    source = ", ".join(config_files) or "the -L/-F command line"
+    sup = Supervisor(p, count, grace, reload_plan, reload_period, debug, source)
+    sys.exit(sup.run())
+
+
 @cli.command()
 @_url_options
-def check(services, hops, config_files):
+@click.option(
+    "--workers",
+    "workers",
+    callback=lambda ctx, param, value: _workers_option(value),
+    metavar="N|auto",
+    help="the worker count to check and print (as the run would use it)",
+)
+def check(services, hops, config_files, workers):
     """Validate the configuration and print the resolved services and chains."""
     setup_logging(None, False)
     p = _plan(config_files, services, hops)
-    click.echo(yaml.safe_dump(describe(p), sort_keys=False, default_flow_style=False), nl=False)
+    if workers is not None:
+        p.config.workers, p.config.workers_text = workers
+    out = describe(p)
+    out["workers"] = worker_count(p)
+    click.echo(yaml.safe_dump(out, sort_keys=False, default_flow_style=False), nl=False)
+
+
+def worker_count(p: Plan) -> int:
+    """The workers a run of this plan starts: --workers, else the config's workers:, else 1."""
+    return p.config.workers if p.config.workers is not None else DEFAULT_WORKERS
+
+
+def _workers_option(value: str | None) -> tuple[int, str] | None:
+    """--workers N|auto -> (count, as written); a bad value is a usage error (exit 2)."""
+    if value is None:
+        return None
+    try:
+        return parse_workers(value), value.strip()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--workers") from None
+
+
+def _duration_option(value: str | None, flag: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = values.parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=flag) from None
+    if seconds < 0:
+        raise click.BadParameter(f"a negative period {value!r}", param_hint=flag)
+    return seconds or None
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:

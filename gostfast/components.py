@@ -9,6 +9,7 @@ connector: asks a node, over that transport, to connect onward (CONNECT, SOCKS..
 from __future__ import annotations
 
 import logging
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class ListenerSpec:
     #: GOST's admission: the TCP peer is judged as it is accepted (websocket listeners
     #: judge a forwarded address in addition, after the upgrade request)
     admission: Admission | None = None
+    #: listening sockets bound by the supervisor (--workers): served instead of binding
+    sockets: list[socket.socket] = field(default_factory=list)
 
 
 @dataclass

@@ -20,18 +20,26 @@ it, else ``$$``) together with ``$``; it must pass all of them.
   handler starts takes one token, and a client with none left is closed.
 
 The client IP is the TCP peer's, as GOST's listener and handlers take it.
+
+Under ``--workers`` every counter and bucket is shared by the workers
+(shared_limits.py), so each limit holds for the gateway, as in GOST.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from gostfast.config.model import LimiterConfig
 from gostfast.config.values import GLOBAL_LIMIT_KEY as GLOBAL_KEY
 from gostfast.config.values import PER_IP_LIMIT_KEY as PER_IP_KEY
 from gostfast.config.values import parse_limit_line
+
+if TYPE_CHECKING:
+    from gostfast.shared_limits import SharedScope
 
 #: clients remembered before the idle ones are forgotten (a gateway sees many IPs)
 CACHE_LIMIT = 65536
@@ -52,8 +60,11 @@ class _Limits:
         rate: bool,
         make: Callable[[float], object],
         idle: Callable[[object], bool],
+        make_shared: Callable[[str, float], object] | None = None,
     ) -> None:
-        self._make = make
+        # under --workers every limit is counted by all workers together, by name
+        # (shared_limits.py): the line's key, and for per-IP limits the client IP too
+        self._make = make_shared or (lambda _name, value: make(value))
         self._idle = idle
         self._prune_at = CACHE_LIMIT
         self._global = None
@@ -64,13 +75,14 @@ class _Limits:
         for line in cfg.limits:
             key, value = parse_limit_line(line, rate)
             if key == GLOBAL_KEY:
-                self._global = make(value)
+                self._global = self._make(key, value)
             elif key == PER_IP_KEY:
                 self._per_ip = value
             elif "/" in key:
                 self._cidrs.append((ipaddress.ip_network(key, strict=False), value))
             else:
-                self._ips[str(ipaddress.ip_address(key))] = make(value)
+                ip = str(ipaddress.ip_address(key))
+                self._ips[ip] = self._make(ip, value)
 
     def for_client(self, ip_text: str) -> list:
         cached = self._cache.get(ip_text)
@@ -87,10 +99,11 @@ class _Limits:
             else:
                 for net, value in self._cidrs:
                     if ip.version == net.version and ip in net:
-                        found.append(self._make(value))  # a limit of its own per IP
+                        # a limit of its own per IP
+                        found.append(self._make(f"{net}\0{ip}", value))
                         break
         if not found and self._per_ip is not None:
-            found.append(self._make(self._per_ip))
+            found.append(self._make(f"{PER_IP_KEY}\0{ip_text}", self._per_ip))
         if self._global is not None:
             found.append(self._global)
         if len(self._cache) >= self._prune_at:
@@ -117,29 +130,57 @@ class _Counter:
         self.limit = int(limit)
         self.current = 0
 
+    def add(self, delta: int) -> None:
+        self.current += delta
 
-class ConnLimiter:
-    """Connections open at once, per GOST's limit lines."""
+    def idle(self) -> bool:
+        return self.current == 0
 
-    def __init__(self, cfg: LimiterConfig) -> None:
-        self._limits = _Limits(cfg, rate=False, make=_Counter, idle=lambda c: c.current == 0)
+
+def _lock(shared: SharedScope | None) -> contextlib.AbstractContextManager:
+    return shared.shared.locked() if shared is not None else contextlib.nullcontext()
+
+
+class _Limiter:
+    """One limiter's limits, kept in this process or (``shared``) with the other workers."""
+
+    _rate = False
+    _make: Callable[[float], object]
+
+    def __init__(self, cfg: LimiterConfig, shared: SharedScope | None = None) -> None:
+        self._shared = shared
+        make_shared = None
+        if shared is not None:
+            make_shared = shared.bucket if self._rate else shared.counter
+        self._limits = _Limits(
+            cfg, rate=self._rate, make=self._make, idle=lambda x: x.idle(), make_shared=make_shared
+        )
+
+
+class ConnLimiter(_Limiter):
+    """Connections open at once, per GOST's limit lines (``shared``: counted with the
+    other workers, see shared_limits.py)."""
+
+    _make = _Counter
 
     def acquire(self, client_ip: str) -> Callable[[], None] | None:
         """A slot for one more connection from ``client_ip`` and the callable that frees it,
         or None when a limit is reached (nothing is taken then)."""
         counters = self._limits.for_client(client_ip)
-        if any(c.current >= c.limit for c in counters):
-            return None
-        for c in counters:
-            c.current += 1
+        with _lock(self._shared):
+            if any(c.current >= c.limit for c in counters):
+                return None
+            for c in counters:
+                c.add(1)
         released = False
 
         def release() -> None:
             nonlocal released
             if not released:
                 released = True
-                for c in counters:
-                    c.current -= 1
+                with _lock(self._shared):
+                    for c in counters:
+                        c.add(-1)
 
         return release
 
@@ -162,21 +203,31 @@ class _Bucket:
         self.refill(time.monotonic())
         return self.tokens >= self.burst
 
+    idle = full
 
-class RateLimiter:
-    """Requests per second, per GOST's limit lines (token buckets)."""
+    def take(self, now: float) -> bool:
+        """Refill to ``now`` and say whether a token is there (taken by ``spend``)."""
+        self.refill(now)
+        return self.tokens >= 1
 
-    def __init__(self, cfg: LimiterConfig) -> None:
-        self._limits = _Limits(cfg, rate=True, make=_Bucket, idle=_Bucket.full)
+    def spend(self) -> None:
+        self.tokens -= 1
+
+
+class RateLimiter(_Limiter):
+    """Requests per second, per GOST's limit lines (token buckets; ``shared``: drawn
+    from with the other workers, see shared_limits.py)."""
+
+    _rate = True
+    _make = _Bucket
 
     def allow(self, client_ip: str) -> bool:
         """Take a token from every bucket that applies; False (taking none) if one is empty."""
         buckets = self._limits.for_client(client_ip)
         now = time.monotonic()
-        for b in buckets:
-            b.refill(now)
-        if any(b.tokens < 1 for b in buckets):
-            return False
-        for b in buckets:
-            b.tokens -= 1
+        with _lock(self._shared):
+            if not all([b.take(now) for b in buckets]):  # every bucket refilled first
+                return False
+            for b in buckets:
+                b.spend()
         return True

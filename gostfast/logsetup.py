@@ -53,10 +53,17 @@ _LOGRUS_NAMES = {
     logging.CRITICAL: "fatal",
 }
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: with --workers every line names its process (the supervisor's or a worker's pid)
+TEXT_FORMAT_PID = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
 class JSONFormatter(logging.Formatter):
-    """One JSON object per line: time (RFC 3339, ms), level, msg, logger."""
+    """One JSON object per line: time (RFC 3339, ms), level, msg, logger (and ``pid``
+    when asked: under --workers, which process wrote the line)."""
+
+    def __init__(self, pid: bool = False) -> None:
+        super().__init__()
+        self.pid = pid
 
     def format(self, record: logging.LogRecord) -> str:
         local = time.localtime(record.created)
@@ -68,6 +75,8 @@ class JSONFormatter(logging.Formatter):
             "msg": record.getMessage(),
             "logger": record.name,
         }
+        if self.pid:
+            entry["pid"] = record.process
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -85,8 +94,14 @@ def effective_level(cfg: LogConfig | None, debug: bool, environ: Mapping[str, st
     return "debug" if debug else level
 
 
-def configure(cfg: LogConfig | None, debug: bool, environ: Mapping[str, str] = os.environ) -> None:
-    """Replace the root logger's handler with the one ``cfg`` describes (ConfigError if the level is bad)."""
+def configure(
+    cfg: LogConfig | None,
+    debug: bool,
+    environ: Mapping[str, str] = os.environ,
+    pid: bool = False,
+) -> None:
+    """Replace the root logger's handler with the one ``cfg`` describes (ConfigError if the
+    level is bad); ``pid``: every line names the process that wrote it (--workers)."""
     cfg = cfg or LogConfig()
     level = effective_level(cfg, debug, environ)
     root = logging.getLogger()
@@ -95,7 +110,9 @@ def configure(cfg: LogConfig | None, debug: bool, environ: Mapping[str, str] = o
         h.close()
     handler = _handler(cfg.output)
     handler.setFormatter(
-        JSONFormatter() if cfg.format == "json" else logging.Formatter(TEXT_FORMAT)
+        JSONFormatter(pid)
+        if cfg.format == "json"
+        else logging.Formatter(TEXT_FORMAT_PID if pid else TEXT_FORMAT)
     )
     root.addHandler(handler)
     root.setLevel(_LEVELS[level])

@@ -15,6 +15,8 @@ import asyncio
 import logging
 import os
 import signal
+import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,7 @@ from gostfast.config.url import split_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import GostfastError
 from gostfast.limits import ConnLimiter, RateLimiter
+from gostfast.shared_limits import SharedCounters, SharedScope
 
 log = logging.getLogger("gostfast")
 
@@ -287,9 +290,19 @@ def plan(cfg: Config) -> Plan:
 class Orchestrator:
     """Runs the planned services until ``stop()``."""
 
-    def __init__(self, p: Plan, grace: float = DEFAULT_GRACE) -> None:
+    def __init__(
+        self,
+        p: Plan,
+        grace: float = DEFAULT_GRACE,
+        sockets: Mapping[str, list[socket.socket]] | None = None,
+        shared: SharedCounters | None = None,
+    ) -> None:
         self.plan = p
         self.grace = grace
+        #: under --workers: each service's listening sockets, bound by the supervisor
+        self.sockets = sockets or {}
+        #: under --workers: the gateway-wide limiter counters all workers share
+        self.shared = shared
         self.listeners: list[Listener] = []
         self.tasks: set[asyncio.Task] = set()
         self._stop = asyncio.Event()
@@ -377,8 +390,11 @@ class Orchestrator:
                 svc.listener.tls,
                 self.plan.config.tls,
                 slog,
-                ConnLimiter(svc.climiter) if svc.climiter else None,
-                Admission(svc.admission) if svc.admission else None,
+                ConnLimiter(svc.climiter, self._scope(svc.name, "climiter"))
+                if svc.climiter
+                else None,
+                sockets=list(self.sockets.get(svc.name, ())),
+                admission=Admission(svc.admission) if svc.admission else None,
             )
         )
         return listener, handler
@@ -387,7 +403,11 @@ class Orchestrator:
         """Bind every service; on failure close what was bound and raise StartError."""
         for sp in self.plan.services:
             listener, handler = self._build(sp)
-            rlimiter = RateLimiter(sp.config.rlimiter) if sp.config.rlimiter else None
+            rlimiter = (
+                RateLimiter(sp.config.rlimiter, self._scope(sp.config.name, "rlimiter"))
+                if sp.config.rlimiter
+                else None
+            )
             try:
                 await listener.start(self._acceptor(handler, sp.config.name, rlimiter))
             except OSError as exc:
@@ -407,6 +427,10 @@ class Orchestrator:
                 if sp.config.handler.chain and not sp.ignore_chain
                 else "",
             )
+
+    def _scope(self, service: str, kind: str) -> SharedScope | None:
+        """Where a limiter keeps its gateway-wide counters: shared memory under --workers."""
+        return self.shared.scope(service, kind) if self.shared is not None else None
 
     def _acceptor(self, handler: Handler, name: str, rlimiter: RateLimiter | None):
         loop = asyncio.get_running_loop()
@@ -458,9 +482,12 @@ class Orchestrator:
             if pending:
                 await asyncio.wait(pending, timeout=2.0)
 
-    async def run(self) -> None:
-        """Start, serve until SIGINT/SIGTERM or ``stop()``, then shut down."""
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        """Start, serve until SIGINT/SIGTERM or ``stop()``, then shut down; ``ready`` is
+        called once every service listens (a worker tells its supervisor so)."""
         await self.start()
+        if ready is not None:
+            ready()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:

@@ -310,8 +310,16 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
             "rlimiters": top.entries("rlimiters"),
             "tls": _tls(cfg.tls, global_=True),
             "log": _log(cfg.log) if cfg.log else None,
+            # gostfast's own key (GOST ignores unknown top-level keys): kept as written
+            "workers": _workers(cfg),
         }
     )
+
+
+def _workers(cfg: Config) -> int | str | None:
+    if cfg.workers is None:
+        return None
+    return "auto" if cfg.workers_text.lower() == "auto" else cfg.workers
 
 
 def render(cfg: Config, fmt: str, known: Known = _nobody_knows) -> str:

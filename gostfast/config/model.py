@@ -204,6 +204,10 @@ class Config:
     chains: list[ChainConfig] = field(default_factory=list)
     tls: TLSConfig | None = None
     log: LogConfig | None = None
+    #: gostfast's top-level ``workers:`` (GOST ignores it): None = not given (1, or --workers)
+    workers: int | None = None
+    #: what ``workers:`` said ("auto" or the number), for -O to write back as given
+    workers_text: str = ""
 
     def chain(self, name: str) -> ChainConfig | None:
         return next((c for c in self.chains if c.name == name), None)

@@ -43,6 +43,7 @@ from gostfast.config.model import (
     ServiceConfig,
     TLSConfig,
 )
+from gostfast.workers import parse_workers
 
 log = logging.getLogger("gostfast.config")
 
@@ -256,6 +257,9 @@ def from_dict(data: Any) -> Config:
         cfg.tls = _tls(_Reader(top.get("tls"), "tls"), global_=True)
     if top.has("log"):
         cfg.log = _log(_Reader(top.get("log"), "log", {"rotation"}))
+    if top.has("workers"):
+        cfg.workers = top.convert("workers", parse_workers, None)
+        cfg.workers_text = str(top.get("workers")).strip()
     authers: dict[str, list[Auth]] = {}
     for i, a in enumerate(top.list("authers")):
         # GOST's user loaders (file, redis, http, plugin) are not read here: an

@@ -94,6 +94,7 @@ class Acceptor:
         self._on_socket = on_socket
         self._closed = False
         for s in socks:
+            s.setblocking(False)  # a supervisor's inherited socket may be blocking
             loop.add_reader(s.fileno(), self._ready, s)
 
     def _ready(self, lsock: socket.socket) -> None:

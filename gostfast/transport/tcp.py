@@ -60,9 +60,34 @@ def listen_backlog(configured: int | None) -> int:
     return configured if configured and configured > 0 else system_backlog()
 
 
-def server_addresses(server: asyncio.AbstractServer | None) -> list[str]:
-    """``host:port`` of every socket a server listens on (``[v6]:port`` for IPv6)."""
-    return socket_addresses(server.sockets) if server is not None else []
+def server_addresses(servers: list[asyncio.AbstractServer]) -> list[str]:
+    """``host:port`` of every socket the servers listen on (``[v6]:port`` for IPv6)."""
+    return [addr for server in servers for addr in socket_addresses(server.sockets)]
+
+
+async def open_servers(spec, factory, ssl=None) -> list[asyncio.AbstractServer]:
+    """The servers a listener accepts on: its own bind of ``host:port``, or, under the
+    supervisor (``--workers``), one server per socket the supervisor bound and shared.
+
+    Only socket creation lives here; what happens to an accepted connection is the
+    protocol ``factory``'s business.
+    """
+    loop = asyncio.get_running_loop()
+    backlog = listen_backlog(spec.options.get("backlog"))
+    if spec.sockets:
+        return [
+            await loop.create_server(factory, sock=sock, backlog=backlog, ssl=ssl)
+            for sock in spec.sockets
+        ]
+    server = await loop.create_server(
+        factory, spec.host, spec.port, backlog=backlog, reuse_address=True, ssl=ssl
+    )
+    return [server]
+
+
+def close_servers(servers: list[asyncio.AbstractServer]) -> None:
+    for server in servers:
+        server.close()
 
 
 def apply_keepalive(sock: socket.socket | None, options) -> None:
@@ -85,7 +110,7 @@ class TCPListener(Listener):
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
-        self._server: asyncio.AbstractServer | None = None
+        self._servers: list[asyncio.AbstractServer] = []
 
     def _protocol_factory(self, on_accept: Callable[[Endpoint], None]):
         options = self.spec.options
@@ -102,21 +127,13 @@ class TCPListener(Listener):
         return Accepted
 
     async def start(self, on_accept: Callable[[Endpoint], None]) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._protocol_factory(on_accept),
-            self.spec.host,
-            self.spec.port,
-            backlog=listen_backlog(self.spec.options.get("backlog")),
-            reuse_address=True,
-        )
+        self._servers = await open_servers(self.spec, self._protocol_factory(on_accept))
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        close_servers(self._servers)
 
     def addresses(self) -> list[str]:
-        return server_addresses(self._server)
+        return server_addresses(self._servers)
 
 
 class TCPDialer(Dialer):

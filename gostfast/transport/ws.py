@@ -28,7 +28,13 @@ from gostfast.errors import HandshakeError
 from gostfast.proto import http1, wshandshake
 from gostfast.timeouts import within
 from gostfast.transport.accept import Acceptor, bind_sockets, peer_text, socket_addresses
-from gostfast.transport.tcp import apply_keepalive, listen_backlog, server_addresses
+from gostfast.transport.tcp import (
+    apply_keepalive,
+    close_servers,
+    listen_backlog,
+    open_servers,
+    server_addresses,
+)
 from gostfast.transport.wsconn import WSEndpoint
 
 log = logging.getLogger("gostfast.ws")
@@ -227,7 +233,7 @@ class WSListener(Listener):
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
-        self._server: asyncio.AbstractServer | None = None
+        self._servers: list[asyncio.AbstractServer] = []
         self._pending: set[asyncio.Task] = set()
         o = spec.options
         self._extra = list((o.header or {}).items())
@@ -257,13 +263,7 @@ class WSListener(Listener):
                 listener._pending.add(task)
                 task.add_done_callback(listener._pending.discard)
 
-        self._server = await loop.create_server(
-            Accepted,
-            self.spec.host,
-            self.spec.port,
-            backlog=listen_backlog(opts.backlog),
-            reuse_address=True,
-        )
+        self._servers = await open_servers(self.spec, Accepted)
 
     async def _upgrade(self, ep: TCPEndpoint, on_accept: Callable[[Endpoint], None]) -> None:
         o = self.spec.options
@@ -356,13 +356,12 @@ class WSListener(Listener):
         )
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        close_servers(self._servers)
         for t in list(self._pending):
             t.cancel()
 
     def addresses(self) -> list[str]:
-        return server_addresses(self._server)
+        return server_addresses(self._servers)
 
 
 class WSSListener(WSListener):
@@ -386,8 +385,11 @@ class WSSListener(WSListener):
 
         loop = asyncio.get_running_loop()
         self._ssl = server_context(self.spec.tls, self.spec.global_tls, self.spec.log)
-        opts = self.spec.options
-        socks = bind_sockets(self.spec.host, self.spec.port, listen_backlog(opts.backlog))
+        spec = self.spec
+        # under --workers the supervisor bound the sockets (transport/tcp.py open_servers)
+        socks = list(spec.sockets) or bind_sockets(
+            spec.host, spec.port, listen_backlog(spec.options.backlog)
+        )
         self._acceptor = Acceptor(
             loop, socks, lambda sock, addr: self._accepted_socket(sock, addr, on_accept)
         )
