@@ -289,6 +289,8 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
         uvloop.run(Orchestrator(p, grace=grace).run())
     except StartError as exc:
         _fail(exc, EXIT_START)
+    except ConfigError as exc:  # refused by a component as it was built
+        _fail(exc, EXIT_CONFIG)
     except KeyboardInterrupt:
         pass
 

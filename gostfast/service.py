@@ -400,9 +400,15 @@ class Orchestrator:
         return listener, handler
 
     async def start(self) -> None:
-        """Bind every service; on failure close what was bound and raise StartError."""
+        """Bind every service; on failure close what was bound and raise StartError (or
+        ConfigError, for what a component refuses only as it is built: a certificate
+        file that does not load, a header name that is no token)."""
         for sp in self.plan.services:
-            listener, handler = self._build(sp)
+            try:
+                listener, handler = self._build(sp)
+            except ConfigError:
+                self.close_listeners()
+                raise
             rlimiter = (
                 RateLimiter(sp.config.rlimiter, self._scope(sp.config.name, "rlimiter"))
                 if sp.config.rlimiter
@@ -410,6 +416,9 @@ class Orchestrator:
             )
             try:
                 await listener.start(self._acceptor(handler, sp.config.name, rlimiter))
+            except ConfigError:
+                self.close_listeners()
+                raise
             except OSError as exc:
                 self.close_listeners()
                 reason = os.strerror(exc.errno) if exc.errno else str(exc)

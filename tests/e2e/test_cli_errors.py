@@ -59,6 +59,22 @@ class Case:
 FWD = "forwarder: {nodes: [{addr: '127.0.0.1:$t'}]}"
 
 URL_CASES = [
+    # refused only as the component is built (after planning): still exit 2, one line
+    Case(
+        "url-wss-cert-file-missing",
+        ["certFile '/nonexistent/cert.pem': cannot read: No such file or directory"],
+        [
+            "-L",
+            "wss://127.0.0.1:$p/127.0.0.1:$t?certFile=/nonexistent/cert.pem"
+            "&keyFile=/nonexistent/key.pem",
+        ],
+    ),
+    Case(
+        "yaml-ws-header-name-not-a-token",
+        ["invalid header name 'bad name'"],
+        yaml="services:\n- addr: 127.0.0.1:$p\n  handler: {type: forward}\n"
+        "  listener: {type: ws, metadata: {header: {'bad name': x}}}\n  " + FWD + "\n",
+    ),
     Case("url-empty", ["-L ''", "empty URL"], ["-L", ""]),
     Case(
         "url-no-port",
