@@ -9,28 +9,30 @@ validates and prints the configuration in GOST's own schema, as ``gost -O``. Exi
 from __future__ import annotations
 
 import dataclasses
-import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 
 import gostfast
-from gostfast import logsetup, registry
-from gostfast.config import gost_output, sources, values
-from gostfast.config import url as urlcfg
-from gostfast.config.errors import ConfigError
-from gostfast.config.model import Config, LogConfig
-from gostfast.malloc_tuning import tune_malloc
-from gostfast.service import Orchestrator, Plan, StartError, known_metadata_keys, plan
+
+# Start-up cost: ``gostfast -V`` needs only click; configuration, the service
+# layer (asyncio, ssl) and PyYAML's dumper are imported by the commands that use
+# them, so nothing here is imported at module level beyond click.
+if TYPE_CHECKING:
+    from gostfast.config.model import Config, LogConfig
+    from gostfast.service import Plan
 
 EXIT_START = 1
 EXIT_CONFIG = 2
+OUTPUT_FORMATS = ("yaml", "json")  # gost_output.FORMATS (a test keeps them equal)
 
 
 def setup_logging(cfg: LogConfig | None, debug: bool) -> None:
     """Logging per ``log:``, GOST_LOGGER_LEVEL and -D (exit 2 on a bad level)."""
+    from gostfast import logsetup
+    from gostfast.config.errors import ConfigError
+
     try:
         logsetup.configure(cfg, debug)
     except ConfigError as exc:
@@ -41,6 +43,14 @@ def load_config(
     config_files: tuple[str, ...], services: tuple[str, ...], hops: tuple[str, ...]
 ) -> Config:
     """-C files and -L/-F URLs -> one Config (GOST merges them the same way)."""
+    import logging
+
+    from gostfast import registry
+    from gostfast.config import sources
+    from gostfast.config import url as urlcfg
+    from gostfast.config.errors import ConfigError
+    from gostfast.config.model import Config
+
     if hops and not services:
         raise ConfigError("-F", "-F needs at least one -L service to use the chain")
     if not config_files and not services:
@@ -77,6 +87,9 @@ def _fail(exc: Exception, code: int) -> None:
 
 
 def _plan(config_files, services, hops) -> Plan:
+    from gostfast.config.errors import ConfigError
+    from gostfast.service import plan
+
     try:
         return plan(load_config(config_files, services, hops))
     except ConfigError as exc:
@@ -86,12 +99,15 @@ def _plan(config_files, services, hops) -> Plan:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float):
+        from gostfast.config import values
+
         return values.format_duration(value) if value else 0
     return value
 
 
 def describe(p: Plan) -> dict[str, Any]:
     """The resolved model as plain data (what ``check`` prints)."""
+    from gostfast.config import gost_output
 
     def opts(part) -> dict[str, Any]:
         return {k: _jsonable(v) for k, v in part.options.items() if v is not None}
@@ -231,7 +247,7 @@ def _url_options(f):
 @click.option(
     "-O",
     "output",
-    type=click.Choice(gost_output.FORMATS),
+    type=click.Choice(OUTPUT_FORMATS),
     help="print the configuration in GOST's schema (yaml or json) and exit, as gost -O",
 )
 @click.option(
@@ -255,13 +271,19 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace):
     setup_logging(None, debug)  # config loading may warn: honour GOST_LOGGER_LEVEL already
     p = _plan(config_files, services, hops)
     if output:  # validated above: what is printed is a config gostfast runs
+        from gostfast.config import gost_output
+        from gostfast.service import known_metadata_keys
+
         click.echo(gost_output.render(p.config, output, known_metadata_keys), nl=False)
         return
     setup_logging(p.config.log, debug)
+    import uvloop
+
+    from gostfast.malloc_tuning import tune_malloc
+    from gostfast.service import Orchestrator, StartError
+
     tune_malloc()
     try:
-        import uvloop
-
         uvloop.run(Orchestrator(p, grace=grace).run())
     except StartError as exc:
         _fail(exc, EXIT_START)
@@ -275,6 +297,8 @@ def check(services, hops, config_files):
     """Validate the configuration and print the resolved services and chains."""
     setup_logging(None, False)
     p = _plan(config_files, services, hops)
+    import yaml
+
     click.echo(yaml.safe_dump(describe(p), sort_keys=False, default_flow_style=False), nl=False)
 
 
