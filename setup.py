@@ -3,10 +3,27 @@
 Every ``gostfast/_core/*.pyx`` becomes an extension module of the same name.
 A failed compile is a hard error: pip must never quietly install the slow
 pure-Python twins in place of the compiled codecs.
+
+The modules are built without debug information and linked stripped: a
+gateway installs them to run, and the symbols would be five sixths of their
+size (wsframe_c: 790 KB with, 128 KB without).
 """
 
 import glob
 import os
+import sys
+
+if sys.platform == "win32":
+    # uvloop and the POSIX signal handling the service relies on do not exist there.
+    raise SystemExit(
+        "gostfast: Windows is not supported (it needs uvloop and POSIX signals); "
+        "run it on Linux or macOS, or under WSL."
+    )
+
+# -g0 overrides the -g in Python's own CFLAGS; the linker drops what remains
+# (-s for GNU ld; Apple's ld64 takes -S, debug symbols only, and -x, locals).
+COMPILE_ARGS = ["-O3", "-g0"]
+LINK_ARGS = ["-Wl,-S,-x"] if sys.platform == "darwin" else ["-Wl,-s"]
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -32,7 +49,9 @@ def extensions():
     exts = []
     for path in sorted(glob.glob(os.path.join("gostfast", "_core", "*.pyx"))):
         name = "gostfast._core." + os.path.splitext(os.path.basename(path))[0]
-        exts.append(Extension(name, [path], extra_compile_args=["-O3"]))
+        exts.append(
+            Extension(name, [path], extra_compile_args=COMPILE_ARGS, extra_link_args=LINK_ARGS)
+        )
     return cythonize(
         exts,
         compiler_directives={

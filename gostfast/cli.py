@@ -9,29 +9,30 @@ validates and prints the configuration in GOST's own schema, as ``gost -O``. Exi
 from __future__ import annotations
 
 import dataclasses
-import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 
 import gostfast
-from gostfast import logsetup, registry
-from gostfast.config import gost_output, sources, values
-from gostfast.config import url as urlcfg
-from gostfast.config.errors import ConfigError
-from gostfast.config.model import Config, LogConfig
-from gostfast.malloc_tuning import tune_malloc
-from gostfast.service import Orchestrator, Plan, StartError, known_metadata_keys, plan
-from gostfast.workers import DEFAULT_WORKERS, parse_workers
+
+# Start-up cost: ``gostfast -V`` needs only click; configuration, the service
+# layer (asyncio, ssl) and PyYAML's dumper are imported by the commands that use
+# them, so nothing here is imported at module level beyond click.
+if TYPE_CHECKING:
+    from gostfast.config.model import Config, LogConfig
+    from gostfast.service import Plan
 
 EXIT_START = 1
 EXIT_CONFIG = 2
+OUTPUT_FORMATS = ("yaml", "json")  # gost_output.FORMATS (a test keeps them equal)
 
 
 def setup_logging(cfg: LogConfig | None, debug: bool) -> None:
     """Logging per ``log:``, GOST_LOGGER_LEVEL and -D (exit 2 on a bad level)."""
+    from gostfast import logsetup
+    from gostfast.config.errors import ConfigError
+
     try:
         logsetup.configure(cfg, debug)
     except ConfigError as exc:
@@ -42,6 +43,14 @@ def load_config(
     config_files: tuple[str, ...], services: tuple[str, ...], hops: tuple[str, ...]
 ) -> Config:
     """-C files and -L/-F URLs -> one Config (GOST merges them the same way)."""
+    import logging
+
+    from gostfast import registry
+    from gostfast.config import sources
+    from gostfast.config import url as urlcfg
+    from gostfast.config.errors import ConfigError
+    from gostfast.config.model import Config
+
     if hops and not services:
         raise ConfigError("-F", "-F needs at least one -L service to use the chain")
     if not config_files and not services:
@@ -80,6 +89,9 @@ def _fail(exc: Exception, code: int) -> None:
 
 
 def _plan(config_files, services, hops) -> Plan:
+    from gostfast.config.errors import ConfigError
+    from gostfast.service import plan
+
     try:
         return plan(load_config(config_files, services, hops))
     except ConfigError as exc:
@@ -89,12 +101,15 @@ def _plan(config_files, services, hops) -> Plan:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float):
+        from gostfast.config import values
+
         return values.format_duration(value) if value else 0
     return value
 
 
 def describe(p: Plan) -> dict[str, Any]:
     """The resolved model as plain data (what ``check`` prints)."""
+    from gostfast.config import gost_output
 
     def opts(part) -> dict[str, Any]:
         return {k: _jsonable(v) for k, v in part.options.items() if v is not None}
@@ -234,7 +249,7 @@ def _url_options(f):
 @click.option(
     "-O",
     "output",
-    type=click.Choice(gost_output.FORMATS),
+    type=click.Choice(OUTPUT_FORMATS),
     help="print the configuration in GOST's schema (yaml or json) and exit, as gost -O",
 )
 @click.option(
@@ -275,6 +290,9 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
     if workers is not None:  # the command line wins over the config's workers:
         p.config.workers, p.config.workers_text = workers
     if output:  # validated above: what is printed is a config gostfast runs
+        from gostfast.config import gost_output
+        from gostfast.service import known_metadata_keys
+
         click.echo(gost_output.render(p.config, output, known_metadata_keys), nl=False)
         return
     count = worker_count(p)
@@ -282,10 +300,14 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
         _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers)
         return
     setup_logging(p.config.log, debug)
+    import uvloop
+
+    from gostfast.config.errors import ConfigError
+    from gostfast.malloc_tuning import tune_malloc
+    from gostfast.service import Orchestrator, StartError
+
     tune_malloc()
     try:
-        import uvloop
-
         uvloop.run(Orchestrator(p, grace=grace).run())
     except StartError as exc:
         _fail(exc, EXIT_START)
@@ -297,6 +319,10 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
 
 def _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers):
     """--workers N > 1 (or -R): the supervisor runs the workers and reloads (supervisor.py)."""
+    from gostfast import logsetup
+    from gostfast.config.errors import ConfigError
+    from gostfast.malloc_tuning import tune_malloc
+    from gostfast.service import plan
     from gostfast.supervisor import Supervisor
 
     def reload_plan() -> Plan:
@@ -330,6 +356,8 @@ def check(services, hops, config_files, workers):
     p = _plan(config_files, services, hops)
     if workers is not None:
         p.config.workers, p.config.workers_text = workers
+    import yaml
+
     out = describe(p)
     out["workers"] = worker_count(p)
     click.echo(yaml.safe_dump(out, sort_keys=False, default_flow_style=False), nl=False)
@@ -337,6 +365,8 @@ def check(services, hops, config_files, workers):
 
 def worker_count(p: Plan) -> int:
     """The workers a run of this plan starts: --workers, else the config's workers:, else 1."""
+    from gostfast.workers import DEFAULT_WORKERS
+
     return p.config.workers if p.config.workers is not None else DEFAULT_WORKERS
 
 
@@ -344,6 +374,8 @@ def _workers_option(value: str | None) -> tuple[int, str] | None:
     """--workers N|auto -> (count, as written); a bad value is a usage error (exit 2)."""
     if value is None:
         return None
+    from gostfast.workers import parse_workers
+
     try:
         return parse_workers(value), value.strip()
     except ValueError as exc:
@@ -353,6 +385,8 @@ def _workers_option(value: str | None) -> tuple[int, str] | None:
 def _duration_option(value: str | None, flag: str) -> float | None:
     if value is None:
         return None
+    from gostfast.config import values
+
     try:
         seconds = values.parse_duration(value)
     except ValueError as exc:

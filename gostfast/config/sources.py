@@ -14,8 +14,6 @@ from __future__ import annotations
 import base64
 import os
 import sys
-import urllib.error
-import urllib.request
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from gostfast.config import yaml as yamlcfg
@@ -66,6 +64,11 @@ def _without_userinfo(url: str) -> str:
 
 def _fetch(url: str) -> str:
     """GET the config; ``user:pass@`` in the URL becomes Basic auth, as Go's client does."""
+    # imported here: urllib.request pulls in http.client, email and ssl, which
+    # every other start-up (files, -L/-F, -V) does without
+    import urllib.error
+    import urllib.request
+
     where = _without_userinfo(url)
     request = urllib.request.Request(where)
     parts = urlsplit(url)
