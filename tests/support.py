@@ -230,3 +230,19 @@ def assert_config_error(text: str, path: str, message: str) -> None:
         assert str(e) == f"{e.path}: {e.message}"
         return
     raise AssertionError(f"no ConfigError for {text!r}")
+
+
+def ws_client_upgrade(sock, port: int, path: str = "/ws") -> bytes:
+    """GOST's websocket upgrade over a connected ``sock``; returns bytes that came after the 101."""
+    from gostfast.proto import http1, wshandshake
+
+    key = wshandshake.make_key()
+    sock.sendall(wshandshake.build_client_request(f"127.0.0.1:{port}", path, key))
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        b = sock.recv(4096)
+        assert b, "connection closed during the upgrade"
+        buf += b
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    wshandshake.check_client_response(http1.parse_response(head + b"\r\n\r\n"), key)
+    return rest

@@ -29,6 +29,7 @@ from support import (
     proc_status_kib,
     recv_exact,
     wait_port,
+    ws_client_upgrade,
 )
 
 from gostfast._core import select
@@ -133,15 +134,7 @@ class RawMWS:
     def __init__(self, port: int, version: int = 1) -> None:
         self.sock = connect_unique(port, 10)  # faults are found in the log by this port
         self.local_port = self.sock.getsockname()[1]
-        key = wshandshake.make_key()
-        self.sock.sendall(wshandshake.build_client_request(f"127.0.0.1:{port}", "/ws", key))
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            b = self.sock.recv(4096)
-            assert b, "connection closed during the upgrade"
-            buf += b
-        head, rest = buf.split(b"\r\n\r\n", 1)
-        wshandshake.check_client_response(http1.parse_response(head + b"\r\n\r\n"), key)
+        rest = ws_client_upgrade(self.sock, port)
         self.upgraded_at = time.monotonic()
         self.ws = wsframe.FrameParser(False)
         self.parser = smux.FrameParser(version)
