@@ -421,7 +421,10 @@ class TCPEndpoint(Endpoint, asyncio.Protocol):
         if not self._closed:
             t = self.transport
             if t.get_write_buffer_size():  # type: ignore[union-attr]
-                chunks = [owned(c) for c in chunks]
+                for c in chunks:  # the hot caller passes [header, bytes]: no list built
+                    if type(c) is memoryview:
+                        chunks = [owned(c) for c in chunks]
+                        break
             t.writelines(chunks)  # type: ignore[union-attr]
 
     def write_eof(self) -> None:
