@@ -26,6 +26,7 @@ import threading
 import time
 
 import pytest
+from proxy_support import TCPServer, echo
 from support import (
     connect_unique,
     free_port,
@@ -54,70 +55,49 @@ GHOST = 99  # a stream id nobody opened
 # ----------------------------------------------------------------------------- helpers
 
 
-class NeverReads:
-    """A TCP target that accepts and never reads (small receive buffer, so backpressure is quick)."""
+class NeverReads(TCPServer):
+    """A TCP target that accepts and never reads (4 KiB receive buffers: backpressure is quick).
+
+    Each connection is held open, unread, until ``close``.
+    """
 
     def __init__(self) -> None:
-        self.srv = socket.socket()
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(64)
-        self.port = self.srv.getsockname()[1]
+        self.released = threading.Event()
         self.conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(self.serve)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
+    def serve(self, c: socket.socket) -> None:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.conns.append(c)
+        self.released.wait(300)
+
+    def close(self) -> None:
+        self.released.set()
+        super().close()
+
+
+class ToggleTarget(NeverReads):
+    """Never reads the connections it accepts while ``stall`` is set; echoes the later ones."""
+
+    stall = True
+
+    def serve(self, c: socket.socket) -> None:
+        if self.stall:
+            super().serve(c)
+        else:
             self.conns.append(c)
+            echo(c)
 
-    def close(self) -> None:
-        self.srv.close()
-        for c in self.conns:
-            c.close()
-
-
-class Echo:
-    """A threaded TCP echo target."""
-
-    def __init__(self) -> None:
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(64)
-        self.port = self.srv.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _echo(c: socket.socket) -> None:
-        with c, contextlib.suppress(OSError):
-            while b := c.recv(65536):
-                c.sendall(b)
-
-    def close(self) -> None:
-        self.srv.close()
+    def wait_conns(self, n: int) -> None:
+        end = time.monotonic() + 10
+        while len(self.conns) < n:
+            assert time.monotonic() < end, f"{len(self.conns)} target connections, not {n}"
+            time.sleep(0.02)
 
 
 @pytest.fixture
 def never_reads():
     t = NeverReads()
-    yield t
-    t.close()
-
-
-@pytest.fixture
-def echo():
-    t = Echo()
     yield t
     t.close()
 
@@ -283,30 +263,6 @@ def echo_rate(ws: RawWS, sid: int, total: int) -> float:
 
 
 # ------------------------------------------------------------------------------- mws
-
-
-class ToggleTarget(NeverReads):
-    """Never reads the connections it accepts while ``stall`` is set; echoes the others."""
-
-    def __init__(self) -> None:
-        self.stall = True
-        super().__init__()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            if not self.stall:
-                threading.Thread(target=Echo._echo, args=(c,), daemon=True).start()
-
-    def wait_conns(self, n: int) -> None:
-        end = time.monotonic() + 10
-        while len(self.conns) < n:
-            assert time.monotonic() < end, f"{len(self.conns)} target connections, not {n}"
-            time.sleep(0.02)
 
 
 @pytest.mark.parametrize("scheme", ["mws", "mwss"])
@@ -576,6 +532,6 @@ def test_http_head_and_tiny_chunks_are_bounded(procs, never_reads, record_proper
             sent += len(chunks)
     time.sleep(0.5)
     grew = report(record_property, "http_head_and_chunks", sent, before, server)
-    assert grew < 16 * 1024, f"http: RSS grew {grew} KiB"
+    assert grew < 8 * 1024, f"http: RSS grew {grew} KiB"
     assert server.poll() is None
     body.close()
