@@ -28,12 +28,12 @@ import time
 import pytest
 from proxy_support import TCPServer, echo
 from support import (
+    RawWS,
     connect_unique,
     free_port,
     output,
     proc_status_kib,
     recv_exact,
-    ws_client_upgrade,
 )
 
 import gostfast._core as core
@@ -102,6 +102,13 @@ def never_reads():
     t.close()
 
 
+def forwarder(procs, scheme: str, target_port: int, query: str = ""):
+    """A gostfast process forwarding ``scheme://`` to the target: (its port, the process)."""
+    s = free_port()
+    url = f"{scheme}://127.0.0.1:{s}/127.0.0.1:{target_port}{query}"
+    return s, procs.gostfast("-L", url, wait_ports=[s])
+
+
 def rss_kib(proc) -> int:
     return proc_status_kib(proc.pid, "VmRSS")
 
@@ -128,78 +135,6 @@ def report(record_property, name: str, sent: int, before: int, proc) -> int:
     record_property(name, line)
     print(line)
     return grew
-
-
-def client_tls(sock: socket.socket) -> ssl.SSLSocket:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # gostfast's self-signed certificate, as GOST clients do
-    return ctx.wrap_socket(sock)
-
-
-class RawWS:
-    """A hand-driven websocket client: masked frames out, the server's frames parsed in."""
-
-    def __init__(self, port: int, tls: bool = False) -> None:
-        self.raw = connect_unique(port, 20)
-        self.sock = client_tls(self.raw) if tls else self.raw
-        rest = ws_client_upgrade(self.sock, port)
-        self.parser = wsframe.FrameParser(False)
-        self.events: list[tuple[int, bytes]] = []
-        self.eof = False
-        self._feed(rest)
-
-    @staticmethod
-    def frame(op: int, payload: bytes, fin: bool = True) -> bytes:
-        return bytes(wsframe.build_frame(op, payload, fin, os.urandom(4)))
-
-    def send_message(self, payload) -> None:
-        self.sock.sendall(wsframe.build_frame(wsframe.OP_BINARY, payload, True, os.urandom(4)))
-
-    def _feed(self, data: bytes) -> None:
-        self.events += [(op, bytes(p)) for op, p in self.parser.feed(data)]
-
-    def pump(self, timeout: float) -> bool:
-        """Read once; False at EOF or reset."""
-        self.sock.settimeout(timeout)
-        try:
-            b = self.sock.recv(1 << 20)
-        except (TimeoutError, ssl.SSLWantReadError):
-            return True
-        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
-            self.eof = True
-            return False
-        if not b:
-            self.eof = True
-            return False
-        self._feed(b)
-        return True
-
-    def wait_event(self, op: int, payload: bytes, timeout: float = 20.0) -> None:
-        end = time.monotonic() + timeout
-        while (op, payload) not in self.events:
-            if time.monotonic() > end or not self.pump(0.2):
-                raise AssertionError(f"no opcode {op} {payload!r} (eof={self.eof})")
-
-    def ping_sync(self, tag: bytes, timeout: float = 30.0) -> None:
-        """Ping and wait for its pong: the server has handled everything sent before."""
-        self.sock.sendall(self.frame(wsframe.OP_PING, tag))
-        self.wait_event(wsframe.OP_PONG, tag, timeout)
-
-    def smux_data(self, sid: int) -> bytes:
-        """Payload received on smux stream ``sid`` (the events parsed as one smux byte stream)."""
-        parser = smux.FrameParser(1)
-        got = bytearray()
-        for op, p in self.events:
-            if op == wsframe.OP_BINARY:
-                for cmd, s, payload in parser.feed(p):
-                    if cmd == PSH and s == sid:
-                        got += payload
-        return bytes(got)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
 
 
 def mws_attack_message(size: int) -> bytes:
@@ -277,17 +212,12 @@ def test_mws_paused_stream_attack_is_bounded(procs, record_property, scheme):
     tls = scheme == "mwss"
     volume = ATTACK if not tls else ATTACK // 8  # Python's TLS client is the slow part
     target = ToggleTarget()
-    s = free_port()
-    server = procs.gostfast(
-        "-L",
-        f"{scheme}://127.0.0.1:{s}/127.0.0.1:{target.port}?ws.maxMessageSize={8 * MiB}",
-        wait_ports=[s],
-    )
-    attacker = RawWS(s, tls)
+    s, server = forwarder(procs, scheme, target.port, f"?ws.maxMessageSize={8 * MiB}")
+    attacker = RawWS(s, tls=tls)
     attacker.send_message(smux.encode_syn(1, 3))
     target.wait_conns(1)
     target.stall = False
-    other = RawWS(s, tls)
+    other = RawWS(s, tls=tls)
     other.send_message(smux.encode_syn(1, 3))
     target.wait_conns(2)
     quiet = echo_rate(other, 3, 8 * MiB)
@@ -329,10 +259,7 @@ def test_mws_paused_stream_attack_is_bounded(procs, record_property, scheme):
 
 def test_mws_default_refuses_an_8mib_message(procs, never_reads):
     """mws's default ws.maxMessageSize is smux's maxReceiveBuffer, 4 MiB: 8 MiB gets 1009."""
-    s = free_port()
-    server = procs.gostfast(
-        "-L", f"mws://127.0.0.1:{s}/127.0.0.1:{never_reads.port}", wait_ports=[s]
-    )
+    s, server = forwarder(procs, "mws", never_reads.port)
     ws = RawWS(s)
     ws.send_message(smux.encode_syn(1, 3))
     ws.send_message(mws_attack_message(4 * MiB))  # the largest message it accepts
@@ -351,10 +278,7 @@ def test_mws_default_refuses_an_8mib_message(procs, never_reads):
 
 def test_mws_session_of_only_junk_is_closed(procs, never_reads):
     """PSH frames for a stream nobody opened, and nothing else: dropped, then the session goes."""
-    s = free_port()
-    server = procs.gostfast(
-        "-L", f"mws://127.0.0.1:{s}/127.0.0.1:{never_reads.port}", wait_ports=[s]
-    )
+    s, server = forwarder(procs, "mws", never_reads.port)
     good = RawWS(s)
     good.send_message(smux.encode_syn(1, 3))
     junk = RawWS(s)
@@ -401,11 +325,8 @@ def test_ws_ping_padded_messages_to_a_target_that_never_reads(
     tls = scheme == "wss"
     # each ping is a parsed frame: the pure twins get one message
     volume = 8 * MiB if PURE else ATTACK // 8 if tls else ATTACK
-    s = free_port()
-    server = procs.gostfast(
-        "-L", f"{scheme}://127.0.0.1:{s}/127.0.0.1:{never_reads.port}", wait_ports=[s]
-    )
-    ws = RawWS(s, tls)
+    s, server = forwarder(procs, scheme, never_reads.port)
+    ws = RawWS(s, tls=tls)
     ws.send_message(b"hello target")
     ws.ping_sync(b"ready")
     before = settle(server)
@@ -494,7 +415,7 @@ def test_stalled_tunnel_holds_a_bounded_amount(
         HANDLERS[handler](sock, never_reads.port)
         sent = push_until_blocked(sock, 256 * MiB)
     else:
-        sock = RawWS(s, listener == "wss").sock
+        sock = RawWS(s, tls=listener == "wss").sock
         msg = os.urandom(16 * MiB)
         frame = wsframe.build_frame(wsframe.OP_BINARY, msg, True, os.urandom(4))
         sock.settimeout(2.0)
