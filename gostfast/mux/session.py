@@ -45,6 +45,11 @@ _U32 = 0xFFFFFFFF
 #: one buffer of the stream's own, so a flood of tiny frames costs its bytes, not a
 #: Python object (and a pinned receive buffer) per frame
 JOIN_MAX = 16384
+#: the most stream data one write to the connection carries (on mws: one websocket
+#: message, and the far end refuses messages over its ws.maxMessageSize, 4 MiB by
+#: default); a relay writes at most a read (256 KiB), a ws hop in a chain may hand
+#: over a whole 16 MiB message
+SEND_MESSAGE_MAX = 262144
 #: wire bytes of frames for unknown or closed streams a session may receive in a
 #: row (no frame for an open stream, no SYN, in between) before it is closed
 JUNK_LIMIT = 64 * 1024 * 1024
@@ -175,8 +180,15 @@ class Stream(Endpoint):
 
     def _send_data(self, data) -> None:
         s = self.session
-        self._num_written = (self._num_written + len(data)) & _U32
-        s._send(smux.encode_data(s.version, self.sid, data, s.config.max_frame_size))
+        n = len(data)
+        self._num_written = (self._num_written + n) & _U32
+        if n <= SEND_MESSAGE_MAX:
+            s._send(smux.encode_data(s.version, self.sid, data, s.config.max_frame_size))
+            return
+        view = memoryview(data)  # one message per piece: the far end bounds message size
+        for pos in range(0, n, SEND_MESSAGE_MAX):
+            piece = view[pos : pos + SEND_MESSAGE_MAX]
+            s._send(smux.encode_data(s.version, self.sid, piece, s.config.max_frame_size))
 
     def _flush_sendq(self) -> None:
         while self._sendq:

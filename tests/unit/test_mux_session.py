@@ -756,3 +756,37 @@ def test_a_session_of_only_frames_for_unknown_streams_is_closed(smux, monkeypatc
         r.getMessage() for r in caplog.records if "unknown or closed streams" in r.getMessage()
     ]
     assert len(lines) == 1, lines
+
+
+def test_a_large_write_goes_out_in_connection_writes_of_at_most_256_kib(smux):
+    """On mws each connection write is one websocket message, bounded at the far end."""
+
+    sent = []
+
+    class Counting(TCPEndpoint):
+        def write(self, data) -> None:
+            sent.append(len(data))
+            super().write(data)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        _, conn = await loop.create_connection(Counting, sock=a)
+        _, peer = await loop.create_connection(TCPEndpoint, sock=b)
+        s = Session(conn, SmuxConfig(**QUIET), client=True)
+        st = s.open_stream()
+        data = bytes(range(256)) * 4096 * 5  # 5 MiB
+        st.write(data)
+        got = bytearray()
+        await read_frame(peer)  # SYN
+        while len(got) < len(data):
+            _, cmd, sid, payload = await read_frame(peer)
+            got += payload
+        assert bytes(got) == data
+        frames_per_write = -(-session_mod.SEND_MESSAGE_MAX // 32768)
+        assert max(sent[1:]) <= session_mod.SEND_MESSAGE_MAX + 8 * frames_per_write
+        assert len(sent) == 1 + 20
+        s.close()
+        close_all(peer)
+
+    run(main())
