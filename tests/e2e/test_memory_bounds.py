@@ -456,3 +456,35 @@ def test_http_head_and_tiny_chunks_are_bounded(procs, never_reads, record_proper
     assert grew < 8 * 1024, f"http: RSS grew {grew} KiB"
     assert server.poll() is None
     body.close()
+
+
+def test_a_16mib_ws_message_crosses_an_mws_hop(procs):
+    """A ws client's 16 MiB message (ws's default limit) through a chain over mws (4 MiB default).
+
+    The mws hop sends it on as messages of at most 256 KiB, so the far end's 4 MiB
+    limit refuses nothing and the session lives on.
+    """
+    with TCPServer(echo) as target:
+        s, server = forwarder(procs, "mws", target.port)
+        c = free_port()
+        client = procs.gostfast(
+            "-L",
+            f"ws://127.0.0.1:{c}/127.0.0.1:9",
+            "-F",
+            f"forward+mws://127.0.0.1:{s}",
+            wait_ports=[c],
+        )
+        ws = RawWS(c)
+        data = os.urandom(16 * MiB)
+        ws.sock.settimeout(60)
+        ws.send_message(data)
+        end = time.monotonic() + 60
+        got = 0
+        while got < len(data):
+            assert time.monotonic() < end and ws.pump(0.5), f"echoed {got} of {len(data)} bytes"
+            got = sum(len(p) for op, p in ws.events if op == wsframe.OP_BINARY)
+        assert b"".join(p for op, p in ws.events if op == wsframe.OP_BINARY) == data
+        ws.close()
+        log = output(server) + output(client)
+        assert "1009" not in log and "too big" not in log, log[-2000:]
+        assert server.poll() is None and client.poll() is None
