@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from gostfast.errors import EndpointClosed
+from gostfast.pinning import owned
 
 HANDSHAKE_BUFFER_LIMIT = 256 * 1024
 DEFAULT_READ = 65536
@@ -402,12 +403,29 @@ class TCPEndpoint(Endpoint, asyncio.Protocol):
 
     # Endpoint
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Hand ``data`` to the transport, which keeps what it cannot send at once.
+
+        The transport keeps a view as it is, pinning the receive buffer the view
+        came from; behind bytes already waiting, a view is sure to be kept, so
+        one that pins more than itself is copied (pinning.owned). With nothing
+        waiting it goes out zero-copy; at most the unsent tail of that one
+        write stays a view (docs/limits.md).
+        """
         if not self._closed:
-            self.transport.write(data)  # type: ignore[union-attr]
+            t = self.transport
+            if type(data) is memoryview and t.get_write_buffer_size():  # type: ignore[union-attr]
+                data = owned(data)
+            t.write(data)  # type: ignore[union-attr]
 
     def writelines(self, chunks: list) -> None:
         if not self._closed:
-            self.transport.writelines(chunks)  # type: ignore[union-attr]
+            t = self.transport
+            if t.get_write_buffer_size():  # type: ignore[union-attr]
+                for c in chunks:  # the hot caller passes [header, bytes]: no list built
+                    if type(c) is memoryview:
+                        chunks = [owned(c) for c in chunks]
+                        break
+            t.writelines(chunks)  # type: ignore[union-attr]
 
     def write_eof(self) -> None:
         t = self.transport

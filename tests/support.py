@@ -6,10 +6,16 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+
+from gostfast._core import select
+
+wsframe = select("wsframe")
+smux = select("smux")
 
 
 def gostfast_command() -> list[str]:
@@ -230,3 +236,94 @@ def assert_config_error(text: str, path: str, message: str) -> None:
         assert str(e) == f"{e.path}: {e.message}"
         return
     raise AssertionError(f"no ConfigError for {text!r}")
+
+
+def ws_client_upgrade(sock, port: int, path: str = "/ws") -> bytes:
+    """GOST's websocket upgrade over a connected ``sock``; returns bytes that came after the 101."""
+    from gostfast.proto import http1, wshandshake
+
+    key = wshandshake.make_key()
+    sock.sendall(wshandshake.build_client_request(f"127.0.0.1:{port}", path, key))
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        b = sock.recv(4096)
+        assert b, "connection closed during the upgrade"
+        buf += b
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    wshandshake.check_client_response(http1.parse_response(head + b"\r\n\r\n"), key)
+    return rest
+
+
+def client_tls(sock: socket.socket) -> ssl.SSLSocket:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # gostfast's self-signed certificate, as GOST clients do
+    return ctx.wrap_socket(sock)
+
+
+class RawWS:
+    """A hand-driven websocket client: masked frames out, the server's frames parsed in."""
+
+    def __init__(self, port: int, tls: bool = False, timeout: float = 20.0) -> None:
+        self.raw = connect_unique(port, timeout)
+        self.sock = client_tls(self.raw) if tls else self.raw
+        rest = ws_client_upgrade(self.sock, port)
+        self.upgraded_at = time.monotonic()
+        self.ws_parser = wsframe.FrameParser(False)
+        self.events: list[tuple[int, bytes]] = []
+        self.eof = False
+        self._feed(rest)
+
+    @staticmethod
+    def frame(op: int, payload: bytes, fin: bool = True) -> bytes:
+        return bytes(wsframe.build_frame(op, payload, fin, os.urandom(4)))
+
+    def send_message(self, payload) -> None:
+        self.sock.sendall(wsframe.build_frame(wsframe.OP_BINARY, payload, True, os.urandom(4)))
+
+    def _feed(self, data: bytes) -> None:
+        self.events += [(op, bytes(p)) for op, p in self.ws_parser.feed(data)]
+
+    def pump(self, timeout: float) -> bool:
+        """Read once (up to ``timeout``); False at EOF or reset."""
+        if self.eof:
+            return False
+        self.sock.settimeout(timeout)
+        try:
+            b = self.sock.recv(1 << 20)
+        except (TimeoutError, ssl.SSLWantReadError):
+            return True
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+            self.eof = True
+            return False
+        if not b:
+            self.eof = True
+            return False
+        self._feed(b)
+        return True
+
+    def wait_event(self, op: int, payload: bytes, timeout: float = 20.0) -> None:
+        end = time.monotonic() + timeout
+        while (op, payload) not in self.events:
+            if time.monotonic() > end or not self.pump(0.2):
+                raise AssertionError(f"no opcode {op} {payload!r} (eof={self.eof})")
+
+    def ping_sync(self, tag: bytes, timeout: float = 30.0) -> None:
+        """Ping and wait for its pong: the server has handled everything sent before."""
+        self.sock.sendall(self.frame(wsframe.OP_PING, tag))
+        self.wait_event(wsframe.OP_PONG, tag, timeout)
+
+    def smux_data(self, sid: int) -> bytes:
+        """Payload received on smux stream ``sid`` (the events parsed as one smux byte stream)."""
+        parser = smux.FrameParser(1)
+        got = bytearray()
+        for op, p in self.events:
+            if op == wsframe.OP_BINARY:
+                for cmd, s, payload in parser.feed(p):
+                    if cmd == smux.CMD_PSH and s == sid:
+                        got += payload
+        return bytes(got)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()

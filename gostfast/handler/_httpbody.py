@@ -25,6 +25,7 @@ UNTIL_CLOSE = -2
 
 PIECE = 256 * 1024
 _MAX_CHUNK_LINE = 4096
+_SMALL_CHUNK = 16384  # chunks up to this size are copied in one write
 _MAX_TRAILER_LINE = 16384
 _HEX = re.compile(rb"[0-9a-fA-F]{1,16}\Z")
 
@@ -106,10 +107,22 @@ async def copy_chunked(src: Endpoint, dst: Endpoint, dechunk: bool = False) -> N
         if not _HEX.match(size_text):
             raise BodyError(f"invalid chunk size line {line[:40]!r}")
         size = int(size_text, 16)
+        if size == 0:
+            if not dechunk:
+                dst.write(line)
+            break
+        if size <= _SMALL_CHUNK:
+            # one write per small chunk: three tiny writes would each be an object
+            # of its own in the transport's buffer, which counts only their bytes
+            # (1-byte chunks: ~20x that in memory, docs/limits.md)
+            body = await src.readexactly(size + 2)
+            if body[-2:] != b"\r\n":
+                raise BodyError("chunk data not followed by CRLF")
+            dst.write(body[:-2] if dechunk else line + body)
+            await dst.drain()
+            continue
         if not dechunk:
             dst.write(line)
-        if size == 0:
-            break
         await copy_exact(src, dst, size)
         crlf = await src.readexactly(2)
         if crlf != b"\r\n":

@@ -33,6 +33,7 @@ from gostfast._core import select
 from gostfast.endpoint import Endpoint
 from gostfast.errors import GostfastError
 from gostfast.mux.config import SmuxConfig
+from gostfast.pinning import owned
 
 smux = select("smux")
 
@@ -40,6 +41,18 @@ log = logging.getLogger("gostfast.mux")
 
 INITIAL_PEER_WINDOW = 262144
 _U32 = 0xFFFFFFFF
+#: payloads queued for a paused stream that are smaller than this are joined into
+#: one buffer of the stream's own, so a flood of tiny frames costs its bytes, not a
+#: Python object (and a pinned receive buffer) per frame
+JOIN_MAX = 16384
+#: the most stream data one write to the connection carries (on mws: one websocket
+#: message, and the far end refuses messages over its ws.maxMessageSize, 4 MiB by
+#: default); a relay writes at most a read (256 KiB), a ws hop in a chain may hand
+#: over a whole 16 MiB message
+SEND_MESSAGE_MAX = 262144
+#: wire bytes of frames for unknown or closed streams a session may receive in a
+#: row (no frame for an open stream, no SYN, in between) before it is closed
+JUNK_LIMIT = 64 * 1024 * 1024
 
 
 class SessionClosed(GostfastError, ConnectionError):
@@ -59,6 +72,7 @@ class Stream(Endpoint):
         "_reading_paused",
         "_pending",
         "_pending_bytes",
+        "_tail",
         "_fin_received",
         "_fin_sent",
         "_gone",
@@ -82,6 +96,7 @@ class Stream(Endpoint):
         self._reading_paused = False
         self._pending: deque = deque()  # payloads received while paused
         self._pending_bytes = 0
+        self._tail: bytearray | None = None  # the last of _pending, while small ones join it
         self._fin_received = False
         self._fin_sent = False
         self._gone = False  # removed from the session
@@ -97,15 +112,35 @@ class Stream(Endpoint):
 
     # ------------------------------------------------------- from the session
     def _on_psh(self, payload) -> None:
-        if self._fin_received:
-            return  # data after FIN: smux would have dropped the stream already
+        if self._fin_received:  # data after FIN: smux would have dropped the stream already
+            self.session._drop(len(payload))
+            return
         if self._reading_paused:
-            self._pending.append(payload)
-            n = len(payload)
-            self._pending_bytes += n
-            self.session._charge(n)
+            self._queue(payload)
             return
         self._deliver(payload)
+
+    def _queue(self, payload) -> None:
+        """Keep a payload until the reader resumes, charged to the session's budget.
+
+        What is kept pins no more than its own bytes (docs/limits.md): a payload
+        is a view into the whole received buffer (an 8 MiB websocket message may
+        carry one 1-byte frame for us), so small payloads are copied into the
+        stream's own joining buffer and a large one is copied unless it covers
+        its buffer nearly whole (GOST's one frame per message stays zero-copy).
+        """
+        n = len(payload)
+        tail = self._tail
+        if tail is not None and len(tail) + n <= JOIN_MAX:
+            tail += payload
+        elif n < JOIN_MAX:
+            self._tail = bytearray(payload)
+            self._pending.append(self._tail)
+        else:
+            self._tail = None
+            self._pending.append(owned(payload))
+        self._pending_bytes += n
+        self.session._charge(n)
 
     def _deliver(self, payload) -> None:
         n = len(payload)
@@ -145,8 +180,15 @@ class Stream(Endpoint):
 
     def _send_data(self, data) -> None:
         s = self.session
-        self._num_written = (self._num_written + len(data)) & _U32
-        s._send(smux.encode_data(s.version, self.sid, data, s.config.max_frame_size))
+        n = len(data)
+        self._num_written = (self._num_written + n) & _U32
+        if n <= SEND_MESSAGE_MAX:
+            s._send(smux.encode_data(s.version, self.sid, data, s.config.max_frame_size))
+            return
+        view = memoryview(data)  # one message per piece: the far end bounds message size
+        for pos in range(0, n, SEND_MESSAGE_MAX):
+            piece = view[pos : pos + SEND_MESSAGE_MAX]
+            s._send(smux.encode_data(s.version, self.sid, piece, s.config.max_frame_size))
 
     def _flush_sendq(self) -> None:
         while self._sendq:
@@ -233,6 +275,8 @@ class Stream(Endpoint):
         s = self.session
         while self._pending and not self._reading_paused:
             payload = self._pending.popleft()
+            if payload is self._tail:  # handed on: nothing may join (resize) it now
+                self._tail = None
             n = len(payload)
             self._pending_bytes -= n
             s._refund(n)
@@ -245,6 +289,7 @@ class Stream(Endpoint):
             self.session._refund(self._pending_bytes)
         self._pending.clear()
         self._pending_bytes = 0
+        self._tail = None
 
 
 class Session:
@@ -275,6 +320,11 @@ class Session:
         self.close_reason: BaseException | None = None
         self.reason_logged = False  # _fail already logged why the session ended
         self._data_ready = False
+        #: frames for unknown or closed streams, dropped as smux drops them (counted
+        #: here; the session closes after JUNK_LIMIT bytes of nothing else)
+        self.dropped_frames = 0
+        self.dropped_bytes = 0
+        self._junk_run = 0  # wire bytes of such frames since the last useful one
         self._timers: list[asyncio.TimerHandle] = []
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
         conn.attach(self)
@@ -317,32 +367,59 @@ class Session:
             if cmd == 2:  # PSH, the hot path
                 st = self.streams.get(sid)
                 if st is not None:
+                    self._junk_run = 0
                     st._on_psh(payload)
+                else:
+                    self._drop(len(payload))
             else:
                 self._dispatch(cmd, sid, payload)
 
+    def _drop(self, payload_len: int) -> None:
+        """A frame for no open stream: counted, never kept; a session of only these is closed.
+
+        smux ignores such frames (a stream may have just closed); it fails a session
+        only on frames it cannot parse. A peer that sends nothing else for
+        JUNK_LIMIT bytes makes us read and discard without end, so it goes.
+        """
+        if self.closed:
+            return
+        self.dropped_frames += 1
+        self.dropped_bytes += payload_len
+        self._junk_run += 8 + payload_len
+        if self._junk_run > JUNK_LIMIT:
+            self._fail(
+                f"{self._junk_run} bytes of frames for unknown or closed streams and nothing "
+                f"else ({self.dropped_frames} frames dropped in all)"
+            )
+
     def _dispatch(self, cmd: int, sid: int, payload) -> None:
         st = self.streams.get(sid)
+        if cmd == smux.CMD_NOP:
+            return  # liveness only
+        if cmd == smux.CMD_SYN:
+            if st is not None or self.closed:  # a duplicate: smux ignores it
+                self._drop(0)
+                return
+            self._junk_run = 0
+            st = Stream(self, sid)
+            self.streams[sid] = st
+            if self._conn_write_paused:
+                st._write_paused()
+            if self.on_stream is not None:
+                self.on_stream(st)
+            else:  # a client session does not accept streams
+                st.close()
+            return
+        if st is None:  # PSH, FIN or UPD for no open stream
+            self._drop(len(payload) if cmd == smux.CMD_PSH else 8 if cmd == smux.CMD_UPD else 0)
+            return
+        self._junk_run = 0
         if cmd == smux.CMD_PSH:
-            if st is not None:
-                st._on_psh(payload)
-        elif cmd == smux.CMD_SYN:
-            if st is None and not self.closed:
-                st = Stream(self, sid)
-                self.streams[sid] = st
-                if self._conn_write_paused:
-                    st._write_paused()
-                if self.on_stream is not None:
-                    self.on_stream(st)
-                else:  # a client session does not accept streams
-                    st.close()
+            st._on_psh(payload)
         elif cmd == smux.CMD_FIN:
-            if st is not None:
-                st._on_fin()
+            st._on_fin()
         elif cmd == smux.CMD_UPD:
-            if st is not None:
-                st._on_upd(*payload)
-        # NOP: liveness only
+            st._on_upd(*payload)
 
     def on_eof(self, ep: Endpoint) -> None:
         self._close(SessionClosed(f"smux session {self.name}: connection closed by peer"))

@@ -11,6 +11,7 @@ tunnels on it see an error, the next dial builds a new session.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 
 from gostfast import registry
@@ -102,8 +103,33 @@ class MWSSDialer(MWSDialer):
     secure = True
 
 
-_LISTENER = LISTENER_OPTIONS + MUX_OPTIONS
-_DIALER = DIALER_OPTIONS + MUX_OPTIONS
+#: the largest websocket message an mws/mwss end accepts unless ws.maxMessageSize says
+#: otherwise: smux's default maxReceiveBuffer. GOST sets no read limit (gorilla's
+#: default, unlimited) but its smux writes each frame as one message (<= 65535 + 8
+#: bytes), and gostfast peers send one message per write (<= 256 KiB of frames), so
+#: the bound only stops one message from making the connection hold more than the
+#: session's whole receive budget (docs/limits.md)
+MWS_MAX_MESSAGE_SIZE = 4194304
+
+
+def _mws_options(options: tuple) -> tuple:
+    """The ws options with mws's default message limit."""
+    return tuple(
+        dataclasses.replace(
+            o,
+            default=MWS_MAX_MESSAGE_SIZE,
+            doc="gostfast: largest message accepted (1009 above it); 0 = unlimited as "
+            "gorilla. Default 4 MiB, smux's default maxReceiveBuffer: GOST's smux sends "
+            "one frame (<= 64 KiB) per message",
+        )
+        if o.name == "max_message_size"
+        else o
+        for o in options
+    )
+
+
+_LISTENER = _mws_options(LISTENER_OPTIONS) + MUX_OPTIONS
+_DIALER = _mws_options(DIALER_OPTIONS) + MUX_OPTIONS
 registry.listeners.register("mws", MWSListener, _LISTENER, _check_mux)
 registry.listeners.register("mwss", MWSSListener, _LISTENER, _check_mux)
 registry.dialers.register("mws", MWSDialer, _DIALER, _check_mux)

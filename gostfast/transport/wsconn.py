@@ -69,6 +69,7 @@ class WSEndpoint(LayeredEndpoint):
         "last_received",
         "_keepalive",
         "close_code",
+        "_pong_owed",
     )
 
     def __init__(
@@ -90,6 +91,7 @@ class WSEndpoint(LayeredEndpoint):
         self.last_received = time.monotonic()
         self._keepalive: asyncio.TimerHandle | None = None
         self.close_code: int | None = None  # what the peer's close frame said
+        self._pong_owed: bytes | None = None  # the last ping's payload, while writing is paused
         inner.attach(self)
 
     # ------------------------------------------------------ sink of ``inner``
@@ -110,7 +112,14 @@ class WSEndpoint(LayeredEndpoint):
                 if len(payload):
                     self._feed(payload)
             elif op == OP_PING:
-                if not self._close_sent:
+                if self._close_sent:
+                    pass
+                elif self._writing_paused:
+                    # a peer that pings and never reads would have us queue pong
+                    # after pong without end; RFC 6455 5.5.3 lets a pong answer
+                    # only the latest ping, so one is owed until writing resumes
+                    self._pong_owed = bytes(payload)
+                else:
                     self._send_frame(OP_PONG, payload)
             elif op == OP_CLOSE:
                 self._on_close_frame(payload)
@@ -124,6 +133,12 @@ class WSEndpoint(LayeredEndpoint):
     def on_close(self, ep: Endpoint, exc: BaseException | None) -> None:
         self._stop_keepalive()
         self._closed_by_peer(exc)
+
+    def on_write_resumed(self, ep: Endpoint) -> None:
+        owed, self._pong_owed = self._pong_owed, None
+        if owed is not None and not self._close_sent:
+            self._send_frame(OP_PONG, owed)
+        self._write_resumed()
 
     # ------------------------------------------------------------- frames
     def _send_frame(self, opcode: int, payload=b"", fin: bool = True) -> None:

@@ -22,7 +22,7 @@ import time
 import pytest
 from support import (
     Procs,
-    connect_unique,
+    RawWS,
     established_to,
     free_port,
     output,
@@ -127,59 +127,27 @@ class EchoTarget:
         self.srv.close()
 
 
-class RawMWS:
+class RawMWS(RawWS):
     """A hand-driven mws client: websocket upgrade, then masked binary frames of smux frames."""
 
     def __init__(self, port: int, version: int = 1) -> None:
-        self.sock = connect_unique(port, 10)  # faults are found in the log by this port
-        self.local_port = self.sock.getsockname()[1]
-        key = wshandshake.make_key()
-        self.sock.sendall(wshandshake.build_client_request(f"127.0.0.1:{port}", "/ws", key))
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            b = self.sock.recv(4096)
-            assert b, "connection closed during the upgrade"
-            buf += b
-        head, rest = buf.split(b"\r\n\r\n", 1)
-        wshandshake.check_client_response(http1.parse_response(head + b"\r\n\r\n"), key)
-        self.upgraded_at = time.monotonic()
-        self.ws = wsframe.FrameParser(False)
-        self.parser = smux.FrameParser(version)
+        self.smux_parser = smux.FrameParser(version)
         self.frames: list[tuple[int, int, object]] = []
         self.ws_closes: list[bytes] = []
-        self.eof = False
-        self._feed(rest)
+        super().__init__(port, timeout=10)
+        self.local_port = self.raw.getsockname()[1]  # faults are found in the log by this port
 
     def send(self, *frames) -> None:
         """One masked binary message carrying ``frames`` (smux frames, concatenated)."""
-        payload = b"".join(bytes(f) for f in frames)
-        self.sock.sendall(wsframe.build_frame(wsframe.OP_BINARY, payload, True, os.urandom(4)))
+        self.send_message(b"".join(bytes(f) for f in frames))
 
     def _feed(self, data: bytes) -> None:
-        for op, payload in self.ws.feed(data):
+        for op, payload in self.ws_parser.feed(data):
             if op in (wsframe.OP_BINARY, wsframe.OP_TEXT):
-                for cmd, sid, p in self.parser.feed(bytes(payload)):
+                for cmd, sid, p in self.smux_parser.feed(bytes(payload)):
                     self.frames.append((cmd, sid, bytes(p) if cmd == PSH else p))
             elif op == wsframe.OP_CLOSE:
                 self.ws_closes.append(bytes(payload))
-
-    def pump(self, timeout: float) -> bool:
-        """Read once (up to ``timeout``); False at EOF or reset."""
-        if self.eof:
-            return False
-        self.sock.settimeout(timeout)
-        try:
-            b = self.sock.recv(1 << 20)
-        except TimeoutError:
-            return True
-        except (ConnectionResetError, BrokenPipeError):
-            self.eof = True
-            return False
-        if not b:
-            self.eof = True
-            return False
-        self._feed(b)
-        return True
 
     def data(self, sid: int) -> bytes:
         return b"".join(p for cmd, s, p in self.frames if cmd == PSH and s == sid)
@@ -222,9 +190,6 @@ class RawMWS:
         frames.append(smux.encode_data(1, sid, payload, 32768))
         self.send(*frames)
         self.wait_data(sid, before + payload)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 # ------------------------------------------------------------------------------ keepalive

@@ -667,3 +667,126 @@ def test_config_mux_type_yamux_is_refused_naming_the_option():
         parse_options(MUX_OPTIONS, {"mux.type": "yamux"}, "-F 'mws://x:1' (dialer.metadata)")
     assert ei.value.path == "-F 'mws://x:1' (dialer.metadata.mux.type)"
     assert ei.value.message == "'yamux' is not allowed (allowed: smux)"
+
+
+# ------------------------------------------------------------- what a paused stream keeps
+
+
+def paused_server(conn, cfg=None):
+    """A server session whose stream 3 (opened by the caller) is paused from the start."""
+    streams, rec = {}, Recorder()
+
+    def on_stream(st):
+        streams[st.sid] = st
+        st.attach(rec)
+        st.pause_reading()
+
+    s = Session(conn, cfg or SmuxConfig(**QUIET), client=False, on_stream=on_stream)
+    return s, streams, rec
+
+
+def test_a_paused_stream_keeps_no_view_of_a_large_receive_buffer(smux):
+    """Issue 17: a 1-byte payload in an 8 MiB-style buffer is copied out when queued."""
+
+    async def main():
+        conn, peer = await endpoints()
+        s, streams, rec = paused_server(conn)
+        s.on_data(conn, bytes(smux.encode_syn(1, 3)))
+        ghost = bytes(smux.encode_header(1, smux.CMD_PSH, 65000, 99)) + bytes(65000)
+        big = bytearray(bytes(smux.encode_data(1, 3, b"x", 32768)) + ghost * 16)
+        s.on_data(conn, big)
+        big += b"resizable"  # BufferError if anything still viewed it
+        assert streams[3]._pending_bytes == 1
+        assert (s.dropped_frames, s.dropped_bytes) == (16, 16 * 65000)
+        # a large payload that is nearly its whole buffer stays zero-copy
+        whole = bytearray(smux.encode_data(1, 3, b"y" * 32768, 32768))
+        s.on_data(conn, whole)
+        assert type(streams[3]._pending[-1]) is memoryview
+        streams[3].resume_reading()
+        assert bytes(rec.data) == b"x" + b"y" * 32768
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_tiny_payloads_for_a_paused_stream_join_one_buffer(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s, streams, rec = paused_server(conn)
+        s.on_data(conn, bytes(smux.encode_syn(1, 3)))
+        frames = b"".join(
+            bytes(smux.encode_data(1, 3, bytes([i % 251]), 32768)) for i in range(3000)
+        )
+        s.on_data(conn, frames)
+        st = streams[3]
+        assert (len(st._pending), st._pending_bytes) == (1, 3000)
+        st.resume_reading()
+        assert bytes(rec.data) == bytes(i % 251 for i in range(3000))
+        # once handed on, a joined buffer is never grown again (the sink may hold it)
+        st.pause_reading()
+        s.on_data(conn, bytes(smux.encode_data(1, 3, b"later", 32768)))
+        assert st._pending[0] is not rec.data and len(st._pending) == 1
+        st.resume_reading()
+        assert bytes(rec.data).endswith(b"later")
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_a_session_of_only_frames_for_unknown_streams_is_closed(smux, monkeypatch, caplog):
+    monkeypatch.setattr(session_mod, "JUNK_LIMIT", 200_000)
+
+    async def main():
+        conn, peer = await endpoints()
+        s, streams, _ = paused_server(conn)
+        ghost = bytes(smux.encode_data(1, 99, bytes(30000), 32768))
+        s.on_data(conn, bytes(smux.encode_syn(1, 3)) + ghost * 6)  # 180 KiB: not yet
+        s.on_data(conn, bytes(smux.encode_data(1, 3, b"useful", 32768)))  # starts over
+        s.on_data(conn, ghost * 6)
+        assert not s.closed
+        s.on_data(conn, ghost * 2)
+        assert s.closed and s.dropped_frames == 13  # none counted after the close
+        close_all(peer)
+
+    with caplog.at_level("WARNING", logger="gostfast.mux"):
+        run(main())
+    lines = [
+        r.getMessage() for r in caplog.records if "unknown or closed streams" in r.getMessage()
+    ]
+    assert len(lines) == 1, lines
+
+
+def test_a_large_write_goes_out_in_connection_writes_of_at_most_256_kib(smux):
+    """On mws each connection write is one websocket message, bounded at the far end."""
+
+    sent = []
+
+    class Counting(TCPEndpoint):
+        def write(self, data) -> None:
+            sent.append(len(data))
+            super().write(data)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        _, conn = await loop.create_connection(Counting, sock=a)
+        _, peer = await loop.create_connection(TCPEndpoint, sock=b)
+        s = Session(conn, SmuxConfig(**QUIET), client=True)
+        st = s.open_stream()
+        data = bytes(range(256)) * 4096 * 5  # 5 MiB
+        st.write(data)
+        got = bytearray()
+        await read_frame(peer)  # SYN
+        while len(got) < len(data):
+            _, cmd, sid, payload = await read_frame(peer)
+            got += payload
+        assert bytes(got) == data
+        frames_per_write = -(-session_mod.SEND_MESSAGE_MAX // 32768)
+        assert max(sent[1:]) <= session_mod.SEND_MESSAGE_MAX + 8 * frames_per_write
+        assert len(sent) == 1 + 20
+        s.close()
+        close_all(peer)
+
+    run(main())
