@@ -271,6 +271,7 @@ class Session:
         self._bucket = config.max_receive_buffer
         self._conn_read_paused = False
         self._conn_write_paused = False
+        self._resume_turn = 0  # where on_write_resumed starts next (fairness)
         self.closed = False
         self.close_reason: BaseException | None = None
         self.reason_logged = False  # _fail already logged why the session ended
@@ -356,8 +357,24 @@ class Session:
             st._write_paused()
 
     def on_write_resumed(self, ep: Endpoint) -> None:
+        """Resume the streams' writers, starting one further along each time.
+
+        The first writer resumed is the first whose source is read, and its chunk
+        usually fills the connection's buffer again, pausing everyone else; resuming
+        in a fixed order gave the lowest stream id nearly all the bandwidth (one
+        iperf3 stream ran tens of MiB ahead and alone filled the receiver's
+        budget). Rotating the start shares the connection between streams, as
+        smux's shaper does (v1.5.16: least written first; HEAD: round-robin).
+        """
         self._conn_write_paused = False
-        for st in list(self.streams.values()):
+        streams = list(self.streams.values())
+        if not streams:
+            return
+        turn = self._resume_turn % len(streams)
+        self._resume_turn = turn + 1
+        for st in streams[turn:] + streams[:turn]:
+            if self._conn_write_paused:
+                return  # a resumed writer filled the connection again
             if not st._window_blocked:
                 st._write_resumed()
 
