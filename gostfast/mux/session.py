@@ -8,10 +8,13 @@ the wire and differs inside only where callbacks replace goroutines:
   (its relay's destination is full) queues payloads; queued bytes are
   charged to the session-wide budget (``max_receive_buffer``), and when that
   is spent the shared connection stops reading until streams drain, exactly
-  smux's bucket. Bytes handed to a sink count as read: that is what v2 UPD
+  smux's bucket (in v1 this blocks every stream behind unread ones, as in
+  smux: docs/smux-protocol.md section 12). Bytes handed to a sink count as read: that is what v2 UPD
   frames report (after the first read, then every ``max_stream_buffer/2``).
 * Sending: v1 writes PSH frames at once (backpressure comes from the shared
-  connection's write buffer, signalled to every stream); v2 also keeps
+  connection's write buffer, signalled to every stream; when it drains, the
+  writers resume starting one further along each time, so no stream takes the
+  connection for itself); v2 also keeps
   smux's per-stream window (``peer window`` minus bytes in flight) and
   queues what does not fit, pausing that stream's writer until a UPD.
 * FIN: ``write_eof`` sends FIN and keeps reading (the far end may still
