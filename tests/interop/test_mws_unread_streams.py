@@ -25,7 +25,7 @@ import threading
 import time
 
 import pytest
-from support import free_port, output, recv_exact
+from support import GOSTFAST, ThreadedServer, free_port, output, recv_exact
 
 DATA_STREAMS = 8
 DATA_BYTES = 448 * 1024
@@ -44,35 +44,21 @@ PAIRINGS = [
 def start_pair(procs, request, client: str, server: str, version: int, target: int) -> int:
     """An mws server and client of the given kinds tunnelling to ``target``; the entry port."""
     s, c = free_port(), free_port()
-    smux_args = ["-mode", "mws", "-smux-version", str(version)]
+    mux = f"path=/ws&mux.version={version}"
+    rp_smux = ["-mode", "mws", "-smux-version", str(version)]
     if server == "gostfast":
-        procs.gostfast(
-            "-L",
-            f"mws://127.0.0.1:{s}/127.0.0.1:{target}?path=/ws&mux.version={version}",
-            wait_ports=[s],
-        )
+        server_argv = [*GOSTFAST, "-L", f"mws://127.0.0.1:{s}/127.0.0.1:{target}?{mux}"]
     else:
-        refpeer = request.getfixturevalue("refpeer")
-        procs.start(
-            [refpeer, "server", "-listen", f"127.0.0.1:{s}", *smux_args]
-            + ["-target", f"127.0.0.1:{target}"],
-            wait_ports=[s],
-        )
-    if client == "gostfast":
-        procs.gostfast(
-            "-L",
-            f"tcp://127.0.0.1:{c}/127.0.0.1:9",  # the forward connector ignores this target
-            "-F",
-            f"forward+mws://127.0.0.1:{s}?path=/ws&mux.version={version}",
-            wait_ports=[c],
-        )
+        server_argv = [request.getfixturevalue("refpeer"), "server", "-listen", f"127.0.0.1:{s}"]
+        server_argv += [*rp_smux, "-target", f"127.0.0.1:{target}"]
+    if client == "gostfast":  # the forward connector ignores the target given here
+        client_argv = [*GOSTFAST, "-L", f"tcp://127.0.0.1:{c}/127.0.0.1:9"]
+        client_argv += ["-F", f"forward+mws://127.0.0.1:{s}?{mux}"]
     else:
-        refpeer = request.getfixturevalue("refpeer")
-        procs.start(
-            [refpeer, "client", "-listen", f"127.0.0.1:{c}", "-server", f"ws://127.0.0.1:{s}/ws"]
-            + smux_args,
-            wait_ports=[c],
-        )
+        client_argv = [request.getfixturevalue("refpeer"), "client", "-listen", f"127.0.0.1:{c}"]
+        client_argv += ["-server", f"ws://127.0.0.1:{s}/ws", *rp_smux]
+    procs.start(server_argv, wait_ports=[s])
+    procs.start(client_argv, wait_ports=[c])
     return c
 
 
@@ -82,30 +68,18 @@ def run_bytes(run: int, n: int, salt: int) -> bytes:
     return (seed + bytes(range(252))) * (n // 256) + seed[: n % 256]
 
 
-class Target:
+class Target(ThreadedServer):
     """Data streams send their bytes and wait; the control stream replies once they are sent.
 
     First bytes of a connection: b"D" + run (4 bytes LE) + index (1 byte), or b"C" + run.
     """
 
     def __init__(self) -> None:
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(64)
-        self.port = self.srv.getsockname()[1]
         self._sent: dict[int, int] = {}
         self._cond = threading.Condition()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c: socket.socket) -> None:
+    def serve(self, c: socket.socket) -> None:
         with c:
             try:
                 c.settimeout(60)
@@ -125,9 +99,6 @@ class Target:
                     pass
             except OSError:
                 pass
-
-    def close(self) -> None:
-        self.srv.close()
 
 
 @pytest.fixture
