@@ -166,7 +166,7 @@ IPERF_PAIRINGS = [
         marks=pytest.mark.xfail(
             strict=False,
             reason="smux v1 has no per-stream window: a run hangs when the data iperf3 leaves "
-            "unread exceeds what the receiving end may hold (docs/smux-protocol.md section 5)",
+            "unread exceeds what the receiving end may hold (docs/smux-protocol.md section 12)",
         ),
     ),
     pytest.param("gostfast", "gostfast", 2, id="gostfast-gostfast-v2"),
