@@ -4,7 +4,7 @@ The pattern of an iperf3 -R test's end: several data streams of one mws session 
 their reader does not read, and the control stream of the same session must still get its
 bytes. smux v1 has no per-stream window, so what a receiver can hold for unread streams is
 its session budget (``mux.maxReceiveBuffer``, 4 MiB) plus what the sockets behind it take;
-docs/smux-protocol.md section 5 explains why no receiver rule can do better within that
+docs/smux-protocol.md section 12 explains why no receiver rule can do better within that
 bound. Each run below stays inside it: 8 data streams x 448 KiB = 3.5 MiB are sent and left
 unread behind 128 KiB socket buffers, then the control reply, which must arrive, and then
 every data byte, checked.
