@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from gostfast._core import select
@@ -79,6 +80,34 @@ def recv_exact(s: socket.socket, n: int) -> bytes:
             break
         got += b
     return bytes(got)
+
+
+class ThreadedServer:
+    """A TCP server on 127.0.0.1 that serves each connection in its own thread.
+
+    Subclasses set their state, then call ``super().__init__()`` and implement ``serve``.
+    """
+
+    def __init__(self, backlog: int = 128) -> None:
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(backlog)
+        self.port: int = self.srv.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.srv.close()
 
 
 def free_port() -> int:

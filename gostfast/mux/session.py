@@ -8,10 +8,13 @@ the wire and differs inside only where callbacks replace goroutines:
   (its relay's destination is full) queues payloads; queued bytes are
   charged to the session-wide budget (``max_receive_buffer``), and when that
   is spent the shared connection stops reading until streams drain, exactly
-  smux's bucket. Bytes handed to a sink count as read: that is what v2 UPD
+  smux's bucket (in v1 this blocks every stream behind unread ones, as in
+  smux: docs/smux-protocol.md section 12). Bytes handed to a sink count as read: that is what v2 UPD
   frames report (after the first read, then every ``max_stream_buffer/2``).
 * Sending: v1 writes PSH frames at once (backpressure comes from the shared
-  connection's write buffer, signalled to every stream); v2 also keeps
+  connection's write buffer, signalled to every stream; when it drains, the
+  writers resume starting one further along each time, so no stream takes the
+  connection for itself); v2 also keeps
   smux's per-stream window (``peer window`` minus bytes in flight) and
   queues what does not fit, pausing that stream's writer until a UPD.
 * FIN: ``write_eof`` sends FIN and keeps reading (the far end may still
@@ -316,6 +319,7 @@ class Session:
         self._bucket = config.max_receive_buffer
         self._conn_read_paused = False
         self._conn_write_paused = False
+        self._resume_turn = 0  # where on_write_resumed starts next (fairness)
         self.closed = False
         self.close_reason: BaseException | None = None
         self.reason_logged = False  # _fail already logged why the session ended
@@ -433,8 +437,24 @@ class Session:
             st._write_paused()
 
     def on_write_resumed(self, ep: Endpoint) -> None:
+        """Resume the streams' writers, starting one further along each time.
+
+        The first writer resumed is the first whose source is read, and its chunk
+        usually fills the connection's buffer again, pausing everyone else; resuming
+        in a fixed order gave the lowest stream id nearly all the bandwidth (one
+        iperf3 stream ran tens of MiB ahead and alone filled the receiver's
+        budget). Rotating the start shares the connection between streams, as
+        smux's shaper does (v1.5.16: least written first; HEAD: round-robin).
+        """
         self._conn_write_paused = False
-        for st in list(self.streams.values()):
+        streams = list(self.streams.values())
+        if not streams:
+            return
+        turn = self._resume_turn % len(streams)
+        self._resume_turn = turn + 1
+        for st in streams[turn:] + streams[:turn]:
+            if self._conn_write_paused:
+                return  # a resumed writer filled the connection again
             if not st._window_blocked:
                 st._write_resumed()
 

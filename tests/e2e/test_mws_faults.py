@@ -23,6 +23,7 @@ import pytest
 from support import (
     Procs,
     RawWS,
+    ThreadedServer,
     established_to,
     free_port,
     output,
@@ -81,31 +82,18 @@ def closed_within(sock: socket.socket, timeout: float) -> float | None:
             return None
 
 
-class EchoTarget:
+class EchoTarget(ThreadedServer):
     """A threaded TCP echo server that remembers what each connection sent and whether it ended."""
 
     def __init__(self) -> None:
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(128)
-        self.port = self.srv.getsockname()[1]
         self.conns: list[dict] = []
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            rec = {"data": bytearray(), "eof": False}
-            with self._lock:
-                self.conns.append(rec)
-            threading.Thread(target=self._serve, args=(c, rec), daemon=True).start()
-
-    @staticmethod
-    def _serve(c: socket.socket, rec: dict) -> None:
+    def serve(self, c: socket.socket) -> None:
+        rec = {"data": bytearray(), "eof": False}
+        with self._lock:
+            self.conns.append(rec)
         with c:
             try:
                 while True:
@@ -122,9 +110,6 @@ class EchoTarget:
     def received_containing(self, marker: bytes) -> list[dict]:
         with self._lock:
             return [r for r in self.conns if marker in r["data"]]
-
-    def close(self) -> None:
-        self.srv.close()
 
 
 class RawMWS(RawWS):

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from support import established_to, free_port, output, recv_exact, wait_port
+from support import ThreadedServer, established_to, free_port, output, recv_exact, wait_port
 
 pytestmark = pytest.mark.refpeer
 
@@ -75,7 +75,7 @@ def ended_within(s: socket.socket, timeout: float) -> float | None:
             return None
 
 
-class Target:
+class Target(ThreadedServer):
     """A threaded TCP target; the first byte of each connection picks what it does.
 
     ``E`` echo until EOF, then EOF; ``A`` read until EOF, then send everything back, then
@@ -84,26 +84,14 @@ class Target:
     """
 
     def __init__(self) -> None:
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(256)
-        self.port = self.srv.getsockname()[1]
         self.blast = b""
         self.blasted = 0
         self.blast_done = False
         self.active = 0  # connections being served
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(backlog=256)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c: socket.socket) -> None:
+    def serve(self, c: socket.socket) -> None:
         with self._lock:
             self.active += 1
         try:
@@ -134,9 +122,6 @@ class Target:
                     recv_to_eof(c)
             except OSError:
                 pass
-
-    def close(self) -> None:
-        self.srv.close()
 
 
 @pytest.fixture

@@ -450,6 +450,45 @@ def test_closing_a_paused_stream_refunds_the_bucket(smux):
     run(main())
 
 
+def test_writers_resume_in_turn_after_each_write_pause(smux):
+    """Each time the shared connection drains, a different stream's writer is resumed first.
+
+    The first writer resumed is the first whose source gets read (and its chunk usually
+    fills the connection again), so a fixed order let one stream take nearly all the
+    bandwidth (issue 19); the start rotates instead.
+    """
+
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(**QUIET), client=True)
+        order: list[int] = []
+
+        class Writer(Recorder):
+            def on_write_resumed(self, ep) -> None:
+                order.append(ep.sid)
+
+        streams = [s.open_stream() for _ in range(3)]
+        for st in streams:
+            st.attach(Writer())
+        peer.attach(Recorder())  # the peer reads and keeps what it got
+        rounds = []
+        for _ in range(4):
+            peer.pause_reading()
+            while not s._conn_write_paused:  # fill the socketpair and the write buffer
+                streams[0].write(b"x" * 65536)
+                await asyncio.sleep(0)
+            assert all(st._writing_paused for st in streams)
+            order.clear()
+            peer.resume_reading()
+            await until(lambda: len(order) == 3, what="the writers to resume")
+            rounds.append(list(order))
+        assert rounds == [[3, 5, 7], [5, 7, 3], [7, 3, 5], [3, 5, 7]]
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
 # ----------------------------------------------------------------------------- FIN, close
 
 
