@@ -6,9 +6,11 @@ window). What gorilla does, and so what this does:
 
 - sending: each data message is compressed whole (level 1, gorilla's default), flushed
   with a sync flush, and the flush's trailing ``00 00 ff ff`` is dropped (section
-  7.2.1). One compressor per connection is kept and ended with a FULL flush, which
-  resets its dictionary: the next message refers to nothing earlier, exactly like a
-  fresh compressor, without building one per message.
+  7.2.1). Each message is ended with a FULL flush, which resets the compressor's
+  dictionary and byte-aligns it: the next message refers to nothing earlier, exactly
+  like a fresh compressor. So one compressor serves every connection of the process
+  (``shared_deflater``, as gorilla pools its writers): no 256 KiB of zlib state per
+  websocket, no compressor built per message or per connection.
 - receiving: the tail is put back and the body inflated by a fresh inflater (a peer
   may end a message with a final block, after which an inflater cannot go on).
 
@@ -21,6 +23,8 @@ ratio. Nothing here touches a socket.
 
 from __future__ import annotations
 
+import functools
+import threading
 import zlib
 
 from gostfast._core.wsframe_common import (
@@ -29,7 +33,7 @@ from gostfast._core.wsframe_common import (
     WSProtocolError,
 )
 
-__all__ = ["Deflater", "Inflater", "LEVEL"]
+__all__ = ["Deflater", "Inflater", "LEVEL", "shared_deflater"]
 
 LEVEL = 1  # gorilla's defaultCompressionLevel
 _TAIL = b"\x00\x00\xff\xff"
@@ -38,18 +42,27 @@ _TAIL = b"\x00\x00\xff\xff"
 class Deflater:
     """Compresses outgoing messages, each independent of the ones before it."""
 
-    __slots__ = ("_z",)
+    __slots__ = ("_z", "_lock")
 
     def __init__(self, level: int = LEVEL) -> None:
         self._z = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+        # compress + flush of one message must not interleave with another's (threads)
+        self._lock = threading.Lock()
 
     def message(self, data) -> memoryview:
         """The compressed body of the message ``data`` (any bytes-like), tail removed."""
         z = self._z
-        out = z.compress(data)
-        out += z.flush(zlib.Z_FULL_FLUSH)
+        with self._lock:
+            out = z.compress(data)
+            out += z.flush(zlib.Z_FULL_FLUSH)
         # a full flush always ends with the empty stored block 00 00 ff ff
         return memoryview(out)[:-4]
+
+
+@functools.cache
+def shared_deflater() -> Deflater:
+    """The process's compressor for every websocket (made on first use)."""
+    return Deflater()
 
 
 class Inflater:

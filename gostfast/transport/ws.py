@@ -34,6 +34,14 @@ from gostfast.transport.wsconn_deflate import DeflateWSEndpoint
 
 log = logging.getLogger("gostfast.ws")
 
+
+def _compression(doc: str):
+    """GOST's enableCompression: gorilla's permessage-deflate, no context takeover."""
+    return opt(
+        "enable_compression", "bool", False, "ws.enableCompression", "enableCompression", doc=doc
+    )
+
+
 LISTENER_OPTIONS = (
     opt("path", "str", "/ws", "ws.path", "path"),
     opt(
@@ -92,14 +100,9 @@ LISTENER_OPTIONS = (
         doc="gostfast: largest message accepted (1009 above it); 0 = unlimited as gorilla. "
         "GOST peers send one message per write (<= 64 KiB), so 16 MiB only stops abuse",
     ),
-    opt(
-        "enable_compression",
-        "bool",
-        False,
-        "ws.enableCompression",
-        "enableCompression",
-        doc="permessage-deflate when a client offers it (no context takeover, as gorilla); "
-        "an inflated message over maxMessageSize closes with 1009",
+    _compression(
+        "permessage-deflate when a client offers it; an inflated message over "
+        "maxMessageSize closes with 1009"
     ),
     opt("keepalive", "bool", False, "keepalive", doc="TCP keepalive on accepted sockets"),
     opt("keepalive_idle", "duration", 0.0, "keepalive.idle"),
@@ -151,14 +154,7 @@ DIALER_OPTIONS = (
         minimum=0,
         doc="largest frame payload we send; 0 = no limit",
     ),
-    opt(
-        "enable_compression",
-        "bool",
-        False,
-        "ws.enableCompression",
-        "enableCompression",
-        doc="offer permessage-deflate (no context takeover, as gorilla); used if the server agrees",
-    ),
+    _compression("offer permessage-deflate; used if the server agrees"),
     # GOST (x/dialer/ws, x/dialer/mws): TCP keepalive on the dialed socket
     unsupported("tcp_keepalive", "tcp.keepalive", default=False, kind="bool"),
     unsupported("tcp_keepalive_idle", "tcp.keepalive.idle", default=0.0, kind="duration"),

@@ -14,7 +14,7 @@ log line naming the peer.
 from __future__ import annotations
 
 from gostfast.endpoint import Endpoint
-from gostfast.proto.wsdeflate import Deflater, Inflater
+from gostfast.proto.wsdeflate import Inflater, shared_deflater
 from gostfast.transport.wsconn import OP_BINARY, WSEndpoint, WSProtocolError, wsframe
 
 COMPRESSED = wsframe.COMPRESSED
@@ -27,25 +27,12 @@ class DeflateWSEndpoint(WSEndpoint):
 
     compressed = True
 
-    def __init__(
-        self,
-        inner: Endpoint,
-        is_server: bool,
-        *,
-        max_message_size: int = 0,
-        max_frame_size: int = 0,
-        peer: str | None = None,
-    ) -> None:
+    def __init__(self, inner: Endpoint, is_server: bool, **options) -> None:
+        """WSEndpoint's arguments; ``max_message_size`` also bounds inflated messages."""
         # set before WSEndpoint attaches to ``inner``, which may deliver data at once
-        self._deflater = Deflater()
-        self._inflater = Inflater(max_message_size)
-        super().__init__(
-            inner,
-            is_server,
-            max_message_size=max_message_size,
-            max_frame_size=max_frame_size,
-            peer=peer,
-        )
+        self._deflater = shared_deflater()
+        self._inflater = Inflater(options.get("max_message_size", 0))
+        super().__init__(inner, is_server, **options)
 
     def _handle(self, events) -> None:
         if self._closed:  # failed on an earlier message: nothing more is delivered

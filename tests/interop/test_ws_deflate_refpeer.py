@@ -26,7 +26,7 @@ import socket
 import threading
 
 import pytest
-from support import Procs, free_port, output
+from support import Procs, assert_alive_and_clean, echo_roundtrip, free_port, output
 
 IO_TIMEOUT = 60.0
 SIZES = [
@@ -98,19 +98,7 @@ class CountingRelay:
 
 
 def roundtrip(port: int, data: bytes) -> bytes:
-    """Send ``data`` through the tunnel at ``port`` while reading the echo back."""
-    with socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT) as s:
-        s.settimeout(IO_TIMEOUT)
-        t = threading.Thread(target=s.sendall, args=(data,), daemon=True)
-        t.start()
-        got = bytearray()
-        while len(got) < len(data):
-            b = s.recv(1 << 20)
-            if not b:
-                break
-            got += b
-        t.join(IO_TIMEOUT)
-    return bytes(got)
+    return echo_roundtrip(port, data, IO_TIMEOUT)
 
 
 class Tunnel:
@@ -120,11 +108,8 @@ class Tunnel:
         self.gostfast = gostfast
 
     def assert_clean(self) -> None:
-        assert self.gostfast.poll() is None, output(self.gostfast)
-        log = output(self.gostfast)
-        for bad in ("Traceback", "Task exception was never retrieved", "Exception in callback"):
-            assert bad not in log, log[-3000:]
-        assert "closing with" not in log, log[-3000:]
+        assert_alive_and_clean(self.gostfast)
+        assert "closing with" not in output(self.gostfast)
 
 
 def build(procs, refpeer, direction: str, mode: str, gf_compress=True, rp_compress=True):
