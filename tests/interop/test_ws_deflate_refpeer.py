@@ -15,7 +15,8 @@ carried):
 Each transfer is checked byte for byte: 1 B, 64 KiB and 64 MiB (slow), of compressible
 text and of random bytes; compressible text must cross W at under a third of its size
 in both directions (so both sides really compressed), random bytes at about its size.
-A side that does not offer or does not agree leaves the tunnel uncompressed.
+A side that does not offer or does not agree leaves the tunnel uncompressed. Also
+gostfast to gostfast over wss and mwss (compression under TLS).
 """
 
 from __future__ import annotations
@@ -201,3 +202,31 @@ def test_one_side_without_compression_stays_uncompressed(procs, refpeer, mode, d
         t.assert_clean()
     finally:
         t.relay.close()
+
+
+@pytest.mark.parametrize("scheme", ["wss", "mwss"])
+def test_gostfast_to_gostfast_over_tls(procs, refpeer, scheme):
+    """Both ends gostfast, TLS underneath: compressed inside the TLS records (wire < 1/3)."""
+    e = free_port()
+    procs.start([refpeer, "tcpecho", "-listen", f"127.0.0.1:{e}"], wait_ports=[e])
+    s = free_port()
+    server = procs.gostfast(
+        "-L", f"{scheme}://127.0.0.1:{s}/127.0.0.1:{e}?enableCompression=true", wait_ports=[s]
+    )
+    relay = CountingRelay(s)
+    try:
+        c = free_port()
+        client = procs.gostfast(
+            "-L",
+            f"tcp://127.0.0.1:{c}/127.0.0.1:9",
+            "-F",
+            f"forward+{scheme}://127.0.0.1:{relay.port}?enableCompression=true",
+            wait_ports=[c],
+        )
+        data = text_data(1 << 20)
+        assert roundtrip(c, data) == data
+        assert relay.up < len(data) / 3 and relay.down < len(data) / 3, (relay.up, relay.down)
+        for proc in (server, client):
+            assert_alive_and_clean(proc)
+    finally:
+        relay.close()
