@@ -15,6 +15,11 @@ stopped at the end.
 A case is a pair of topologies (lists of commands with {port} placeholders and
 an entry port); the baseline of ``tcp`` is a direct connection to the echo
 server, the baseline of ``ws``/``mws`` rows is refpeer's client and server.
+The ``ws-deflate``/``mws-deflate`` rows turn permessage-deflate on at both ends
+(gostfast ``enableCompression=true``, refpeer ``-compress``) and measure throughput
+with compressible text (this repository's Python sources, repeated) pushed by
+``TextLoad`` here, since refpeer's tcpbench writes zeros; both sides of such a row
+get the same load client.
 
     python bench/tunnel.py --rounds 3 [--cases tcp,ws] [--json out.json] [--cpus 0]
                            [--clients 1,32,128] [--halt-poll-ns 200000]
@@ -31,6 +36,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -106,6 +112,7 @@ class Topology:
     commands: list[list[str]]
     entry: str  # placeholder name of the entry port
     ports: list[str] = field(default_factory=list)  # placeholders to allocate, in start order
+    text: bool = False  # throughput with compressible text (TextLoad) instead of zeros
 
 
 @dataclass
@@ -140,15 +147,22 @@ def refpeer_pair(refpeer: str, mode: str, tls: bool = False) -> tuple[list[str],
     return client, server
 
 
-def tunnel_case(refpeer: str, scheme: str, tls_pair: str) -> Case:
-    """gostfast client + server over ``scheme`` vs refpeer client + server over the same."""
+def tunnel_case(refpeer: str, scheme: str, tls_pair: str, deflate: bool = False) -> Case:
+    """gostfast client + server over ``scheme`` vs refpeer client + server over the same.
+
+    ``deflate``: permessage-deflate on both ends of both topologies, text load."""
     mode = "mws" if scheme.startswith("mws") else "ws"
     tls = scheme.endswith("ss")
     label = f"{scheme} tunnel" + (" (smux v1)" if mode == "mws" else "")
+    label += " deflate, text" if deflate else ""
+    query = "?enableCompression=true" if deflate else ""
     rp_client, rp_server = refpeer_pair(refpeer, mode, tls)
     if tls:
         rp_client.append("-insecure")
         rp_server += ["-tls", tls_pair]
+    if deflate:
+        rp_client.append("-compress")
+        rp_server.append("-compress")
     return Case(
         label,
         Topology(
@@ -159,15 +173,20 @@ def tunnel_case(refpeer: str, scheme: str, tls_pair: str) -> Case:
                     "-L",
                     "tcp://127.0.0.1:{A}/127.0.0.1:{echo}",
                     "-F",
-                    f"forward+{scheme}://127.0.0.1:{{B}}",
+                    f"forward+{scheme}://127.0.0.1:{{B}}{query}",
                 ],
-                [*GOSTFAST, "-L", f"{scheme}://127.0.0.1:{{B}}/127.0.0.1:{{echo}}"],
+                [*GOSTFAST, "-L", f"{scheme}://127.0.0.1:{{B}}/127.0.0.1:{{echo}}{query}"],
             ],
             "A",
             ["A", "B"],
+            deflate,
         ),
         Topology(
-            f"refpeer client -> refpeer {scheme} server", [rp_client, rp_server], "A", ["A", "B"]
+            f"refpeer client -> refpeer {scheme} server",
+            [rp_client, rp_server],
+            "A",
+            ["A", "B"],
+            deflate,
         ),
     )
 
@@ -189,7 +208,68 @@ def cases(refpeer: str, tls_pair: str) -> dict[str, Case]:
             scheme: tunnel_case(refpeer, scheme, tls_pair)
             for scheme in ("ws", "mws", "wss", "mwss")
         },
+        **{
+            f"{scheme}-deflate": tunnel_case(refpeer, scheme, tls_pair, deflate=True)
+            for scheme in ("ws", "mws")
+        },
     }
+
+
+class TextLoad:
+    """Echo throughput with compressible text: ``conns`` connections, each writing
+    ``per_conn`` bytes in 32 KiB writes while reading as much back (refpeer tcpbench's
+    shape, with text instead of zeros); MB/s = bytes echoed back / s / 1e6."""
+
+    _text: bytes = b""
+
+    @classmethod
+    def text(cls) -> bytes:
+        if not cls._text:
+            src = b"".join(p.read_bytes() for p in sorted((ROOT / "gostfast").rglob("*.py")))
+            cls._text = (src * (4 * MiB // len(src) + 1))[: 4 * MiB]
+        return cls._text
+
+    @classmethod
+    def run(cls, entry: int, per_conn: int, conns: int) -> float:
+        text = memoryview(cls.text())
+        counts = [0] * conns
+        errors: list[BaseException] = []
+
+        def one(i: int) -> None:
+            try:
+                with socket.create_connection(("127.0.0.1", entry), timeout=120) as s:
+
+                    def send() -> None:
+                        sent = 0
+                        while sent < per_conn:
+                            pos = sent % len(text)
+                            k = min(32768, per_conn - sent, len(text) - pos)
+                            s.sendall(text[pos : pos + k])
+                            sent += k
+
+                    t = threading.Thread(target=send, daemon=True)
+                    t.start()
+                    got = 0
+                    while got < per_conn:
+                        b = s.recv(1 << 16)
+                        if not b:
+                            raise RuntimeError(f"echo ended after {got} of {per_conn} bytes")
+                        got += len(b)
+                        counts[i] = got
+                    t.join(120)
+            except BaseException as exc:  # reported below, from the main thread
+                errors.append(exc)
+
+        start = time.perf_counter()
+        threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(conns)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        elapsed = time.perf_counter() - start
+        if errors:
+            raise RuntimeError(f"text load failed: {errors[0]!r}")
+        return sum(counts) / elapsed / 1e6
 
 
 def tls_files() -> str:
@@ -245,8 +325,11 @@ class Runner:
             raise RuntimeError(f"refpeer {' '.join(args)} failed: {out.stderr.strip()[-500:]}")
         return out.stdout.strip().splitlines()[-1]
 
-    def throughput(self, entry: int, total_bytes: int, conns: int) -> float:
-        """MB/s echoed back with ``conns`` concurrent connections sharing ``total_bytes``."""
+    def throughput(self, entry: int, total_bytes: int, conns: int, text: bool = False) -> float:
+        """MB/s echoed back with ``conns`` concurrent connections sharing ``total_bytes``
+        (zeros from refpeer tcpbench, or ``text`` from TextLoad)."""
+        if text:
+            return TextLoad.run(entry, total_bytes // conns, conns)
         line = self.load(
             [
                 "tcpbench",
@@ -287,7 +370,10 @@ class Runner:
         """Every metric on freshly started processes, so one metric never inherits another's state."""
         r: dict[str, float] = {}
         jobs = [
-            (f"throughput_MBps_{c}conn", lambda e, c=c: self.throughput(e, bytes_total, c))
+            (
+                f"throughput_MBps_{c}conn",
+                lambda e, c=c: self.throughput(e, bytes_total, c, topo.text),
+            )
             for c in conns
         ]
         jobs += [("rps", lambda e, n=n: self.rps(e, seconds, n)) for n in clients]

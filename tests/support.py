@@ -356,3 +356,27 @@ class RawWS:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+def echo_roundtrip(port: int, data: bytes, timeout: float = 30.0) -> bytes:
+    """Send ``data`` to the echoing tunnel at ``port`` while reading the echo back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        t = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+        t.start()
+        got = bytearray()
+        while len(got) < len(data):
+            b = s.recv(1 << 20)
+            if not b:
+                break
+            got += b
+        t.join(timeout)
+    return bytes(got)
+
+
+def assert_alive_and_clean(proc: subprocess.Popen) -> None:
+    """``proc`` still runs and its log shows no traceback or unhandled task error."""
+    assert proc.poll() is None, output(proc)
+    log = output(proc)
+    for bad in ("Traceback", "Task exception was never retrieved", "Exception in callback"):
+        assert bad not in log, log[-3000:]

@@ -23,7 +23,11 @@ Invariants:
   so an oversize or malformed frame is refused before its payload is stored.
 - Text payloads are NOT validated as UTF-8: GOST (gorilla) does not validate them and
   the tunnel treats text messages as plain data.
-- No extension is ever negotiated, so RSV1-3 must be zero.
+- RSV2/RSV3 must be zero. RSV1 too unless the parser was created with
+  ``allow_rsv1=True`` (permessage-deflate negotiated): then it may be set on the first
+  frame of a data message (never on a control or continuation frame, RFC 7692 section
+  6.1) and the message is reported as ``opcode | COMPRESSED``; inflating is the
+  caller's job (the codec sees wire bytes only).
 """
 
 cimport cython
@@ -48,6 +52,7 @@ from gostfast._core.wsframe_common import (
     CLOSE_PROTOCOL_ERROR,
     CLOSE_TOO_BIG,
     CLOSE_UNSUPPORTED,
+    COMPRESSED,
     MAX_CONTROL_PAYLOAD,
     OP_BINARY,
     OP_CLOSE,
@@ -77,6 +82,7 @@ __all__ = [
     "CLOSE_TOO_BIG",
     "CLOSE_INTERNAL",
     "MAX_CONTROL_PAYLOAD",
+    "COMPRESSED",
     "WSProtocolError",
     "is_valid_close_code",
     "parse_close_payload",
@@ -98,6 +104,7 @@ cdef enum:
     _OP_PONG = 10
     _MAX_CONTROL = 125
     _MAX_HEADER = 14
+    _RSV1 = 0x40
 
 # Where the payload of the frame being read goes.
 cdef enum:
@@ -174,6 +181,10 @@ cdef class FrameParser:
     fragment arrives; ``(OP_PING|OP_PONG|OP_CLOSE, payload)`` for each control frame,
     immediately, even between the fragments of a message. Empty messages are
     delivered too (with an empty payload). Text payloads are not checked for UTF-8.
+    ``allow_rsv1=True`` (permessage-deflate negotiated) accepts RSV1 on the first frame
+    of a data message and delivers that message as ``(opcode | COMPRESSED, payload)``
+    with its payload as it arrived (still deflated; ``max_message_size`` counts those
+    wire bytes, the caller bounds the inflated size).
 
     A protocol violation raises WSProtocolError (close code 1002, or 1009 for an
     oversize message) carrying in ``.events`` the events completed earlier in the same
@@ -184,6 +195,7 @@ cdef class FrameParser:
     """
 
     cdef bint _is_server
+    cdef bint _allow_rsv1
     cdef unsigned long long _max        # 0 = unlimited
     cdef object _error                  # the WSProtocolError that stopped us, or None
     # Header bytes of the frame being read, while its header is incomplete.
@@ -206,10 +218,11 @@ cdef class FrameParser:
     # memoryview of the chunk being fed (made on first zero-copy slice), else None.
     cdef object _chunk_view
 
-    def __init__(self, is_server, max_message_size=0):
+    def __init__(self, is_server, max_message_size=0, allow_rsv1=False):
         if max_message_size < 0:
             raise ValueError("max_message_size must be >= 0 (0 = unlimited)")
         self._is_server = bool(is_server)
+        self._allow_rsv1 = bool(allow_rsv1)
         # Limits beyond 2**63 cannot be reached by any frame: treat them as that.
         self._max = <unsigned long long>min(int(max_message_size), _MAX_LENGTH)
         self._error = None
@@ -301,8 +314,12 @@ cdef class FrameParser:
         cdef int opcode = b0 & 0x0F
         cdef bint masked = (b1 & 0x80) != 0
         if b0 & 0x70:
-            raise WSProtocolError(CLOSE_PROTOCOL_ERROR,
-                                  "reserved bits set without a negotiated extension")
+            if b0 & 0x30 or not self._allow_rsv1:
+                raise WSProtocolError(CLOSE_PROTOCOL_ERROR,
+                                      "reserved bits set without a negotiated extension")
+            if opcode >= 8 or opcode == _OP_CONT:
+                raise WSProtocolError(CLOSE_PROTOCOL_ERROR,
+                                      "RSV1 set on a control or continuation frame")
         if opcode > _OP_BINARY and opcode != _OP_CLOSE and opcode != _OP_PING \
                 and opcode != _OP_PONG:
             raise WSProtocolError(CLOSE_PROTOCOL_ERROR, f"unknown opcode {opcode}")
@@ -360,7 +377,8 @@ cdef class FrameParser:
         if length > <unsigned long long>PY_SSIZE_T_MAX:  # only reachable on 32-bit
             raise WSProtocolError(CLOSE_TOO_BIG, "message too big")
         self._fin = (b0 & 0x80) != 0
-        self._opcode = opcode
+        # RSV1 got here only on a message's first data frame (_check_first_two)
+        self._opcode = opcode | (b0 & _RSV1)
         self._masked = (h[1] & 0x80) != 0
         if self._masked:
             memcpy(self._key, h + hlen - 4, 4)
@@ -368,7 +386,7 @@ cdef class FrameParser:
         self._got = 0
         self._dest = dest
         if dest == _TO_MESSAGE and opcode != _OP_CONT:
-            self._msg_opcode = opcode
+            self._msg_opcode = self._opcode
             self._msg_buf = bytearray()
         if length == 0:
             self._finish_frame(b"", events)
@@ -469,13 +487,15 @@ cdef Py_ssize_t _header_into(uint8_t* out, int opcode, unsigned long long length
     return n
 
 
-cdef int _check_header_args(object opcode, object length, bint fin) except -1:
+cdef int _check_header_args(object opcode, object length, bint fin, bint rsv1) except -1:
     if not 0 <= opcode <= 15:
         raise ValueError(f"invalid opcode {opcode}")
     if not 0 <= length <= _MAX_LENGTH:
         raise ValueError(f"invalid payload length {length}")
     if opcode >= 8 and (length > _MAX_CONTROL or not fin):
         raise ValueError("control frames must have FIN set and at most 125 payload bytes")
+    if rsv1 and (opcode >= 8 or opcode == _OP_CONT):
+        raise ValueError("RSV1 is only set on the first frame of a data message")
     return 0
 
 
@@ -491,8 +511,11 @@ cdef int _get_key(object mask, uint8_t* key) except -1:
     return 0
 
 
-def frame_header(opcode, length, fin=True, mask=None):
+def frame_header(opcode, length, fin=True, mask=None, rsv1=False):
     """The 2/4/10-byte frame header (+ the 4 mask bytes when ``mask`` is given).
+
+    ``rsv1`` sets RSV1 (a permessage-deflate message's first frame); a control frame
+    with it is refused like the other invalid control frames.
 
     The shortest length form is always used. Raises ValueError for an opcode outside
     0-15, a negative or 64-bit-overflowing length, or an invalid control frame
@@ -501,16 +524,19 @@ def frame_header(opcode, length, fin=True, mask=None):
     cdef uint8_t out[_MAX_HEADER]
     cdef uint8_t key[4]
     cdef bint is_fin = bool(fin)
+    cdef bint is_rsv1 = bool(rsv1)
     cdef Py_ssize_t n
-    _check_header_args(opcode, length, is_fin)
+    _check_header_args(opcode, length, is_fin, is_rsv1)
     if mask is not None:
         _get_key(mask, key)
     n = _header_into(out, <int>opcode, <unsigned long long>length, is_fin,
                      key if mask is not None else NULL)
+    if is_rsv1:
+        out[0] |= _RSV1
     return PyBytes_FromStringAndSize(<char*>out, n)
 
 
-def build_frame(opcode, payload, fin=True, mask=None):
+def build_frame(opcode, payload, fin=True, mask=None, rsv1=False):
     """Header + payload in one buffer; with ``mask`` the payload is masked as it is copied.
 
     Unmasked -> ``bytes``; masked -> ``bytearray`` (allocated once, header written at its
@@ -519,13 +545,14 @@ def build_frame(opcode, payload, fin=True, mask=None):
     cdef Py_buffer view
     cdef uint8_t key[4]
     cdef bint is_fin = bool(fin)
+    cdef bint is_rsv1 = bool(rsv1)
     cdef Py_ssize_t n, hlen
     cdef object out
     cdef uint8_t* dst
     _get_bytes(payload, &view)
     try:
         n = view.len
-        _check_header_args(opcode, n, is_fin)
+        _check_header_args(opcode, n, is_fin, is_rsv1)
         if mask is None:
             hlen = 2 if n < 126 else (4 if n < 65536 else 10)
             out = PyBytes_FromStringAndSize(NULL, hlen + n)
@@ -539,6 +566,8 @@ def build_frame(opcode, payload, fin=True, mask=None):
             dst = <uint8_t*>PyByteArray_AS_STRING(out)
             _header_into(dst, <int>opcode, <unsigned long long>n, is_fin, key)
             _xor_kernel(dst + hlen, <const uint8_t*>view.buf, n, key, 0)
+        if is_rsv1:
+            dst[0] |= _RSV1
     finally:
         PyBuffer_Release(&view)
     return out

@@ -27,6 +27,7 @@ __all__ = [
     "CLOSE_TOO_BIG",
     "CLOSE_INTERNAL",
     "MAX_CONTROL_PAYLOAD",
+    "COMPRESSED",
     "WSProtocolError",
     "is_valid_close_code",
     "parse_close_payload",
@@ -53,6 +54,13 @@ CLOSE_INTERNAL = 1011
 
 # Control frames carry at most 125 payload bytes (RFC 6455 section 5.5).
 MAX_CONTROL_PAYLOAD = 125
+
+# The RSV1 bit of a frame's first byte; permessage-deflate (RFC 7692) marks a
+# compressed message with it on the message's first frame. A parser created with
+# ``allow_rsv1=True`` reports such a message with this bit OR-ed into its opcode
+# (``OP_BINARY | COMPRESSED``), so the event stays an ``(opcode, payload)`` pair and
+# the uncompressed path compares opcodes exactly as before.
+COMPRESSED = 0x40
 
 
 class WSProtocolError(Exception):

@@ -18,7 +18,11 @@ Invariants:
   so an oversize or malformed frame is refused before its payload is stored.
 - Text payloads are NOT validated as UTF-8: GOST (gorilla) does not validate them and
   the tunnel treats text messages as plain data.
-- No extension is ever negotiated, so RSV1-3 must be zero.
+- RSV2/RSV3 must be zero. RSV1 too unless the parser was created with
+  ``allow_rsv1=True`` (permessage-deflate negotiated): then it may be set on the first
+  frame of a data message (never on a control or continuation frame, RFC 7692 section
+  6.1) and the message is reported as ``opcode | COMPRESSED``; inflating is the
+  caller's job (the codec sees wire bytes only).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from gostfast._core.wsframe_common import (
     CLOSE_PROTOCOL_ERROR,
     CLOSE_TOO_BIG,
     CLOSE_UNSUPPORTED,
+    COMPRESSED,
     MAX_CONTROL_PAYLOAD,
     OP_BINARY,
     OP_CLOSE,
@@ -62,6 +67,7 @@ __all__ = [
     "CLOSE_TOO_BIG",
     "CLOSE_INTERNAL",
     "MAX_CONTROL_PAYLOAD",
+    "COMPRESSED",
     "WSProtocolError",
     "is_valid_close_code",
     "parse_close_payload",
@@ -96,8 +102,13 @@ def _check_mask(mask) -> bytes:
     return key
 
 
-def frame_header(opcode: int, length: int, fin: bool = True, mask: bytes | None = None) -> bytes:
+def frame_header(
+    opcode: int, length: int, fin: bool = True, mask: bytes | None = None, rsv1: bool = False
+) -> bytes:
     """The 2/4/10-byte frame header (+ the 4 mask bytes when ``mask`` is given).
+
+    ``rsv1`` sets RSV1 (a permessage-deflate message's first frame); a control frame
+    with it is refused like the other invalid control frames.
 
     The shortest length form is always used. Raises ValueError for an opcode outside
     0-15, a negative or 64-bit-overflowing length, or an invalid control frame
@@ -109,7 +120,9 @@ def frame_header(opcode: int, length: int, fin: bool = True, mask: bytes | None 
         raise ValueError(f"invalid payload length {length}")
     if opcode >= 8 and (length > MAX_CONTROL_PAYLOAD or not fin):
         raise ValueError("control frames must have FIN set and at most 125 payload bytes")
-    b0 = (0x80 if fin else 0) | opcode
+    if rsv1 and (opcode >= 8 or opcode == OP_CONT):
+        raise ValueError("RSV1 is only set on the first frame of a data message")
+    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
     mbit = 0x80 if mask is not None else 0
     if length < 126:
         head = bytes((b0, mbit | length))
@@ -122,14 +135,16 @@ def frame_header(opcode: int, length: int, fin: bool = True, mask: bytes | None 
     return head
 
 
-def build_frame(opcode: int, payload, fin: bool = True, mask: bytes | None = None):
+def build_frame(
+    opcode: int, payload, fin: bool = True, mask: bytes | None = None, rsv1: bool = False
+):
     """Header + payload in one buffer; with ``mask`` the payload is masked as it is copied.
 
     Unmasked -> ``bytes``; masked -> ``bytearray`` (allocated once, header written at its
     front, payload XOR-copied behind it).
     """
     data = _byte_view(payload)
-    head = frame_header(opcode, len(data), fin, mask)
+    head = frame_header(opcode, len(data), fin, mask, rsv1)
     if mask is None:
         return head + data.tobytes()
     out = bytearray(head)
@@ -157,6 +172,10 @@ class FrameParser:
     fragment arrives; ``(OP_PING|OP_PONG|OP_CLOSE, payload)`` for each control frame,
     immediately, even between the fragments of a message. Empty messages are
     delivered too (with an empty payload). Text payloads are not checked for UTF-8.
+    ``allow_rsv1=True`` (permessage-deflate negotiated) accepts RSV1 on the first frame
+    of a data message and delivers that message as ``(opcode | COMPRESSED, payload)``
+    with its payload as it arrived (still deflated; ``max_message_size`` counts those
+    wire bytes, the caller bounds the inflated size).
 
     A protocol violation raises WSProtocolError (close code 1002, or 1009 for an
     oversize message) carrying in ``.events`` the events completed earlier in the same
@@ -165,10 +184,13 @@ class FrameParser:
     65536) is accepted, like gorilla does; a 64-bit length with the top bit set is not.
     """
 
-    def __init__(self, is_server: bool, max_message_size: int = 0) -> None:
+    def __init__(
+        self, is_server: bool, max_message_size: int = 0, allow_rsv1: bool = False
+    ) -> None:
         if max_message_size < 0:
             raise ValueError("max_message_size must be >= 0 (0 = unlimited)")
         self._is_server = bool(is_server)
+        self._allow_rsv1 = bool(allow_rsv1)
         self._max = int(max_message_size)
         self._error: WSProtocolError | None = None
         # Header bytes of the frame being read, while its header is incomplete.
@@ -242,9 +264,14 @@ class FrameParser:
 
     def _check_first_two(self, b0: int, b1: int) -> None:
         """Every rule decidable from the first two header bytes, in a fixed order."""
-        if b0 & 0x70:
-            raise _fail(CLOSE_PROTOCOL_ERROR, "reserved bits set without a negotiated extension")
         opcode = b0 & 0x0F
+        if b0 & 0x70:
+            if b0 & 0x30 or not self._allow_rsv1:
+                raise _fail(
+                    CLOSE_PROTOCOL_ERROR, "reserved bits set without a negotiated extension"
+                )
+            if opcode >= 8 or opcode == OP_CONT:
+                raise _fail(CLOSE_PROTOCOL_ERROR, "RSV1 set on a control or continuation frame")
         if opcode > OP_BINARY and opcode not in (OP_CLOSE, OP_PING, OP_PONG):
             raise _fail(CLOSE_PROTOCOL_ERROR, f"unknown opcode {opcode}")
         if opcode >= 8:
@@ -288,13 +315,15 @@ class FrameParser:
             if total > self._max:
                 raise _fail(CLOSE_TOO_BIG, "message too big")
         self._fin = bool(b0 & 0x80)
-        self._opcode = opcode
+        # RSV1 got here only on a message's first data frame (_check_first_two)
+        flagged = opcode | (b0 & COMPRESSED)
+        self._opcode = flagged
         self._key = bytes(header[-4:]) if header[1] & 0x80 else b""
         self._length = length
         self._got = 0
         self._dest = dest
         if dest == _TO_MESSAGE and opcode != OP_CONT:
-            self._msg_opcode = opcode
+            self._msg_opcode = flagged
             self._msg_buf = bytearray()
         if length == 0:
             self._finish_frame(b"", events)

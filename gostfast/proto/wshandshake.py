@@ -16,6 +16,13 @@ Byte-level details copied from that behaviour (not from its code):
   token ``13`` (400) -> ``Sec-WebSocket-Key`` decodes to 16 bytes (400). Origin is
   never checked (GOST allows every origin). Every gorilla refusal carries
   ``Sec-Websocket-Version: 13`` and the body ``http.StatusText(status) + "\\n"``.
+- permessage-deflate (RFC 7692, GOST's ``enableCompression``) as gorilla negotiates
+  it: the dialer offers ``DEFLATE_OFFER`` (no context takeover both ways, sorted in
+  among the other headers); a listener that allows compression answers the same text
+  right after Sec-WebSocket-Accept when the offer names ``permessage-deflate`` (its
+  parameters are not read: no context takeover and 15-bit windows suit every offer);
+  a dialer that offered accepts an answer only with both no_context_takeover
+  parameters, and an answer without the extension means no compression.
 - gorilla also refuses (by closing, with no response) a client that sent bytes after
   its request head before receiving the 101: that check needs the socket, so the
   listener does it.
@@ -57,9 +64,14 @@ __all__ = [
     "check_server_request",
     "build_server_response",
     "build_rejection",
+    "DEFLATE_OFFER",
+    "offers_deflate",
+    "accepts_deflate",
 ]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# gorilla's offer and its answer: the same text both ways.
+DEFLATE_OFFER = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 USER_AGENT = "Go-http-client/1.1"
 
 # Extra request headers gorilla refuses (it builds these itself), by canonical name.
@@ -136,8 +148,12 @@ def request_target(path: str) -> str:
     return escaped or "/"
 
 
-def build_client_request(host: str, path: str, key: str, extra_headers=()) -> bytes:
+def build_client_request(
+    host: str, path: str, key: str, extra_headers=(), compress: bool = False
+) -> bytes:
     """The upgrade request GOST's dialer sends, byte for byte (see the module docstring).
+
+    ``compress`` (GOST's ``enableCompression``) adds gorilla's permessage-deflate offer.
 
     ``extra_headers`` (GOST's ``header`` metadata) are added with Go-canonical names;
     an extra ``Host`` replaces the Host line and an extra ``User-Agent`` the default
@@ -152,6 +168,8 @@ def build_client_request(host: str, path: str, key: str, extra_headers=()) -> by
         ("Sec-WebSocket-Version", "13"),
         ("Upgrade", "websocket"),
     ]
+    if compress:  # gorilla's own spelling, which Go's sorted header writer keeps
+        headers.append(("Sec-WebSocket-Extensions", DEFLATE_OFFER))
     for name, value in extra_headers:
         canon = canonical_header_key(name)
         if canon in _RESERVED_REQUEST_HEADERS:
@@ -190,7 +208,44 @@ def check_client_response(resp: Response, key: str) -> None:
         raise HandshakeError(f"bad handshake: Sec-WebSocket-Accept {got!r} does not match the key")
 
 
+def _extensions(values: list[str]) -> list[tuple[str, set[str]]]:
+    """Sec-WebSocket-Extensions values as ``(name, parameter names)``, in order."""
+    out = []
+    for value in values:
+        for ext in value.split(","):
+            parts = [p.strip(" \t") for p in ext.split(";")]
+            if parts[0]:
+                out.append((parts[0], {p.split("=", 1)[0].strip(" \t") for p in parts[1:]}))
+    return out
+
+
+def accepts_deflate(resp: Response) -> bool:
+    """Client side, after offering: did the server agree to permessage-deflate?
+
+    As gorilla: the first ``permessage-deflate`` in the answer must carry both
+    no_context_takeover parameters (else HandshakeError); none at all = uncompressed.
+    """
+    for name, params in _extensions(resp.get_all("Sec-WebSocket-Extensions")):
+        if name != "permessage-deflate":
+            continue
+        if not {"server_no_context_takeover", "client_no_context_takeover"} <= params:
+            raise HandshakeError(
+                "websocket: invalid compression negotiation: the answer lacks "
+                "server_no_context_takeover/client_no_context_takeover"
+            )
+        return True
+    return False
+
+
 # -- server side ---------------------------------------------------------------------
+
+
+def offers_deflate(req: Request) -> bool:
+    """Server side: the client offers permessage-deflate (parameters ignored, as gorilla)."""
+    return any(
+        name == "permessage-deflate"
+        for name, _ in _extensions(req.get_all("Sec-WebSocket-Extensions"))
+    )
 
 
 def clean_path(path: str) -> str:
@@ -304,8 +359,11 @@ def _sanitize(value: str) -> str:
     return "".join(" " if ord(c) <= 31 else c for c in value)
 
 
-def build_server_response(key: str, extra_headers=()) -> bytes:
+def build_server_response(key: str, extra_headers=(), compress: bool = False) -> bytes:
     """The 101 answer, as gorilla writes it, then ``extra_headers`` (GOST ``header`` md).
+
+    ``compress``: permessage-deflate was offered and is allowed; gorilla's answer
+    follows Sec-WebSocket-Accept.
 
     Extra header names are Go-canonicalised; control characters in their values
     become spaces (gorilla's response-splitting guard). ValueError for a name that is
@@ -317,6 +375,8 @@ def build_server_response(key: str, extra_headers=()) -> bytes:
         "Connection: Upgrade\r\n",
         f"Sec-WebSocket-Accept: {accept_for(key)}\r\n",
     ]
+    if compress:
+        lines.append(f"Sec-WebSocket-Extensions: {DEFLATE_OFFER}\r\n")
     for name, value in extra_headers:
         if not is_token(name):
             raise ValueError(f"invalid header name {name!r}")

@@ -36,8 +36,17 @@ from gostfast.transport.tcp import (
     server_addresses,
 )
 from gostfast.transport.wsconn import WSEndpoint
+from gostfast.transport.wsconn_deflate import DeflateWSEndpoint
 
 log = logging.getLogger("gostfast.ws")
+
+
+def _compression(doc: str):
+    """GOST's enableCompression: gorilla's permessage-deflate, no context takeover."""
+    return opt(
+        "enable_compression", "bool", False, "ws.enableCompression", "enableCompression", doc=doc
+    )
+
 
 LISTENER_OPTIONS = (
     opt("path", "str", "/ws", "ws.path", "path"),
@@ -97,8 +106,9 @@ LISTENER_OPTIONS = (
         doc="gostfast: largest message accepted (1009 above it); 0 = unlimited as gorilla. "
         "GOST peers send one message per write (<= 64 KiB), so 16 MiB only stops abuse",
     ),
-    unsupported(
-        "enableCompression", "ws.enablecompression", "enablecompression", default=False, kind="bool"
+    _compression(
+        "permessage-deflate when a client offers it; an inflated message over "
+        "maxMessageSize closes with 1009"
     ),
     opt("keepalive", "bool", False, "keepalive", doc="TCP keepalive on accepted sockets"),
     opt("keepalive_idle", "duration", 0.0, "keepalive.idle"),
@@ -150,15 +160,18 @@ DIALER_OPTIONS = (
         minimum=0,
         doc="largest frame payload we send; 0 = no limit",
     ),
-    unsupported(
-        "enableCompression", "ws.enablecompression", "enablecompression", default=False, kind="bool"
-    ),
+    _compression("offer permessage-deflate; used if the server agrees"),
     # GOST (x/dialer/ws, x/dialer/mws): TCP keepalive on the dialed socket
     unsupported("tcp_keepalive", "tcp.keepalive", default=False, kind="bool"),
     unsupported("tcp_keepalive_idle", "tcp.keepalive.idle", default=0.0, kind="duration"),
     unsupported("tcp_keepalive_interval", "tcp.keepalive.interval", default=0.0, kind="duration"),
     unsupported("tcp_keepalive_count", "tcp.keepalive.count", default=0, kind="int"),
 )
+
+
+def ws_endpoint_class(compressed: bool) -> type[WSEndpoint]:
+    """The endpoint for a negotiated websocket: with permessage-deflate or without."""
+    return DeflateWSEndpoint if compressed else WSEndpoint
 
 
 def _timeout(value: float) -> float | None:
@@ -328,8 +341,9 @@ class WSListener(Listener):
             )
             ep.close()  # no answer to the upgrade, as to a client denied at accept
             return
-        ep.write(wshandshake.build_server_response(key, self._extra))
-        ws = WSEndpoint(
+        compress = o.enable_compression and wshandshake.offers_deflate(req)
+        ep.write(wshandshake.build_server_response(key, self._extra, compress))
+        ws = ws_endpoint_class(compress)(
             ep,
             is_server=True,
             max_message_size=o.max_message_size,
@@ -468,7 +482,11 @@ async def ws_handshake(raw: Endpoint, addr: str, options, log_: logging.Logger) 
     key = wshandshake.make_key()
     try:
         request = wshandshake.build_client_request(
-            host, options.path, key, list((options.header or {}).items())
+            host,
+            options.path,
+            key,
+            list((options.header or {}).items()),
+            options.enable_compression,
         )
     except ValueError as exc:
         raise HandshakeError(f"ws {addr}: {exc}") from None
@@ -477,6 +495,7 @@ async def ws_handshake(raw: Endpoint, addr: str, options, log_: logging.Logger) 
         head = await within(options.handshake_timeout, raw.readuntil(b"\r\n\r\n", http1.MAX_HEAD))
         resp = http1.parse_response(head)
         wshandshake.check_client_response(resp, key)
+        compress = options.enable_compression and wshandshake.accepts_deflate(resp)
     except asyncio.TimeoutError:
         raise HandshakeError(
             f"ws {addr}: no upgrade response within {options.handshake_timeout:g}s"
@@ -487,7 +506,7 @@ async def ws_handshake(raw: Endpoint, addr: str, options, log_: logging.Logger) 
         raise HandshakeError(f"ws {addr}: upgrade response header too large") from None
     except (http1.HTTPHeadError, wshandshake.HandshakeError) as exc:
         raise HandshakeError(f"ws {addr}: bad handshake: {exc}") from None
-    ws = WSEndpoint(
+    ws = ws_endpoint_class(compress)(
         raw,
         is_server=False,
         max_message_size=options.max_message_size,

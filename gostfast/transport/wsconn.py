@@ -58,7 +58,14 @@ _masks = _Masks()
 
 
 class WSEndpoint(LayeredEndpoint):
-    """A websocket as a byte stream; the sink of its ``inner`` endpoint."""
+    """A websocket as a byte stream; the sink of its ``inner`` endpoint.
+
+    permessage-deflate lives in a subclass (transport/wsconn_deflate.py) so that this
+    uncompressed path stays exactly as it is; ``compressed`` tells the parser whether
+    RSV1 may appear.
+    """
+
+    compressed = False
 
     __slots__ = (
         "is_server",
@@ -84,7 +91,7 @@ class WSEndpoint(LayeredEndpoint):
         super().__init__(inner, attach=False)
         self.is_server = is_server
         self.peer = peer or inner.peer
-        self._parser = wsframe.FrameParser(is_server, max_message_size)
+        self._parser = wsframe.FrameParser(is_server, max_message_size, self.compressed)
         self._max_frame = max_frame_size
         self._close_sent = False
         self._close_received = False
@@ -141,14 +148,28 @@ class WSEndpoint(LayeredEndpoint):
         self._write_resumed()
 
     # ------------------------------------------------------------- frames
-    def _send_frame(self, opcode: int, payload=b"", fin: bool = True) -> None:
+    def _send_frame(self, opcode: int, payload=b"", fin: bool = True, rsv1: bool = False) -> None:
         if self.is_server:
             if len(payload) > 4096:
-                self.inner.writelines([wsframe.frame_header(opcode, len(payload), fin), payload])
+                self.inner.writelines(
+                    [wsframe.frame_header(opcode, len(payload), fin, None, rsv1), payload]
+                )
             else:
-                self.inner.write(wsframe.build_frame(opcode, payload, fin))
+                self.inner.write(wsframe.build_frame(opcode, payload, fin, None, rsv1))
         else:
-            self.inner.write(wsframe.build_frame(opcode, payload, fin, _masks.next()))
+            self.inner.write(wsframe.build_frame(opcode, payload, fin, _masks.next(), rsv1))
+
+    def _send_fragmented(self, data, rsv1: bool = False) -> None:
+        """One message in frames of at most ``max_frame_size`` (RSV1 on the first only)."""
+        mf = self._max_frame
+        n = len(data)
+        view = memoryview(data)
+        self._send_frame(OP_BINARY, view[:mf], False, rsv1)
+        pos = mf
+        while pos < n:
+            end = min(pos + mf, n)
+            self._send_frame(OP_CONT, view[pos:end], end == n)
+            pos = end
 
     def _on_close_frame(self, payload) -> None:
         try:
@@ -184,13 +205,7 @@ class WSEndpoint(LayeredEndpoint):
             return
         mf = self._max_frame
         if mf and n > mf:
-            view = memoryview(data)
-            self._send_frame(OP_BINARY, view[:mf], fin=False)
-            pos = mf
-            while pos < n:
-                end = min(pos + mf, n)
-                self._send_frame(OP_CONT, view[pos:end], fin=end == n)
-                pos = end
+            self._send_fragmented(data)
             return
         self._send_frame(OP_BINARY, data)
 

@@ -1,8 +1,11 @@
 """Malformed upgrades and frame streams thrown at ONE live gostfast ws listener.
 
-One gostfast process serves two ws listeners that forward to an echo server run by
-this module: the main one (GOST defaults) and a second one with
-``readHeaderTimeout=1s`` for the slowloris case. Every case opens its own raw TCP
+One gostfast process serves three ws listeners that forward to an echo server run by
+this module: the main one (GOST defaults), a second one with
+``readHeaderTimeout=1s`` for the slowloris case, and a third with
+``enableCompression=true`` and ``maxMessageSize=1MiB`` for permessage-deflate faults
+(corrupt deflate data -> 1007, a decompression bomb -> 1009, RSV1 where it is not
+allowed -> 1002). Every case opens its own raw TCP
 connection and asserts the exact outcome: the HTTP status line (and body/headers
 where Go's net/http and gorilla define them) for handshake faults; after a good
 upgrade, a close frame with the right status code for frame faults, then the
@@ -22,6 +25,7 @@ import re
 import socket
 import threading
 import time
+import zlib
 
 import pytest
 from support import Procs, connect_unique, free_port, output
@@ -29,6 +33,8 @@ from support import Procs, connect_unique, free_port, output
 from gostfast.proto.wshandshake import accept_for
 
 GOOD_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455's sample key (16 bytes)
+DEFLATE_LIMIT = 1 << 20
+DEFLATE_OFFER = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 IO_TIMEOUT = 5.0
 
 
@@ -92,13 +98,17 @@ class Server:
     def __init__(self, procs: Procs, echo: EchoServer) -> None:
         self.port = free_port()
         self.slow_port = free_port()  # readHeaderTimeout=1s
+        self.deflate_port = free_port()  # enableCompression, maxMessageSize=1 MiB
         self.echo = echo
         self.proc = procs.gostfast(
             "-L",
             f"ws://127.0.0.1:{self.port}/127.0.0.1:{echo.port}",
             "-L",
             f"ws://127.0.0.1:{self.slow_port}/127.0.0.1:{echo.port}?readHeaderTimeout=1s",
-            wait_ports=[self.port, self.slow_port],
+            "-L",
+            f"ws://127.0.0.1:{self.deflate_port}/127.0.0.1:{echo.port}"
+            f"?enableCompression=true&maxMessageSize={DEFLATE_LIMIT}",
+            wait_ports=[self.port, self.slow_port, self.deflate_port],
         )
         time.sleep(0.3)  # let start-up settle before taking the baseline
         self.baseline_fds = _fd_count(self.proc.pid)
@@ -397,9 +407,10 @@ def _frame(
     return head + key + _mask(payload, key)
 
 
-def _upgraded(port: int) -> socket.socket:
+def _upgraded(port: int, offer: bool = False) -> socket.socket:
+    """A websocket by hand; ``offer``: permessage-deflate offered and (asserted) agreed."""
     s = _connect(port)
-    s.sendall(_request())
+    s.sendall(_request(headers=[("Sec-WebSocket-Extensions", DEFLATE_OFFER)] if offer else None))
     head = b""
     while b"\r\n\r\n" not in head:
         b = s.recv(4096)
@@ -408,6 +419,8 @@ def _upgraded(port: int) -> socket.socket:
     head, _, rest = head.partition(b"\r\n\r\n")
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 101 Switching Protocols", head
     assert f"Sec-WebSocket-Accept: {accept_for(GOOD_KEY)}".encode() in head.split(b"\r\n")
+    agreed = f"Sec-WebSocket-Extensions: {DEFLATE_OFFER}".encode() in head.split(b"\r\n")
+    assert agreed == offer, head
     assert rest == b""
     return s
 
@@ -680,6 +693,124 @@ def test_slowloris_closed_by_read_header_timeout(server):
 
 
 # ---------------------------------------------------------------- afterwards
+# ---------------------------------------------------------------- permessage-deflate
+def _deflated(data: bytes) -> bytes:
+    """A message body as RFC 7692 sends it: raw deflate, sync-flushed, tail removed."""
+    z = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
+    assert body.endswith(b"\x00\x00\xff\xff")
+    return body[:-4]
+
+
+def _inflated(body: bytes) -> bytes:
+    return zlib.decompressobj(-15).decompress(body + b"\x00\x00\xff\xff")
+
+
+def _read_compressed_echo(s: socket.socket, n: int) -> bytes:
+    """``n`` echoed bytes, from server messages that must all be compressed (RSV1)."""
+    r = FrameReader(s)
+    got = b""
+    while len(got) < n:
+        f = r.frame()
+        assert f is not None, f"ended after {len(got)} bytes ({r.ending})"
+        b0, op, payload = f
+        assert op == 0x2 and b0 & 0x40, f"not a compressed binary message: {b0:#x}"
+        got += _inflated(payload)
+    return got
+
+
+def test_deflate_only_when_offered(server):
+    """The compressing listener answers the offer with gorilla's text, and only the offer."""
+    _upgraded(server.deflate_port, offer=True).close()
+    _upgraded(server.deflate_port, offer=False).close()
+    _upgraded(server.port, offer=False).close()
+    s = _connect(server.port)  # a listener without enableCompression ignores the offer
+    with s:
+        s.sendall(_request(headers=[("Sec-WebSocket-Extensions", DEFLATE_OFFER)]))
+        head, _ = _recv_until_head(s)
+        assert head.startswith(b"HTTP/1.1 101 ") and b"Sec-WebSocket-Extensions" not in head
+
+
+def _recv_until_head(s: socket.socket) -> tuple[bytes, bytes]:
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        b = s.recv(4096)
+        assert b, buf
+        buf += b
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def test_deflate_echo_single_and_fragmented(server):
+    text = b"compressible text, " * 3000
+    s = _upgraded(server.deflate_port, offer=True)
+    with s:
+        body = _deflated(text)
+        s.sendall(_frame(0x2, body, rsv=4))
+        assert _read_compressed_echo(s, len(text)) == text
+        a, b = len(body) // 3, 2 * len(body) // 3
+        s.sendall(  # RSV1 on the first fragment only, a ping between fragments
+            _frame(0x1, body[:a], fin=False, rsv=4)
+            + _frame(0x9, b"p")
+            + _frame(0x0, body[a:b], fin=False)
+            + _frame(0x0, body[b:])
+        )
+        r = FrameReader(s)
+        f = r.frame()
+        assert f is not None and f[1] == 0xA and not f[0] & 0x40, f  # pongs are not compressed
+        got = b""
+        while len(got) < len(text):
+            f = r.frame()
+            assert f is not None and f[0] & 0x40, f
+            got += _inflated(f[2])
+        assert got == text
+        s.sendall(_frame(0x2, b"plain, uncompressed"))  # RSV1 clear: taken as it is
+        assert _read_compressed_echo(s, 19) == b"plain, uncompressed"
+
+
+BOMB = _deflated(bytes(64 << 20))  # 64 MiB of zeros in about 64 KiB
+
+DEFLATE_FAULTS = [
+    ("corrupt-deflate", True, _frame(0x2, b"\xff\xfe\xfd garbage", rsv=4), 1007),
+    ("bomb-64MiB-of-zeros", True, _frame(0x2, BOMB, rsv=4), 1009),
+    (
+        "bomb-just-over-the-limit",
+        True,
+        _frame(0x2, _deflated(bytes(DEFLATE_LIMIT + 1)), rsv=4),
+        1009,
+    ),
+    ("rsv1-not-negotiated", False, _frame(0x2, _deflated(b"hello"), rsv=4), 1002),
+    ("rsv1-on-continuation", True, _frame(0x2, b"", fin=False) + _frame(0x0, b"x", rsv=4), 1002),
+    ("rsv1-on-ping", True, _frame(0x9, b"", rsv=4), 1002),
+    ("rsv2-with-deflate", True, _frame(0x2, _deflated(b"hello"), rsv=6), 1002),
+]
+
+
+@pytest.mark.parametrize(
+    "offer,frames,code", [c[1:] for c in DEFLATE_FAULTS], ids=[c[0] for c in DEFLATE_FAULTS]
+)
+def test_deflate_fault(server, offer, frames, code):
+    """One close frame with the code, one warning naming the peer; a tunnel beside it lives."""
+    other = _upgraded(server.deflate_port, offer=True)
+    with other:
+        s = _upgraded(server.deflate_port, offer=offer)
+        peer = _peer_name(s)
+        with s:
+            s.sendall(frames)
+            _expect_close(s, code)
+        _assert_one_warning(server, peer, f"closing with {code}")
+        other.sendall(_frame(0x2, _deflated(b"still here"), rsv=4))
+        assert _read_compressed_echo(other, 10) == b"still here"
+
+
+def test_deflate_at_the_limit_is_accepted(server):
+    data = os.urandom(1024) * (DEFLATE_LIMIT // 1024)  # exactly the limit
+    s = _upgraded(server.deflate_port, offer=True)
+    with s:
+        s.sendall(_frame(0x2, _deflated(data), rsv=4))
+        assert _read_compressed_echo(s, len(data)) == data
+
+
 def test_zz_listener_still_healthy_after_all_faults(server):
     # A good tunnel through the same listener echoes 1 MiB byte-exact (fragmented and not).
     data = os.urandom(1 << 20)

@@ -29,7 +29,7 @@ import threading
 import time
 
 import pytest
-from support import Procs, free_port, output
+from support import Procs, assert_alive_and_clean, echo_roundtrip, free_port, output
 
 from gostfast.proto.wshandshake import accept_for
 
@@ -167,19 +167,7 @@ class FakeWSServer:
 
 # ------------------------------------------------------------------ socket helpers
 def _roundtrip(port: int, data: bytes, timeout: float = IO_TIMEOUT) -> bytes:
-    """Send ``data`` through the tunnel at ``port`` while reading the echo back."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.settimeout(timeout)
-        t = threading.Thread(target=s.sendall, args=(data,), daemon=True)
-        t.start()
-        got = bytearray()
-        while len(got) < len(data):
-            b = s.recv(1 << 20)
-            if not b:
-                break
-            got += b
-        t.join(timeout)
-    return bytes(got)
+    return echo_roundtrip(port, data, timeout)
 
 
 def _half_close_roundtrip(port: int, data: bytes) -> bytes:
@@ -348,10 +336,7 @@ class Tunnel:
         self.gostfast = gostfast  # the gostfast process in the path
 
     def assert_clean(self) -> None:
-        assert self.gostfast.poll() is None, output(self.gostfast)
-        log = output(self.gostfast)
-        for bad in ("Traceback", "Task exception was never retrieved", "Exception in callback"):
-            assert bad not in log, log[-3000:]
+        assert_alive_and_clean(self.gostfast)
 
 
 @pytest.fixture(scope="module", params=TOPOLOGIES)

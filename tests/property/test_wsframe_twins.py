@@ -7,6 +7,9 @@
   (code, reason, events before it) at the same call, on random frame streams that break rules
   (RSV bits, opcodes, mask direction, lengths, sequencing, limits) and on random garbage.
 * frame_header/build_frame give the same bytes or the same exception in both twins.
+* permessage-deflate's RSV1: with ``allow_rsv1`` a message whose first frame has RSV1
+  round-trips as ``opcode | COMPRESSED``; without it (or on a control or continuation
+  frame) both twins refuse it the same way (random streams draw RSV1 often then).
 """
 
 from __future__ import annotations
@@ -59,9 +62,9 @@ def chunks(data: bytes, cuts):
     return [data[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def run(impl, is_server: bool, max_size: int, pieces):
+def run(impl, is_server: bool, max_size: int, pieces, allow_rsv1: bool = False):
     """Per-feed outcomes (events, or the error) plus one more feed to see the error stick."""
-    parser = impl.FrameParser(is_server, max_size)
+    parser = impl.FrameParser(is_server, max_size, allow_rsv1)
     out = []
     for piece in [*pieces, b""]:
         try:
@@ -171,8 +174,10 @@ def rarely(draw) -> bool:
 
 
 @st.composite
-def raw_frames(draw, is_server: bool, in_message: bool, limit: int = 0):
+def raw_frames(draw, is_server: bool, in_message: bool, limit: int = 0, rsv1: bool = False):
     """One frame, mostly valid for the side and the message state, any field may break.
+
+    ``rsv1``: RSV1 is set on about half the frames (valid on a message's first frame).
 
     Returns (frame bytes, whether a data message is in progress after it if it is valid).
     """
@@ -186,6 +191,8 @@ def raw_frames(draw, is_server: bool, in_message: bool, limit: int = 0):
     if rarely(draw):
         fin = not fin
     rsv = draw(st.sampled_from([1, 2, 4, 7])) if rarely(draw) else 0
+    if rsv1 and not rsv and draw(st.booleans()):
+        rsv = 4
     masked = is_server != rarely(draw)
     if opcode >= 8 and not rarely(draw):
         n = draw(st.integers(0, 125))
@@ -220,20 +227,20 @@ def raw_frames(draw, is_server: bool, in_message: bool, limit: int = 0):
 
 
 @st.composite
-def frame_streams(draw, is_server: bool, limit: int = 0):
+def frame_streams(draw, is_server: bool, limit: int = 0, rsv1: bool = False):
     out = []
     in_message = False
     for _ in range(draw(st.integers(0, 10))):
-        frame, in_message = draw(raw_frames(is_server, in_message, limit))
+        frame, in_message = draw(raw_frames(is_server, in_message, limit, rsv1))
         out.append(frame)
     if rarely(draw):
         out.append(draw(st.binary(max_size=40)))
     return b"".join(out)
 
 
-def streams_for(is_server: bool, limit: int = 0):
+def streams_for(is_server: bool, limit: int = 0, rsv1: bool = False):
     """Frame streams (mostly valid, sizes near ``limit``) or plain garbage."""
-    frames = frame_streams(is_server, limit)
+    frames = frame_streams(is_server, limit, rsv1)
     return st.one_of(frames, frames, st.binary(max_size=300))
 
 
@@ -242,13 +249,17 @@ def streams_for(is_server: bool, limit: int = 0):
 @given(
     is_server=st.booleans(),
     max_size=st.sampled_from([0, 0, 0, 1, 2, 125, 126, 200, 65536]),
+    allow_rsv1=st.booleans(),
+    rsv1_often=st.booleans(),
     data=st.data(),
 )
-def test_twins_agree_on_random_streams(is_server, max_size, data):
-    stream = data.draw(streams_for(is_server, max_size))
+def test_twins_agree_on_random_streams(is_server, max_size, allow_rsv1, rsv1_often, data):
+    stream = data.draw(streams_for(is_server, max_size, rsv1_often))
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=10))
     pieces = chunks(stream, cuts)
-    assert run(PURE, is_server, max_size, pieces) == run(COMPILED, is_server, max_size, pieces)
+    assert run(PURE, is_server, max_size, pieces, allow_rsv1) == run(
+        COMPILED, is_server, max_size, pieces, allow_rsv1
+    )
 
 
 @needs_compiled
@@ -274,10 +285,11 @@ def _outcome(fn, *args, **kwargs):
     length=st.one_of(st.integers(-2, 70000), st.integers(2**63 - 2, 2**63 + 1)),
     fin=st.booleans(),
     mask=st.one_of(st.none(), st.binary(min_size=3, max_size=5)),
+    rsv1=st.booleans(),
 )
-def test_twins_agree_on_headers(opcode, length, fin, mask):
-    assert _outcome(PURE.frame_header, opcode, length, fin, mask) == _outcome(
-        COMPILED.frame_header, opcode, length, fin, mask
+def test_twins_agree_on_headers(opcode, length, fin, mask, rsv1):
+    assert _outcome(PURE.frame_header, opcode, length, fin, mask, rsv1) == _outcome(
+        COMPILED.frame_header, opcode, length, fin, mask, rsv1
     )
 
 
@@ -288,8 +300,65 @@ def test_twins_agree_on_headers(opcode, length, fin, mask):
     payload=st.binary(max_size=300),
     fin=st.booleans(),
     mask=st.one_of(st.none(), st.binary(min_size=3, max_size=5)),
+    rsv1=st.booleans(),
 )
-def test_twins_agree_on_frames(opcode, payload, fin, mask):
-    assert _outcome(PURE.build_frame, opcode, payload, fin, mask) == _outcome(
-        COMPILED.build_frame, opcode, payload, fin, mask
+def test_twins_agree_on_frames(opcode, payload, fin, mask, rsv1):
+    assert _outcome(PURE.build_frame, opcode, payload, fin, mask, rsv1) == _outcome(
+        COMPILED.build_frame, opcode, payload, fin, mask, rsv1
     )
+
+
+# -- permessage-deflate's RSV1 ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@SETTINGS
+@given(
+    opcode=st.sampled_from([1, 2]),
+    size=sizes,
+    seed=st.integers(),
+    masked=st.booleans(),
+    frag=st.integers(0, 3),
+    data=st.data(),
+)
+def test_rsv1_message_round_trips_flagged(impl, opcode, size, seed, masked, frag, data):
+    """RSV1 on the first frame only; the message comes out as ``opcode | COMPRESSED``."""
+    rng = random.Random(seed)
+    payload = payload_of(seed, size)
+    cuts = sorted(rng.randrange(size + 1) for _ in range(frag))
+    parts = chunks(payload, cuts) or [b""]
+    frames = []
+    for i, part in enumerate(parts):
+        key = rng.randbytes(4) if masked else None
+        op = opcode if i == 0 else 0
+        frames.append(impl.build_frame(op, part, i == len(parts) - 1, key, i == 0))
+    stream = b"".join(bytes(f) for f in frames) + bytes(
+        impl.build_frame(opcode, b"x", True, None if not masked else b"abcd")
+    )
+    split = data.draw(st.lists(st.integers(0, len(stream)), max_size=6))
+    parser = impl.FrameParser(masked, 0, True)
+    events = []
+    for piece in chunks(stream, split):
+        events += norm(parser.feed(piece))
+    assert events == [(opcode | impl.COMPRESSED, payload), (opcode, b"x")]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("opcode", [0, 8, 9, 10])
+def test_rsv1_refused_on_control_and_continuation(impl, opcode):
+    parser = impl.FrameParser(False, 0, True)
+    stream = bytes(impl.build_frame(2, b"ab", False)) if opcode == 0 else b""
+    stream += bytes(((0x80 | 0x40 | opcode), 0))
+    with pytest.raises(WSProtocolError) as err:
+        parser.feed(stream)
+    assert (err.value.close_code, err.value.reason) == (
+        1002,
+        "RSV1 set on a control or continuation frame",
+    )
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_rsv1_refused_without_negotiation(impl):
+    with pytest.raises(WSProtocolError) as err:
+        impl.FrameParser(False).feed(impl.build_frame(2, b"ab", rsv1=True))
+    assert err.value.close_code == 1002

@@ -324,3 +324,65 @@ def test_path_matches_go_servemux(pattern, target, expected):
 )
 def test_clean_path(path, clean):
     assert hs.clean_path(path) == clean
+
+
+# -- permessage-deflate (GOST's enableCompression) ---------------------------------------
+
+
+def test_client_request_offers_deflate_like_gorilla():
+    """gorilla's offer text, sorted by Go between Connection and Sec-WebSocket-Key."""
+    assert hs.build_client_request("h:1", "/ws", RFC_KEY, compress=True) == (
+        b"GET /ws HTTP/1.1\r\n"
+        b"Host: h:1\r\n"
+        b"User-Agent: Go-http-client/1.1\r\n"
+        b"Connection: Upgrade\r\n"
+        b"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+        b"client_no_context_takeover\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n"
+        b"Upgrade: websocket\r\n"
+        b"\r\n"
+    )
+
+
+def test_server_response_agrees_to_deflate_after_accept():
+    data = hs.build_server_response(RFC_KEY, [("x-a", "b")], compress=True)
+    assert data.endswith(
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+        b"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+        b"client_no_context_takeover\r\nX-A: b\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "values,offered",
+    [
+        ([], False),
+        (["permessage-deflate"], True),
+        (["x-webkit-deflate-frame, permessage-deflate; client_max_window_bits"], True),
+        (["foo", "permessage-deflate ;server_max_window_bits=10"], True),
+        (["permessage-deflated"], False),
+    ],
+)
+def test_offers_deflate(values, offered):
+    headers = [("Sec-WebSocket-Extensions", v) for v in values]
+    req = http1.Request("GET", "/ws", "HTTP/1.1", headers)
+    assert hs.offers_deflate(req) is offered
+
+
+def test_accepts_deflate_needs_both_no_context_takeover():
+    def answer(*values):
+        return _response(
+            headers=[
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Accept", RFC_ACCEPT),
+                *[("Sec-WebSocket-Extensions", v) for v in values],
+            ]
+        )
+
+    assert hs.accepts_deflate(answer()) is False
+    assert hs.accepts_deflate(answer(hs.DEFLATE_OFFER)) is True
+    assert hs.accepts_deflate(answer("foo, " + hs.DEFLATE_OFFER)) is True
+    with pytest.raises(HandshakeError, match="invalid compression negotiation"):
+        hs.accepts_deflate(answer("permessage-deflate; server_no_context_takeover"))
