@@ -25,12 +25,12 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import pytest
-from support import Procs, free_port, proc_status_kib, recv_exact
+from support import Procs, free_port, proc_status_kib, recv_exact, serving
 
 from gostfast._core import select
 from gostfast.malloc_tuning import TRIM_INTERVAL
@@ -69,16 +69,8 @@ class _Server(socketserver.ThreadingTCPServer):
     request_queue_size = 256
 
 
-@contextmanager
-def tcp_server(handler: type[socketserver.BaseRequestHandler]) -> Iterator[int]:
-    srv = _Server(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield srv.server_address[1]
-    finally:
-        srv.shutdown()
-        srv.server_close()
+def tcp_server(handler: type[socketserver.BaseRequestHandler]) -> AbstractContextManager[int]:
+    return serving(_Server(("127.0.0.1", 0), handler))
 
 
 def _client_ctx() -> ssl.SSLContext:
