@@ -22,7 +22,7 @@ from gostfast.config import gost_output, sources, values
 from gostfast.config import url as urlcfg
 from gostfast.config.errors import ConfigError
 from gostfast.config.model import Config, LogConfig
-from gostfast.malloc_tuning import start_trimming, tune_malloc
+from gostfast.malloc_tuning import tune_malloc
 from gostfast.service import Orchestrator, Plan, StartError, known_metadata_keys, plan
 
 EXIT_START = 1
@@ -74,16 +74,6 @@ def load_config(
 def _fail(exc: Exception, code: int) -> None:
     click.echo(f"gostfast: error: {exc}", err=True)
     sys.exit(code)
-
-
-async def _serve(orchestrator: Orchestrator, trim: bool) -> None:
-    """Run the services; while malloc is tuned, trim it periodically (see malloc_tuning)."""
-    trimmer = start_trimming() if trim else None
-    try:
-        await orchestrator.run()
-    finally:
-        if trimmer is not None:
-            trimmer.cancel()
 
 
 def _plan(config_files, services, hops) -> Plan:
@@ -268,11 +258,11 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace):
         click.echo(gost_output.render(p.config, output, known_metadata_keys), nl=False)
         return
     setup_logging(p.config.log, debug)
-    tuned = tune_malloc()
+    tune_malloc()
     try:
         import uvloop
 
-        uvloop.run(_serve(Orchestrator(p, grace=grace), trim=tuned))
+        uvloop.run(Orchestrator(p, grace=grace).run())
     except StartError as exc:
         _fail(exc, EXIT_START)
     except KeyboardInterrupt:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from gostfast.errors import EndpointClosed
+from gostfast.malloc_tuning import trim_soon
 
 HANDSHAKE_BUFFER_LIMIT = 256 * 1024
 DEFAULT_READ = 65536
@@ -401,6 +402,7 @@ class TCPEndpoint(Endpoint, asyncio.Protocol):
             on_lost, self.on_lost = self.on_lost, None
             on_lost()
         self._closed_by_peer(exc)
+        trim_soon()  # what the connection held is free now (malloc_tuning)
 
     def pause_writing(self) -> None:
         self._write_paused()
