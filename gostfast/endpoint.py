@@ -22,8 +22,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
+import gostfast.malloc_tuning as malloc_tuning
 from gostfast.errors import EndpointClosed
-from gostfast.malloc_tuning import trim_soon
 
 HANDSHAKE_BUFFER_LIMIT = 256 * 1024
 DEFAULT_READ = 65536
@@ -402,7 +402,7 @@ class TCPEndpoint(Endpoint, asyncio.Protocol):
             on_lost, self.on_lost = self.on_lost, None
             on_lost()
         self._closed_by_peer(exc)
-        trim_soon()  # what the connection held is free now (malloc_tuning)
+        malloc_tuning.trim_soon()  # what the connection held is free now
 
     def pause_writing(self) -> None:
         self._write_paused()

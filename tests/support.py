@@ -6,13 +6,10 @@ import contextlib
 import os
 import signal
 import socket
-import socketserver
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 
 
 def gostfast_command() -> list[str]:
@@ -58,18 +55,6 @@ def codec_implementations(name: str) -> list:
             compiled, id="compiled", marks=pytest.mark.skipif(compiled is None, reason=reason)
         ),
     ]
-
-
-@contextlib.contextmanager
-def serving(srv: socketserver.BaseServer) -> Iterator[int]:
-    """Run a socketserver (http.server included) in a daemon thread; yields its port, then stops it."""
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield srv.server_address[1]
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def run_curl(*args: str) -> subprocess.CompletedProcess:

@@ -30,7 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 
 import pytest
-from support import Procs, free_port, proc_status_kib, recv_exact, serving
+from servers import serving
+from support import Procs, free_port, proc_status_kib, recv_exact
 
 from gostfast._core import select
 from gostfast.malloc_tuning import TRIM_INTERVAL

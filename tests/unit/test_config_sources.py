@@ -6,7 +6,7 @@ import http.server
 import io
 
 import pytest
-from support import serving
+from servers import serving
 
 from gostfast.config.errors import ConfigError
 from gostfast.config.sources import find_default, load_source
