@@ -218,6 +218,7 @@ def flood(pid: int, session: Callable[[str], None]) -> tuple[list[int], list[int
     Returns VmRSS in KiB: the peak during each round and the settled value
     after it, each list starting with the settled value before the first round.
     """
+    session(ENDINGS[0])  # descriptors opened once, on first use, are not the flood's
     fds = _fds(pid)
     start = _settled_rss(pid, fds)
     peaks, settled = [start], [start]
