@@ -16,17 +16,13 @@ import struct
 import weakref
 
 import pytest
+from loops import run
 
 from gostfast.endpoint import TCPEndpoint
 from gostfast.mux.config import SmuxConfig
 from gostfast.mux.session import Session
 from gostfast.relay import Relay
 from gostfast.transport.wsconn import WSEndpoint
-
-try:
-    import uvloop
-except ImportError:  # pragma: no cover - uvloop is a dependency
-    uvloop = None
 
 
 @pytest.fixture(autouse=True)
@@ -37,15 +33,6 @@ def no_cyclic_gc():
         yield
     finally:
         gc.enable()
-
-
-def run(coro, timeout: float = 10.0):
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-
-    if uvloop is not None:
-        return uvloop.run(bounded())
-    return asyncio.run(bounded())  # pragma: no cover
 
 
 async def pair() -> tuple[TCPEndpoint, socket.socket]:
