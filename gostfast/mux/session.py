@@ -477,28 +477,34 @@ class Session:
             self.conn.write(frame)
 
     # ------------------------------------------------------------ keepalive
+    # Bound methods, not closures that reschedule themselves: a nested function that
+    # names itself is a reference cycle (function -> closure cell -> function) holding
+    # the session, its connection and, over TLS, that connection's buffers until the
+    # cyclic GC gets round to it (issue 18).
     def _start_keepalive(self) -> None:
         loop = asyncio.get_running_loop()
-        interval = self.config.keepalive_interval
+        self._timers = [
+            loop.call_later(self.config.keepalive_interval, self._ping),
+            loop.call_later(self.config.keepalive_timeout, self._check_alive),
+        ]
+
+    def _ping(self) -> None:
+        if self.closed:
+            return
+        self._send(smux.encode_nop(self.version))
+        self._timers[0] = asyncio.get_running_loop().call_later(
+            self.config.keepalive_interval, self._ping
+        )
+
+    def _check_alive(self) -> None:
+        if self.closed:
+            return
         timeout = self.config.keepalive_timeout
-        nop = smux.encode_nop(self.version)
-
-        def ping() -> None:
-            if self.closed:
-                return
-            self._send(nop)
-            self._timers[0] = loop.call_later(interval, ping)
-
-        def check() -> None:
-            if self.closed:
-                return
-            if not self._data_ready and self._bucket > 0:
-                self._fail(f"keepalive timeout: no frame for {timeout:g}s")
-                return
-            self._data_ready = False
-            self._timers[1] = loop.call_later(timeout, check)
-
-        self._timers = [loop.call_later(interval, ping), loop.call_later(timeout, check)]
+        if not self._data_ready and self._bucket > 0:
+            self._fail(f"keepalive timeout: no frame for {timeout:g}s")
+            return
+        self._data_ready = False
+        self._timers[1] = asyncio.get_running_loop().call_later(timeout, self._check_alive)
 
     # ------------------------------------------------------------- closing
     def _fail(self, reason: str) -> None:
@@ -525,6 +531,7 @@ class Session:
         self.close_reason = exc
         for t in self._timers:
             t.cancel()
+        self._timers = []
         streams = list(self.streams.values())
         self.streams.clear()
         for st in streams:

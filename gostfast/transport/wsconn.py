@@ -75,6 +75,7 @@ class WSEndpoint(LayeredEndpoint):
         "_close_received",
         "last_received",
         "_keepalive",
+        "_ttl",
         "close_code",
         "_pong_owed",
     )
@@ -97,6 +98,7 @@ class WSEndpoint(LayeredEndpoint):
         self._close_received = False
         self.last_received = time.monotonic()
         self._keepalive: asyncio.TimerHandle | None = None
+        self._ttl = 0.0
         self.close_code: int | None = None  # what the peer's close frame said
         self._pong_owed: bytes | None = None  # the last ping's payload, while writing is paused
         inner.attach(self)
@@ -238,29 +240,33 @@ class WSEndpoint(LayeredEndpoint):
         """Ping every ``ttl`` s; drop the connection when nothing arrived for 2 x ttl.
 
         GOST's dialer refreshes its deadline only on pongs; any frame from the
-        peer proves it alive, so any frame refreshes ours.
+        peer proves it alive, so any frame refreshes ours. The timer calls a
+        bound method: a closure rescheduling itself would be a reference cycle
+        keeping this endpoint (and its connection's buffers) past its close.
         """
-        loop = asyncio.get_running_loop()
+        self._ttl = ttl
         self.last_received = time.monotonic()
+        self._keepalive = asyncio.get_running_loop().call_later(ttl, self._keepalive_tick)
 
-        def tick() -> None:
-            if self._closed:
-                return
-            silent = time.monotonic() - self.last_received
-            if silent >= 2 * ttl:
-                log.warning(
-                    "ws peer %s: no answer for %.1fs (keepalive ttl %gs); closing",
-                    self.peer,
-                    silent,
-                    ttl,
-                )
-                self._keepalive = None
-                self.inner.abort()
-                return
-            self._send_frame(OP_PING, b"")
-            self._keepalive = loop.call_later(min(ttl, max(0.05, 2 * ttl - silent)), tick)
-
-        self._keepalive = loop.call_later(ttl, tick)
+    def _keepalive_tick(self) -> None:
+        if self._closed:
+            return
+        ttl = self._ttl
+        silent = time.monotonic() - self.last_received
+        if silent >= 2 * ttl:
+            log.warning(
+                "ws peer %s: no answer for %.1fs (keepalive ttl %gs); closing",
+                self.peer,
+                silent,
+                ttl,
+            )
+            self._keepalive = None
+            self.inner.abort()
+            return
+        self._send_frame(OP_PING, b"")
+        self._keepalive = asyncio.get_running_loop().call_later(
+            min(ttl, max(0.05, 2 * ttl - silent)), self._keepalive_tick
+        )
 
     def _stop_keepalive(self) -> None:
         if self._keepalive is not None:

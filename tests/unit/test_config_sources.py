@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import http.server
 import io
-import threading
 
 import pytest
+from servers import serving
 
 from gostfast.config.errors import ConfigError
 from gostfast.config.sources import find_default, load_source
@@ -87,14 +87,8 @@ class _Config(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def config_server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Config)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield srv.server_address[1]
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Config)) as port:
+        yield port
 
 
 def test_http_url(config_server) -> None:

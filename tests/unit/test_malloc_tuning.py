@@ -5,7 +5,9 @@ A 256 KiB bytes object (uvloop's TLS read buffer size) is made and freed 200
 times and shrunk to 64 bytes, as a TLS read does; with glibc's defaults each
 is a new mmap (the shrunk chunk that is later freed is too small to raise
 glibc's dynamic threshold) whose pages fault in when zero-filled, after tuning
-the same heap memory is reused without faults.
+the same heap memory is reused without faults. The trim that a closed
+connection schedules hands back heap memory freed between live allocations,
+which the thresholds keep.
 """
 
 from __future__ import annotations
@@ -67,3 +69,42 @@ def test_tuned_malloc_reuses_heap_memory():
 def test_operator_setting_wins():
     tuned, _ = _faults("tune", MALLOC_MMAP_THRESHOLD_="131072")
     assert tuned == "False"
+
+
+TRIM_CHILD = """
+import asyncio, sys
+from gostfast.malloc_tuning import trim_soon, tune_malloc
+assert tune_malloc()
+def rss_kib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+# what a burst of TLS connections leaves: 256 KiB buffers (touched, then freed)
+# between small allocations that stay, so the heap top cannot simply shrink
+big, keep = [], []
+for _ in range(160):
+    buf = bytearray(262144)
+    for i in range(0, len(buf), 4096):
+        buf[i] = 1  # touch every page
+    big.append(buf)
+    keep.append(bytearray(2048))
+before = rss_kib()
+del big
+freed = rss_kib()
+async def main():
+    trim_soon(0.05)  # what a connection's end asks for
+    trim_soon(0.05)  # a second close while one is pending adds nothing
+    await asyncio.sleep(0.3)
+asyncio.run(main())
+print(before, freed, rss_kib())
+"""
+
+
+def test_trim_after_a_close_returns_freed_heap_memory():
+    out = subprocess.run(
+        [sys.executable, "-c", TRIM_CHILD], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    before, freed, trimmed = map(int, out)
+    burst = 160 * 256  # KiB
+    # the tuned heap keeps what was freed until the trim hands it back
+    assert before - freed < burst // 4, (before, freed, trimmed)
+    assert freed - trimmed > burst * 3 // 4, (before, freed, trimmed)

@@ -14,6 +14,7 @@ import asyncio
 import socket
 
 import pytest
+from loops import run
 from support import codec_implementations
 
 import gostfast.mux.session as session_mod
@@ -22,11 +23,6 @@ from gostfast.config.options import parse_options
 from gostfast.endpoint import TCPEndpoint
 from gostfast.mux.config import MUX_OPTIONS, SmuxConfig
 from gostfast.mux.session import GoAway, Session, SessionClosed
-
-try:
-    import uvloop
-except ImportError:  # pragma: no cover - uvloop is a dependency
-    uvloop = None
 
 U32 = 0xFFFFFFFF
 
@@ -40,17 +36,6 @@ def smux(request, monkeypatch):
 
 def h(text: str) -> bytes:
     return bytes.fromhex(text)
-
-
-def run(coro, timeout: float = 10.0):
-    """Run ``coro`` on a fresh uvloop (the loop gostfast runs on), bounded in time."""
-
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-
-    if uvloop is not None:
-        return uvloop.run(bounded())
-    return asyncio.run(bounded())  # pragma: no cover
 
 
 QUIET = dict(keepalive_disabled=True)
