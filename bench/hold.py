@@ -37,6 +37,21 @@ import tunnel  # noqa: E402  (the harness next to this file)
 #: descriptors kept free in every process (logs, the loop, listening sockets ...)
 FD_RESERVE = 64
 
+#: The echo target. refpeer's tcpecho costs three descriptors per connection (Go's
+#: io.Copy splices through a pipe pair), which would cap the bench at a third of the
+#: limit; this one costs one. It only answers the one byte each tunnel sends.
+ECHO = """
+import asyncio, sys, uvloop
+class Echo(asyncio.Protocol):
+    def connection_made(self, t): self.t = t
+    def data_received(self, d): self.t.write(d)
+async def main():
+    srv = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", int(sys.argv[1]),
+                                                          backlog=4096)
+    await srv.serve_forever()
+uvloop.run(main())
+"""
+
 
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
@@ -122,7 +137,7 @@ def main() -> int:
         flush=True,
     )
     try:
-        runner.start_echo()
+        runner.spawn([sys.executable, "-c", ECHO, str(runner.echo_port)], runner.echo_port)
         for name in args.cases.split(","):
             case = all_cases[name]
             per_process_fds = 1 if name.startswith("mws") else 2
