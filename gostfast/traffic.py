@@ -22,7 +22,9 @@ The service metadata ``limiter.scope`` picks GOST's scopes: ``service`` (only
 Pacing, never buffering: a chunk is forwarded the moment it arrives and
 charged to its budgets; a budget in debt pauses reading from that source
 until the debt is paid back (relay.LimitedRelay), so the sender is held back
-by TCP's (or smux's) own flow control.
+by TCP's (or smux's) own flow control. The HTTP handler's forwarded request
+and response bodies, copied by coroutines, sleep off the debt between pieces
+(``Gate.pace``) on the same budgets.
 
 Each worker process (``--workers``) keeps its own budgets: a limit holds per
 worker, not per gateway.
@@ -37,8 +39,10 @@ here the line holds for the service's life.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gostfast.config.model import LimiterConfig
@@ -46,6 +50,9 @@ from gostfast.config.values import GLOBAL_LIMIT_KEY, PER_IP_LIMIT_KEY, parse_tra
 
 #: GOST's limiter scopes (service metadata ``limiter.scope``); "" = both
 SCOPES = ("service", "conn")
+
+#: awaited with a piece's size once it is passed on: returns when reading may go on
+Pace = Callable[[int], Awaitable[None]]
 
 
 class Bucket:
@@ -96,10 +103,29 @@ class Gate:
                 wait = w
         return wait
 
+    def pace(self, inbound: bool) -> Pace | None:
+        """For code that copies with coroutines (HTTP bodies): sleep off the debt after
+        each piece instead of pausing a transport; None when that side is free."""
+        buckets = self.inbound if inbound else self.outbound
+        if not buckets:
+            return None
+
+        async def pace(n: int) -> None:
+            wait = self.charge(buckets, n)
+            if wait > 0.0:
+                await asyncio.sleep(wait)
+
+        return pace
+
     def close(self) -> None:
         release, self._release = self._release, None
         if release is not None:
             release()
+
+
+def pacer(gate: Gate | None, inbound: bool) -> Pace | None:
+    """``gate.pace(inbound)``, or None without a gate."""
+    return gate.pace(inbound) if gate is not None else None
 
 
 class _Shared:

@@ -11,6 +11,8 @@ the rate within 5 %), not a speed figure: those are in bench/.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import http.client
 import os
 import socket
 import threading
@@ -18,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from proxy_support import TCPServer, connect, echo, echo_roundtrip
+from proxy_support import Origin, TCPServer, connect, echo, echo_roundtrip
 from support import Procs, free_port
 
 MiB = 1 << 20
@@ -184,3 +186,30 @@ def test_paced_tunnels_over_mws_carry_every_byte_both_ways(tmp_path):
         procs.stop_all()
         target.close()
     assert got == payloads
+
+
+def test_forwarded_http_bodies_are_paced_and_carried_whole():
+    """The HTTP handler copies a forwarded request's bodies with coroutines (not a
+    relay): they are charged to the same budgets, both ways, and arrive whole."""
+    origin = Origin(os.urandom(800_000))
+    port = free_port()
+    procs = Procs()
+    upload = os.urandom(200_000)
+    try:
+        procs.gostfast(
+            "-L",
+            f"http://127.0.0.1:{port}"
+            "?limiter.in=1MB&limiter.out=1MB&limiter.conn.in=128KB&limiter.conn.out=512KB",
+            wait_ports=[port],
+        )
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", f"http://127.0.0.1:{origin.port}/blob.bin")
+        got = conn.getresponse().read()
+        conn.request("POST", f"http://127.0.0.1:{origin.port}/", body=upload)
+        answer = conn.getresponse().read()
+        conn.close()
+    finally:
+        procs.stop_all()
+        origin.close()
+    assert got == origin.blob
+    assert answer == f"{len(upload)} {hashlib.sha256(upload).hexdigest()}".encode()
