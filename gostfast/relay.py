@@ -195,10 +195,14 @@ class LimitedRelay(IdleRelay):
         else:
             ep.pause_reading()
         timer = loop.call_later(wait, self._unhold, ep)
+        # time held is not idle time (GOST sets its read deadline after the wait)
+        resume_at = time.monotonic() + wait
         if ep is self.a:
             self._held_a = timer
+            self._last_a = max(self._last_a, resume_at)
         else:
             self._held_b = timer
+            self._last_b = max(self._last_b, resume_at)
 
     def _unhold(self, ep: Endpoint) -> None:
         if ep is self.a:

@@ -20,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from proxy_support import Origin, TCPServer, connect, echo, echo_roundtrip
+from proxy_support import Origin, TCPServer, connect, echo, echo_roundtrip, recv_until_close
 from support import Procs, free_port
 
 MiB = 1 << 20
@@ -213,3 +213,45 @@ def test_forwarded_http_bodies_are_paced_and_carried_whole():
         origin.close()
     assert got == origin.blob
     assert answer == f"{len(upload)} {hashlib.sha256(upload).hexdigest()}".encode()
+
+
+def _counting_ticker(c: socket.socket) -> None:
+    """Count what arrives, sending a tick every 0.2 s (so the way back is never idle);
+    at EOF answer ``=COUNT``."""
+    c.settimeout(0.2)
+    total = 0
+    while True:
+        try:
+            data = c.recv(65536)
+        except TimeoutError:
+            c.sendall(b".")
+            continue
+        if not data:
+            break
+        total += len(data)
+    c.sendall(b"=%d" % total)
+
+
+def test_time_held_by_the_limiter_is_not_idle_time():
+    """A source paused by the limiter for longer than the idle timeout is not idle
+    (GOST sets its read deadline after the limiter's wait): what it sends after the
+    pause still goes through."""
+    target = TCPServer(_counting_ticker)
+    port = free_port()
+    procs = Procs()
+    try:
+        procs.gostfast(
+            "-L",
+            f"tcp://127.0.0.1:{port}/127.0.0.1:{target.port}?idleTimeout=1s&limiter.conn.in=16KB",
+            wait_ports=[port],
+        )
+        with connect(port) as s:
+            s.sendall(os.urandom(48 * 1024))  # 32 KiB over the burst: held for about 2 s
+            time.sleep(0.5)
+            s.sendall(os.urandom(16 * 1024))  # waits in the kernel while the source is held
+            s.shutdown(socket.SHUT_WR)
+            got = recv_until_close(s)
+    finally:
+        procs.stop_all()
+        target.close()
+    assert got.rstrip(b".").endswith(b"=%d" % (64 * 1024)), got[-40:]
