@@ -147,9 +147,11 @@ def describe(p: Plan) -> dict[str, Any]:
             entry["bypass"] = bypass(s.bypass)
         if s.hosts:
             entry["hosts"] = hosts(s.hosts)
-        for key in ("climiter", "rlimiter"):
+        for key in ("climiter", "rlimiter", "limiter"):
             if (lim := getattr(s, key)) is not None:
                 entry[key] = {"name": lim.name, "limits": list(lim.limits)}
+        if s.limiter is not None and sp.limiter_scope:
+            entry["limiter"]["scope"] = sp.limiter_scope
         if s.admission:
             entry["admission"] = [
                 {**dataclasses.asdict(a), "matchers": list(a.matchers)} for a in s.admission

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import gostfast.malloc_tuning as malloc_tuning
 from gostfast.errors import EndpointClosed
 from gostfast.pinning import owned
+
+if TYPE_CHECKING:
+    from gostfast.traffic import TrafficLimiter
 
 HANDSHAKE_BUFFER_LIMIT = 256 * 1024
 DEFAULT_READ = 65536
@@ -54,6 +57,7 @@ class Endpoint:
         "peer",
         "client_ip",
         "peer_ip",
+        "traffic",
         "_sink",
         "_buf",
         "_eof",
@@ -73,6 +77,8 @@ class Endpoint:
         self.client_ip: str = ""
         #: the TCP peer's IP under every layer (GOST's RemoteAddr: limiters key on it)
         self.peer_ip: str = ""
+        #: the service's traffic limiter (traffic.py) when it has one: relay() paces by it
+        self.traffic: TrafficLimiter | None = None
         self._sink: Sink | None = None
         self._buf = bytearray()
         self._eof = False
@@ -309,6 +315,7 @@ class LayeredEndpoint(Endpoint):
         self.peer = inner.peer
         self.client_ip = inner.client_ip
         self.peer_ip = inner.peer_ip
+        self.traffic = inner.traffic
         if attach:  # a layer that must not see bytes yet (TLS before its handshake) attaches later
             inner.attach(self)
 

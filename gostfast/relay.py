@@ -12,6 +12,13 @@ one close path (``_finish``), which fires ``done`` exactly once.
 as if the source had sent EOF (GOST's read deadline per direction, then its
 half-close), so a tunnel silent both ways closes. It is a subclass so that
 tunnels without the option keep the plain data path.
+
+``LimitedRelay`` paces a tunnel by GOST's traffic limiter (traffic.py): each
+chunk is forwarded as it arrives and charged to the budgets of its direction;
+a budget in debt pauses reading from that source until it is paid back. Held
+by the limiter or by backpressure, a source resumes only when neither holds
+it. It is an IdleRelay (with or without an idle timeout) so the two combine;
+tunnels of services without a limiter keep the plain Relay.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import logging
 import time
 
 from gostfast.endpoint import Endpoint
+from gostfast.traffic import Gate
 
 log = logging.getLogger("gostfast.relay")
 
@@ -99,7 +107,7 @@ class IdleRelay(Relay):
         self._last_a = self._last_b = time.monotonic()
         self._timer: asyncio.TimerHandle | None = None
         super().__init__(a, b)  # may already deliver buffered bytes or end the tunnel
-        if not self._finished:
+        if not self._finished and idle > 0:  # 0: no idle timeout (a LimitedRelay's)
             self._timer = asyncio.get_running_loop().call_later(idle, self._check)
 
     def on_data(self, ep: Endpoint, data) -> None:
@@ -153,14 +161,108 @@ class IdleRelay(Relay):
         super()._finish(exc, abort)
 
 
+class LimitedRelay(IdleRelay):
+    """A relay paced by a traffic limiter's ``gate``: ``a`` is the client (its bytes are
+    GOST's "in"), ``b`` the target side ("out")."""
+
+    __slots__ = ("gate", "_held_a", "_held_b", "_backed_a", "_backed_b")
+
+    def __init__(self, a: Endpoint, b: Endpoint, gate: Gate, idle: float = 0.0) -> None:
+        self.gate = gate
+        #: the timer that resumes a source the limiter paused
+        self._held_a: asyncio.TimerHandle | None = None
+        self._held_b: asyncio.TimerHandle | None = None
+        #: a source paused because the other side's write buffer is full
+        self._backed_a = self._backed_b = False
+        super().__init__(a, b, idle)
+
+    def on_data(self, ep: Endpoint, data) -> None:
+        super().on_data(ep, data)
+        gate = self.gate
+        buckets = gate.inbound if ep is self.a else gate.outbound
+        if buckets:
+            wait = gate.charge(buckets, len(data))
+            if wait > 0.0 and not self._finished:
+                self._hold(ep, wait)
+
+    def _hold(self, ep: Endpoint, wait: float) -> None:
+        loop = asyncio.get_running_loop()
+        old = self._held_a if ep is self.a else self._held_b
+        if old is not None:
+            if old.when() >= loop.time() + wait:
+                return
+            old.cancel()
+        else:
+            ep.pause_reading()
+        timer = loop.call_later(wait, self._unhold, ep)
+        # time held is not idle time (GOST sets its read deadline after the wait)
+        resume_at = time.monotonic() + wait
+        if ep is self.a:
+            self._held_a = timer
+            self._last_a = max(self._last_a, resume_at)
+        else:
+            self._held_b = timer
+            self._last_b = max(self._last_b, resume_at)
+
+    def _unhold(self, ep: Endpoint) -> None:
+        if ep is self.a:
+            self._held_a = None
+            if not (self._backed_a or self._eof_a):
+                ep.resume_reading()
+        else:
+            self._held_b = None
+            if not (self._backed_b or self._eof_b):
+                ep.resume_reading()
+
+    def on_write_paused(self, ep: Endpoint) -> None:
+        if ep is self.a:
+            self._backed_b = True
+        else:
+            self._backed_a = True
+        super().on_write_paused(ep)
+
+    def on_write_resumed(self, ep: Endpoint) -> None:
+        if ep is self.a:
+            self._backed_b = False
+            if self._held_b is None:
+                super().on_write_resumed(ep)
+        else:
+            self._backed_a = False
+            if self._held_a is None:
+                super().on_write_resumed(ep)
+
+    def _finish(self, exc: BaseException | None, abort: bool = False) -> None:
+        for timer in (self._held_a, self._held_b):
+            if timer is not None:
+                timer.cancel()
+        self._held_a = self._held_b = None
+        super()._finish(exc, abort)
+
+
+def _make(a: Endpoint, b: Endpoint, idle_timeout: float) -> tuple[Relay, Gate | None]:
+    traffic = a.traffic
+    gate = traffic.open(a, a.peer_ip) if traffic is not None else None
+    if gate is not None:
+        try:
+            return LimitedRelay(a, b, gate, idle_timeout), gate
+        except BaseException:
+            gate.close()
+            raise
+    return (IdleRelay(a, b, idle_timeout) if idle_timeout > 0 else Relay(a, b)), None
+
+
 async def relay(a: Endpoint, b: Endpoint, idle_timeout: float = 0.0) -> None:
-    """Pipe two endpoints until the tunnel ends (``idle_timeout`` > 0: see IdleRelay).
+    """Pipe the client ``a`` and the target side ``b`` until the tunnel ends
+    (``idle_timeout`` > 0: see IdleRelay; ``a.traffic`` set: see LimitedRelay).
 
     Cancelling the caller (service shutdown after its grace period) aborts both.
     """
-    r = IdleRelay(a, b, idle_timeout) if idle_timeout > 0 else Relay(a, b)
+    r, gate = _make(a, b, idle_timeout)
     try:
         return await asyncio.shield(r.done)
     except asyncio.CancelledError:
         r.close()
         raise
+    finally:
+        if gate is not None:
+            gate.close()

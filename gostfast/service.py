@@ -51,6 +51,7 @@ from gostfast.endpoint import Endpoint
 from gostfast.errors import GostfastError
 from gostfast.limits import ConnLimiter, RateLimiter
 from gostfast.shared_limits import SharedCounters, SharedScope
+from gostfast.traffic import SCOPES, TrafficLimiter
 
 log = logging.getLogger("gostfast")
 
@@ -74,6 +75,7 @@ class ServicePlan:
     handler: Part
     dial_timeout: float | None = None  # GOST's service dialTimeout, when set
     ignore_chain: bool = False  # GOST's service ignoreChain
+    limiter_scope: str = ""  # GOST's service limiter.scope: "service", "conn" or "" (both)
 
 
 @dataclass
@@ -194,6 +196,7 @@ def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
         _SERVICE_ROUTING_KEYS,
     )
     dial_timeout, ignore_chain = _service_routing(svc.metadata, where)
+    limiter_scope = _own_option(svc.metadata, "limiter.scope", _parse_scope, "", where)
     if svc.bypass and (svc.handler.type not in _BYPASS_HANDLERS or svc.forwarder is not None):
         raise ConfigError(
             at(where, "bypass"),
@@ -211,14 +214,21 @@ def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
         for i, n in enumerate(svc.forwarder.nodes):
             _port_of(n.addr, at(where, f"forwarder.nodes[{i}].addr"))
     host, port = _port_of(svc.addr, at(where, "addr"))
-    return ServicePlan(svc, host or None, port, listener, handler, dial_timeout, ignore_chain)
+    return ServicePlan(
+        svc, host or None, port, listener, handler, dial_timeout, ignore_chain, limiter_scope
+    )
 
 
 # handlers that refuse a bypassed target (GOST's http, socks and relay connect paths)
 _BYPASS_HANDLERS = frozenset({"auto", "http", "socks", "socks5", "socks4", "socks4a", "relay"})
 
 # service metadata GOST's service parser reads and gostfast implements
-_SERVICE_ROUTING_KEYS = frozenset({"dialtimeout", "ignorechain"})
+_SERVICE_ROUTING_KEYS = frozenset({"dialtimeout", "ignorechain", "limiter.scope"})
+
+
+def _parse_scope(value: object) -> str:
+    """GOST's ``limiter.scope``: which of a traffic limiter's lines a service applies."""
+    return values.parse_choice(value, {s: s for s in SCOPES}, "limiter scope")
 
 
 def known_metadata_keys(kind: str, type_: str) -> set[str]:
@@ -414,8 +424,13 @@ class Orchestrator:
                 if sp.config.rlimiter
                 else None
             )
+            traffic = (
+                TrafficLimiter(sp.config.limiter, sp.limiter_scope) if sp.config.limiter else None
+            )
+            if traffic is not None and not traffic.active:
+                traffic = None
             try:
-                await listener.start(self._acceptor(handler, sp.config.name, rlimiter))
+                await listener.start(self._acceptor(handler, sp.config.name, rlimiter, traffic))
             except ConfigError:
                 self.close_listeners()
                 raise
@@ -441,7 +456,13 @@ class Orchestrator:
         """Where a limiter keeps its gateway-wide counters: shared memory under --workers."""
         return self.shared.scope(service, kind) if self.shared is not None else None
 
-    def _acceptor(self, handler: Handler, name: str, rlimiter: RateLimiter | None):
+    def _acceptor(
+        self,
+        handler: Handler,
+        name: str,
+        rlimiter: RateLimiter | None,
+        traffic: TrafficLimiter | None,
+    ):
         loop = asyncio.get_running_loop()
         tasks = self.tasks
         hlog = logging.getLogger(f"gostfast.service.{name}")
@@ -464,6 +485,8 @@ class Orchestrator:
                 hlog.info("%s: rlimiter: request rate limit reached; closing", ep.peer)
                 ep.close()
                 return
+            if traffic is not None:
+                ep.traffic = traffic  # the tunnel's relay paces by it
             task = loop.create_task(serve(ep))
             tasks.add(task)
             task.add_done_callback(tasks.discard)

@@ -40,7 +40,7 @@ CONNECTORS = frozenset(
 SERVICE_METADATA = frozenset(
     "proxyprotocol interface so_mark preup predown postup postdown enablestats "
     "observer.resettraffic observer.period observeperiod netns netns.out "
-    "limiter.refreshinterval limiter.cleanupinterval limiter.scope labels".split()
+    "limiter.refreshinterval limiter.cleanupinterval labels".split()
 )
 NODE_METADATA = frozenset(
     "proxyprotocol so_mark interface netns".split()

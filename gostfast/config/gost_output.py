@@ -186,7 +186,8 @@ class _TopLevel:
         return self._refer("hosts", "hosts", "hosts", [(hosts.name, {"mappings": mappings})])
 
     def limiter(self, key: str, lim: LimiterConfig | None) -> dict[str, Any]:
-        """``climiter``/``rlimiter``: one name, listed under ``climiters``/``rlimiters``."""
+        """``climiter``/``rlimiter``/``limiter``: one name, listed under ``climiters``/
+        ``rlimiters``/``limiters``."""
         if lim is None:
             return {}
         return self._refer(f"{key}s", key, f"{key}s", [(lim.name, {"limits": list(lim.limits)})])
@@ -271,6 +272,7 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
                     **top.hosts(s.hosts),
                     **top.limiter("climiter", s.climiter),
                     **top.limiter("rlimiter", s.rlimiter),
+                    **top.limiter("limiter", s.limiter),
                 }
             )
         )
@@ -308,6 +310,7 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
             "hosts": top.entries("hosts"),
             "climiters": top.entries("climiters"),
             "rlimiters": top.entries("rlimiters"),
+            "limiters": top.entries("limiters"),
             "tls": _tls(cfg.tls, global_=True),
             "log": _log(cfg.log) if cfg.log else None,
             # gostfast's own key (GOST ignores unknown top-level keys): kept as written

@@ -71,10 +71,11 @@ class HostsConfig:
 
 @dataclass(frozen=True)
 class LimiterConfig:
-    """One GOST connection or rate limiter (``climiters:``/``rlimiters:``): see limits.py."""
+    """One GOST connection, rate or traffic limiter (``climiters:``/``rlimiters:``/
+    ``limiters:``): see limits.py and traffic.py."""
 
     name: str
-    limits: tuple[str, ...] = ()  # GOST's lines: "$ 100", "$$ 10", "10.0.0.0/8 5"
+    limits: tuple[str, ...] = ()  # GOST's lines: "$ 100", "$$ 10", "10.0.0.0/8 5", "$ 1MB 2MB"
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class ServiceConfig:
     hosts: HostsConfig | None = None  # maps request targets before routing
     climiter: LimiterConfig | None = None  # TCP connections open at once
     rlimiter: LimiterConfig | None = None  # requests per second
+    limiter: LimiterConfig | None = None  # GOST's traffic limiter: bytes per second in/out
     # where this service came from, for error messages: "services[0]" or "-L 'ws://:80'"
     origin: str = ""
     # metadata keys the CLI copied into several parts (warn only if no part knows them)

@@ -289,7 +289,7 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
         handler, listener = first, second
     query = _query(u.query)
     for k in query:
-        if k in _UNSUPPORTED_L_KEYS or k.startswith("limiter."):
+        if k in _UNSUPPORTED_L_KEYS:
             raise ConfigError(where, f"option '{k}' is not supported by gostfast yet")
     auth = _userinfo(u.userinfo, query, where)
     cert = _take(query, "certfile", "cert", "tls.certfile")
@@ -311,6 +311,7 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
     except ValueError:
         raise ConfigError(where, f"retries: expected an integer, got '{retries_text}'") from None
     rlimiter = _limiter(query, "rlimiter", index, where)
+    traffic = _traffic_limiter(query, index, where)
     parts, shared = _split_prefixed(query, ("service", "handler", "listener"))
 
     targets = unquote(u.path).strip("/")
@@ -350,6 +351,7 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
                 hosts=hosts,
                 climiter=climiter,
                 rlimiter=rlimiter,
+                limiter=traffic,
                 origin=where,
                 shared_keys=frozenset(shared),
             )
@@ -400,6 +402,29 @@ def _limiter(query: dict[str, str], key: str, index: int, where: str) -> Limiter
         kind = "a number of requests per second" if key == "rlimiter" else "a connection count"
         raise ConfigError(where, f"{key}: expected {kind} > 0, got '{text}'") from None
     return LimiterConfig(f"{key}-{index}", (f"{values.GLOBAL_LIMIT_KEY} {text}",))
+
+
+def _traffic_limiter(query: dict[str, str], index: int, where: str) -> LimiterConfig | None:
+    """GOST's ``limiter.in``/``limiter.out`` (the service, "$ IN OUT") and
+    ``limiter.conn.in``/``limiter.conn.out`` (each connection, "$$ IN OUT").
+
+    GOST joins the two values with a space, so ``limiter.out`` alone there lands in
+    the IN column; here a missing side is written 0 (no limit), as meant."""
+    lines = []
+    for key, prefix in (
+        (values.GLOBAL_LIMIT_KEY, "limiter"),
+        (values.PER_IP_LIMIT_KEY, "limiter.conn"),
+    ):
+        sizes = [_take(query, f"{prefix}.in"), _take(query, f"{prefix}.out")]
+        if not any(sizes):
+            continue
+        for side, text in zip(("in", "out"), sizes, strict=True):
+            try:
+                values.parse_size(text or "0")
+            except ValueError as exc:
+                raise ConfigError(where, f"{prefix}.{side}: {exc}") from None
+        lines.append(f"{key} {sizes[0] or '0'} {sizes[1] or '0'}")
+    return LimiterConfig(f"limiter-{index}", tuple(lines)) if lines else None
 
 
 def _admission(query: dict[str, str], name: str) -> list[AdmissionConfig]:

@@ -153,6 +153,16 @@ GLOBAL_LIMIT_KEY = "$"  # GOST's limiter lines: the whole service
 PER_IP_LIMIT_KEY = "$$"  # each client IP no other line names
 
 
+def _check_limit_key(key: str, line: str) -> None:
+    if key not in (GLOBAL_LIMIT_KEY, PER_IP_LIMIT_KEY):
+        try:
+            ipaddress.ip_network(key, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"key in {line!r}: expected $, $$, an IP or a CIDR, got {key!r}"
+            ) from None
+
+
 def parse_limit_line(line: str, rate: bool) -> tuple[str, float]:
     """``KEY VALUE`` -> (key, value); ValueError naming what is wrong."""
     parts = line.replace("\t", " ").split()
@@ -168,11 +178,67 @@ def parse_limit_line(line: str, rate: bool) -> tuple[str, float]:
         raise ValueError(f"limit in {line!r}: expected {kind}, got {text!r}") from None
     if value <= 0:
         raise ValueError(f"limit in {line!r} must be greater than 0")
-    if key not in (GLOBAL_LIMIT_KEY, PER_IP_LIMIT_KEY):
-        try:
-            ipaddress.ip_network(key, strict=False)
-        except ValueError:
-            raise ValueError(
-                f"key in {line!r}: expected $, $$, an IP or a CIDR, got {key!r}"
-            ) from None
+    _check_limit_key(key, line)
     return key, value
+
+
+def parse_conn_line(line: str) -> tuple[str, float]:
+    """A ``climiters:`` line (connections open at once)."""
+    return parse_limit_line(line, rate=False)
+
+
+def parse_rate_line(line: str) -> tuple[str, float]:
+    """An ``rlimiters:`` line (requests per second)."""
+    return parse_limit_line(line, rate=True)
+
+
+# GOST's byte sizes (alecthomas/units ParseBase2Bytes): every prefix is a power of
+# 1024 whether spelt KB or KiB; "kB" and lower-case prefixes are not units there
+_SIZE_UNITS = {"B": 1}
+for _i, _p in enumerate("KMGTPE", start=1):
+    _SIZE_UNITS[_p + "B"] = _SIZE_UNITS[_p + "iB"] = 1024**_i
+_SIZE_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([A-Za-z]+)")
+
+
+def parse_size(text: str) -> int:
+    """GOST's size ("100MB", "1MiB", "512KB", "1.5GB", "1MB512KB") -> bytes; "0" is 0.
+
+    GOST reads a size it cannot parse (a bare "100000", "10mb") as no limit at
+    all; that silent fallback is refused here, so a typo is not an open pipe.
+    """
+    if text == "0":
+        return 0
+    pos, total = 0, 0.0
+    while pos < len(text) or not text:
+        m = _SIZE_PART.match(text, pos)
+        if m is None or m.group(2) not in _SIZE_UNITS:
+            raise ValueError(
+                f"expected a size with a unit (B, KB, MB, GB, KiB, MiB, GiB: powers of "
+                f"1024, as GOST), got {text!r}"
+            )
+        total += float(m.group(1)) * _SIZE_UNITS[m.group(2)]
+        pos = m.end()
+    return int(total)
+
+
+def parse_traffic_line(line: str) -> tuple[str, int, int, int]:
+    """GOST's traffic limiter line ``KEY IN [OUT [BURST]]`` -> (key, in, out, burst).
+
+    Each is bytes per second (burst: bytes); 0 or absent = no limit that way
+    (burst: the rate). ValueError naming what is wrong.
+    """
+    parts = line.replace("\t", " ").split()
+    if not 2 <= len(parts) <= 4:
+        raise ValueError(
+            f"expected 'KEY IN [OUT [BURST]]' ($, $$, an IP or a CIDR, then sizes "
+            f"per second such as 10MB), got {line!r}"
+        )
+    _check_limit_key(parts[0], line)
+    sizes = []
+    for text in parts[1:]:
+        try:
+            sizes.append(parse_size(text))
+        except ValueError as exc:
+            raise ValueError(f"in {line!r}: {exc}") from None
+    sizes += [0] * (4 - len(parts))
+    return parts[0], sizes[0], sizes[1], sizes[2]

@@ -6,7 +6,7 @@ allowed); component types and metadata are checked against the registries by
 the orchestrator's plan phase, before any socket.
 
 GOST ignores unknown keys; we warn about them by name. GOST keys for features
-gostfast does not implement (resolver, limiter, ...) are errors, not silently
+gostfast does not implement (resolver, observer, ...) are errors, not silently
 ignored, so a config never means less than the operator wrote.
 """
 
@@ -60,7 +60,6 @@ _UNSUPPORTED_TOP = {
     "routers",
     "sds",
     "recorders",
-    "limiters",
     "observers",
     "loggers",
     "api",
@@ -71,7 +70,6 @@ _UNSUPPORTED_TOP = {
 }
 _UNSUPPORTED_SERVICE = {
     "resolver",
-    "limiter",
     "interface",
     "sockopts",
     "recorders",
@@ -276,7 +274,11 @@ def from_dict(data: Any) -> Config:
     named = _Named(_bypasses(top), _hosts(top))
     bypasses = named.bypasses
     admissions = _admissions(top)
-    limiters = (_limiters(top, "climiters", rate=False), _limiters(top, "rlimiters", rate=True))
+    limiters = (
+        _limiters(top, "climiters", values.parse_conn_line),
+        _limiters(top, "rlimiters", values.parse_rate_line),
+        _limiters(top, "limiters", values.parse_traffic_line),
+    )
     named_hops = _named_hops(top, named)
     for i, c in enumerate(top.list("chains")):
         cfg.chains.append(_chain(c, f"chains[{i}]", i, named_hops, named))
@@ -398,7 +400,7 @@ def _service(
     bypasses: _Bypasses,
     admissions: dict[str, AdmissionConfig],
     hosts: dict[str, HostsConfig],
-    limiters: tuple[dict[str, LimiterConfig], dict[str, LimiterConfig]],
+    limiters: tuple[dict[str, LimiterConfig], ...],
 ) -> ServiceConfig:
     r = _Reader(data, path, _UNSUPPORTED_SERVICE)
     svc = ServiceConfig(
@@ -411,6 +413,7 @@ def _service(
         hosts=_hosts_ref(r, hosts),
         climiter=_limiter_ref(r, "climiter", limiters[0]),
         rlimiter=_limiter_ref(r, "rlimiter", limiters[1]),
+        limiter=_limiter_ref(r, "limiter", limiters[2]),
     )
     if r.has("handler"):
         h = _Reader(r.get("handler"), r.sub("handler"), _UNSUPPORTED_HANDLER)
@@ -571,8 +574,10 @@ def _hosts(top: _Reader) -> dict[str, HostsConfig]:
     return _named_list(top, "hosts", "hosts", parse)
 
 
-def _limiters(top: _Reader, key: str, rate: bool) -> dict[str, LimiterConfig]:
-    """GOST's top-level ``climiters:`` or ``rlimiters:`` by name (their lines checked now)."""
+def _limiters(top: _Reader, key: str, check: Callable[[str], object]) -> dict[str, LimiterConfig]:
+    """GOST's top-level ``climiters:``, ``rlimiters:`` or ``limiters:`` by name (their
+    lines checked now by ``check``: a line that does not parse is an error here, where
+    GOST would skip it or read it as no limit)."""
 
     def parse(r: _Reader, name: str) -> LimiterConfig:
         lines = []
@@ -580,7 +585,7 @@ def _limiters(top: _Reader, key: str, rate: bool) -> dict[str, LimiterConfig]:
             where = r.sub(f"limits[{j}]")
             try:
                 text = values.parse_str(line)
-                values.parse_limit_line(text, rate)
+                check(text)
             except ValueError as exc:
                 raise ConfigError(where, str(exc)) from None
             lines.append(text)

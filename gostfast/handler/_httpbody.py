@@ -19,6 +19,7 @@ import zlib
 
 from gostfast.endpoint import Endpoint
 from gostfast.proto.http1 import Request, Response
+from gostfast.traffic import Pace
 
 CHUNKED = -1
 UNTIL_CLOSE = -2
@@ -79,7 +80,7 @@ def response_length(resp: Response, method: str) -> int:
     return UNTIL_CLOSE if n is None else n
 
 
-async def copy_exact(src: Endpoint, dst: Endpoint, n: int) -> None:
+async def copy_exact(src: Endpoint, dst: Endpoint, n: int, pace: Pace | None = None) -> None:
     """Copy exactly ``n`` bytes (IncompleteReadError if ``src`` ends first)."""
     while n > 0:
         data = await src.read(min(n, PIECE))
@@ -88,18 +89,24 @@ async def copy_exact(src: Endpoint, dst: Endpoint, n: int) -> None:
         dst.write(data)
         n -= len(data)
         await dst.drain()
+        if pace is not None:
+            await pace(len(data))
 
 
-async def copy_until_eof(src: Endpoint, dst: Endpoint) -> None:
+async def copy_until_eof(src: Endpoint, dst: Endpoint, pace: Pace | None = None) -> None:
     while True:
         data = await src.read(PIECE)
         if not data:
             return
         dst.write(data)
         await dst.drain()
+        if pace is not None:
+            await pace(len(data))
 
 
-async def copy_chunked(src: Endpoint, dst: Endpoint, dechunk: bool = False) -> None:
+async def copy_chunked(
+    src: Endpoint, dst: Endpoint, dechunk: bool = False, pace: Pace | None = None
+) -> None:
     """Copy one chunked body, last chunk and trailers included."""
     while True:
         line = await src.readuntil(b"\r\n", _MAX_CHUNK_LINE)
@@ -120,10 +127,12 @@ async def copy_chunked(src: Endpoint, dst: Endpoint, dechunk: bool = False) -> N
                 raise BodyError("chunk data not followed by CRLF")
             dst.write(body[:-2] if dechunk else line + body)
             await dst.drain()
+            if pace is not None:
+                await pace(size)
             continue
         if not dechunk:
             dst.write(line)
-        await copy_exact(src, dst, size)
+        await copy_exact(src, dst, size, pace)
         crlf = await src.readexactly(2)
         if crlf != b"\r\n":
             raise BodyError("chunk data not followed by CRLF")
@@ -138,14 +147,17 @@ async def copy_chunked(src: Endpoint, dst: Endpoint, dechunk: bool = False) -> N
     await dst.drain()
 
 
-async def copy_body(src: Endpoint, dst: Endpoint, length: int, dechunk: bool = False) -> None:
-    """Copy a body framed as ``length`` (see the module docstring)."""
+async def copy_body(
+    src: Endpoint, dst: Endpoint, length: int, dechunk: bool = False, pace: Pace | None = None
+) -> None:
+    """Copy a body framed as ``length`` (see the module docstring); ``pace``: awaited
+    with each piece's size after it is passed on (a traffic limiter's, traffic.py)."""
     if length == CHUNKED:
-        await copy_chunked(src, dst, dechunk)
+        await copy_chunked(src, dst, dechunk, pace)
     elif length == UNTIL_CLOSE:
-        await copy_until_eof(src, dst)
+        await copy_until_eof(src, dst, pace)
     elif length > 0:
-        await copy_exact(src, dst, length)
+        await copy_exact(src, dst, length, pace)
 
 
 class GunzipSink:

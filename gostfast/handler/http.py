@@ -62,6 +62,7 @@ from gostfast.handler._httppool import UpstreamPool
 from gostfast.handler._users import Users
 from gostfast.proto import http1
 from gostfast.relay import relay
+from gostfast.traffic import Gate, pacer
 
 HTTP_OPTIONS = (
     # GOST (config/parsing/service): client addresses that skip authentication
@@ -314,12 +315,18 @@ class HTTPHandler(Handler):
 
     # ----------------------------------------------------------------- serve
     async def handle(self, ep: Endpoint) -> None:
+        # a traffic limiter paces the bodies of forwarded requests here; CONNECT and
+        # upgraded tunnels are paced by their relay
+        gate = ep.traffic.open(ep, ep.peer_ip) if ep.traffic is not None else None
         try:
             while True:
                 req = await self._read_request(ep)
-                await self._serve(ep, req)
+                await self._serve(ep, req, gate)
         except _Close:
             return
+        finally:
+            if gate is not None:
+                gate.close()
 
     async def _read_request(self, ep: Endpoint) -> http1.Request:
         try:
@@ -339,7 +346,7 @@ class HTTPHandler(Handler):
             self._bad_request(ep, f"malformed request: {exc}")
             raise  # unreachable: _bad_request raises _Close
 
-    async def _serve(self, ep: Endpoint, req: http1.Request) -> None:
+    async def _serve(self, ep: Endpoint, req: http1.Request, gate: Gate | None = None) -> None:
         log = self.spec.log
         if req.method == "CONNECT":
             scheme, authority, origin = "", req.target, ""
@@ -380,7 +387,7 @@ class HTTPHandler(Handler):
             raise _Close
         if target is None or not target[0]:
             self._bad_request(ep, f"invalid host {authority!r}")
-        await self._forward(ep, req, authority, target, origin)
+        await self._forward(ep, req, authority, target, origin, gate)
 
     # --------------------------------------------------------------- CONNECT
     async def _connect(self, ep: Endpoint, authority: str, target: tuple[str, int] | None) -> None:
@@ -404,6 +411,7 @@ class HTTPHandler(Handler):
         authority: str,
         target: tuple[str, int],
         origin: str,
+        gate: Gate | None = None,
     ) -> None:
         """One forwarded request; returns when the client may send the next one."""
         log = self.spec.log
@@ -458,7 +466,9 @@ class HTTPHandler(Handler):
                     self._refuse(ep, unavailable)
             log.debug("%s -> %s %s %s", ep.peer, req.method, authority, origin)
             upstream.write(out_head)
-            upload = asyncio.ensure_future(body.copy_body(ep, upstream, req_length))
+            upload = asyncio.ensure_future(
+                body.copy_body(ep, upstream, req_length, pace=pacer(gate, inbound=True))
+            )
             upload.add_done_callback(_retrieve)
             resp = await self._response_head(ep, upstream, upload, http10)
             if resp is not None or attempt + 1 == tries:
@@ -475,7 +485,7 @@ class HTTPHandler(Handler):
                 await self._switch(ep, req, resp, upstream, upload, upgrade)
                 raise _Close
             keep = await self._respond(
-                ep, req, resp, upstream, upload, http10, client_keep, gzip_asked
+                ep, req, resp, upstream, upload, http10, client_keep, gzip_asked, gate
             )
             reuse = self.pool is not None and _reusable(req, resp, upstream, upload)
         finally:
@@ -530,6 +540,7 @@ class HTTPHandler(Handler):
         http10: bool,
         client_keep: bool,
         gzip_asked: bool = False,
+        gate: Gate | None = None,
     ) -> bool:
         """Stream the response to the client; True when the connection stays open."""
         try:
@@ -561,10 +572,12 @@ class HTTPHandler(Handler):
         try:
             if gunzip:
                 sink = body.GunzipSink(ep, chunked=not http10)
-                await body.copy_body(upstream, sink, length, dechunk=True)  # type: ignore[arg-type]
+                await body.copy_body(  # type: ignore[arg-type]
+                    upstream, sink, length, dechunk=True, pace=pacer(gate, inbound=False)
+                )
                 sink.finish()
             else:
-                await body.copy_body(upstream, ep, length, dechunk)
+                await body.copy_body(upstream, ep, length, dechunk, pace=pacer(gate, inbound=False))
         except (*_READ_ERRORS, body.BodyError) as exc:
             self.spec.log.info("%s: response body cut: %s", ep.peer, exc or type(exc).__name__)
             ep.abort()

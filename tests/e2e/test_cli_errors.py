@@ -59,6 +59,11 @@ class Case:
 FWD = "forwarder: {nodes: [{addr: '127.0.0.1:$t'}]}"
 
 URL_CASES = [
+    Case(
+        "url-traffic-limiter-lowercase-unit",
+        ["limiter.conn.out: expected a size with a unit", "got '5mb'"],
+        ["-L", "tcp://127.0.0.1:$p/127.0.0.1:$t?limiter.in=1MB&limiter.conn.out=5mb"],
+    ),
     # refused only as the component is built (after planning): still exit 2, one line
     Case(
         "url-wss-cert-file-missing",
@@ -268,6 +273,28 @@ URL_CASES = [
 ]
 
 YAML_CASES = [
+    Case(
+        "yaml-traffic-limit-no-unit",
+        [
+            "limiters[0].limits[1]: in '$$ 100 100': expected a size with a unit "
+            "(B, KB, MB, GB, KiB, MiB, GiB: powers of 1024, as GOST), got '100'"
+        ],
+        yaml="limiters:\n- name: lim\n  limits: ['$$$$ 1MB', '$$ 100 100']\n"
+        f"services:\n- addr: 127.0.0.1:$p\n  handler: {{type: tcp}}\n  {FWD}\n  limiter: lim\n",
+    ),
+    Case(
+        "yaml-traffic-limit-bad-key",
+        ["limiters[0].limits[0]: key in 'example.com 1MB': expected $$, $$$$, an IP or a CIDR"],
+        yaml="limiters:\n- name: lim\n  limits: ['example.com 1MB']\n"
+        f"services:\n- addr: 127.0.0.1:$p\n  handler: {{type: tcp}}\n  {FWD}\n  limiter: lim\n",
+    ),
+    Case(
+        "yaml-traffic-limiter-scope-bad",
+        ["services[0].metadata.limiter.scope: unknown limiter scope 'client'"],
+        yaml="limiters:\n- name: lim\n  limits: ['$$ 1MB']\n"
+        f"services:\n- addr: 127.0.0.1:$p\n  handler: {{type: tcp}}\n  {FWD}\n  limiter: lim\n"
+        "  metadata: {limiter.scope: client}\n",
+    ),
     Case(
         "yaml-service-metadata-gost-only",
         ["services[0].metadata: option 'interface' is not supported by gostfast yet"],

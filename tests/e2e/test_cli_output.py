@@ -43,6 +43,11 @@ COMMAND_LINES = {
         "mwss://:8443/127.0.0.1:22?path=/t&dialTimeout=3s&certFile=c.pem&keyFile=k.pem",
     ],
     "unknown-key-stays": ["-L", "ws://:8081?path=/p&bogus=1"],
+    "traffic-limiter": [
+        "-L",
+        "ws://:8082/127.0.0.1:22?limiter.in=10MB&limiter.out=1.5MiB&limiter.conn.in=512KB"
+        "&limiter.scope=conn",
+    ],
     "bypass": [
         "-L",
         "http://:8080?bypass=~10.0.0.0/8,.cn&climiter=100&rlimiter=2.5",

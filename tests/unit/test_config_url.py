@@ -545,7 +545,7 @@ def test_service_prefixes_are_not_node_prefixes() -> None:
     assert svc.handler.metadata == {"dialer.a": "1"}
 
 
-@pytest.mark.parametrize("key", ["resolver", "limiter.in", "netns", "interface"])
+@pytest.mark.parametrize("key", ["resolver", "limiter", "netns", "interface"])
 def test_unsupported_service_keys_are_errors(key: str) -> None:
     with pytest.raises(ConfigError, match=rf"option '{key}' is not supported"):
         parse_service(f"ws://:80?{key}=x", 0, FULL)

@@ -513,7 +513,10 @@ def test_gost_strategy_aliases(given: str, strategy: str) -> None:
             "bypasses: [{name: b0, file: {path: b.txt}}]\nservices: [{addr: ':1'}]",
             "bypasses[0].file",
         ),
-        ("services: [{addr: ':1', limiter: l0}]", "services[0].limiter"),
+        (
+            "services: [{addr: ':1', handler: {type: socks5, limiter: l0}}]",
+            "services[0].handler.limiter",
+        ),
         ("services: [{addr: ':1', resolver: r0}]", "services[0].resolver"),
         ("services: [{addr: ':1', sockopts: {mark: 1}}]", "services[0].sockopts"),
         ("services: [{addr: ':1', listener: {auth: {username: u}}}]", "services[0].listener.auth"),
@@ -522,7 +525,10 @@ def test_gost_strategy_aliases(given: str, strategy: str) -> None:
             "services: [{addr: ':1', forwarder: {nodes: [{addr: 'h:1', host: x}]}}]",
             "services[0].forwarder.nodes[0].host",
         ),
-        ("limiters: []\nservices: [{addr: ':1'}]", "limiters"),
+        (
+            "limiters: [{name: l0, file: {path: l.txt}}]\nservices: [{addr: ':1'}]",
+            "limiters[0].file",
+        ),
         ("api: {addr: ':18080'}\nservices: [{addr: ':1'}]", "api"),
         (
             "services: [{addr: ':1', listener: {type: wss, tls: {rejectUnknownSNI: true}}}]",
