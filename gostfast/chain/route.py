@@ -22,6 +22,8 @@ from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import DialError
 from gostfast.timeouts import within
+from gostfast.udp.direct import DirectPacket
+from gostfast.udp.packet import PacketTunnel
 
 log = logging.getLogger("gostfast.chain")
 
@@ -168,9 +170,40 @@ class Router:
         try:
             return await node.connector.connect(ep, host, port)
         except BaseException as exc:
-            ep.abort()
-            if isinstance(exc, DialError):
-                raise
-            if isinstance(exc, (OSError, asyncio.IncompleteReadError, ValueError)):
-                raise DialError(f"{node.name} ({node.addr}) -> {host}:{port}: {exc}") from exc
+            _give_up(ep, node, exc, join_host_port(host, port))
             raise
+
+    async def dial_udp(self, name: str, log: logging.Logger) -> PacketTunnel:
+        """Where an association's datagrams go, as GOST's ``Router.Dial("udp", "")``:
+        a UDP socket here without a chain, else a datagram tunnel through it to
+        its last node (the last node's connector says how; DialError if it cannot)."""
+        nodes = route_for(self.hops, "") if self.hops else []
+        if not nodes:
+            try:
+                return await DirectPacket.open(name, log)
+            except OSError as exc:
+                raise DialError(f"udp: cannot bind a socket: {exc}") from exc
+        try:
+            return await within(self.timeout, self._udp_via(nodes, name, log))
+        except asyncio.TimeoutError:
+            route = " > ".join(f"{n.name}@{n.addr}" for n in nodes)
+            raise DialError(f"udp via {route}: no answer within {self.timeout:g}s") from None
+
+    async def _udp_via(self, nodes: list[Node], name: str, log: logging.Logger) -> PacketTunnel:
+        last = len(nodes) - 1
+        ep = await self._open_hop(nodes, last)
+        node = nodes[last]
+        try:
+            return await node.connector.connect_udp(ep, name, log)
+        except BaseException as exc:
+            _give_up(ep, node, exc, "udp")
+            raise
+
+
+def _give_up(ep: Endpoint, node: Node, exc: BaseException, what: str) -> None:
+    """A connector failed on ``ep``: close it; raise a DialError for an I/O error."""
+    ep.abort()
+    if isinstance(exc, (OSError, asyncio.IncompleteReadError, ValueError)) and not isinstance(
+        exc, DialError
+    ):
+        raise DialError(f"{node.name} ({node.addr}) -> {what}: {exc}") from exc
