@@ -9,7 +9,7 @@ empty host as 127.0.0.1 (as GOST). A reply other than 0 is a DialError naming
 the code.
 
 UDP (the last hop of a UDP route, ``connect_udp``): GOST's UDP-TUN, command
-0xF3 with DST 0.0.0.0:0 and datagrams framed on the stream (``udp.tun``).
+0xF3 with DST 0.0.0.0:0 and datagrams framed on the stream (``udp.stream``).
 
 SOCKS4/4a: SOCKS4a (the domain sent unresolved, even for an IP literal, as
 GOST's default) unless ``disable4a`` (then the host is resolved here, IPv4
@@ -38,7 +38,7 @@ from gostfast.proto.addr import encode_text
 from gostfast.proto.errors import ProtocolError
 from gostfast.timeouts import within
 from gostfast.udp.packet import PacketTunnel
-from gostfast.udp.tun import UdpTunStream
+from gostfast.udp.stream import UdpTunStream
 
 _TIMEOUT = opt("timeout", "duration", 0.0, "timeout", doc="SOCKS handshake deadline")
 

@@ -32,7 +32,7 @@ kept here:
 
 UDP-TUN (command 0xF3, DST port 0, gated by ``udp``) is the same relay with
 the client side on the SOCKS stream itself: UDP-TUN frames name the target,
-replies carry the source (``udp.tun``); reply 0x00 with BND = the upstream's
+replies carry the source (``udp.stream``); reply 0x00 with BND = the upstream's
 local address. GOST's BIND flavour (a non-zero port) is not served.
 
 Where gostfast differs, on purpose:
@@ -60,7 +60,6 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from gostfast.chain.bypass import Bypass
-from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
 from gostfast.handler._conn_addr import unmap_ip
@@ -69,7 +68,8 @@ from gostfast.proto.addr import ATYP_DOMAIN, ATYP_IPV6, address_type
 from gostfast.proto.errors import ProtocolError
 from gostfast.udp.direct import DatagramSide, backlogged
 from gostfast.udp.packet import PacketTunnel
-from gostfast.udp.tun import UdpTunStream
+from gostfast.udp.pipe import BypassGate, pipe_packets, until_either
+from gostfast.udp.stream import UdpTunStream
 
 DEFAULT_BUFFER_SIZE = 4096
 """GOST's ``udpBufferSize`` when it is unset or <= 0 (x/internal/util/socks, udp.Relay)."""
@@ -108,20 +108,6 @@ def _bind_udp(host: str, lo: int, hi: int) -> socket.socket:
     raise last
 
 
-class _BypassGate:
-    """The service's bypass applied to datagrams both ways (GOST's udp.Relay drops them)."""
-
-    def __init__(self, bypass: Bypass | None, drop: Callable[..., None]) -> None:
-        self.bypass = bypass
-        self.drop = drop
-
-    def blocks(self, host: str, port: int, way: str) -> bool:
-        if self.bypass and self.bypass.contains(join_host_port(host, port), "udp"):
-            self.drop("%s %s:%d: bypassed", way, host, port)
-            return True
-        return False
-
-
 class UdpAssociation:
     """The client-facing UDP socket of one association and its datagram rules."""
 
@@ -144,7 +130,7 @@ class UdpAssociation:
         self.to_client = 0
         self.dropped = 0
         self.upstream: PacketTunnel | None = None
-        self._gate = _BypassGate(bypass, self._drop)
+        self._gate = BypassGate(bypass, self._drop)
         self._client_side: asyncio.DatagramTransport | None = None
         self._closed = False
 
@@ -266,10 +252,6 @@ async def _open(open_upstream: OpenUpstream, ep: Endpoint, log: logging.Logger):
         return None
 
 
-async def _until_either(*futures: asyncio.Future) -> None:
-    await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
-
-
 async def serve_udp_associate(
     ep: Endpoint,
     *,
@@ -310,7 +292,7 @@ async def serve_udp_associate(
         log.debug("%s: socks5 udp: associated on %s:%d", ep.peer, bind_host, assoc.port)
         watch = _ControlWatch()
         ep.attach(watch)
-        await _until_either(watch.gone, upstream.done)
+        await until_either(watch.gone, upstream.done)
         ep.close()
     finally:
         assoc.close()
@@ -340,28 +322,4 @@ async def serve_udp_tun(
         return
     ep.write(s5.build_reply(s5.REP_SUCCEEDED, *upstream.local_address()))
     client = UdpTunStream(ep, ep.peer, log, buffer_size if buffer_size > 0 else DEFAULT_BUFFER_SIZE)
-    gate = _BypassGate(bypass, client.drop)
-
-    def to_target(host: str, port: int, data) -> None:
-        if not gate.blocks(host, port, "to"):
-            upstream.send(host, port, data)
-
-    def to_client(host: str, port: int, data) -> None:
-        if not gate.blocks(host, port, "from"):
-            client.send(host, port, data)
-
-    upstream.listen(to_client)
-    client.listen(to_target)
-    log.debug("%s: socks5 udp-tun: relaying", ep.peer)
-    try:
-        await _until_either(client.done, upstream.done)
-    finally:
-        client.close()
-        upstream.close()
-        log.debug(
-            "%s: socks5 udp-tun: ended (%d datagrams from the client, %d to it, %d dropped)",
-            ep.peer,
-            client.received,
-            client.sent,
-            client.dropped + upstream.dropped,
-        )
+    await pipe_packets(client, upstream, bypass=bypass, log=log, what="socks5 udp-tun")
