@@ -157,8 +157,16 @@ class Connector(ABC):
     @abstractmethod
     async def connect(self, ep: Endpoint, host: str, port: int) -> Endpoint: ...
 
-    async def connect_udp(self, ep: Endpoint, name: str, log: logging.Logger) -> PacketTunnel:
-        """A datagram tunnel to the node over ``ep`` (the last hop of a UDP route).
+    async def connect_udp(
+        self,
+        ep: Endpoint,
+        name: str,
+        log: logging.Logger,
+        target: tuple[str, int] | None = None,
+    ) -> PacketTunnel:
+        """A datagram tunnel to the node over ``ep`` (the last hop of a UDP route):
+        an association (datagrams to any address) when ``target`` is None, else
+        one to ``target`` alone (GOST's Router.Dial("udp", "") and ("udp", target)).
 
         Connectors whose protocol carries UDP the way GOST does override this;
         the rest refuse, naming themselves, as GOST's do ("network udp is unsupported").

@@ -173,28 +173,36 @@ class Router:
             _give_up(ep, node, exc, join_host_port(host, port))
             raise
 
-    async def dial_udp(self, name: str, log: logging.Logger) -> PacketTunnel:
-        """Where an association's datagrams go, as GOST's ``Router.Dial("udp", "")``:
-        a UDP socket here without a chain, else a datagram tunnel through it to
-        its last node (the last node's connector says how; DialError if it cannot)."""
-        nodes = route_for(self.hops, "") if self.hops else []
+    async def dial_udp(
+        self, name: str, log: logging.Logger, target: tuple[str, int] | None = None
+    ) -> PacketTunnel:
+        """Where datagrams go, as GOST's ``Router.Dial("udp", target or "")``: a UDP
+        socket here without a chain, else a datagram tunnel through it to its last
+        node (the last node's connector says how; DialError if it cannot). With a
+        ``target`` the route is chosen for it and the tunnel may carry it alone."""
+        if target is not None and self.hosts:
+            target = (self.hosts.lookup(target[0]) or target[0], target[1])
+        where = join_host_port(*target) if target is not None else ""
+        nodes = route_for(self.hops, where) if self.hops else []
         if not nodes:
             try:
                 return await DirectPacket.open(name, log)
             except OSError as exc:
                 raise DialError(f"udp: cannot bind a socket: {exc}") from exc
         try:
-            return await within(self.timeout, self._udp_via(nodes, name, log))
+            return await within(self.timeout, self._udp_via(nodes, name, log, target))
         except asyncio.TimeoutError:
             route = " > ".join(f"{n.name}@{n.addr}" for n in nodes)
             raise DialError(f"udp via {route}: no answer within {self.timeout:g}s") from None
 
-    async def _udp_via(self, nodes: list[Node], name: str, log: logging.Logger) -> PacketTunnel:
+    async def _udp_via(
+        self, nodes: list[Node], name: str, log: logging.Logger, target: tuple[str, int] | None
+    ) -> PacketTunnel:
         last = len(nodes) - 1
         ep = await self._open_hop(nodes, last)
         node = nodes[last]
         try:
-            return await node.connector.connect_udp(ep, name, log)
+            return await node.connector.connect_udp(ep, name, log, target)
         except BaseException as exc:
             _give_up(ep, node, exc, "udp")
             raise

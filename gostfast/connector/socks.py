@@ -90,9 +90,16 @@ class _SocksConnector(Connector):
 class Socks5Connector(_SocksConnector):
     what = "socks5"
 
-    async def connect_udp(self, ep: Endpoint, name: str, log: logging.Logger) -> PacketTunnel:
+    async def connect_udp(
+        self,
+        ep: Endpoint,
+        name: str,
+        log: logging.Logger,
+        target: tuple[str, int] | None = None,
+    ) -> PacketTunnel:
         """GOST's UDP-TUN (x/connector/socks/v5 connectUDP): command 0xF3 with
-        DST 0.0.0.0:0, then datagrams framed on the stream, each naming its target."""
+        DST 0.0.0.0:0, then datagrams framed on the stream, each naming its target
+        (so one ``target`` or many is the same request)."""
         where = f"{self.spec.node}: socks5 UDP-TUN"
         await self._guard(self._request(ep, s5.CMD_UDP_TUN, "0.0.0.0", 0, where), where)
         return UdpTunStream(ep, name, log)

@@ -25,6 +25,21 @@ RESOLVED_CACHE_SIZE = 64
 RESOLVED_TTL = 30.0
 
 
+def _bound_socket(host: str, port: int) -> tuple[socket.socket, bool]:
+    """A socket on ``host:port`` (a relay BIND names where): IPv6 literals dual-stack."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, family == socket.AF_INET6
+
+
 def _relay_socket() -> tuple[socket.socket, bool]:
     """A socket on all interfaces: dual-stack if possible, else IPv4."""
     try:
@@ -85,10 +100,15 @@ class DirectPacket(PacketTunnel):
         self._closed = False
 
     @classmethod
-    async def open(cls, name: str, log: logging.Logger) -> DirectPacket:
-        """Bind the socket (OSError if it cannot be bound)."""
+    async def open(
+        cls, name: str, log: logging.Logger, bind: tuple[str, int] | None = None
+    ) -> DirectPacket:
+        """Bind the socket, on all interfaces or on ``bind`` (OSError if it cannot be)."""
         self = cls(name, log)
-        sock, self._dual_stack = _relay_socket()
+        if bind is None or (bind[0] in ("", "0.0.0.0", "::") and bind[1] == 0):
+            sock, self._dual_stack = _relay_socket()
+        else:
+            sock, self._dual_stack = _bound_socket(bind[0] or "0.0.0.0", bind[1])
         try:
             self._transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
                 lambda: DatagramSide(self._from_target, name, log), sock=sock
