@@ -138,6 +138,19 @@ def wait_port(port: int, timeout: float = 10.0, proc: subprocess.Popen | None = 
     raise RuntimeError(f"port {port} never opened")
 
 
+def wait_udp_port(port: int, timeout: float = 10.0) -> None:
+    """Wait until a UDP socket is bound on ``port`` (read from /proc/net/udp, sending nothing:
+    a datagram would start an association on a udp listener)."""
+    want = f":{port:04X}"
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with open("/proc/net/udp") as f:
+            if any(line.split()[1].endswith(want) for line in list(f)[1:]):
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"udp port {port} never bound")
+
+
 def output(proc: subprocess.Popen) -> str:
     """Everything the process wrote to stdout and stderr so far."""
     text = ""

@@ -36,12 +36,16 @@ async def pipe_packets(
     bypass: Bypass | None,
     log: logging.Logger,
     what: str,
+    target: tuple[str, int] | None = None,
 ) -> None:
-    """Datagrams from ``client`` go to the address they name through ``upstream``;
-    what comes back goes to ``client`` with its source, until either side ends."""
+    """Datagrams from ``client`` go to the address they name (or to ``target``)
+    through ``upstream``; what comes back goes to ``client`` with its source,
+    until either side ends."""
     gate = BypassGate(bypass, client.drop)
 
     def to_target(host: str, port: int, data) -> None:
+        if target is not None:
+            host, port = target
         if not gate.blocks(host, port, "to"):
             upstream.send(host, port, data)
 

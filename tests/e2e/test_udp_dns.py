@@ -13,10 +13,10 @@ import shutil
 import socket
 
 import pytest
+from proxy_support import recv_exactly
+from support import Procs, free_port, wait_udp_port
 
 from gostfast.proto import socks5 as s5
-from tests.proxy_support import recv_exactly
-from tests.support import Procs, free_port
 
 dns_message = pytest.importorskip("dns.message")
 dns_rdatatype = pytest.importorskip("dns.rdatatype")
@@ -42,7 +42,10 @@ def _dnsmasq() -> str:
 def net():
     dnsmasq = _dnsmasq()
     procs = Procs()
-    p = {k: free_port() for k in ("dns", "socks_wss", "socks_client")}
+    p = {
+        k: free_port()
+        for k in ("dns", "socks_wss", "socks_client", "relay_mws", "socks_mws", "relay_wss", "udp")
+    }
     try:
         procs.start(
             [
@@ -68,6 +71,27 @@ def net():
             "-F",
             f"socks5+wss://127.0.0.1:{p['socks_wss']}",
             wait_ports=[p["socks_client"]],
+        )
+        procs.gostfast(
+            "-L",
+            f"relay+mws://127.0.0.1:{p['relay_mws']}?bind=true",
+            "-L",
+            f"relay+wss://127.0.0.1:{p['relay_wss']}",
+            wait_ports=[p["relay_mws"], p["relay_wss"]],
+        )
+        procs.gostfast(
+            "-L",
+            f"socks5://127.0.0.1:{p['socks_mws']}?udp=true",
+            "-F",
+            f"relay+mws://127.0.0.1:{p['relay_mws']}",
+            wait_ports=[p["socks_mws"]],
+        )
+        procs.gostfast(
+            "-L",
+            f"udp://127.0.0.1:{p['udp']}/127.0.0.1:{p['dns']}",
+            "-F",
+            f"relay+wss://127.0.0.1:{p['relay_wss']}",
+            wait_ports=[p["relay_wss"]],
         )
         yield p
     finally:
@@ -107,11 +131,9 @@ def _socks5_associate(port: int) -> tuple[socket.socket, tuple[str, int]]:
     return s, (host, rport)
 
 
-def test_dns_through_socks5_udp_associate_over_wss(net):
-    """gostfast -L socks5://...?udp=true -F socks5+wss://... into gostfast -L
-    socks5+wss://...?udp=true: SOCKS5 UDP ASSOCIATE, UDP-TUN across the wss hop."""
-    control, relay = _socks5_associate(net["socks_client"])
-    header = s5.build_udp_header("127.0.0.1", net["dns"])
+def _ask_through_socks5(port: int, dns_port: int) -> int:
+    control, relay = _socks5_associate(port)
+    header = s5.build_udp_header("127.0.0.1", dns_port)
     with control, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
         u.bind(("127.0.0.1", 0))
         u.settimeout(TIMEOUT)
@@ -122,4 +144,35 @@ def test_dns_through_socks5_udp_associate_over_wss(net):
             assert src == relay and data.startswith(header)
             return data[len(header) :]
 
-        assert _ask_all(exchange) == 0
+        return _ask_all(exchange)
+
+
+def test_dns_through_socks5_udp_associate_over_wss(net):
+    """gostfast -L socks5://...?udp=true -F socks5+wss://... into gostfast -L
+    socks5+wss://...?udp=true: SOCKS5 UDP ASSOCIATE, UDP-TUN across the wss hop."""
+    assert _ask_through_socks5(net["socks_client"], net["dns"]) == 0
+
+
+def test_dns_through_a_relay_mws_chain(net):
+    """SOCKS5 UDP ASSOCIATE whose chain is a relay+mws node (relay BIND with FLAG_UDP,
+    UDP-TUN frames inside one smux stream)."""
+    assert _ask_through_socks5(net["socks_mws"], net["dns"]) == 0
+
+
+def test_dns_through_udp_forwarding_over_relay_wss(net):
+    """-L udp://:P/DNS -F relay+wss://...: dnspython's own UDP client against the
+    forwarded port (relay CONNECT with FLAG_UDP per association)."""
+    dns_query = pytest.importorskip("dns.query")
+    wait_udp_port(net["udp"])
+
+    def exchange(wire: bytes) -> bytes:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.settimeout(TIMEOUT)
+            u.sendto(wire, ("127.0.0.1", net["udp"]))
+            return u.recvfrom(65535)[0]
+
+    assert _ask_all(exchange) == 0
+    query = dns_message.make_query(f"resolver.{ZONE}", "A")
+    _check_answer(
+        dns_query.udp(query, "127.0.0.1", port=net["udp"], timeout=TIMEOUT).to_wire(), query
+    )
