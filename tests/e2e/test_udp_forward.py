@@ -1,0 +1,146 @@
+"""``-L udp://:PORT/TARGET``: GOST's UDP port forwarding, its options and bad input.
+
+A UDP echo that answers with the source port it saw tells associations apart:
+one association is one upstream socket (or tunnel), so one source port.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+from support import GOSTFAST, Procs, free_port, wait_udp_port
+
+
+class PortEcho:
+    """Answers every datagram with ``<source port>:<payload>``."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+                self.sock.sendto(f"{addr[1]}:".encode() + data, addr)
+            except OSError:
+                return
+
+
+@pytest.fixture(scope="module")
+def net():
+    procs = Procs()
+    echo = PortEcho()
+    p = {k: free_port() for k in ("plain", "kept", "small", "one", "relay", "chained")}
+    e = f"127.0.0.1:{echo.port}"
+    try:
+        procs.gostfast(
+            "-L",
+            f"udp://127.0.0.1:{p['plain']}/{e}",
+            "-L",
+            f"udp://127.0.0.1:{p['kept']}/{e}?keepalive=true&ttl=0.3s",
+            "-L",
+            f"udp://127.0.0.1:{p['small']}/{e}?readBufferSize=64&keepalive=true",
+            "-L",
+            f"udp://127.0.0.1:{p['one']}/{e}?backlog=1&keepalive=true&ttl=30s",
+            "-L",
+            f"relay+ws://127.0.0.1:{p['relay']}",
+            wait_ports=[p["relay"]],
+        )
+        procs.gostfast(
+            "-L",
+            f"udp://127.0.0.1:{p['chained']}/{e}?keepalive=true",
+            "-F",
+            f"relay+ws://127.0.0.1:{p['relay']}",
+        )
+        for k in ("plain", "kept", "small", "one", "chained"):
+            wait_udp_port(p[k])
+        yield p
+    finally:
+        procs.stop_all()
+        echo.sock.close()
+
+
+def client() -> socket.socket:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    u.settimeout(5)
+    return u
+
+
+def ask(u: socket.socket, port: int, payload: bytes) -> tuple[int, bytes]:
+    u.sendto(payload, ("127.0.0.1", port))
+    data, src = u.recvfrom(65535)
+    assert src == ("127.0.0.1", port)
+    seen, _, echoed = data.partition(b":")
+    return int(seen), echoed
+
+
+def quiet(u: socket.socket, wait: float = 0.5) -> bool:
+    u.settimeout(wait)
+    try:
+        u.recvfrom(65535)
+    except TimeoutError:
+        return True
+    finally:
+        u.settimeout(5)
+    return False
+
+
+def test_without_keepalive_each_answer_ends_the_association(net):
+    with client() as u:
+        first, data = ask(u, net["plain"], b"a")
+        second, _ = ask(u, net["plain"], b"b")
+        assert data == b"a" and first != second
+
+
+def test_keepalive_keeps_one_association_until_ttl(net):
+    with client() as u:
+        ports = {ask(u, net["kept"], bytes([i]))[0] for i in range(5)}
+        assert len(ports) == 1
+        time.sleep(1.0)  # > 2 ttl without a datagram: the association is gone
+        assert ask(u, net["kept"], b"later")[0] not in ports
+
+
+def test_through_a_relay_chain_one_association_is_one_tunnel(net):
+    with client() as u, client() as v:
+        a = {ask(u, net["chained"], b"x" * n)[0] for n in (1, 100, 1400)}
+        b = {ask(v, net["chained"], b"y")[0]}
+        assert len(a) == 1 and a != b
+
+
+def test_datagram_longer_than_read_buffer_is_dropped_association_unaffected(net):
+    with client() as u:
+        port, _ = ask(u, net["small"], b"ok")
+        u.sendto(bytes(65), ("127.0.0.1", net["small"]))
+        assert quiet(u)
+        assert ask(u, net["small"], bytes(64)) == (port, bytes(64))
+
+
+def test_backlog_bounds_the_associations_alive(net):
+    with client() as u, client() as v:
+        ask(u, net["one"], b"first")
+        v.sendto(b"second", ("127.0.0.1", net["one"]))
+        assert quiet(v)
+        assert ask(u, net["one"], b"still")[1] == b"still"
+
+
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        ("udp://127.0.0.1:{p}", "needs forward targets"),
+        ("socks5+udp://127.0.0.1:{p}", "udp port forwarding only"),
+        ("udp://127.0.0.1:{p}/127.0.0.1:9?stateless=true", "stateless"),
+    ],
+)
+def test_config_refusals(url, words):
+    run = subprocess.run(
+        [*GOSTFAST, "-L", url.format(p=free_port())], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 2 and words in run.stderr.lower(), run.stderr
