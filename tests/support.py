@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -136,6 +137,21 @@ def wait_port(port: int, timeout: float = 10.0, proc: subprocess.Popen | None = 
             return
         time.sleep(0.02)
     raise RuntimeError(f"port {port} never opened")
+
+
+def debian_tool(name: str, package: str) -> str:
+    """The path of a Debian tool a test drives. .ci/run installs ``package``, so in CI
+    (CI=true) its absence fails the test; elsewhere the test is skipped, saying why."""
+    import pytest
+
+    found = shutil.which(name) or (
+        f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else ""
+    )
+    if not found:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is not installed (.ci/run installs Debian's {package})")
+        pytest.skip(f"{name} is not installed (apt-get install {package})")
+    return found
 
 
 def wait_udp_port(port: int, timeout: float = 10.0) -> None:

@@ -67,12 +67,9 @@ from gostfast.proto import socks5 as s5
 from gostfast.proto.addr import ATYP_DOMAIN, ATYP_IPV6, address_type
 from gostfast.proto.errors import ProtocolError
 from gostfast.udp.direct import DatagramSide, backlogged
-from gostfast.udp.packet import PacketTunnel
+from gostfast.udp.packet import DEFAULT_BUFFER_SIZE, PacketTunnel
 from gostfast.udp.pipe import BypassGate, pipe_packets, until_either
 from gostfast.udp.stream import UdpTunStream
-
-DEFAULT_BUFFER_SIZE = 4096
-"""GOST's ``udpBufferSize`` when it is unset or <= 0 (x/internal/util/socks, udp.Relay)."""
 
 _BIND_RANGE_TRIES = 64
 

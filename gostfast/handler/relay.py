@@ -53,11 +53,9 @@ from gostfast.proto.errors import RelayError
 from gostfast.relay import relay
 from gostfast.timeouts import within
 from gostfast.udp.direct import DirectPacket
+from gostfast.udp.packet import DEFAULT_BUFFER_SIZE, udp_buffer_size_opt
 from gostfast.udp.pipe import pipe_packets
 from gostfast.udp.stream import RelayUdpStream, UdpTunStream
-
-DEFAULT_BUFFER_SIZE = 4096
-"""GOST's udp.Relay buffer when ``udpBufferSize`` is unset or <= 0."""
 
 RELAY_OPTIONS = (
     # GOST (config/parsing/service): client addresses that skip authentication
@@ -65,14 +63,7 @@ RELAY_OPTIONS = (
     opt("read_timeout", "duration", 15.0, "readTimeout", doc="time to read the request"),
     opt("nodelay", "bool", False, "nodelay", doc="write the OK response at once"),
     opt("bind", "bool", False, "bind", doc="serve BIND with FLAG_UDP (a UDP association)"),
-    opt(
-        "udp_buffer_size",
-        "int",
-        DEFAULT_BUFFER_SIZE,
-        "udp.bufferSize",
-        "udpBufferSize",
-        doc="longest UDP datagram taken from the client (<= 0: 4096)",
-    ),
+    udp_buffer_size_opt("longest UDP datagram taken from the client (<= 0: 4096)"),
     unsupported("sniffing", "sniffing", default=False),
     unsupported("hash", "hash", default=""),
 )

@@ -47,13 +47,14 @@ from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
 from gostfast.handler._conn_addr import local_ip, peer_ip
 from gostfast.handler._socks5_bind import BIND_ACCEPT_TIMEOUT, serve_bind
-from gostfast.handler._socks5_udp import DEFAULT_BUFFER_SIZE, serve_udp_associate, serve_udp_tun
+from gostfast.handler._socks5_udp import serve_udp_associate, serve_udp_tun
 from gostfast.handler._users import Users
 from gostfast.proto import socks4 as s4
 from gostfast.proto import socks5 as s5
 from gostfast.proto.errors import ProtocolError
 from gostfast.relay import relay
 from gostfast.timeouts import within
+from gostfast.udp.packet import DEFAULT_BUFFER_SIZE, udp_buffer_size_opt
 
 _READ_TIMEOUT = opt(
     "read_timeout", "duration", 15.0, "readTimeout", doc="time to read the SOCKS handshake"
@@ -66,13 +67,8 @@ SOCKS5_OPTIONS = (
     opt("notls", "bool", False, "notls", doc="accepted; gostfast never offers TLS methods"),
     opt("bind", "bool", False, "bind", doc="serve BIND (listens on this host)"),
     opt("udp", "bool", False, "udp", doc="serve UDP ASSOCIATE and UDP-TUN (through the chain)"),
-    opt(
-        "udp_buffer_size",
-        "int",
-        DEFAULT_BUFFER_SIZE,
-        "udp.bufferSize",
-        "udpBufferSize",
-        doc="UDP datagram buffer: longer datagrams are cut there, UDP-TUN ones dropped (<= 0: 4096)",
+    udp_buffer_size_opt(
+        "UDP datagram buffer: longer datagrams are cut there, UDP-TUN ones dropped (<= 0: 4096)"
     ),
     opt(
         "udp_resolve_domain",

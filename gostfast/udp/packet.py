@@ -14,11 +14,23 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
+from gostfast.config.options import Option, opt
+
 #: (source host, source port, payload) of a datagram coming back
 Receiver = Callable[[str, int, bytes | memoryview], None]
 
 #: bytes waiting in a send buffer past which further datagrams are dropped
 WRITE_LIMIT = 256 * 1024
+
+DEFAULT_BUFFER_SIZE = 4096
+"""GOST's ``udpBufferSize`` when it is unset or <= 0 (x/internal/util/socks, udp.Relay)."""
+
+
+def udp_buffer_size_opt(doc: str) -> Option:
+    """GOST's ``udp.bufferSize``/``udpBufferSize`` handler option (socks5, relay)."""
+    return opt(
+        "udp_buffer_size", "int", DEFAULT_BUFFER_SIZE, "udp.bufferSize", "udpBufferSize", doc=doc
+    )
 
 
 class PacketTunnel(ABC):

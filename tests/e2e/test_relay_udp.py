@@ -10,32 +10,15 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 
 import pytest
-from proxy_support import connect, is_closed, recv_exactly
+from proxy_support import UDPEcho, connect, is_closed, recv_exactly
 from support import Procs, free_port
 
 from gostfast.proto import relay as rp
 from gostfast.proto import socks5 as s5
 
 OK = b"\x01\x00\x00\x00"
-
-
-class UDPEcho:
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-                self.sock.sendto(data, addr)
-            except OSError:
-                return
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +46,7 @@ def net():
         yield {**p, "echo": echo.port}
     finally:
         procs.stop_all()
-        echo.sock.close()
+        echo.close()
 
 
 def udp_request(cmd: int, host: str, port: int) -> bytes:

@@ -5,7 +5,6 @@ in-process handler for the bounded BIND wait)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -13,7 +12,16 @@ import threading
 import time
 
 import pytest
-from proxy_support import TCPServer, connect, echo, is_closed, recv_exactly, recv_until_close
+from proxy_support import (
+    TCPServer,
+    UDPEcho,
+    connect,
+    echo,
+    is_closed,
+    no_answer,
+    recv_exactly,
+    recv_until_close,
+)
 from support import GOSTFAST, Procs, free_port
 
 from gostfast.chain.route import Router
@@ -25,31 +33,6 @@ from gostfast.proto import socks5 as s5
 
 LOOPBACK = bytes([127, 0, 0, 1])
 REFUSED = {rep: bytes((5, rep, 0, 1)) + bytes(6) for rep in (0x01, 0x02, 0x07)}
-QUIET = 0.4  # how long "no answer" is waited for
-
-
-class UDPEcho:
-    """A UDP echo server on 127.0.0.1 that also records who sent what."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.seen: list[tuple[bytes, tuple]] = []
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except OSError:
-                return
-            self.seen.append((data, addr))
-            with contextlib.suppress(OSError):
-                self.sock.sendto(data, addr)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -128,17 +111,6 @@ def udp_socket(host: str = "127.0.0.1") -> socket.socket:
 
 def dgram(host: str, port: int, payload: bytes, frag: int = 0) -> bytes:
     return s5.build_udp_header(host, port, frag=frag) + payload
-
-
-def no_answer(u: socket.socket, wait: float = QUIET) -> bool:
-    u.settimeout(wait)
-    try:
-        u.recvfrom(65535)
-    except TimeoutError:
-        return True
-    finally:
-        u.settimeout(5.0)
-    return False
 
 
 def associate(port: int, cred=None) -> tuple[socket.socket, tuple[str, int]]:

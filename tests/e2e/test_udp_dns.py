@@ -8,13 +8,11 @@ distinct name, so an answer can only be the one to its own question.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 
 import pytest
 from proxy_support import recv_exactly
-from support import Procs, free_port, wait_udp_port
+from support import Procs, debian_tool, free_port, wait_udp_port
 
 from gostfast.proto import socks5 as s5
 
@@ -27,20 +25,9 @@ ZONE = "example.test"
 TIMEOUT = 5.0
 
 
-def _dnsmasq() -> str:
-    found = shutil.which("dnsmasq") or (
-        "/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else ""
-    )
-    if not found:
-        if os.environ.get("CI") == "true":
-            pytest.fail("dnsmasq is not installed (.ci/run installs Debian's dnsmasq-base)")
-        pytest.skip("dnsmasq is not installed (apt-get install dnsmasq-base)")
-    return found
-
-
 @pytest.fixture(scope="module")
 def net():
-    dnsmasq = _dnsmasq()
+    dnsmasq = debian_tool("dnsmasq", "dnsmasq-base")
     procs = Procs()
     p = {
         k: free_port()

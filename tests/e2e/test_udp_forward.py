@@ -8,35 +8,17 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
+from proxy_support import UDPEcho, no_answer
 from support import GOSTFAST, Procs, free_port, wait_udp_port
-
-
-class PortEcho:
-    """Answers every datagram with ``<source port>:<payload>``."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-                self.sock.sendto(f"{addr[1]}:".encode() + data, addr)
-            except OSError:
-                return
 
 
 @pytest.fixture(scope="module")
 def net():
     procs = Procs()
-    echo = PortEcho()
+    echo = UDPEcho(tag_port=True)
     p = {k: free_port() for k in ("plain", "kept", "small", "one", "relay", "chained")}
     e = f"127.0.0.1:{echo.port}"
     try:
@@ -64,7 +46,7 @@ def net():
         yield p
     finally:
         procs.stop_all()
-        echo.sock.close()
+        echo.close()
 
 
 def client() -> socket.socket:
@@ -80,17 +62,6 @@ def ask(u: socket.socket, port: int, payload: bytes) -> tuple[int, bytes]:
     assert src == ("127.0.0.1", port)
     seen, _, echoed = data.partition(b":")
     return int(seen), echoed
-
-
-def quiet(u: socket.socket, wait: float = 0.5) -> bool:
-    u.settimeout(wait)
-    try:
-        u.recvfrom(65535)
-    except TimeoutError:
-        return True
-    finally:
-        u.settimeout(5)
-    return False
 
 
 def test_without_keepalive_each_answer_ends_the_association(net):
@@ -119,7 +90,7 @@ def test_datagram_longer_than_read_buffer_is_dropped_association_unaffected(net)
     with client() as u:
         port, _ = ask(u, net["small"], b"ok")
         u.sendto(bytes(65), ("127.0.0.1", net["small"]))
-        assert quiet(u)
+        assert no_answer(u)
         assert ask(u, net["small"], bytes(64)) == (port, bytes(64))
 
 
@@ -127,7 +98,7 @@ def test_backlog_bounds_the_associations_alive(net):
     with client() as u, client() as v:
         ask(u, net["one"], b"first")
         v.sendto(b"second", ("127.0.0.1", net["one"]))
-        assert quiet(v)
+        assert no_answer(v)
         assert ask(u, net["one"], b"still")[1] == b"still"
 
 
