@@ -115,3 +115,11 @@ def test_config_refusals(url, words):
         [*GOSTFAST, "-L", url.format(p=free_port())], capture_output=True, text=True, timeout=30
     )
     assert run.returncode == 2 and words in run.stderr.lower(), run.stderr
+
+
+def test_refused_under_workers_with_its_reason():
+    url = f"udp://127.0.0.1:{free_port()}/127.0.0.1:9"
+    run = subprocess.run(
+        [*GOSTFAST, "--workers", "2", "-L", url], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode != 0 and "does not run under --workers" in run.stderr, run.stderr
