@@ -14,6 +14,7 @@ from gostfast import registry
 from gostfast.chain.forwarder import dial_forwarder
 from gostfast.components import Handler
 from gostfast.config.url import split_host_port
+from gostfast.endpoint import Endpoint
 from gostfast.transport.udp import UdpClient
 from gostfast.udp.pipe import pipe_packets
 
@@ -21,7 +22,7 @@ UDP_OPTIONS = ()
 
 
 class UdpForwardHandler(Handler):
-    async def handle(self, ep) -> None:
+    async def handle(self, ep: Endpoint | UdpClient) -> None:  # type: ignore[override]
         log = self.spec.log
         if not isinstance(ep, UdpClient):
             log.warning("%s: the udp handler serves a udp listener only; closing", ep.peer)
