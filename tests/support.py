@@ -155,14 +155,15 @@ def debian_tool(name: str, package: str) -> str:
 
 
 def wait_udp_port(port: int, timeout: float = 10.0) -> None:
-    """Wait until a UDP socket is bound on ``port`` (read from /proc/net/udp, sending nothing:
-    a datagram would start an association on a udp listener)."""
+    """Wait until a UDP socket is bound on ``port`` (read from /proc/net/udp{,6}, sending
+    nothing: a datagram would start an association on a udp listener)."""
     want = f":{port:04X}"
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        with open("/proc/net/udp") as f:
-            if any(line.split()[1].endswith(want) for line in list(f)[1:]):
-                return
+        for table in ("/proc/net/udp", "/proc/net/udp6"):
+            with contextlib.suppress(OSError), open(table) as f:
+                if any(line.split()[1].endswith(want) for line in list(f)[1:]):
+                    return
         time.sleep(0.02)
     raise RuntimeError(f"udp port {port} never bound")
 

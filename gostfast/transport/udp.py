@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 
 from gostfast import registry
 from gostfast.components import Listener
 from gostfast.config.options import opt, unsupported
+from gostfast.handler._conn_addr import unmap_ip
 from gostfast.udp.direct import DatagramSide, backlogged
 from gostfast.udp.packet import PacketTunnel
 
@@ -52,6 +54,32 @@ UDP_LISTEN_OPTIONS = (
 )
 
 
+def _listen_socket(host: str | None, port: int) -> socket.socket:
+    """The service's UDP socket: on ``host``, or on every interface (dual-stack when the
+    host has IPv6, as Go's ":port"; else IPv4)."""
+    if host:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        family, addr = infos[0][0], infos[0][4]
+    else:
+        family, addr = socket.AF_INET6, ("::", port)
+    try:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+    except OSError:
+        if host:
+            raise
+        family, addr = socket.AF_INET, ("0.0.0.0", port)
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6 and not host:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(addr)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _positive(value, default):
     return value if value and value > 0 else default
 
@@ -60,7 +88,7 @@ class UdpClient(PacketTunnel):
     """One client address of a udp listener, as a datagram tunnel to that client."""
 
     def __init__(self, listener: UDPListener, addr: tuple, log: logging.Logger) -> None:
-        host, port = addr[0], addr[1]
+        host, port = unmap_ip(addr[0]), addr[1]
         super().__init__(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}", log)
         self.peer = self.name
         self.peer_ip = self.client_ip = host
@@ -132,11 +160,15 @@ class UDPListener(Listener):
             raise OSError("a udp listener cannot serve sockets bound by --workers (TCP)")
         loop = asyncio.get_running_loop()
         self._on_accept = on_accept
-        self.transport, _ = await loop.create_datagram_endpoint(
-            lambda: DatagramSide(self._on_datagram, self.spec.service, self.spec.log),
-            local_addr=(self.spec.host or "0.0.0.0", self.spec.port),
-            reuse_port=False,
-        )
+        sock = _listen_socket(self.spec.host, self.spec.port)
+        try:
+            self.transport, _ = await loop.create_datagram_endpoint(
+                lambda: DatagramSide(self._on_datagram, self.spec.service, self.spec.log),
+                sock=sock,
+            )
+        except BaseException:
+            sock.close()
+            raise
         self._sweeper = loop.create_task(self._sweep())
 
     def _on_datagram(self, data: bytes, addr: tuple) -> None:
@@ -193,7 +225,7 @@ class UDPListener(Listener):
         if self.transport is None:
             return []
         host, port = self.transport.get_extra_info("sockname")[:2]
-        return [f"{host}:{port}"]
+        return [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
 
 
 registry.listeners.register("udp", UDPListener, UDP_LISTEN_OPTIONS)

@@ -19,12 +19,14 @@ from support import GOSTFAST, Procs, free_port, wait_udp_port
 def net():
     procs = Procs()
     echo = UDPEcho(tag_port=True)
-    p = {k: free_port() for k in ("plain", "kept", "small", "one", "relay", "chained")}
+    p = {k: free_port() for k in ("plain", "kept", "small", "one", "relay", "chained", "any")}
     e = f"127.0.0.1:{echo.port}"
     try:
         procs.gostfast(
             "-L",
             f"udp://127.0.0.1:{p['plain']}/{e}",
+            "-L",
+            f"udp://:{p['any']}/{e}",
             "-L",
             f"udp://127.0.0.1:{p['kept']}/{e}?keepalive=true&ttl=0.3s",
             "-L",
@@ -41,7 +43,7 @@ def net():
             "-F",
             f"relay+ws://127.0.0.1:{p['relay']}",
         )
-        for k in ("plain", "kept", "small", "one", "chained"):
+        for k in ("plain", "kept", "small", "one", "chained", "any"):
             wait_udp_port(p[k])
         yield p
     finally:
@@ -69,6 +71,12 @@ def test_without_keepalive_each_answer_ends_the_association(net):
         first, data = ask(u, net["plain"], b"a")
         second, _ = ask(u, net["plain"], b"b")
         assert data == b"a" and first != second
+
+
+def test_on_every_interface_an_ipv4_client_is_served(net):
+    """``udp://:PORT`` binds dual-stack where the host has IPv6, as Go's ":PORT"."""
+    with client() as u:
+        assert ask(u, net["any"], b"v4")[1] == b"v4"
 
 
 def test_keepalive_keeps_one_association_until_ttl(net):
