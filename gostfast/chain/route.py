@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from gostfast.chain.bypass import Bypass
 from gostfast.chain.hosts import HostMapper
@@ -26,6 +28,7 @@ from gostfast.udp.direct import DirectPacket
 from gostfast.udp.packet import PacketTunnel
 
 log = logging.getLogger("gostfast.chain")
+T = TypeVar("T")
 
 CONNECT_TIMEOUT = 10.0
 #: a whole dial through a chain (every hop's connect, transport and connector
@@ -121,15 +124,16 @@ class Router:
         """
         if self.hosts:
             host = self.hosts.lookup(host) or host
-        for attempt in range(self.retries + 1):
+        return await self._retrying(lambda: self._dial_once(host, port), f"{host}:{port}")
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+        for n in range(self.retries + 1):
             try:
-                return await self._dial_once(host, port)
+                return await attempt()
             except DialError as exc:
-                if attempt == self.retries:
+                if n == self.retries:
                     raise
-                log.info(
-                    "dial %s:%d: %s (retry %d of %d)", host, port, exc, attempt + 1, self.retries
-                )
+                log.info("dial %s: %s (retry %d of %d)", what, exc, n + 1, self.retries)
         raise AssertionError("unreachable")
 
     async def _dial_once(self, host: str, port: int) -> Endpoint:
@@ -183,6 +187,13 @@ class Router:
         if target is not None and self.hosts:
             target = (self.hosts.lookup(target[0]) or target[0], target[1])
         where = join_host_port(*target) if target is not None else ""
+        return await self._retrying(
+            lambda: self._dial_udp_once(name, log, target, where), f"{where or 'udp'}/udp"
+        )
+
+    async def _dial_udp_once(
+        self, name: str, log: logging.Logger, target: tuple[str, int] | None, where: str
+    ) -> PacketTunnel:
         nodes = route_for(self.hops, where) if self.hops else []
         if not nodes:
             try:

@@ -45,7 +45,7 @@ def net():
         )
         for k in ("plain", "kept", "small", "one", "chained", "any"):
             wait_udp_port(p[k])
-        yield p
+        yield {**p, "echo": echo.port}
     finally:
         procs.stop_all()
         echo.close()
@@ -131,3 +131,28 @@ def test_refused_under_workers_with_its_reason():
         [*GOSTFAST, "--workers", "2", "-L", url], capture_output=True, text=True, timeout=30
     )
     assert run.returncode != 0 and "does not run under --workers" in run.stderr, run.stderr
+
+
+def test_handler_retries_route_a_udp_association_around_a_dead_node(net, tmp_path):
+    """GOST's handler retries hold for UDP too: the dead first node (fifo) fails the
+    first attempt, the retry goes through the live relay node."""
+    listen, dead = free_port(), free_port()
+    cfg = tmp_path / "gost.yaml"
+    cfg.write_text(
+        "services:\n"
+        f"- {{addr: '127.0.0.1:{listen}', listener: {{type: udp}}, "
+        "handler: {type: udp, chain: c, retries: 1}, "
+        f"forwarder: {{nodes: [{{addr: '127.0.0.1:{net['echo']}'}}]}}}}\n"
+        "chains:\n- name: c\n  hops:\n  - selector: {strategy: fifo, failTimeout: 60s}\n"
+        f"    nodes: [{{name: gone, addr: '127.0.0.1:{dead}', connector: {{type: relay}}}}, "
+        f"{{name: up, addr: '127.0.0.1:{net['relay']}', connector: {{type: relay}}, "
+        "dialer: {type: ws}}]\n"
+    )
+    procs = Procs()
+    try:
+        procs.gostfast("-C", str(cfg))
+        wait_udp_port(listen)
+        with client() as u:
+            assert ask(u, listen, b"retried")[1] == b"retried"
+    finally:
+        procs.stop_all()
