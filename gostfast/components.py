@@ -20,11 +20,13 @@ from gostfast.chain.bypass import Bypass
 from gostfast.config.model import Auth, TLSConfig
 from gostfast.config.options import Options
 from gostfast.endpoint import Endpoint, TCPEndpoint
+from gostfast.errors import DialError
 from gostfast.limits import ConnLimiter
 
 if TYPE_CHECKING:
     from gostfast.chain.route import Router
     from gostfast.chain.selector import Selector
+    from gostfast.udp.packet import PacketTunnel
 
 OpenConn = Callable[[], Awaitable[Endpoint]]
 
@@ -154,3 +156,19 @@ class Connector(ABC):
 
     @abstractmethod
     async def connect(self, ep: Endpoint, host: str, port: int) -> Endpoint: ...
+
+    async def connect_udp(
+        self,
+        ep: Endpoint,
+        name: str,
+        log: logging.Logger,
+        target: tuple[str, int] | None = None,
+    ) -> PacketTunnel:
+        """A datagram tunnel to the node over ``ep`` (the last hop of a UDP route):
+        an association (datagrams to any address) when ``target`` is None, else
+        one to ``target`` alone (GOST's Router.Dial("udp", "") and ("udp", target)).
+
+        Connectors whose protocol carries UDP the way GOST does override this;
+        the rest refuse, naming themselves, as GOST's do ("network udp is unsupported").
+        """
+        raise DialError(f"{self.spec.node}: this connector does not carry UDP")

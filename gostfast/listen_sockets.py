@@ -64,6 +64,11 @@ class ListenSockets:
         wanted: set[AddrKey] = set()
         try:
             for sp in services:
+                if sp.config.listener.type == "udp":
+                    raise BindError(
+                        f"{sp.config.name}: a udp listener does not run under --workers "
+                        "(the shared sockets are TCP); serve it from a gostfast without --workers"
+                    )
                 key = (sp.host, sp.port)
                 if key in wanted and sp.port != 0:  # two services, one address
                     raise BindError(

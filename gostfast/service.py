@@ -204,11 +204,18 @@ def _plan_service(svc: ServiceConfig, cfg: Config) -> ServicePlan:
             "(GOST consults it there only when sniffing, which gostfast does not do); "
             "put it on the chain's hops or nodes instead",
         )
-    if svc.handler.type in ("forward", "tcp") and svc.forwarder is None:
+    if (svc.listener.type == "udp") != (svc.handler.type == "udp"):
+        raise ConfigError(
+            at(where, "handler.type"),
+            f"listener '{svc.listener.type}' with handler '{svc.handler.type}': gostfast "
+            "serves UDP port forwarding only (listener and handler udp: -L udp://:PORT/HOST:PORT)",
+        )
+    if svc.handler.type in ("forward", "tcp", "udp") and svc.forwarder is None:
         raise ConfigError(
             at(where, "forwarder"),
             f"handler '{svc.handler.type}' needs forward targets "
-            "(forwarder.nodes in YAML, or -L tcp://:PORT/HOST:PORT)",
+            f"(forwarder.nodes in YAML, or -L {svc.handler.type if svc.handler.type == 'udp' else 'tcp'}"
+            "://:PORT/HOST:PORT)",
         )
     if svc.forwarder is not None:
         for i, n in enumerate(svc.forwarder.nodes):

@@ -14,6 +14,46 @@ import socket
 import threading
 
 IO_TIMEOUT = 10.0
+QUIET = 0.4  # how long "no answer" is waited for
+
+
+class UDPEcho:
+    """A UDP echo server on 127.0.0.1 that records who sent what; with ``tag_port``
+    each answer starts with ``<source port>:`` (one port per association seen)."""
+
+    def __init__(self, tag_port: bool = False) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.tag_port = tag_port
+        self.seen: list[tuple[bytes, tuple]] = []
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except OSError:
+                return
+            self.seen.append((data, addr))
+            answer = f"{addr[1]}:".encode() + data if self.tag_port else data
+            with contextlib.suppress(OSError):
+                self.sock.sendto(answer, addr)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def no_answer(u: socket.socket, wait: float = QUIET) -> bool:
+    """True when nothing arrives on the UDP socket ``u`` within ``wait`` seconds."""
+    u.settimeout(wait)
+    try:
+        u.recvfrom(65535)
+    except TimeoutError:
+        return True
+    finally:
+        u.settimeout(5.0)
+    return False
 
 
 class TCPServer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -171,6 +172,35 @@ def wait_port(port: int, timeout: float = 10.0, proc: subprocess.Popen | None = 
             return
         time.sleep(0.02)
     raise RuntimeError(f"port {port} never opened")
+
+
+def debian_tool(name: str, package: str) -> str:
+    """The path of a Debian tool a test drives. .ci/run installs ``package``, so in CI
+    (CI=true) its absence fails the test; elsewhere the test is skipped, saying why."""
+    import pytest
+
+    found = shutil.which(name) or (
+        f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else ""
+    )
+    if not found:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is not installed (.ci/run installs Debian's {package})")
+        pytest.skip(f"{name} is not installed (apt-get install {package})")
+    return found
+
+
+def wait_udp_port(port: int, timeout: float = 10.0) -> None:
+    """Wait until a UDP socket is bound on ``port`` (read from /proc/net/udp{,6}, sending
+    nothing: a datagram would start an association on a udp listener)."""
+    want = f":{port:04X}"
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for table in ("/proc/net/udp", "/proc/net/udp6"):
+            with contextlib.suppress(OSError), open(table) as f:
+                if any(line.split()[1].endswith(want) for line in list(f)[1:]):
+                    return
+        time.sleep(0.02)
+    raise RuntimeError(f"udp port {port} never bound")
 
 
 def output(proc: subprocess.Popen) -> str:

@@ -9,6 +9,8 @@ the forward handler and by the relay handler's forward mode.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from gostfast.chain.route import Router
 from gostfast.chain.selector import Selector
@@ -17,16 +19,25 @@ from gostfast.config.url import split_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
 
+T = TypeVar("T")
+
 
 async def dial_forwarder(
-    forwarder: Selector[ForwardNode], router: Router, log: logging.Logger, peer: str
-) -> tuple[Endpoint, ForwardNode] | None:
-    """The first node that answers (and the node), or None when every one failed (logged)."""
+    forwarder: Selector[ForwardNode],
+    router: Router,
+    log: logging.Logger,
+    peer: str,
+    dial: Callable[[str, int], Awaitable[T]] | None = None,
+) -> tuple[Endpoint | T, ForwardNode] | None:
+    """The first node that answers (and the node), or None when every one failed (logged).
+
+    ``dial`` reaches a node (default: a TCP connection through ``router``; the udp
+    handler passes a datagram tunnel's)."""
     errors = []
     for node in forwarder.order():
         host, port = split_host_port(node.addr, node.name)
         try:
-            upstream = await router.dial(host, int(port))
+            upstream = await (dial or router.dial)(host, int(port))
         except DialError as exc:
             forwarder.mark_failed(node)
             errors.append(str(exc))

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from gostfast.chain.bypass import Bypass
 from gostfast.chain.hosts import HostMapper
@@ -22,8 +24,11 @@ from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import DialError
 from gostfast.timeouts import within
+from gostfast.udp.direct import DirectPacket
+from gostfast.udp.packet import PacketTunnel
 
 log = logging.getLogger("gostfast.chain")
+T = TypeVar("T")
 
 CONNECT_TIMEOUT = 10.0
 #: a whole dial through a chain (every hop's connect, transport and connector
@@ -119,15 +124,16 @@ class Router:
         """
         if self.hosts:
             host = self.hosts.lookup(host) or host
-        for attempt in range(self.retries + 1):
+        return await self._retrying(lambda: self._dial_once(host, port), f"{host}:{port}")
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+        for n in range(self.retries + 1):
             try:
-                return await self._dial_once(host, port)
+                return await attempt()
             except DialError as exc:
-                if attempt == self.retries:
+                if n == self.retries:
                     raise
-                log.info(
-                    "dial %s:%d: %s (retry %d of %d)", host, port, exc, attempt + 1, self.retries
-                )
+                log.info("dial %s: %s (retry %d of %d)", what, exc, n + 1, self.retries)
         raise AssertionError("unreachable")
 
     async def _dial_once(self, host: str, port: int) -> Endpoint:
@@ -168,9 +174,55 @@ class Router:
         try:
             return await node.connector.connect(ep, host, port)
         except BaseException as exc:
-            ep.abort()
-            if isinstance(exc, DialError):
-                raise
-            if isinstance(exc, (OSError, asyncio.IncompleteReadError, ValueError)):
-                raise DialError(f"{node.name} ({node.addr}) -> {host}:{port}: {exc}") from exc
+            _give_up(ep, node, exc, join_host_port(host, port))
             raise
+
+    async def dial_udp(
+        self, name: str, log: logging.Logger, target: tuple[str, int] | None = None
+    ) -> PacketTunnel:
+        """Where datagrams go, as GOST's ``Router.Dial("udp", target or "")``: a UDP
+        socket here without a chain, else a datagram tunnel through it to its last
+        node (the last node's connector says how; DialError if it cannot). With a
+        ``target`` the route is chosen for it and the tunnel may carry it alone."""
+        if target is not None and self.hosts:
+            target = (self.hosts.lookup(target[0]) or target[0], target[1])
+        where = join_host_port(*target) if target is not None else ""
+        return await self._retrying(
+            lambda: self._dial_udp_once(name, log, target, where), f"{where or 'udp'}/udp"
+        )
+
+    async def _dial_udp_once(
+        self, name: str, log: logging.Logger, target: tuple[str, int] | None, where: str
+    ) -> PacketTunnel:
+        nodes = route_for(self.hops, where) if self.hops else []
+        if not nodes:
+            try:
+                return await DirectPacket.open(name, log)
+            except OSError as exc:
+                raise DialError(f"udp: cannot bind a socket: {exc}") from exc
+        try:
+            return await within(self.timeout, self._udp_via(nodes, name, log, target))
+        except asyncio.TimeoutError:
+            route = " > ".join(f"{n.name}@{n.addr}" for n in nodes)
+            raise DialError(f"udp via {route}: no answer within {self.timeout:g}s") from None
+
+    async def _udp_via(
+        self, nodes: list[Node], name: str, log: logging.Logger, target: tuple[str, int] | None
+    ) -> PacketTunnel:
+        last = len(nodes) - 1
+        ep = await self._open_hop(nodes, last)
+        node = nodes[last]
+        try:
+            return await node.connector.connect_udp(ep, name, log, target)
+        except BaseException as exc:
+            _give_up(ep, node, exc, "udp")
+            raise
+
+
+def _give_up(ep: Endpoint, node: Node, exc: BaseException, what: str) -> None:
+    """A connector failed on ``ep``: close it; raise a DialError for an I/O error."""
+    ep.abort()
+    if isinstance(exc, (OSError, asyncio.IncompleteReadError, ValueError)) and not isinstance(
+        exc, DialError
+    ):
+        raise DialError(f"{node.name} ({node.addr}) -> {what}: {exc}") from exc

@@ -15,11 +15,14 @@ ends the tunnel with a HandshakeError naming it (lazy).
 lazy server answers only together with the target's first bytes, so a client
 that waits for the answer before sending anything waits forever when the target
 waits for the client.
+
+UDP (the last hop of a UDP route): see ``RelayConnector.connect_udp``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from gostfast import registry
 from gostfast._handshake import read_message
@@ -32,6 +35,8 @@ from gostfast.errors import DialError
 from gostfast.proto import relay as rp
 from gostfast.proto.errors import RelayError
 from gostfast.timeouts import within
+from gostfast.udp.packet import PacketTunnel
+from gostfast.udp.stream import RelayUdpStream, UdpTunStream
 
 RELAY_CONNECTOR_OPTIONS = (
     opt("connect_timeout", "duration", 0.0, "connectTimeout", doc="nodelay response deadline"),
@@ -54,6 +59,10 @@ class RelayConnector(Connector):
         self.nodelay = bool(spec.options.get("nodelay", False))
         self.timeout = spec.options.get("connect_timeout", 0.0)
 
+    def _auth(self) -> list[rp.Feature]:
+        auth = self.spec.auth
+        return [rp.UserAuth(auth.username, auth.password)] if auth is not None else []
+
     async def connect(self, ep: Endpoint, host: str, port: int) -> Endpoint:
         auth = self.spec.auth
         request = build_request(
@@ -65,11 +74,50 @@ class RelayConnector(Connector):
         where = f"{self.spec.node}: relay CONNECT {join_host_port(host, port)}"
         if not self.nodelay:
             return LazyRelayRequest(ep, request, where)
+        await self._exchange(ep, request, where, self.timeout)
+        return ep
+
+    async def connect_udp(
+        self,
+        ep: Endpoint,
+        name: str,
+        log: logging.Logger,
+        target: tuple[str, int] | None = None,
+    ) -> PacketTunnel:
+        """GOST's relay UDP (x/connector/relay Connect with network udp).
+
+        To one ``target``: CONNECT with FLAG_UDP, features NETWORK udp, [USERAUTH],
+        ADDR, lazy like a TCP CONNECT, then ``len(2) payload`` frames. An
+        association (no target): BIND with FLAG_UDP, [USERAUTH], NETWORK udp, ADDR
+        0.0.0.0:0, answered at once, then UDP-TUN frames (the server needs ``bind``).
+        """
+        udp = rp.Network(rp.NETWORK_UDP)
+        if target is None:
+            where = f"{self.spec.node}: relay UDP association"
+            features = [*self._auth(), udp, rp.Addr("0.0.0.0", 0)]
+            request = rp.encode_request(
+                rp.Request(cmd=rp.CMD_BIND | rp.FLAG_UDP, features=features)
+            )
+            await self._exchange(ep, request, where, self.timeout)
+            return UdpTunStream(ep, name, log)
+        where = f"{self.spec.node}: relay UDP CONNECT {join_host_port(*target)}"
+        features = [udp, *self._auth(), rp.Addr(*target)]
+        request = rp.encode_request(rp.Request(cmd=rp.CMD_CONNECT | rp.FLAG_UDP, features=features))
+        if self.nodelay:
+            await self._exchange(ep, request, where, self.timeout)
+            carrier: Endpoint = ep
+        else:
+            carrier = LazyRelayRequest(ep, request, where)
+        return RelayUdpStream(carrier, target, name, log)
+
+    @staticmethod
+    async def _exchange(ep: Endpoint, request: bytes, where: str, timeout: float) -> None:
+        """Write ``request``, read the response (within ``timeout``): DialError unless OK."""
         ep.write(request)
         try:
-            resp = await within(self.timeout, read_message(ep, rp.parse_response))
+            resp = await within(timeout, read_message(ep, rp.parse_response))
         except (asyncio.TimeoutError, TimeoutError):
-            raise DialError(f"{where}: no response within {self.timeout:g}s") from None
+            raise DialError(f"{where}: no response within {timeout:g}s") from None
         except asyncio.IncompleteReadError:
             raise DialError(f"{where}: connection closed before the response") from None
         except RelayError as exc:
@@ -77,7 +125,6 @@ class RelayConnector(Connector):
         if resp.status != rp.STATUS_OK:
             text = rp.status_text(resp.status) or "unknown status"
             raise DialError(f"{where}: status {resp.status} {text}")
-        return ep
 
 
 registry.connectors.register("relay", RelayConnector, RELAY_CONNECTOR_OPTIONS)

@@ -8,6 +8,9 @@ request carries a domain unresolved (ATYP 3), an IP literal as ATYP 1/4, and an
 empty host as 127.0.0.1 (as GOST). A reply other than 0 is a DialError naming
 the code.
 
+UDP (the last hop of a UDP route, ``connect_udp``): GOST's UDP-TUN, command
+0xF3 with DST 0.0.0.0:0 and datagrams framed on the stream (``udp.stream``).
+
 SOCKS4/4a: SOCKS4a (the domain sent unresolved, even for an IP literal, as
 GOST's default) unless ``disable4a`` (then the host is resolved here, IPv4
 only); the USERID is the node's user name. A reply other than 90 is a DialError.
@@ -19,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 
 from gostfast import registry
 from gostfast._handshake import read_message
 from gostfast.components import Connector
-from gostfast.config.options import opt
+from gostfast.config.options import opt, unsupported
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
@@ -33,12 +37,16 @@ from gostfast.proto import socks5 as s5
 from gostfast.proto.addr import encode_text
 from gostfast.proto.errors import ProtocolError
 from gostfast.timeouts import within
+from gostfast.udp.packet import PacketTunnel
+from gostfast.udp.stream import UdpTunStream
 
 _TIMEOUT = opt("timeout", "duration", 0.0, "timeout", doc="SOCKS handshake deadline")
 
 SOCKS5_CONNECTOR_OPTIONS = (
     _TIMEOUT,
     opt("notls", "bool", False, "notls", doc="accepted; TLS methods are never offered"),
+    # GOST's relay=udp: UDP by a standard UDP ASSOCIATE to the node; gostfast uses UDP-TUN
+    unsupported("relay", "relay", default=""),
 )
 SOCKS4_CONNECTOR_OPTIONS = (
     _TIMEOUT,
@@ -62,16 +70,20 @@ class _SocksConnector(Connector):
 
     async def connect(self, ep: Endpoint, host: str, port: int) -> Endpoint:
         where = f"{self.spec.node}: {self.what} CONNECT {join_host_port(host, port)}"
+        await self._guard(self._exchange(ep, host, port, where), where)
+        return ep
+
+    async def _guard(self, exchange, where: str) -> None:
+        """Run a handshake within ``timeout``; what goes wrong becomes a DialError."""
         timeout = self.spec.options.get("timeout", 0.0)
         try:
-            await within(timeout, self._exchange(ep, host, port, where))
+            await within(timeout, exchange)
         except (asyncio.TimeoutError, TimeoutError):
             raise DialError(f"{where}: no answer within {timeout:g}s") from None
         except asyncio.IncompleteReadError:
             raise DialError(f"{where}: connection closed during the handshake") from None
         except ProtocolError as exc:
             raise DialError(f"{where}: {exc}") from None
-        return ep
 
     async def _exchange(self, ep: Endpoint, host: str, port: int, where: str) -> None:
         raise NotImplementedError
@@ -80,7 +92,24 @@ class _SocksConnector(Connector):
 class Socks5Connector(_SocksConnector):
     what = "socks5"
 
+    async def connect_udp(
+        self,
+        ep: Endpoint,
+        name: str,
+        log: logging.Logger,
+        target: tuple[str, int] | None = None,
+    ) -> PacketTunnel:
+        """GOST's UDP-TUN (x/connector/socks/v5 connectUDP): command 0xF3 with
+        DST 0.0.0.0:0, then datagrams framed on the stream, each naming its target
+        (so one ``target`` or many is the same request)."""
+        where = f"{self.spec.node}: socks5 UDP-TUN"
+        await self._guard(self._request(ep, s5.CMD_UDP_TUN, "0.0.0.0", 0, where), where)
+        return UdpTunStream(ep, name, log)
+
     async def _exchange(self, ep: Endpoint, host: str, port: int, where: str) -> None:
+        await self._request(ep, s5.CMD_CONNECT, host or "127.0.0.1", port, where)
+
+    async def _request(self, ep: Endpoint, cmd: int, host: str, port: int, where: str) -> None:
         auth = self.spec.auth
         methods = [s5.METHOD_NOAUTH]
         if auth is not None:
@@ -96,7 +125,7 @@ class Socks5Connector(_SocksConnector):
             raise DialError(f"{where}: no acceptable authentication method")
         elif method != s5.METHOD_NOAUTH:
             raise DialError(f"{where}: server chose method 0x{method:02x}, which was not offered")
-        ep.write(s5.build_request(s5.CMD_CONNECT, host or "127.0.0.1", port))
+        ep.write(s5.build_request(cmd, host, port))
         rep, _, _ = await read_message(ep, s5.parse_reply)
         if rep != s5.REP_SUCCEEDED:
             text = _REPLY_TEXT.get(rep, "unknown reply")

@@ -14,9 +14,21 @@ The OK response is lazy by default (``nodelay=false``): it is not written at
 once but put in front of the first bytes sent back to the client (see
 ``gostfast.connector._lazy``); ``nodelay=true`` writes it at once.
 
+UDP (FLAG_UDP or NETWORK udp), as GOST's handler:
+* CONNECT: the target from ADDR (missing: 1, bypassed: 3), reached with
+  ``Router.dial_udp`` (through the chain: its last node's UDP; failure: 7);
+  then ``len(2) payload`` frames both ways (``udp.stream.RelayUdpStream``), the
+  OK response lazy as for TCP.
+* BIND (``bind=true``, else 3 Forbidden): a UDP association from a socket here
+  (GOST binds it on ADDR, and so do we; it ignores the chain, as GOST's), the
+  OK response carrying ADDR = where it is bound, written at once; then UDP-TUN
+  frames. TCP BIND (a mux session per bind in GOST) is not implemented: 1.
+* ``udp.bufferSize``/``udpBufferSize`` (default 4096): a datagram from the
+  client longer than that is dropped with a debug line.
+
 Differences from GOST, on purpose:
-* UDP (FLAG_UDP or NETWORK udp) and the unix/serial/ip networks are not
-  implemented: they get status 1 BadRequest and the connection is closed.
+* The unix/serial/ip networks, and UDP in forward mode, are not implemented:
+  they get status 1 BadRequest and the connection is closed.
 * Forward mode fails over: when a forwarder node cannot be reached the next one
   is tried (as our forward handler does); GOST marks the node and answers 6.
   Status 6 is sent once every node has failed.
@@ -40,13 +52,18 @@ from gostfast.proto import relay as rp
 from gostfast.proto.errors import RelayError
 from gostfast.relay import relay
 from gostfast.timeouts import within
+from gostfast.udp.direct import DirectPacket
+from gostfast.udp.packet import DEFAULT_BUFFER_SIZE, udp_buffer_size_opt
+from gostfast.udp.pipe import pipe_packets
+from gostfast.udp.stream import RelayUdpStream, UdpTunStream
 
 RELAY_OPTIONS = (
     # GOST (config/parsing/service): client addresses that skip authentication
     unsupported("skipauth", "skipauth"),
     opt("read_timeout", "duration", 15.0, "readTimeout", doc="time to read the request"),
     opt("nodelay", "bool", False, "nodelay", doc="write the OK response at once"),
-    unsupported("bind", "bind", default=False),
+    opt("bind", "bool", False, "bind", doc="serve BIND with FLAG_UDP (a UDP association)"),
+    udp_buffer_size_opt("longest UDP datagram taken from the client (<= 0: 4096)"),
     unsupported("sniffing", "sniffing", default=False),
     unsupported("hash", "hash", default=""),
 )
@@ -65,6 +82,9 @@ class RelayHandler(Handler):
         timeout = spec.options.get("read_timeout", 15.0)
         self.read_timeout = timeout if timeout > 0 else 15.0  # GOST: <= 0 means 15 s
         self.nodelay = bool(spec.options.get("nodelay", False))
+        self.enable_bind = bool(spec.options.get("bind", False))
+        size = int(spec.options.get("udp_buffer_size", DEFAULT_BUFFER_SIZE))
+        self.udp_buffer_size = size if size > 0 else DEFAULT_BUFFER_SIZE
 
     async def handle(self, ep: Endpoint) -> None:
         log = self.spec.log
@@ -90,8 +110,11 @@ class RelayHandler(Handler):
         network = network_feature.name if network_feature else "tcp"
         if req.udp:
             network = "udp"
+        if network == "udp" and self.spec.forwarder is None:
+            await self._udp(ep, req)
+            return
         if network != "tcp":
-            log.info("%s: relay: network %s is not supported", ep.peer, network)
+            log.info("%s: relay: network %s is not supported here", ep.peer, network)
             self._refuse(ep, rp.STATUS_BAD_REQUEST)
             return
 
@@ -101,8 +124,13 @@ class RelayHandler(Handler):
 
         cmd = req.command
         if cmd == rp.CMD_BIND:
-            log.info("%s: relay: BIND is disabled", ep.peer)
-            self._refuse(ep, rp.STATUS_FORBIDDEN)
+            status = rp.STATUS_BAD_REQUEST if self.enable_bind else rp.STATUS_FORBIDDEN
+            log.info(
+                "%s: relay: TCP BIND is %s",
+                ep.peer,
+                "not implemented" if self.enable_bind else "disabled",
+            )
+            self._refuse(ep, status)
             return
         if cmd not in (0, rp.CMD_CONNECT):
             log.info("%s: relay: unknown command 0x%02x", ep.peer, req.cmd)
@@ -126,6 +154,60 @@ class RelayHandler(Handler):
             return
         log.debug("%s <-> %s", ep.peer, target)
         await self._pipe(ep, upstream)
+
+    async def _udp(self, ep: Endpoint, req: rp.Request) -> None:
+        log = self.spec.log
+        addr = req.feature(rp.Addr)
+        cmd = req.command
+        if cmd == rp.CMD_BIND:
+            if not self.enable_bind:
+                log.info("%s: relay: BIND is disabled", ep.peer)
+                self._refuse(ep, rp.STATUS_FORBIDDEN)
+                return
+            await self._udp_bind(ep, addr)
+            return
+        if cmd not in (0, rp.CMD_CONNECT):
+            log.info("%s: relay: unknown command 0x%02x", ep.peer, req.cmd)
+            self._refuse(ep, rp.STATUS_BAD_REQUEST)
+            return
+        if addr is None:
+            log.info("%s: relay udp: target not specified", ep.peer)
+            self._refuse(ep, rp.STATUS_BAD_REQUEST)
+            return
+        target = join_host_port(addr.host, addr.port)
+        if self.spec.bypass.contains(target, "udp"):
+            log.info("%s: relay udp: %s is bypassed (Forbidden)", ep.peer, target)
+            self._refuse(ep, rp.STATUS_FORBIDDEN)
+            return
+        try:
+            upstream = await self.spec.router.dial_udp(ep.peer, log, (addr.host, addr.port))
+        except DialError as exc:
+            log.info("%s -> %s/udp: %s", ep.peer, target, exc)
+            self._refuse(ep, rp.STATUS_NETWORK_UNREACHABLE)
+            return
+        if self.nodelay:
+            ep.write(OK_RESPONSE)
+            carrier: Endpoint = ep
+        else:
+            carrier = LazyRelayResponse(ep, OK_RESPONSE)
+        client = RelayUdpStream(carrier, (addr.host, addr.port), ep.peer, log, self.udp_buffer_size)
+        await pipe_packets(client, upstream, bypass=self.spec.bypass, log=log, what="relay udp")
+
+    async def _udp_bind(self, ep: Endpoint, addr: rp.Addr | None) -> None:
+        log = self.spec.log
+        host, port = (addr.host, addr.port) if addr is not None else ("0.0.0.0", 0)
+        try:
+            upstream = await DirectPacket.open(ep.peer, log, (host, port))
+        except OSError as exc:
+            log.info("%s: relay udp: cannot bind %s: %s", ep.peer, join_host_port(host, port), exc)
+            ep.abort()  # GOST returns the error without a response
+            return
+        bound = rp.Addr(*upstream.local_address())
+        ep.write(rp.encode_response(rp.Response(features=[bound])))
+        client = UdpTunStream(ep, ep.peer, log, self.udp_buffer_size)
+        await pipe_packets(
+            client, upstream, bypass=self.spec.bypass, log=log, what="relay udp bind"
+        )
 
     async def _forward(self, ep: Endpoint) -> None:
         log = self.spec.log

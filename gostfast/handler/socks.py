@@ -16,14 +16,15 @@ SOCKS5 (RFC 1928/1929) as GOST serves it:
   ``udp`` options are on (see ``_socks5_bind`` and ``_socks5_udp`` for the
   rules); while they are off (the default, as GOST) they get REP 0x02 (not
   allowed). BIND ignores the service's chain, as GOST's does ("BIND does not
-  support chain": it listens on this host). UDP ASSOCIATE through a chain is
-  something GOST does with its own machinery (UDP-over-TCP to a socks5 node,
-  the relay protocol's UDP); gostfast does not have that, so with a chain it
-  answers REP 0x07 (command not supported). GOST's MUX-BIND (0xF2) and UDP-TUN
-  (0xF3) get REP 0x02 while the option that gates them in GOST is off (``bind``;
-  ``udp``, or ``bind`` for a UDP-TUN with a port) and REP 0x07 (not implemented
-  here) when it is on. Tor's RESOLVE/RESOLVE_PTR (0xF0/0xF1) and unknown
-  commands get REP 0x07 (command not supported).
+  support chain": it listens on this host). UDP ASSOCIATE with a chain sends
+  its datagrams through it, as GOST: a UDP-TUN stream to the last node (a
+  socks5 node; a node whose connector carries no UDP fails the request with
+  REP 0x01). GOST's UDP-TUN (0xF3) with DST port 0 is served under ``udp``
+  (its frames go to the chain or straight out); with a port it is GOST's
+  BIND flavour, and like MUX-BIND (0xF2) it gets REP 0x02 while ``bind`` is
+  off and REP 0x07 (not implemented here) when it is on. Tor's
+  RESOLVE/RESOLVE_PTR (0xF0/0xF1) and unknown commands get REP 0x07 (command
+  not supported).
 * A malformed message (bad version, NMETHODS 0, unknown ATYP...) or no request
   within ``readTimeout`` (15 s) closes the connection without a reply, as GOST.
 
@@ -46,13 +47,14 @@ from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
 from gostfast.handler._conn_addr import local_ip, peer_ip
 from gostfast.handler._socks5_bind import BIND_ACCEPT_TIMEOUT, serve_bind
-from gostfast.handler._socks5_udp import DEFAULT_BUFFER_SIZE, serve_udp_associate
+from gostfast.handler._socks5_udp import serve_udp_associate, serve_udp_tun
 from gostfast.handler._users import Users
 from gostfast.proto import socks4 as s4
 from gostfast.proto import socks5 as s5
 from gostfast.proto.errors import ProtocolError
 from gostfast.relay import relay
 from gostfast.timeouts import within
+from gostfast.udp.packet import DEFAULT_BUFFER_SIZE, udp_buffer_size_opt
 
 _READ_TIMEOUT = opt(
     "read_timeout", "duration", 15.0, "readTimeout", doc="time to read the SOCKS handshake"
@@ -64,14 +66,9 @@ SOCKS5_OPTIONS = (
     _READ_TIMEOUT,
     opt("notls", "bool", False, "notls", doc="accepted; gostfast never offers TLS methods"),
     opt("bind", "bool", False, "bind", doc="serve BIND (listens on this host)"),
-    opt("udp", "bool", False, "udp", doc="serve UDP ASSOCIATE (services without a chain)"),
-    opt(
-        "udp_buffer_size",
-        "int",
-        DEFAULT_BUFFER_SIZE,
-        "udp.bufferSize",
-        "udpBufferSize",
-        doc="UDP datagram buffer: longer datagrams are cut there (<= 0: 4096)",
+    opt("udp", "bool", False, "udp", doc="serve UDP ASSOCIATE and UDP-TUN (through the chain)"),
+    udp_buffer_size_opt(
+        "UDP datagram buffer: longer datagrams are cut there, UDP-TUN ones dropped (<= 0: 4096)"
     ),
     opt(
         "udp_resolve_domain",
@@ -169,10 +166,10 @@ class Socks5Handler(Handler):
         """The REP for a command not served: 0x02 while GOST's gating option is off, else 0x07."""
         if cmd == s5.CMD_BIND or cmd == s5.CMD_MUX_BIND:
             enabled = self.enable_bind
-        elif cmd == s5.CMD_UDP_ASSOCIATE:
-            enabled = self.enable_udp  # on, yet refused: the service has a chain
+        elif cmd == s5.CMD_UDP_ASSOCIATE or (cmd == s5.CMD_UDP_TUN and port == 0):
+            enabled = self.enable_udp  # on, they are served: only "off" reaches here
         elif cmd == s5.CMD_UDP_TUN:
-            enabled = self.enable_udp if port == 0 else self.enable_bind
+            enabled = self.enable_bind
         else:
             return s5.REP_COMMAND_NOT_SUPPORTED
         return s5.REP_COMMAND_NOT_SUPPORTED if enabled else s5.REP_NOT_ALLOWED
@@ -204,15 +201,25 @@ class Socks5Handler(Handler):
                 log=log,
             )
             return
-        if cmd == s5.CMD_UDP_ASSOCIATE and self.enable_udp and not self.spec.router.hops:
+        if cmd == s5.CMD_UDP_ASSOCIATE and self.enable_udp:
             await serve_udp_associate(
                 ep,
+                open_upstream=lambda: self.spec.router.dial_udp(ep.peer, log),
                 local_ip=local_ip(ep),
                 client_ip=peer_ip(ep),
                 buffer_size=self.udp_buffer_size,
                 bind_min=self.udp_bind_range[0],
                 bind_max=self.udp_bind_range[1],
                 public_addr=self.public_addr,
+                log=log,
+                bypass=self.spec.bypass,
+            )
+            return
+        if cmd == s5.CMD_UDP_TUN and port == 0 and self.enable_udp:
+            await serve_udp_tun(
+                ep,
+                open_upstream=lambda: self.spec.router.dial_udp(ep.peer, log),
+                buffer_size=self.udp_buffer_size,
                 log=log,
                 bypass=self.spec.bypass,
             )

@@ -91,6 +91,9 @@ __all__ = [
     "parse_response",
     "status_text",
     "network_name",
+    "MAX_UDP_PAYLOAD",
+    "build_udp_frame",
+    "parse_udp_frame",
 ]
 
 VERSION1 = 0x01
@@ -432,3 +435,30 @@ def parse_response(buf: Buffer, *, strict: bool = False) -> tuple[Response, int]
         return None
     status, features, used = parsed
     return Response(VERSION1, status, features), used
+
+
+MAX_UDP_PAYLOAD = 0xFFFF
+"""The longest datagram a relay UDP frame carries (a 16-bit length)."""
+
+
+def build_udp_frame(payload: Buffer) -> bytes:
+    """A datagram on a relay UDP stream (CONNECT with FLAG_UDP): ``len(2, BE) payload``.
+
+    Raises ValueError past ``MAX_UDP_PAYLOAD`` (GOST: "data maximum exceeded").
+    """
+    if len(payload) > MAX_UDP_PAYLOAD:
+        raise ValueError(f"relay UDP datagram of {len(payload)} bytes (at most {MAX_UDP_PAYLOAD})")
+    return len(payload).to_bytes(2, "big") + payload
+
+
+def parse_udp_frame(buf: Buffer) -> tuple[int, int] | None:
+    """-> (payload offset, frame length), or None while the frame is incomplete.
+
+    Any 16-bit length frames, so a relay UDP stream cannot be malformed past its
+    response; only a frame too long for the reader's buffer is refused, there.
+    """
+    view = as_bytes_view(buf)
+    if len(view) < 2:
+        return None
+    end = 2 + int.from_bytes(view[0:2], "big")
+    return (2, end) if len(view) >= end else None

@@ -75,6 +75,9 @@ __all__ = [
     "parse_reply",
     "parse_udp_header",
     "build_udp_header",
+    "MAX_UDP_TUN_PAYLOAD",
+    "parse_udp_tun_frame",
+    "build_udp_tun_frame",
 ]
 
 VERSION = 0x05
@@ -301,3 +304,40 @@ def build_udp_header(host: str, port: int, *, rsv: int = 0, frag: int = 0) -> by
     if not isinstance(rsv, int) or not 0 <= rsv <= 0xFFFF:
         raise ValueError(f"rsv must be an int in 0..65535, got {rsv!r}")
     return rsv.to_bytes(2, "big") + bytes((_byte(frag, "frag"),)) + encode_addr(host, port)
+
+
+MAX_UDP_TUN_PAYLOAD = 0xFFFF
+"""The longest payload a UDP-TUN frame can carry (its length is the 16-bit RSV)."""
+
+
+def parse_udp_tun_frame(buf: Buffer) -> tuple[tuple[UdpHeader, int], int] | None:
+    """One GOST UDP-TUN frame ``len(2) frag(1) atyp addr port payload`` from a stream.
+
+    Returns ``((header, payload offset), frame length)``, or None while the frame
+    is incomplete; the payload is ``buf[offset:frame length]`` and ``header.rsv``
+    is its length. FRAG is not checked (GOST writes 0xFF and reads anything). A
+    zero length is an empty datagram here; gosocks5 would read "whatever comes
+    next" instead, which on a stream cannot be framed, so gostfast never sends one.
+    Raises ``UnknownAddressType`` for a bad ATYP: the stream cannot be framed
+    past it.
+    """
+    parsed = parse_udp_header(buf, allow_frag=True)
+    if parsed is None:
+        return None
+    header, used = parsed
+    end = used + header.rsv
+    if len(as_bytes_view(buf)) < end:
+        return None
+    return (header, used), end
+
+
+def build_udp_tun_frame(host: str, port: int, payload: Buffer) -> bytes:
+    """The UDP-TUN frame carrying ``payload`` from/to ``host:port`` (as GOST writes it).
+
+    Raises ValueError for an empty payload (see ``parse_udp_tun_frame``) or one
+    longer than ``MAX_UDP_TUN_PAYLOAD``.
+    """
+    size = len(payload)
+    if not 0 < size <= MAX_UDP_TUN_PAYLOAD:
+        raise ValueError(f"UDP-TUN payload must be 1..{MAX_UDP_TUN_PAYLOAD} bytes, got {size}")
+    return build_udp_header(host, port, rsv=size, frag=UDP_TUN_FRAG) + payload

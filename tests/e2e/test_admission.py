@@ -13,7 +13,6 @@ address.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import socket
 import ssl
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from proxy_support import TCPServer, connect, echo, recv_until_close
-from support import Procs, connect_unique, free_port, output
+from support import Procs, connect_unique, debian_tool, free_port, output
 
 IO_TIMEOUT = 10.0
 
@@ -97,14 +96,7 @@ PORTS += ("ws_proxy_denied", "ws_rate", "front", "front_bound")
 
 
 def _nginx() -> str:
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else ""
-    )
-    if not found:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nginx is not installed (.ci/run installs Debian's nginx-light)")
-        pytest.skip("nginx is not installed (apt-get install nginx-light)")
-    return found
+    return debian_tool("nginx", "nginx-light")
 
 
 @pytest.fixture(scope="module")

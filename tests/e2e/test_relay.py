@@ -262,13 +262,10 @@ def test_unknown_feature_is_ignored(net):
         (lambda n: request("127.0.0.1", n["dead"]), rp.STATUS_NETWORK_UNREACHABLE),
         (lambda n: request("127.0.0.1", n["echo"], cmd=2), rp.STATUS_FORBIDDEN),  # BIND
         (lambda n: request("127.0.0.1", n["echo"], cmd=3), rp.STATUS_BAD_REQUEST),
-        (lambda n: request("127.0.0.1", n["echo"], cmd=0x81), rp.STATUS_BAD_REQUEST),  # UDP
-        (
-            lambda n: request("127.0.0.1", n["echo"], features=[rp.Network(rp.NETWORK_UDP)]),
-            rp.STATUS_BAD_REQUEST,
-        ),
+        (lambda n: request(cmd=0x81), rp.STATUS_BAD_REQUEST),  # UDP without a target
+        (lambda n: request("127.0.0.1", n["echo"], cmd=0x82), rp.STATUS_FORBIDDEN),  # UDP BIND
     ],
-    ids=["no-addr", "dial-failure", "bind", "associate", "udp-flag", "udp-network"],
+    ids=["no-addr", "dial-failure", "bind", "associate", "udp-no-addr", "udp-bind"],
 )
 def test_error_status_then_close(net, make, code):
     with connect(net["lazy"]) as s:

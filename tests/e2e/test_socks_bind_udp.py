@@ -5,7 +5,6 @@ in-process handler for the bounded BIND wait)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -13,7 +12,16 @@ import threading
 import time
 
 import pytest
-from proxy_support import TCPServer, connect, echo, is_closed, recv_exactly, recv_until_close
+from proxy_support import (
+    TCPServer,
+    UDPEcho,
+    connect,
+    echo,
+    is_closed,
+    no_answer,
+    recv_exactly,
+    recv_until_close,
+)
 from support import GOSTFAST, Procs, free_port
 
 from gostfast.chain.route import Router
@@ -25,31 +33,6 @@ from gostfast.proto import socks5 as s5
 
 LOOPBACK = bytes([127, 0, 0, 1])
 REFUSED = {rep: bytes((5, rep, 0, 1)) + bytes(6) for rep in (0x01, 0x02, 0x07)}
-QUIET = 0.4  # how long "no answer" is waited for
-
-
-class UDPEcho:
-    """A UDP echo server on 127.0.0.1 that also records who sent what."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.seen: list[tuple[bytes, tuple]] = []
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except OSError:
-                return
-            self.seen.append((data, addr))
-            with contextlib.suppress(OSError):
-                self.sock.sendto(data, addr)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -128,17 +111,6 @@ def udp_socket(host: str = "127.0.0.1") -> socket.socket:
 
 def dgram(host: str, port: int, payload: bytes, frag: int = 0) -> bytes:
     return s5.build_udp_header(host, port, frag=frag) + payload
-
-
-def no_answer(u: socket.socket, wait: float = QUIET) -> bool:
-    u.settimeout(wait)
-    try:
-        u.recvfrom(65535)
-    except TimeoutError:
-        return True
-    finally:
-        u.settimeout(5.0)
-    return False
 
 
 def associate(port: int, cred=None) -> tuple[socket.socket, tuple[str, int]]:
@@ -481,11 +453,9 @@ def test_users_still_required(net):
         ("off", s5.CMD_MUX_BIND, 0, 0x02),
         ("off", s5.CMD_UDP_TUN, 0, 0x02),
         ("on", s5.CMD_MUX_BIND, 0, 0x07),
-        ("on", s5.CMD_UDP_TUN, 0, 0x07),
         ("on", s5.CMD_UDP_TUN, 53, 0x07),
         ("small", s5.CMD_BIND, 0, 0x02),  # udp on, bind off
         ("small", s5.CMD_UDP_TUN, 53, 0x02),  # a UDP-TUN with a port is gated by bind
-        ("chain", s5.CMD_UDP_ASSOCIATE, 0, 0x07),
     ],
 )
 def test_refusals(net, svc, cmd, dport, rep):
@@ -526,3 +496,83 @@ def test_check_shows_the_options():
     for line in ("bind: true", "udp: true", "udp_buffer_size: 2048", "udp_bind_min: 4000"):
         assert line in on
     assert "udp_buffer_size: 1500" in _check("?udpBufferSize=1500")
+
+
+# ------------------------------------------- UDP through a chain and GOST's UDP-TUN
+
+
+def udp_tun(port: int) -> socket.socket:
+    """A UDP-TUN stream (GOST's command 0xF3, DST 0.0.0.0:0) past its reply."""
+    s = socks_request(port, s5.CMD_UDP_TUN)
+    rep, _, _ = read_reply(s)
+    assert rep == 0
+    return s
+
+
+def tun_frame(host: str, port: int, payload: bytes) -> bytes:
+    return s5.build_udp_tun_frame(host, port, payload)
+
+
+def read_tun_frame(s: socket.socket) -> tuple[str, int, bytes]:
+    buf = b""
+    while True:
+        parsed = s5.parse_udp_tun_frame(buf)
+        if parsed is not None:
+            (header, start), end = parsed
+            assert end == len(buf), "one frame expected"
+            return header.host, header.port, buf[start:end]
+        buf += recv_exactly(s, 1)
+
+
+def test_udp_associate_through_a_chain_goes_by_udp_tun(net):
+    """With a chain, the datagrams cross it as UDP-TUN to the socks5 node, which sends
+    them from its own socket: the echo sees the node's relay socket, replies come back."""
+    echo_port = net["udp_echo"].port
+    want_header = b"\x00\x00\x00\x01" + LOOPBACK + echo_port.to_bytes(2, "big")
+    s, relay = associate(net["chain"])
+    with s, udp_socket() as u:
+        for size in (1, 100, 1400, 4000):
+            payload = os.urandom(size)
+            assert echo_through(u, relay, echo_port, payload) == want_header + payload
+        u.sendto(dgram("localhost", echo_port, b"by name"), relay)
+        assert u.recvfrom(65535)[0] == want_header + b"by name"
+        u.sendto(b"\x00\x00\x00\x09" + bytes(8), relay)  # malformed: dropped here
+        assert no_answer(u)
+        assert echo_through(u, relay, echo_port, b"still") == want_header + b"still"
+        s.shutdown(socket.SHUT_WR)
+        assert recv_until_close(s) == b""
+
+
+def test_udp_tun_served_byte_exact(net):
+    """GOST's UDP-TUN on a socks5 service: frames name the target, replies the source."""
+    echo_port = net["udp_echo"].port
+    with udp_tun(net["on"]) as s:
+        for size in (1, 1400, 4096):
+            payload = os.urandom(size)
+            s.sendall(tun_frame("127.0.0.1", echo_port, payload))
+            assert read_tun_frame(s) == ("127.0.0.1", echo_port, payload)
+        # two frames in one write, the second cut across writes
+        s.sendall(
+            tun_frame("localhost", echo_port, b"one")
+            + tun_frame("127.0.0.1", echo_port, b"two")[:5]
+        )
+        s.sendall(tun_frame("127.0.0.1", echo_port, b"two")[5:])
+        assert {read_tun_frame(s)[2], read_tun_frame(s)[2]} == {b"one", b"two"}
+
+
+def test_udp_tun_bad_input_drops_the_datagram_or_ends_only_that_stream(net):
+    echo_port = net["udp_echo"].port
+    with udp_tun(net["small"]) as s, udp_tun(net["small"]) as other:
+        # longer than udpBufferSize=64: dropped, the stream stays framed
+        s.sendall(tun_frame("127.0.0.1", echo_port, bytes(65)))
+        s.sendall(tun_frame("127.0.0.1", echo_port, b"after"))
+        assert read_tun_frame(s) == ("127.0.0.1", echo_port, b"after")
+        # a bad ATYP cannot be framed past: that stream is closed, the other goes on
+        s.sendall(b"\x00\x01\xff\x09\x00")
+        assert recv_until_close(s) == b""
+        other.sendall(tun_frame("127.0.0.1", echo_port, b"other"))
+        assert read_tun_frame(other) == ("127.0.0.1", echo_port, b"other")
+    with udp_tun(net["bypass"]) as s:
+        s.sendall(tun_frame("localhost", echo_port, b"bypassed"))
+        s.sendall(tun_frame("127.0.0.1", echo_port, b"by ip"))
+        assert read_tun_frame(s) == ("127.0.0.1", echo_port, b"by ip")

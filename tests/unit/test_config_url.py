@@ -76,7 +76,7 @@ def b64(text: str) -> str:
         # each would fall back to a tcp listener / auto handler if we did not know GOST's names
         ("-L", "tls://:8443", "listener 'tls' is not supported by gostfast yet"),
         ("-L", "rtcp://:2222/192.168.1.1:22", "handler 'rtcp' is not supported by gostfast yet"),
-        ("-L", "udp://:5353/8.8.8.8:53", "handler 'udp' is not supported by gostfast yet"),
+        ("-L", "rudp://:5353/8.8.8.8:53", "handler 'rudp' is not supported by gostfast yet"),
         ("-L", "ss://aes-128-gcm:pass@:8338", "handler 'ss' is not supported by gostfast yet"),
         ("-L", "http2://:443", "handler 'http2' is not supported by gostfast yet"),
         ("-F", "tls://h:443", "dialer 'tls' is not supported by gostfast yet"),

@@ -374,3 +374,16 @@ def test_random_bytes_only_parse_none_or_protocol_error(data: bytes) -> None:
             continue
         if result is not None:
             assert 4 <= result[1] <= len(data)
+
+
+# ------------------------------------------------ UDP frames (CONNECT with FLAG_UDP)
+
+
+def test_udp_frame_bytes_and_cuts() -> None:
+    raw = relay.build_udp_frame(b"dns")
+    assert raw == b"\x00\x03dns"
+    assert relay.parse_udp_frame(raw + b"\x00") == (2, 5)
+    assert [relay.parse_udp_frame(raw[:cut]) for cut in range(len(raw))] == [None] * len(raw)
+    assert relay.parse_udp_frame(b"\x00\x00") == (2, 2)  # an empty datagram
+    with pytest.raises(ValueError):
+        relay.build_udp_frame(bytes(relay.MAX_UDP_PAYLOAD + 1))

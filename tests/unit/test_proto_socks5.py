@@ -355,3 +355,54 @@ def test_random_bytes_only_parse_none_or_protocol_error(data: bytes) -> None:
         if result is not None:
             _, used = result
             assert 0 < used <= len(data)
+
+
+# ---------------------------------------------------------------------------
+# UDP-TUN frames (GOST's UDP over the TCP stream: RSV = length, FRAG = 0xFF)
+# ---------------------------------------------------------------------------
+
+
+def test_udp_tun_frame_bytes_as_gost_writes_them() -> None:
+    raw = s5.build_udp_tun_frame("127.0.0.1", 53, b"abc")
+    assert raw == H("00 03 ff 01 7f 00 00 01 00 35") + b"abc"
+    assert s5.parse_udp_tun_frame(raw + b"next") == (
+        (s5.UdpHeader(3, 0xFF, "127.0.0.1", 53), 10),
+        13,
+    )
+    _assert_needs_more_at_every_cut(s5.parse_udp_tun_frame, raw)
+
+
+def test_udp_tun_frame_domain_and_any_frag() -> None:
+    raw = H("00 02 00 03 04") + b"host" + H("01 bb") + b"hi"
+    assert s5.parse_udp_tun_frame(raw) == ((s5.UdpHeader(2, 0, "host", 443), 11), 13)
+
+
+def test_udp_tun_frame_bad_atyp_and_bad_payloads() -> None:
+    with pytest.raises(UnknownAddressType):
+        s5.parse_udp_tun_frame(H("00 01 ff 09 00"))
+    with pytest.raises(ValueError):
+        s5.build_udp_tun_frame("1.2.3.4", 1, b"")
+    with pytest.raises(ValueError):
+        s5.build_udp_tun_frame("1.2.3.4", 1, bytes(s5.MAX_UDP_TUN_PAYLOAD + 1))
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["10.0.0.1", "::1", "example.test"]),
+            st.integers(0, 65535),
+            st.binary(min_size=1, max_size=300),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_udp_tun_frames_round_trip_on_a_stream(frames) -> None:
+    stream = b"".join(s5.build_udp_tun_frame(h, p, d) for h, p, d in frames)
+    got = []
+    while stream:
+        (header, start), end = s5.parse_udp_tun_frame(stream)
+        got.append((header.host, header.port, stream[start:end]))
+        stream = stream[end:]
+    assert got == [(h, p, d) for h, p, d in frames]
