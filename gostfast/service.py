@@ -509,17 +509,29 @@ class Orchestrator:
         self._stop.set()
 
     async def shutdown(self) -> None:
-        """Stop accepting, wait up to ``grace`` seconds for tunnels, abort the rest."""
+        """Stop accepting, wait up to ``grace`` seconds for tunnels, abort the rest.
+
+        A connection the loop accepted just before the close still gets its
+        ``connection_made`` (uvloop schedules it for the next iteration), so its tunnel
+        starts after we began waiting: the tasks are looked at again until none is left
+        or the grace has passed. Without that, a worker retired by a reload could end
+        with such a tunnel unserved, and its client would see EOF.
+        """
         self.close_listeners()
+        await asyncio.sleep(0)  # the accepted connections' connection_made callbacks
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace
         if self.tasks:
             log.info(
                 "stopping: waiting up to %gs for %d open tunnel(s)", self.grace, len(self.tasks)
             )
-            _, pending = await asyncio.wait(set(self.tasks), timeout=self.grace)
-            for t in pending:
-                t.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=2.0)
+        while self.tasks and deadline - loop.time() > 0:
+            await asyncio.wait(set(self.tasks), timeout=deadline - loop.time())
+        pending = set(self.tasks)
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         """Start, serve until SIGINT/SIGTERM or ``stop()``, then shut down; ``ready`` is
