@@ -39,7 +39,14 @@ import ssl
 from gostfast.endpoint import Endpoint, LayeredEndpoint, TCPEndpoint
 from gostfast.errors import HandshakeError
 
-__all__ = ["TLSEndpoint", "start_tls_tcp", "wrap_client", "wrap_server", "describe_ssl_error"]
+__all__ = [
+    "TLSEndpoint",
+    "start_tls_tcp",
+    "wrap_client",
+    "wrap_server",
+    "describe_ssl_error",
+    "describe_start_tls_failure",
+]
 
 #: plaintext asked of SSLObject.read per call (a TLS record carries at most 16 KiB)
 READ_SIZE = 65536
@@ -384,7 +391,7 @@ async def start_tls_tcp(
         raise
     except (ssl.SSLError, OSError, asyncio.TimeoutError, EOFError) as exc:
         transport.abort()
-        reason = _describe_start_tls(exc)
+        reason = describe_start_tls_failure(exc)
         if reason == "timed out" and timeout and timeout > 0:
             reason = f"timed out after {timeout:g} s"
         err = HandshakeError(f"TLS handshake with {ep.peer} failed: {reason}")
@@ -399,7 +406,8 @@ async def start_tls_tcp(
     return ep
 
 
-def _describe_start_tls(exc: BaseException) -> str:
+def describe_start_tls_failure(exc: BaseException) -> str:
+    """Why ``loop.start_tls`` / ``connect_accepted_socket(ssl=)`` failed, for a log line."""
     if isinstance(exc, ConnectionAbortedError) and "taking longer" in str(exc):
         return "timed out"
     if isinstance(exc, (ConnectionResetError, BrokenPipeError)) or (

@@ -27,6 +27,7 @@ from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import HandshakeError
 from gostfast.proto import http1, wshandshake
 from gostfast.timeouts import within
+from gostfast.tlsutil.endpoint import describe_start_tls_failure
 from gostfast.transport.accept import Acceptor, bind_sockets, peer_text, socket_addresses
 from gostfast.transport.tcp import (
     apply_keepalive,
@@ -452,7 +453,8 @@ class WSSListener(WSListener):
             if release is not None:
                 release()
             if isinstance(exc, (OSError, ssl.SSLError, asyncio.TimeoutError, EOFError)):
-                log.info("%s %s: TLS handshake failed: %s", self.scheme, peer, _tls_reason(exc))
+                reason = describe_start_tls_failure(exc)
+                log.info("%s %s: TLS handshake failed: %s", self.scheme, peer, reason)
                 return
             raise
         await self._upgrade(made[0], on_accept)
@@ -464,16 +466,6 @@ class WSSListener(WSListener):
 
     def addresses(self) -> list[str]:
         return socket_addresses(self._acceptor.socks) if self._acceptor else []
-
-
-def _tls_reason(exc: BaseException) -> str:
-    from gostfast.tlsutil.endpoint import describe_ssl_error
-
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or "taking longer" in str(exc):
-        return "timed out"
-    if isinstance(exc, ssl.SSLError):
-        return describe_ssl_error(exc)
-    return str(exc) or "connection closed by the peer"
 
 
 async def ws_handshake(raw: Endpoint, addr: str, options, log_: logging.Logger) -> WSEndpoint:
