@@ -16,6 +16,7 @@ import os
 import socket
 
 from gostfast.service import Plan, ServicePlan
+from gostfast.transport.accept import listen_addrinfos, listen_socket
 from gostfast.transport.tcp import listen_backlog
 
 AddrKey = tuple[str | None, int]
@@ -27,28 +28,6 @@ class BindError(Exception):
 
 def _reason(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
-
-
-def _addrinfos(host: str | None, port: int) -> list[tuple]:
-    infos = socket.getaddrinfo(
-        host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
-    )
-    seen, out = set(), []
-    for family, type_, proto, _, addr in infos:
-        if (family, addr) not in seen:
-            seen.add((family, addr))
-            out.append((family, type_, proto, addr))
-    return out
-
-
-def _socket(family: int, type_: int, proto: int, reuseport: bool) -> socket.socket:
-    sock = socket.socket(family, type_, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuseport:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    if family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio's servers
-    return sock
 
 
 class ListenSockets:
@@ -95,11 +74,11 @@ class ListenSockets:
         groups: list[list[socket.socket]] = [[] for _ in range(self.slots)]
         try:
             port = sp.port
-            for family, type_, proto, addr in _addrinfos(sp.host, sp.port):
+            for family, type_, proto, addr in listen_addrinfos(sp.host, sp.port):
                 # the probe: a plain bind fails where anyone (another gostfast included)
                 # holds the address, which SO_REUSEPORT alone would share silently
                 try:
-                    probe = _socket(family, type_, proto, reuseport=False)
+                    probe = listen_socket(family, type_, proto)
                 except OSError as exc:
                     if exc.errno == errno.EAFNOSUPPORT:
                         continue
@@ -109,7 +88,7 @@ class ListenSockets:
                     port = probe.getsockname()[1]  # port 0: the port the system chose
                 bound = (addr[0], port, *addr[2:])
                 for group in groups:
-                    sock = _socket(family, type_, proto, reuseport=True)
+                    sock = listen_socket(family, type_, proto, reuseport=True)
                     group.append(sock)
                     sock.bind(bound)
                     sock.listen(backlog)

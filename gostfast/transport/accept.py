@@ -21,6 +21,8 @@ import logging
 import socket
 from collections.abc import Callable
 
+from gostfast.config.url import join_host_port
+
 log = logging.getLogger("gostfast.accept")
 
 #: connections taken per wake-up before the loop serves others (uvloop accepts a burst too)
@@ -31,25 +33,40 @@ EMFILE_PAUSE = 0.1
 _OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
-def bind_sockets(host: str | None, port: int, backlog: int) -> list[socket.socket]:
-    """Non-blocking listening sockets for ``host`` (None: every interface), as
-    ``loop.create_server`` binds them: SO_REUSEADDR, IPv6 sockets v6-only. Raises
-    OSError (with the errno of the failing bind) and leaves nothing open."""
+def listen_addrinfos(host: str | None, port: int) -> list[tuple]:
+    """(family, type, proto, address) to listen on for ``host`` (None: every
+    interface), each address once, as ``loop.create_server`` resolves them."""
     infos = socket.getaddrinfo(
         host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
     )
-    socks: list[socket.socket] = []
-    seen = set()
-    try:
-        for family, type_, proto, _, addr in infos:
-            if (family, addr) in seen:
-                continue
+    seen, out = set(), []
+    for family, type_, proto, _, addr in infos:
+        if (family, addr) not in seen:
             seen.add((family, addr))
-            sock = socket.socket(family, type_, proto)
+            out.append((family, type_, proto, addr))
+    return out
+
+
+def listen_socket(family: int, type_: int, proto: int, reuseport: bool = False) -> socket.socket:
+    """A socket set up as ``loop.create_server``'s: SO_REUSEADDR, IPv6 ones v6-only
+    (and SO_REUSEPORT when asked: the supervisor's per-worker groups)."""
+    sock = socket.socket(family, type_, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuseport:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    return sock
+
+
+def bind_sockets(host: str | None, port: int, backlog: int) -> list[socket.socket]:
+    """Non-blocking listening sockets for ``host`` (None: every interface). Raises
+    OSError (with the errno of the failing bind) and leaves nothing open."""
+    socks: list[socket.socket] = []
+    try:
+        for family, type_, proto, addr in listen_addrinfos(host, port):
+            sock = listen_socket(family, type_, proto)
             socks.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(addr)
             sock.listen(backlog)
             sock.setblocking(False)
@@ -62,17 +79,12 @@ def bind_sockets(host: str | None, port: int, backlog: int) -> list[socket.socke
 
 def socket_addresses(socks) -> list[str]:
     """``host:port`` of every listening socket (``[v6]:port`` for IPv6)."""
-    out = []
-    for s in socks:
-        host, port = s.getsockname()[:2]
-        out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-    return out
+    return [join_host_port(*s.getsockname()[:2]) for s in socks]
 
 
 def peer_text(addr) -> str:
     """A peer address as the logs write it (``[v6]:port`` for IPv6)."""
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return join_host_port(addr[0], addr[1])
 
 
 class Acceptor:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from gostfast import registry
 from gostfast.components import Listener
 from gostfast.config.options import opt, unsupported
+from gostfast.config.url import join_host_port
 from gostfast.handler._conn_addr import unmap_ip
 from gostfast.udp.direct import DatagramSide, backlogged
 from gostfast.udp.packet import PacketTunnel
@@ -89,7 +90,7 @@ class UdpClient(PacketTunnel):
 
     def __init__(self, listener: UDPListener, addr: tuple, log: logging.Logger) -> None:
         host, port = unmap_ip(addr[0]), addr[1]
-        super().__init__(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}", log)
+        super().__init__(join_host_port(host, port), log)
         self.peer = self.name
         self.peer_ip = self.client_ip = host
         self.addr = addr
@@ -224,8 +225,7 @@ class UDPListener(Listener):
     def addresses(self) -> list[str]:
         if self.transport is None:
             return []
-        host, port = self.transport.get_extra_info("sockname")[:2]
-        return [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+        return [join_host_port(*self.transport.get_extra_info("sockname")[:2])]
 
 
 registry.listeners.register("udp", UDPListener, UDP_LISTEN_OPTIONS)
