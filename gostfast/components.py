@@ -8,6 +8,7 @@ connector: asks a node, over that transport, to connect onward (CONNECT, SOCKS..
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from abc import ABC, abstractmethod
@@ -118,7 +119,16 @@ class Listener(ABC):
         return True
 
     @abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Stop accepting. A connection already accepted but still in its handshake
+        (TLS, websocket upgrade) is not dropped: it finishes, or fails, on its own
+        bounded timeouts, and a drain waits for it (``handshakes``)."""
+
+    def handshakes(self) -> set[asyncio.Task]:
+        """Accepted connections whose handshake is still running: a shutdown or a
+        reload waits for them as for open tunnels, so a client that connected just
+        before is served, not cut off mid-upgrade."""
+        return set()
 
     @abstractmethod
     def addresses(self) -> list[str]:

@@ -515,23 +515,33 @@ class Orchestrator:
         ``connection_made`` (uvloop schedules it for the next iteration), so its tunnel
         starts after we began waiting: the tasks are looked at again until none is left
         or the grace has passed. Without that, a worker retired by a reload could end
-        with such a tunnel unserved, and its client would see EOF.
+        with such a tunnel unserved, and its client would see EOF. For the same reason
+        a connection still in its TLS handshake or websocket upgrade when the listener
+        closes is waited for too (``Listener.handshakes``): it becomes a tunnel, or
+        fails on its own timeouts.
         """
+        listeners = list(self.listeners)
         self.close_listeners()
         await asyncio.sleep(0)  # the accepted connections' connection_made callbacks
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.grace
-        if self.tasks:
+
+        def unfinished() -> set[asyncio.Task]:
+            # a handshake that completes becomes a tunnel (a task of self.tasks)
+            return set(self.tasks).union(*(x.handshakes() for x in listeners))
+
+        waiting = unfinished()
+        if waiting:
             log.info(
-                "stopping: waiting up to %gs for %d open tunnel(s)", self.grace, len(self.tasks)
+                "stopping: waiting up to %gs for %d open tunnel(s)", self.grace, len(waiting)
             )
-        while self.tasks and deadline - loop.time() > 0:
-            await asyncio.wait(set(self.tasks), timeout=deadline - loop.time())
-        pending = set(self.tasks)
-        for t in pending:
+        while waiting and deadline - loop.time() > 0:
+            await asyncio.wait(waiting, timeout=deadline - loop.time())
+            waiting = unfinished()
+        for t in waiting:
             t.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=2.0)
+        if waiting:
+            await asyncio.wait(waiting, timeout=2.0)
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         """Start, serve until SIGINT/SIGTERM or ``stop()``, then shut down; ``ready`` is

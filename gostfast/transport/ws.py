@@ -372,8 +372,9 @@ class WSListener(Listener):
 
     def close(self) -> None:
         close_servers(self._servers)
-        for t in list(self._pending):
-            t.cancel()
+
+    def handshakes(self) -> set[asyncio.Task]:
+        return set(self._pending)
 
     def addresses(self) -> list[str]:
         return server_addresses(self._servers)
