@@ -15,6 +15,18 @@ each the median of the rounds, on freshly started processes.
 
     python bench/workers.py spread [--seconds 2]
     python bench/workers.py capacity [--rounds 3] [--seconds 2] [--modes ws,mws]
+    python bench/workers.py ceiling [--seconds 4] [--modes ws,mws]
+
+``ceiling``: what N workers *could* buy on this machine at most. With one
+worker it reads the CPU time every process of the capacity topology spends
+per request (and per new connection): the server (c_s) and all the rest,
+the Go load client, refpeer's client and the echo (c_o). n cores serve at
+most n / (c_s + c_o) requests/s, one worker at most 1 / c_s, k workers
+k / c_s, so k workers can gain at most
+min(k / c_s, n / (c_s + c_o)) / min(1 / c_s, n / (c_s + c_o)) over one:
+when the load generator lives on the same small machine, that ceiling, not
+gostfast, bounds the scaling factor. refpeer's server is measured the same
+way, for its c_s next to gostfast's.
 
 Numbers on a shared or small machine move with whatever else runs: read
 them as a same-run comparison, not as absolutes.
@@ -166,11 +178,85 @@ def capacity(refpeer: str, rounds: int, seconds: float, modes: list[str]) -> Non
         runner.close()
 
 
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its children (a supervisor's workers)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [pid, *(int(x) for x in f.read().split())]
+    except OSError:
+        return [pid]
+
+
+def _cpu_per_op(runner: Runner, topo: Topology, conns: int, key: str, seconds: float):
+    """One ``refpeer rps`` load on ``topo``: (rate, {role: CPU us per op}, {role: cores})."""
+    import subprocess
+    import time
+
+    entry, ps = runner.start(topo)
+    server, client = ps[0], ps[1]  # started from the far end: the server first
+    try:
+        load = subprocess.Popen(
+            [runner.refpeer, "rps", "-server", f"127.0.0.1:{entry}", "-seconds", str(seconds),
+             "-conns", str(conns), "-size", "64"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        roles = {"server": _tree(server.pid), "refpeer client": [client.pid],
+                 "load client": [load.pid], "echo": [runner.procs[0].pid]}  # fmt: skip
+        start = time.monotonic()
+        edge = 0.05 * seconds
+        time.sleep(edge)
+        before = {r: sum(map(_cpu, pids)) for r, pids in roles.items()}
+        time.sleep(max(0.0, start + seconds - edge - time.monotonic()))
+        after = {r: sum(map(_cpu, pids)) for r, pids in roles.items()}
+        out = load.communicate(timeout=120)[0].strip().splitlines()[-1]
+    finally:
+        runner.stop(ps)
+    rate = float(re.search(rf"{key}=([\d.]+)", out).group(1))
+    window = seconds - 2 * edge
+    us = {r: (after[r] - before[r]) / (rate * window) * 1e6 for r in roles}
+    cores = {r: (after[r] - before[r]) / window for r in roles}
+    return rate, us, cores
+
+
+def ceiling(refpeer: str, seconds: float, modes: list[str]) -> None:
+    runner = Runner(refpeer)
+    runner.start_echo()  # runner.procs[0]
+    n = len(os.sched_getaffinity(0))
+    try:
+        for mode in modes:
+            one, two, rp = _servers(refpeer, mode)
+            for conns, key, what in ((128, "rps", "requests at 128 clients"),
+                                     (32, "conn_per_s", "new connections at 32")):  # fmt: skip
+                for topo in (one, rp):
+                    rate, us, cores = _cpu_per_op(runner, topo, conns, key, seconds)
+                    c_s = us["server"]
+                    total = sum(us.values())
+                    line = (
+                        f"{topo.label} {what}: {rate:.0f}/s; CPU us per op "
+                        + ", ".join(f"{r} {v:.1f}" for r, v in us.items())
+                        + "; cores busy "
+                        + ", ".join(f"{r} {v:.2f}" for r, v in cores.items())
+                    )
+                    if topo is one:
+                        best = min(2 / c_s, n / total) / min(1 / c_s, n / total)
+                        line += f"; 2 workers can gain at most {best:.2f}x on {n} cpus"
+                    print(line, flush=True)
+    finally:
+        runner.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("what", choices=("spread", "capacity"))
+    ap.add_argument("what", choices=("spread", "capacity", "ceiling"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--modes", default="ws,mws")
@@ -182,6 +268,8 @@ def main() -> int:
     )
     if args.what == "spread":
         spread(refpeer, args.seconds)
+    elif args.what == "ceiling":
+        ceiling(refpeer, args.seconds, args.modes.split(","))
     else:
         capacity(refpeer, args.rounds, args.seconds, args.modes.split(","))
     return 0
