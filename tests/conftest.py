@@ -19,7 +19,20 @@ ROOT = Path(__file__).resolve().parent.parent
 REFPEER_BUILD = ROOT.parent / "shared" / "tools" / "refpeer" / "build.sh"
 
 
-from support import Procs, free_port, wait_port  # noqa: E402,F401
+from support import Procs, codec_twin, free_port, wait_port  # noqa: E402,F401
+
+
+@pytest.fixture(scope="module", params=["pure", "compiled"])
+def impl(request):
+    """The codec the test module names in ``CODEC``, once per twin: every codec test runs
+    on the pure twin and on the compiled module (skipped, saying why, when not built)."""
+    return codec_twin(request.module.CODEC, request.param)
+
+
+@pytest.fixture(scope="module")
+def compiled(request):
+    """The compiled module of the test module's ``CODEC``, for tests comparing the twins."""
+    return codec_twin(request.module.CODEC, "compiled")
 
 
 @pytest.fixture

@@ -41,28 +41,22 @@ def gostfast_command() -> list[str]:
 GOSTFAST = gostfast_command()
 
 
-def codec_implementations(name: str) -> list:
-    """pytest params for codec ``name``: its pure twin and its compiled module.
-
-    The compiled one is skipped, with the reason, when GOSTFAST_NO_EXTENSIONS=1
-    asks for the twins only or when it is not built.
-    """
+def codec_twin(name: str, which: str):
+    """Codec ``name``'s ``which`` twin ("pure" or "compiled"); the compiled one skips the
+    test, with the reason, when GOSTFAST_NO_EXTENSIONS=1 asks for the twins only or when
+    it is not built."""
     import pytest
 
     import gostfast._core as core
 
-    compiled = None if core.FORCE_PURE else core.compiled_module(name)
-    reason = (
-        "GOSTFAST_NO_EXTENSIONS=1: pure twins only"
-        if core.FORCE_PURE
-        else f"{name}_c not built (cythonize -i gostfast/_core/{name}_c.pyx)"
-    )
-    return [
-        pytest.param(core.pure(name), id="pure"),
-        pytest.param(
-            compiled, id="compiled", marks=pytest.mark.skipif(compiled is None, reason=reason)
-        ),
-    ]
+    if which == "pure":
+        return core.pure(name)
+    if core.FORCE_PURE:
+        pytest.skip("GOSTFAST_NO_EXTENSIONS=1: pure twins only")
+    compiled = core.compiled_module(name)
+    if compiled is None:
+        pytest.skip(f"{name}_c not built (cythonize -i gostfast/_core/{name}_c.pyx)")
+    return compiled
 
 
 def run_curl(*args: str) -> subprocess.CompletedProcess:

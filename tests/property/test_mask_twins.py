@@ -7,26 +7,14 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gostfast._core as core
 
-PURE = core.pure("mask")
-COMPILED = None if core.FORCE_PURE else core.compiled_module("mask")
-NO_COMPILED = (
-    "GOSTFAST_NO_EXTENSIONS=1: pure twins only"
-    if core.FORCE_PURE
-    else "mask_c not built (cythonize -i gostfast/_core/mask_c.pyx)"
-)
-IMPLS = [
-    pytest.param(PURE, id="pure"),
-    pytest.param(
-        COMPILED, id="compiled", marks=pytest.mark.skipif(COMPILED is None, reason=NO_COMPILED)
-    ),
-]
-needs_compiled = pytest.mark.skipif(COMPILED is None, reason=NO_COMPILED)
+#: the codec of the conftest ``impl`` and ``compiled`` fixtures
+CODEC = "mask"
+PURE = core.pure(CODEC)
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -35,35 +23,32 @@ datas = st.one_of(st.binary(max_size=80), st.binary(max_size=5000))
 offsets = st.one_of(st.integers(0, 7), st.integers(0, 2**64))
 
 
-@needs_compiled
 @SETTINGS
 @given(data=datas, key=keys, offset=offsets, start=st.integers(0, 9))
-def test_apply_mask_twins_agree(data, key, offset, start):
+def test_apply_mask_twins_agree(compiled, data, key, offset, start):
     a = bytearray(b"\x11" * start + data + b"\x22" * 3)
     b = bytearray(a)
     PURE.apply_mask(memoryview(a)[start : start + len(data)], key, offset)
-    COMPILED.apply_mask(memoryview(b)[start : start + len(data)], key, offset)
+    compiled.apply_mask(memoryview(b)[start : start + len(data)], key, offset)
     assert a == b
 
 
-@needs_compiled
 @SETTINGS
 @given(data=datas, key=keys, pad=st.integers(0, 9), extra=st.integers(0, 9))
-def test_mask_copy_twins_agree(data, key, pad, extra):
+def test_mask_copy_twins_agree(compiled, data, key, pad, extra):
     a = bytearray(b"\x33" * (pad + len(data) + extra))
     b = bytearray(a)
     PURE.mask_copy(data, a, pad, key)
-    COMPILED.mask_copy(memoryview(data), b, pad, key)
+    compiled.mask_copy(memoryview(data), b, pad, key)
     assert a == b
     assert a[:pad] == b"\x33" * pad and a[pad + len(data) :] == b"\x33" * extra
 
 
-@needs_compiled
 @SETTINGS
 @given(data=st.binary(max_size=100), key=st.binary(max_size=8), offset=st.integers(-9, 9))
-def test_twins_fail_alike(data, key, offset):
+def test_twins_fail_alike(compiled, data, key, offset):
     outcomes = []
-    for impl in (PURE, COMPILED):
+    for impl in (PURE, compiled):
         try:
             buf = bytearray(data)
             impl.apply_mask(buf, key, offset)
@@ -73,7 +58,6 @@ def test_twins_fail_alike(data, key, offset):
     assert outcomes[0] == outcomes[1]
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @SETTINGS
 @given(data=datas, key=keys, offset=offsets)
 def test_mask_twice_is_identity(impl, data, key, offset):
@@ -83,7 +67,6 @@ def test_mask_twice_is_identity(impl, data, key, offset):
     assert buf == data
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @SETTINGS
 @given(data=datas, key=keys, cuts=st.lists(st.integers(0, 5000), max_size=8))
 def test_pieces_equal_whole(impl, data, key, cuts):

@@ -16,21 +16,16 @@ from hypothesis import strategies as st
 import gostfast._core as core
 from gostfast._core.smux_common import CMD_FIN, CMD_NOP, CMD_PSH, CMD_SYN, CMD_UPD
 
-PURE = core.pure("smux")
-COMPILED = None if core.FORCE_PURE else core.compiled_module("smux")
-NO_COMPILED = (
-    "GOSTFAST_NO_EXTENSIONS=1: pure twins only"
-    if core.FORCE_PURE
-    else "smux_c not built (cythonize -i gostfast/_core/smux_c.pyx)"
-)
+#: the codec of the conftest ``impl`` and ``compiled`` fixtures
+CODEC = "smux"
+PURE = core.pure(CODEC)
 
-IMPLS = [
-    pytest.param(PURE, id="pure"),
-    pytest.param(
-        COMPILED, id="compiled", marks=pytest.mark.skipif(COMPILED is None, reason=NO_COMPILED)
-    ),
-]
-needs_compiled = pytest.mark.skipif(COMPILED is None, reason=NO_COMPILED)
+
+@pytest.fixture(scope="module")
+def mod(impl):
+    """The codec under test (each twin), by this file's name for it."""
+    return impl
+
 
 SETTINGS = settings(
     max_examples=300,
@@ -109,7 +104,6 @@ def run(mod, version: int, strict: bool, chunks):
 # --- round trips -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mod", IMPLS)
 @SETTINGS
 @given(data=st.data(), version=st.sampled_from([1, 2]), cuts=st.lists(st.integers(0, 10**6)))
 def test_parse_encode_round_trip_any_split(mod, data, version, cuts):
@@ -122,7 +116,6 @@ def test_parse_encode_round_trip_any_split(mod, data, version, cuts):
     assert norm(got) == frames
 
 
-@pytest.mark.parametrize("mod", IMPLS)
 @settings(max_examples=40, deadline=None)
 @given(version=st.sampled_from([1, 2]), frames=st.data())
 def test_round_trip_byte_at_a_time(mod, version, frames):
@@ -135,7 +128,6 @@ def test_round_trip_byte_at_a_time(mod, version, frames):
     assert norm(got) == frames
 
 
-@pytest.mark.parametrize("mod", IMPLS)
 @SETTINGS
 @given(
     data=st.one_of(st.binary(max_size=3000), st.integers(0, 200_000).map(lambda n: b"\x5a" * n)),
@@ -185,7 +177,6 @@ def garbage(draw, version: int):
     return b"".join(parts)
 
 
-@needs_compiled
 @SETTINGS
 @given(
     data=st.data(),
@@ -193,15 +184,14 @@ def garbage(draw, version: int):
     strict=st.booleans(),
     cuts=st.lists(st.integers(0, 10**6), max_size=12),
 )
-def test_twins_agree_on_valid_streams(data, version, strict, cuts):
+def test_twins_agree_on_valid_streams(compiled, data, version, strict, cuts):
     frames = data.draw(frames_for(version))
     wire = encode(PURE, version, frames)
-    assert encode(COMPILED, version, frames) == wire
+    assert encode(compiled, version, frames) == wire
     chunks = split(wire, cuts)
-    assert run(PURE, version, strict, chunks) == run(COMPILED, version, strict, chunks)
+    assert run(PURE, version, strict, chunks) == run(compiled, version, strict, chunks)
 
 
-@needs_compiled
 @SETTINGS
 @given(
     data=st.data(),
@@ -209,18 +199,17 @@ def test_twins_agree_on_valid_streams(data, version, strict, cuts):
     strict=st.booleans(),
     cuts=st.lists(st.integers(0, 10**6), max_size=12),
 )
-def test_twins_agree_on_garbage(data, version, strict, cuts):
+def test_twins_agree_on_garbage(compiled, data, version, strict, cuts):
     soup = data.draw(garbage(version))
     chunks = split(soup, cuts) + [PURE.encode_nop(version)]  # probe the state after the soup
-    assert run(PURE, version, strict, chunks) == run(COMPILED, version, strict, chunks)
+    assert run(PURE, version, strict, chunks) == run(compiled, version, strict, chunks)
 
 
-@needs_compiled
 @SETTINGS
 @given(soup=st.binary(max_size=200), version=st.sampled_from([1, 2]), strict=st.booleans())
-def test_twins_agree_on_random_bytes(soup, version, strict):
+def test_twins_agree_on_random_bytes(compiled, soup, version, strict):
     chunks = [soup[i : i + 1] for i in range(len(soup))] + [soup]
-    assert run(PURE, version, strict, chunks) == run(COMPILED, version, strict, chunks)
+    assert run(PURE, version, strict, chunks) == run(compiled, version, strict, chunks)
 
 
 def outcome(call, mod):
@@ -235,10 +224,9 @@ wide = st.one_of(
 )
 
 
-@needs_compiled
 @SETTINGS
 @given(a=wide, b=wide, c=wide, d=wide)
-def test_twins_agree_on_encoder_arguments(a, b, c, d):
+def test_twins_agree_on_encoder_arguments(compiled, a, b, c, d):
     calls = [
         lambda m: m.encode_header(a, b, c, d),
         lambda m: m.encode_upd(a, b, c, d),
@@ -248,4 +236,4 @@ def test_twins_agree_on_encoder_arguments(a, b, c, d):
         lambda m: m.encode_data(a, b, b"abc" * 7, c),
     ]
     for call in calls:
-        assert outcome(call, PURE) == outcome(call, COMPILED)
+        assert outcome(call, PURE) == outcome(call, compiled)

@@ -23,20 +23,9 @@ from hypothesis import strategies as st
 import gostfast._core as core
 from gostfast._core.wsframe_common import WSProtocolError
 
-PURE = core.pure("wsframe")
-COMPILED = None if core.FORCE_PURE else core.compiled_module("wsframe")
-NO_COMPILED = (
-    "GOSTFAST_NO_EXTENSIONS=1: pure twins only"
-    if core.FORCE_PURE
-    else "wsframe_c not built (cythonize -i gostfast/_core/wsframe_c.pyx)"
-)
-IMPLS = [
-    pytest.param(PURE, id="pure"),
-    pytest.param(
-        COMPILED, id="compiled", marks=pytest.mark.skipif(COMPILED is None, reason=NO_COMPILED)
-    ),
-]
-needs_compiled = pytest.mark.skipif(COMPILED is None, reason=NO_COMPILED)
+#: the codec of the conftest ``impl`` and ``compiled`` fixtures
+CODEC = "wsframe"
+PURE = core.pure(CODEC)
 
 SETTINGS = settings(
     max_examples=300,
@@ -126,7 +115,6 @@ def encode(impl, items, key_for):
     return bytes(out), expected
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @SETTINGS
 @given(items=conversations(), masked=st.booleans(), data=st.data())
 def test_round_trip_under_any_split(impl, items, masked, data):
@@ -141,7 +129,6 @@ def test_round_trip_under_any_split(impl, items, masked, data):
     assert got == expected
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @SETTINGS
 @given(size=sizes, seed=st.integers(), masked=st.booleans(), cut=st.integers(0, 2**20))
 def test_single_frame_every_shape(impl, size, seed, masked, cut):
@@ -153,7 +140,6 @@ def test_single_frame_every_shape(impl, size, seed, masked, cut):
     assert norm(parser.feed(frame[:cut]) + parser.feed(frame[cut:])) == [(2, payload)]
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @settings(max_examples=40, deadline=None)
 @given(size=st.sampled_from([0, 1, 125, 126, 127, 300]), masked=st.booleans())
 def test_single_frame_every_cut_point(impl, size, masked):
@@ -244,7 +230,6 @@ def streams_for(is_server: bool, limit: int = 0, rsv1: bool = False):
     return st.one_of(frames, frames, st.binary(max_size=300))
 
 
-@needs_compiled
 @SETTINGS
 @given(
     is_server=st.booleans(),
@@ -253,22 +238,21 @@ def streams_for(is_server: bool, limit: int = 0, rsv1: bool = False):
     rsv1_often=st.booleans(),
     data=st.data(),
 )
-def test_twins_agree_on_random_streams(is_server, max_size, allow_rsv1, rsv1_often, data):
+def test_twins_agree_on_random_streams(compiled, is_server, max_size, allow_rsv1, rsv1_often, data):
     stream = data.draw(streams_for(is_server, max_size, rsv1_often))
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=10))
     pieces = chunks(stream, cuts)
     assert run(PURE, is_server, max_size, pieces, allow_rsv1) == run(
-        COMPILED, is_server, max_size, pieces, allow_rsv1
+        compiled, is_server, max_size, pieces, allow_rsv1
     )
 
 
-@needs_compiled
 @SETTINGS
 @given(is_server=st.booleans(), data=st.data())
-def test_twins_agree_byte_by_byte(is_server, data):
+def test_twins_agree_byte_by_byte(compiled, is_server, data):
     stream = data.draw(streams_for(is_server))
     pieces = [stream[i : i + 1] for i in range(len(stream))][:2000]
-    assert run(PURE, is_server, 0, pieces) == run(COMPILED, is_server, 0, pieces)
+    assert run(PURE, is_server, 0, pieces) == run(compiled, is_server, 0, pieces)
 
 
 def _outcome(fn, *args, **kwargs):
@@ -278,7 +262,6 @@ def _outcome(fn, *args, **kwargs):
         return ("error", type(exc))
 
 
-@needs_compiled
 @SETTINGS
 @given(
     opcode=st.integers(-2, 17),
@@ -287,13 +270,12 @@ def _outcome(fn, *args, **kwargs):
     mask=st.one_of(st.none(), st.binary(min_size=3, max_size=5)),
     rsv1=st.booleans(),
 )
-def test_twins_agree_on_headers(opcode, length, fin, mask, rsv1):
+def test_twins_agree_on_headers(compiled, opcode, length, fin, mask, rsv1):
     assert _outcome(PURE.frame_header, opcode, length, fin, mask, rsv1) == _outcome(
-        COMPILED.frame_header, opcode, length, fin, mask, rsv1
+        compiled.frame_header, opcode, length, fin, mask, rsv1
     )
 
 
-@needs_compiled
 @SETTINGS
 @given(
     opcode=st.integers(-1, 16),
@@ -302,16 +284,15 @@ def test_twins_agree_on_headers(opcode, length, fin, mask, rsv1):
     mask=st.one_of(st.none(), st.binary(min_size=3, max_size=5)),
     rsv1=st.booleans(),
 )
-def test_twins_agree_on_frames(opcode, payload, fin, mask, rsv1):
+def test_twins_agree_on_frames(compiled, opcode, payload, fin, mask, rsv1):
     assert _outcome(PURE.build_frame, opcode, payload, fin, mask, rsv1) == _outcome(
-        COMPILED.build_frame, opcode, payload, fin, mask, rsv1
+        compiled.build_frame, opcode, payload, fin, mask, rsv1
     )
 
 
 # -- permessage-deflate's RSV1 ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @SETTINGS
 @given(
     opcode=st.sampled_from([1, 2]),
@@ -343,7 +324,6 @@ def test_rsv1_message_round_trips_flagged(impl, opcode, size, seed, masked, frag
     assert events == [(opcode | impl.COMPRESSED, payload), (opcode, b"x")]
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("opcode", [0, 8, 9, 10])
 def test_rsv1_refused_on_control_and_continuation(impl, opcode):
     parser = impl.FrameParser(False, 0, True)
@@ -357,7 +337,6 @@ def test_rsv1_refused_on_control_and_continuation(impl, opcode):
     )
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_rsv1_refused_without_negotiation(impl):
     with pytest.raises(WSProtocolError) as err:
         impl.FrameParser(False).feed(impl.build_frame(2, b"ab", rsv1=True))

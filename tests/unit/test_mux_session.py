@@ -15,7 +15,6 @@ import socket
 
 import pytest
 from loops import run
-from support import codec_implementations
 
 import gostfast.mux.session as session_mod
 from gostfast.config.errors import ConfigError
@@ -27,11 +26,15 @@ from gostfast.mux.session import GoAway, Session, SessionClosed
 U32 = 0xFFFFFFFF
 
 
-@pytest.fixture(params=codec_implementations("smux"))
-def smux(request, monkeypatch):
+#: the codec of the conftest ``impl`` fixture (each twin in turn)
+CODEC = "smux"
+
+
+@pytest.fixture
+def smux(impl, monkeypatch):
     """The codec the session module uses for this test (pure or compiled)."""
-    monkeypatch.setattr(session_mod, "smux", request.param)
-    return request.param
+    monkeypatch.setattr(session_mod, "smux", impl)
+    return impl
 
 
 def h(text: str) -> bytes:

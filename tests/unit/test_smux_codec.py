@@ -9,16 +9,18 @@ from __future__ import annotations
 import array
 
 import pytest
-from support import codec_implementations
 
 import gostfast._core as core
 from gostfast._core import smux_common
 from gostfast._core.smux_common import SmuxProtocolError
 
+#: the codec of the conftest ``impl`` fixture (each twin in turn)
+CODEC = "smux"
 
-@pytest.fixture(params=codec_implementations("smux"))
-def smux(request):
-    return request.param
+
+@pytest.fixture
+def smux(impl):
+    return impl
 
 
 def h(text: str) -> bytes:

@@ -10,15 +10,17 @@ from __future__ import annotations
 import random
 
 import pytest
-from support import codec_implementations
 
 from gostfast._core import wsframe_common as common
 from gostfast._core.wsframe_common import WSProtocolError
 
+#: the codec of the conftest ``impl`` fixture (each twin in turn)
+CODEC = "wsframe"
 
-@pytest.fixture(params=codec_implementations("wsframe"))
-def ws(request):
-    return request.param
+
+@pytest.fixture
+def ws(impl):
+    return impl
 
 
 def h(text: str) -> bytes:
