@@ -325,8 +325,8 @@ def test_silent_client_is_dropped_after_read_timeout(procs):
     with connect(port) as s:
         t0 = time.monotonic()
         s.sendall(b"\x01\x01")
-        assert is_closed(s, timeout=5)
-        assert 0.3 < time.monotonic() - t0 < 4
+        assert is_closed(s, timeout=5)  # within 5 s: no read timeout would hold it forever
+        assert time.monotonic() - t0 > 0.3  # the configured 0.5 s, not an early close
 
 
 # ------------------------------------------------------------ connector wire

@@ -264,7 +264,8 @@ def test_bind_wait_is_bounded():
         started = asyncio.get_running_loop().time()
         second = await asyncio.wait_for(r.readexactly(10), 5)
         assert await asyncio.wait_for(r.read(), 5) == b""
-        assert 0.2 < asyncio.get_running_loop().time() - started < 3
+        # the reads above are bounded (5 s): GOST's unbounded wait would fail them
+        assert asyncio.get_running_loop().time() - started > 0.2
         w.close()
         return first, second
 

@@ -28,7 +28,7 @@ import time
 import zlib
 
 import pytest
-from support import Procs, connect_unique, free_port, output
+from support import Procs, assert_alive_and_clean, connect_unique, free_port, output
 
 from gostfast.proto.wshandshake import accept_for
 
@@ -653,10 +653,18 @@ def test_disconnect_mid_handshake(server):
 
 
 def test_disconnect_mid_frame(server):
+    """A client gone inside a frame (header, length, payload) costs only its own tunnel:
+    the listener keeps serving the next websocket, and logs no error."""
     for cut in (b"\x82", _frame(0x2, b"y" * 1000)[:8], _frame(0x2, b"y" * 1000)[:500]):
         s = _upgraded(server.port)
         s.sendall(cut)
         s.close()
+    s = _upgraded(server.port)
+    with s:
+        s.sendall(_frame(0x2, b"after the cuts"))
+        r = FrameReader(s)
+        assert r.frame()[1:] == (0x2, b"after the cuts")
+    assert_alive_and_clean(server.proc)
 
 
 def test_half_close_mid_frame_sends_no_partial_data(server):
@@ -685,7 +693,9 @@ def test_slowloris_closed_by_read_header_timeout(server):
     assert len(lines) == 1 and "no request head within 1s" in lines[0], lines
     assert data == b""
     assert ending in ("eof", "reset")
-    assert 0.7 <= elapsed <= 2.0, elapsed
+    # the read gives up at IO_TIMEOUT (10 s) and the plain listener below never closes:
+    # the close came from readHeaderTimeout, and not before its 1 s
+    assert elapsed >= 0.7, elapsed
     plain.settimeout(0.3)
     with pytest.raises(TimeoutError):
         plain.recv(1)
