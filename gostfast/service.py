@@ -532,9 +532,7 @@ class Orchestrator:
 
         waiting = unfinished()
         if waiting:
-            log.info(
-                "stopping: waiting up to %gs for %d open tunnel(s)", self.grace, len(waiting)
-            )
+            log.info("stopping: waiting up to %gs for %d open tunnel(s)", self.grace, len(waiting))
         while waiting and deadline - loop.time() > 0:
             await asyncio.wait(waiting, timeout=deadline - loop.time())
             waiting = unfinished()

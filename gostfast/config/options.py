@@ -12,7 +12,7 @@ the first key present wins (``ws.path`` beats ``path``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gostfast.config import values
@@ -117,12 +117,6 @@ class Options(dict):
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
-
-
-@dataclass
-class ParseResult:
-    options: Options
-    used_keys: set[str] = field(default_factory=set)
 
 
 def known_keys(spec: Iterable[Option]) -> set[str]:

@@ -126,7 +126,6 @@ _HOP_BY_HOP = frozenset(
     }
 )
 
-_TIMEOUTS = (asyncio.TimeoutError, TimeoutError)
 _READ_ERRORS = (asyncio.IncompleteReadError, asyncio.LimitOverrunError, EndpointClosed, OSError)
 
 

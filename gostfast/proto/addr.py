@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from gostfast.proto.errors import AddressError, UnknownAddressType
+from gostfast.proto.errors import UnknownAddressType
 
 __all__ = [
     "ATYP_IPV4",
@@ -38,7 +38,6 @@ __all__ = [
     "MAX_DOMAIN_LEN",
     "encode_addr",
     "decode_addr",
-    "decode_addr_exact",
     "address_type",
     "as_bytes_view",
     "decode_text",
@@ -159,15 +158,3 @@ def decode_addr(
     host = decode_text(raw) if atyp == ATYP_DOMAIN else _ip_text(raw)
     port = int.from_bytes(view[end : end + 2], "big")
     return (host, port), end + 2 - offset
-
-
-def decode_addr_exact(buf: bytes | bytearray | memoryview) -> tuple[str, int]:
-    """Decode an address that must fill ``buf`` from its first byte (bytes after it are
-    ignored, as GOST ignores them inside a relay ADDR feature).
-
-    Raises AddressError when ``buf`` is too short for the address it announces.
-    """
-    decoded = decode_addr(buf)
-    if decoded is None:
-        raise AddressError(f"address truncated: {len(as_bytes_view(buf))} bytes")
-    return decoded[0]

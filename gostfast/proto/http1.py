@@ -7,7 +7,7 @@ connection reuse belong to the callers.
 Parsing is strict where a sloppy parser would let two peers disagree about the
 message, and tolerant where Go's net/http is (GOST is a Go program, so a head Go
 accepts must be accepted here):
-- lines end in CRLF (``find_head_end`` looks for CRLFCRLF); a bare CR or LF inside
+- lines end in CRLF (the head ends at CRLFCRLF); a bare CR or LF inside
   the head is rejected;
 - obsolete line folding (a header line starting with space/tab) is rejected;
 - header names must be RFC 9110 tokens, directly followed by ``:``;
@@ -31,7 +31,6 @@ __all__ = [
     "REASONS",
     "Request",
     "Response",
-    "find_head_end",
     "parse_request",
     "parse_response",
     "build_request",
@@ -131,15 +130,6 @@ class _Headers:
         lname = name.lower()
         return [value for key, value in self.headers if key.lower() == lname]
 
-    def has_token(self, name: str, token: str) -> bool:
-        """True when a comma-separated value of header ``name`` equals ``token`` (any case)."""
-        ltoken = token.lower()
-        for value in self.get_all(name):
-            for item in value.split(","):
-                if item.strip(" \t").lower() == ltoken:
-                    return True
-        return False
-
 
 @dataclass
 class Request(_Headers):
@@ -155,23 +145,6 @@ class Response(_Headers):
     status: int
     reason: str
     headers: list[tuple[str, str]] = field(default_factory=list)
-
-
-def find_head_end(buf, start: int = 0) -> int:
-    """Index just after the CRLFCRLF ending the head in ``buf``, or -1 if not there yet.
-
-    ``start`` lets a caller that re-scans a growing buffer skip what it already
-    searched (pass the previous length minus 3). Raises HTTPHeadError("header too
-    large") when the head is, or must become, longer than MAX_HEAD.
-    """
-    view = memoryview(buf)
-    limit = min(len(view), MAX_HEAD)
-    idx = bytes(view[max(0, start) : limit]).find(b"\r\n\r\n")
-    if idx >= 0:
-        return max(0, start) + idx + 4
-    if len(view) >= MAX_HEAD:
-        raise HTTPHeadError("header too large")
-    return -1
 
 
 def _split_head(head) -> list[str]:

@@ -1,6 +1,7 @@
 """TLS as an Endpoint layer: over any Endpoint (``TLSEndpoint``) or natively over TCP.
 
-Two ways to run TLS on a connection, chosen by ``wrap_client``/``wrap_server``:
+Two ways to run TLS on a connection, chosen by ``wrap_client`` (listeners serve TLS through
+the loop: transport/accept.py, transport/ws.py):
 
 * ``start_tls_tcp`` -- a plain ``TCPEndpoint`` is upgraded in place with
   ``loop.start_tls``: the event loop's own SSL transport (uvloop's is in C)
@@ -43,7 +44,6 @@ __all__ = [
     "TLSEndpoint",
     "start_tls_tcp",
     "wrap_client",
-    "wrap_server",
     "describe_ssl_error",
     "describe_start_tls_failure",
 ]
@@ -440,14 +440,5 @@ async def wrap_client(
     if _native_ok(ep):
         return await start_tls_tcp(ep, ctx, server_hostname, timeout)  # type: ignore[arg-type]
     tls = TLSEndpoint(ep, ctx, server_side=False, server_hostname=server_hostname)
-    await tls.handshake(timeout)
-    return tls
-
-
-async def wrap_server(ep: Endpoint, ctx: ssl.SSLContext, timeout: float | None) -> Endpoint:
-    """TLS server over ``ep`` (same choice as ``wrap_client``)."""
-    if _native_ok(ep):
-        return await start_tls_tcp(ep, ctx, None, timeout, server_side=True)  # type: ignore[arg-type]
-    tls = TLSEndpoint(ep, ctx, server_side=True)
     await tls.handshake(timeout)
     return tls

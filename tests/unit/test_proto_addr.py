@@ -14,10 +14,9 @@ from gostfast.proto.addr import (
     ATYP_IPV6,
     address_type,
     decode_addr,
-    decode_addr_exact,
     encode_addr,
 )
-from gostfast.proto.errors import AddressError, ProtocolError, UnknownAddressType
+from gostfast.proto.errors import ProtocolError, UnknownAddressType
 
 VECTORS = [
     # (host, port, wire)
@@ -120,12 +119,6 @@ def test_unknown_atyp(atyp: int) -> None:
     assert isinstance(info.value, ProtocolError)
     assert isinstance(info.value, ValueError)
     assert f"0x{atyp:02x}" in str(info.value)
-
-
-def test_decode_addr_exact() -> None:
-    assert decode_addr_exact(encode_addr("1.2.3.4", 5) + b"junk") == ("1.2.3.4", 5)
-    with pytest.raises(AddressError, match="truncated"):
-        decode_addr_exact(b"\x01\x01\x02")
 
 
 # ---------------------------------------------------------------------------

@@ -21,10 +21,20 @@ from gostfast.tlsutil.endpoint import (
     _native_ok,
     start_tls_tcp,
     wrap_client,
-    wrap_server,
 )
 
 uvloop = pytest.importorskip("uvloop")
+
+
+async def wrap_server(ep, ctx: ssl.SSLContext, timeout: float | None):
+    """TLS server over ``ep``, the same choice wrap_client makes (the package itself serves
+    TLS through the loop: only these tests need the server side of both paths)."""
+    if _native_ok(ep):
+        return await start_tls_tcp(ep, ctx, None, timeout, server_side=True)
+    tls = TLSEndpoint(ep, ctx, server_side=True)
+    await tls.handshake(timeout)
+    return tls
+
 
 log = logging.getLogger("test.tls")
 MiB = 1024 * 1024
