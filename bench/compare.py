@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fail when a codec micro-benchmark got slower than the stored baseline.
 
-    pytest bench/test_bench_mask.py bench/test_bench_smux.py --benchmark-enable \
+    pytest bench/test_bench_wsframe.py bench/test_bench_smux.py --benchmark-enable \
         --benchmark-json=now.json
     python bench/compare.py bench/baseline/codecs.json now.json [--threshold 0.5]
 

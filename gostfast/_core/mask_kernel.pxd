@@ -1,4 +1,4 @@
-# The masking kernel shared by mask_c and wsframe_c (inline: compiled into each).
+# The masking kernel of wsframe_c (inline; its pure twin is wsframe_py._xor_bytes).
 #
 # Invariants: touches exactly n bytes of dst and reads n bytes of src (they may be the
 # same buffer); no allocation, no Python objects, callable without the GIL.

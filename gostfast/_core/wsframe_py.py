@@ -27,7 +27,6 @@ Invariants:
 
 from __future__ import annotations
 
-from gostfast._core.mask_py import _xor_bytes
 from gostfast._core.wsframe_common import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
@@ -76,6 +75,19 @@ __all__ = [
     "frame_header",
     "build_frame",
 ]
+
+
+def _xor_bytes(data, mask: bytes, phase: int) -> bytes:
+    """``data`` XOR the mask stream starting at mask byte ``phase`` (0-3), RFC 6455 5.3.
+
+    The twin of mask_kernel.pxd's ``xor_kernel``: the whole run is XORed as one big
+    integer (slow, but obviously right)."""
+    n = len(data)
+    key = mask[phase:] + mask[:phase]
+    stream = key * ((n >> 2) + 1)
+    value = int.from_bytes(data, "little") ^ int.from_bytes(stream[:n], "little")
+    return value.to_bytes(n, "little")
+
 
 _MAX_LENGTH = (1 << 63) - 1
 

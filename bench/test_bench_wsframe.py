@@ -1,13 +1,13 @@
-"""WebSocket masking and frame codec micro-benchmarks.
+"""WebSocket frame codec micro-benchmarks: what runs on the data path.
 
-Run: pytest bench/test_bench_mask.py --benchmark-enable -q
+Run: pytest bench/test_bench_wsframe.py --benchmark-enable -q
 (pyproject's --benchmark-disable makes each benchmark run once, as a smoke test, otherwise.)
 
-* mask 1 MiB in place: compiled and pure ``apply_mask``, against a memcpy of 1 MiB
-  (memoryview slice assignment) and ``websockets.speedups.apply_mask`` (returns new bytes).
-  picows is listed too; it is skipped because it has no Python-level mask function.
-* mask_copy 1 MiB (the client writer's copy+mask pass).
-* build_frame: one masked 32 KiB client frame (header + payload XOR-copied in one buffer).
+* references: a memcpy of 1 MiB (memoryview slice assignment; bench/compare.py divides
+  by it) and ``websockets.speedups.apply_mask`` of 1 MiB (returns new bytes). picows is
+  listed too; it is skipped because it has no Python-level mask function.
+* build_frame: one masked 32 KiB client frame; the payload is masked as it is copied
+  behind the header into one buffer (mask_kernel.pxd), one pass, never in place.
 * FrameParser.feed, server side: 1 MiB of masked 32 KiB frames fed in 64 KiB chunks
   (as socket reads arrive: half the frames straddle a chunk boundary).
 Each result records its throughput (GB/s of payload at the median) in extra_info.
@@ -25,10 +25,6 @@ MIB = 1 << 20
 FRAME = 32 * 1024
 KEY = b"\x37\xfa\x21\x3d"
 
-MASK_IMPLS = [
-    pytest.param(core.compiled_module("mask"), id="compiled"),
-    pytest.param(core.pure("mask"), id="pure"),
-]
 WSFRAME_IMPLS = [
     pytest.param(core.compiled_module("wsframe"), id="compiled"),
     pytest.param(core.pure("wsframe"), id="pure"),
@@ -40,15 +36,6 @@ def _throughput(benchmark, payload_bytes: int) -> None:
     if stats is None or not getattr(stats, "stats", None) or not stats.stats.median:
         return  # benchmarks disabled: the body ran once, nothing was timed
     benchmark.extra_info["GB/s"] = round(payload_bytes / stats.stats.median / 1e9, 2)
-
-
-@pytest.mark.parametrize("impl", MASK_IMPLS)
-def test_apply_mask_1mib(benchmark, impl):
-    if impl is None:
-        pytest.skip("mask_c not built")
-    buf = bytearray(os.urandom(MIB))
-    benchmark(impl.apply_mask, buf, KEY, 1)
-    _throughput(benchmark, MIB)
 
 
 def test_memcpy_1mib_baseline(benchmark):
@@ -76,16 +63,6 @@ def test_picows_mask_1mib(benchmark):
         "picows (2.3.1) exposes no Python-level mask function: its masking "
         "(_mask_payload + SIMD dispatch) is cdef inline inside its transport"
     )
-
-
-@pytest.mark.parametrize("impl", MASK_IMPLS)
-def test_mask_copy_1mib(benchmark, impl):
-    if impl is None:
-        pytest.skip("mask_c not built")
-    src = os.urandom(MIB)
-    dst = bytearray(MIB + 14)
-    benchmark(impl.mask_copy, src, dst, 14, KEY)
-    _throughput(benchmark, MIB)
 
 
 @pytest.mark.parametrize("impl", WSFRAME_IMPLS)
