@@ -16,20 +16,9 @@ from __future__ import annotations
 import ipaddress
 
 from gostfast.endpoint import Endpoint
+from gostfast.proto.addr import unmap_ip
 
 _MAX_DEPTH = 8  # layers to look through (TLS over ws over an smux stream is 3)
-
-
-def unmap_ip(host: str) -> str:
-    """``::ffff:a.b.c.d`` -> ``a.b.c.d``; anything else unchanged."""
-    if host.startswith("::ffff:") or host.startswith("::FFFF:"):
-        try:
-            mapped = ipaddress.IPv6Address(host).ipv4_mapped
-        except ValueError:
-            return host
-        if mapped is not None:
-            return str(mapped)
-    return host
 
 
 def _below(ep: object) -> object | None:

@@ -37,9 +37,9 @@ import logging
 import socket
 
 from gostfast.endpoint import Endpoint, TCPEndpoint
-from gostfast.handler._conn_addr import local_ip, unmap_ip
+from gostfast.handler._conn_addr import local_ip
 from gostfast.proto import socks5 as s5
-from gostfast.proto.addr import ATYP_IPV4, ATYP_IPV6, address_type
+from gostfast.proto.addr import ATYP_IPV4, ATYP_IPV6, address_type, unmap_ip
 from gostfast.relay import relay
 
 BIND_ACCEPT_TIMEOUT = 30.0

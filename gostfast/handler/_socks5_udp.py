@@ -62,9 +62,8 @@ from collections.abc import Awaitable, Callable
 from gostfast.chain.bypass import Bypass
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
-from gostfast.handler._conn_addr import unmap_ip
 from gostfast.proto import socks5 as s5
-from gostfast.proto.addr import ATYP_DOMAIN, ATYP_IPV6, address_type
+from gostfast.proto.addr import ATYP_DOMAIN, ATYP_IPV6, address_type, unmap_ip
 from gostfast.proto.errors import ProtocolError
 from gostfast.udp.direct import DatagramSide, backlogged
 from gostfast.udp.packet import DEFAULT_BUFFER_SIZE, PacketTunnel

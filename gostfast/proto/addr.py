@@ -41,6 +41,7 @@ __all__ = [
     "address_type",
     "as_bytes_view",
     "decode_text",
+    "unmap_ip",
     "encode_text",
 ]
 
@@ -158,3 +159,15 @@ def decode_addr(
     host = decode_text(raw) if atyp == ATYP_DOMAIN else _ip_text(raw)
     port = int.from_bytes(view[end : end + 2], "big")
     return (host, port), end + 2 - offset
+
+
+def unmap_ip(host: str) -> str:
+    """``::ffff:a.b.c.d`` -> ``a.b.c.d``; anything else unchanged."""
+    if host.startswith("::ffff:") or host.startswith("::FFFF:"):
+        try:
+            mapped = ipaddress.IPv6Address(host).ipv4_mapped
+        except ValueError:
+            return host
+        if mapped is not None:
+            return str(mapped)
+    return host

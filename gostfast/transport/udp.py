@@ -32,7 +32,7 @@ from gostfast import registry
 from gostfast.components import Listener
 from gostfast.config.options import opt, unsupported
 from gostfast.config.url import join_host_port
-from gostfast.handler._conn_addr import unmap_ip
+from gostfast.proto.addr import unmap_ip
 from gostfast.udp.direct import DatagramSide, backlogged
 from gostfast.udp.packet import PacketTunnel
 

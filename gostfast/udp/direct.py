@@ -15,8 +15,7 @@ import asyncio
 import logging
 import socket
 
-from gostfast.handler._conn_addr import unmap_ip
-from gostfast.proto.addr import ATYP_DOMAIN, address_type
+from gostfast.proto.addr import ATYP_DOMAIN, address_type, unmap_ip
 from gostfast.udp.packet import WRITE_LIMIT, PacketTunnel
 
 MAX_RESOLVING = 16
