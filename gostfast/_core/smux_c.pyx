@@ -39,6 +39,7 @@ from gostfast._core.smux_common import (
     UPD_SIZE,
     SmuxProtocolError,
 )
+from gostfast._core import buffers as _buffers
 from gostfast._core import smux_common as _common
 
 __all__ = [
@@ -61,21 +62,8 @@ __all__ = [
     "encode_nop",
 ]
 
-cdef enum:
-    HDR = 8
-    UPD_LEN = 8
-    MAX_LEN = 65535
-    C_SYN = 0
-    C_FIN = 1
-    C_PSH = 2
-    C_NOP = 3
-    C_UPD = 4
-    ST_HEADER = 0   # collecting an 8-byte header
-    ST_BODY = 1     # collecting a PSH/UPD payload that straddles chunks
-    ST_FAILED = 2   # a protocol error was raised; input is refused
-
 cdef object _EMPTY = b""
-cdef object _byte_view = _common.byte_view
+cdef object _byte_view = _buffers.byte_view
 
 
 cdef inline uint16_t _get16(const uint8_t* p) noexcept nogil:
@@ -123,7 +111,6 @@ cdef long long _field(object value, str name, long long low, long long high) exc
     return v
 
 
-@cython.final
 cdef class FrameParser:
     """Incremental smux frame reader: ``feed()`` any chunking of the byte stream.
 
@@ -131,18 +118,6 @@ cdef class FrameParser:
     PSH -> bytes-like payload, SYN/FIN/NOP -> ``b""``, UPD -> ``(consumed, window)``.
     """
 
-    cdef readonly int version
-    cdef readonly bint strict
-    cdef readonly object error       # reason (str) of the error that stopped the parser
-    cdef int _state
-    cdef uint8_t _hdr[8]             # partial header
-    cdef Py_ssize_t _hdr_len
-    cdef int _cmd                    # cmd/sid of the frame whose body is being collected
-    cdef uint32_t _sid
-    cdef bytearray _psh              # PSH payload being collected (exactly its length)
-    cdef uint8_t _upd[8]             # UPD body being collected
-    cdef Py_ssize_t _body_len
-    cdef Py_ssize_t _filled
 
     def __init__(self, version, strict=True):
         self.version = _common.check_session_version(version)
@@ -276,7 +251,7 @@ cdef class FrameParser:
         if self._state == ST_FAILED:
             raise SmuxProtocolError(self.error)
         if type(data) is not bytes and type(data) is not bytearray:
-            data = mv = _byte_view(data)  # flat unsigned bytes, as smux_common.byte_view
+            data = mv = _byte_view(data)  # flat unsigned bytes, as buffers.byte_view
         PyObject_GetBuffer(data, &pb, PyBUF_SIMPLE)
         try:
             self._run(<const uint8_t*>pb.buf, pb.len, data, mv, frames)

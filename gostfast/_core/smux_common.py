@@ -107,17 +107,3 @@ def check_session_version(version: int) -> int:
     if version not in (1, 2):
         raise ValueError(f"smux: session version must be 1 or 2, not {version}")
     return version
-
-
-def byte_view(data) -> memoryview:
-    """A flat unsigned-byte memoryview of ``data`` (any C-contiguous bytes-like object).
-
-    PSH payloads are slices of this view, so their offsets count bytes whatever the
-    exporter's item format was.
-    """
-    mv = memoryview(data)
-    if not mv.c_contiguous:
-        raise BufferError("smux: input buffer is not C-contiguous")
-    if mv.format != "B" or mv.ndim != 1:
-        mv = mv.cast("B")
-    return mv

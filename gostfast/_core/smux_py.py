@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import struct
 
+from gostfast._core.buffers import byte_view
 from gostfast._core.smux_common import (
     CMD_FIN,
     CMD_NAMES,
@@ -41,7 +42,6 @@ from gostfast._core.smux_common import (
     MAX_FRAME_SIZE_LIMIT,
     UPD_SIZE,
     SmuxProtocolError,
-    byte_view,
     check_field,
     check_session_version,
     control_length,

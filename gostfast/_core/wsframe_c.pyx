@@ -41,8 +41,11 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy
 
+from gostfast._core.cursor cimport Cursor, get_contiguous
+from gostfast._core.cursor cimport take as _take
 from gostfast._core.mask_kernel cimport xor_kernel as _xor_kernel
 
+from gostfast._core import buffers as _buffers
 from gostfast._core.wsframe_common import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
@@ -95,43 +98,10 @@ __all__ = [
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
 
-# C copies of the opcode values (the Python names above are the API).
-cdef enum:
-    _OP_CONT = 0
-    _OP_BINARY = 2
-    _OP_CLOSE = 8
-    _OP_PING = 9
-    _OP_PONG = 10
-    _MAX_CONTROL = 125
-    _MAX_HEADER = 14
-    _RSV1 = 0x40
-
-# Where the payload of the frame being read goes.
-cdef enum:
-    _TO_SINGLE = 0   # a whole message in one frame (FIN=1, opcode text/binary)
-    _TO_MESSAGE = 1  # a fragment of a message: appended to the message buffer
-    _TO_CONTROL = 2  # a control frame (<= 125 bytes)
-
 cdef object _MAX_LENGTH = (1 << 63) - 1
 
 
-# -- read cursor -------------------------------------------------------------------
-
-cdef struct Cursor:
-    const uint8_t* p     # next unread byte
-    Py_ssize_t left      # bytes left after p
-
-
-cdef inline const uint8_t* _take(Cursor* cur, Py_ssize_t n) noexcept nogil:
-    """Consume n bytes and return where they start, or NULL (nothing consumed)."""
-    cdef const uint8_t* start
-    if n < 0 or n > cur.left:
-        return NULL
-    start = cur.p
-    cur.p += n
-    cur.left -= n
-    return start
-
+# -- header size -------------------------------------------------------------------
 
 cdef inline Py_ssize_t _header_size(uint8_t b1) noexcept nogil:
     """Total header length announced by the second header byte (2..14)."""
@@ -146,26 +116,11 @@ cdef inline Py_ssize_t _header_size(uint8_t b1) noexcept nogil:
     return size
 
 
-cdef int _get_bytes(object obj, Py_buffer* view) except -1:
-    """Acquire ``obj`` as contiguous bytes; TypeError (like wsframe_py) if impossible."""
-    try:
-        PyObject_GetBuffer(obj, view, PyBUF_SIMPLE)
-    except BufferError:
-        raise TypeError("a contiguous buffer is required") from None
-    return 0
-
-
-cdef object _byte_view(object data):
-    """``data`` as a 1-D unsigned-byte memoryview (for zero-copy payload slices)."""
-    cdef object view = memoryview(data)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
+cdef object _byte_view = _buffers.byte_view  # the one acceptance rule (buffers.py)
 
 
 # -- parser ------------------------------------------------------------------------
 
-@cython.final
 cdef class FrameParser:
     """Incremental RFC 6455 frame parser: feed it bytes, get complete events.
 
@@ -194,29 +149,6 @@ cdef class FrameParser:
     top bit set is not.
     """
 
-    cdef bint _is_server
-    cdef bint _allow_rsv1
-    cdef unsigned long long _max        # 0 = unlimited
-    cdef object _error                  # the WSProtocolError that stopped us, or None
-    # Header bytes of the frame being read, while its header is incomplete.
-    cdef uint8_t _hdr[_MAX_HEADER]
-    cdef Py_ssize_t _hdr_len
-    cdef Py_ssize_t _hdr_need
-    # The frame being read (valid while _in_payload).
-    cdef bint _in_payload
-    cdef bint _fin
-    cdef int _opcode
-    cdef bint _masked
-    cdef uint8_t _key[4]
-    cdef Py_ssize_t _length
-    cdef Py_ssize_t _got
-    cdef int _dest
-    cdef bytearray _frame_buf           # partial single-frame or control payload
-    # The fragmented data message in progress (opcode 0 = none).
-    cdef int _msg_opcode
-    cdef bytearray _msg_buf
-    # memoryview of the chunk being fed (made on first zero-copy slice), else None.
-    cdef object _chunk_view
 
     def __init__(self, is_server, max_message_size=0, allow_rsv1=False):
         if max_message_size < 0:
@@ -249,7 +181,7 @@ cdef class FrameParser:
         cdef Py_buffer buf
         cdef Cursor cur
         cdef list events = []
-        _get_bytes(data, &buf)
+        get_contiguous(data, &buf)
         cur.p = <const uint8_t*>buf.buf
         cur.left = buf.len
         try:
@@ -501,7 +433,7 @@ cdef int _check_header_args(object opcode, object length, bint fin, bint rsv1) e
 
 cdef int _get_key(object mask, uint8_t* key) except -1:
     cdef Py_buffer view
-    _get_bytes(mask, &view)
+    get_contiguous(mask, &view)
     try:
         if view.len != 4:
             raise ValueError("a WebSocket mask is exactly 4 bytes")
@@ -549,7 +481,7 @@ def build_frame(opcode, payload, fin=True, mask=None, rsv1=False):
     cdef Py_ssize_t n, hlen
     cdef object out
     cdef uint8_t* dst
-    _get_bytes(payload, &view)
+    get_contiguous(payload, &view)
     try:
         n = view.len
         _check_header_args(opcode, n, is_fin, is_rsv1)

@@ -27,6 +27,7 @@ Invariants:
 
 from __future__ import annotations
 
+from gostfast._core.buffers import byte_view
 from gostfast._core.wsframe_common import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
@@ -97,16 +98,6 @@ _TO_MESSAGE = 1  # a fragment of a message: appended to the message buffer
 _TO_CONTROL = 2  # a control frame (<= 125 bytes)
 
 
-def _byte_view(data) -> memoryview:
-    """``data`` as a 1-D unsigned-byte view (TypeError unless a contiguous buffer)."""
-    view = memoryview(data)
-    if not view.c_contiguous:
-        raise TypeError("a contiguous buffer is required")
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
-
-
 def _check_mask(mask) -> bytes:
     key = memoryview(mask).tobytes()
     if len(key) != 4:
@@ -155,7 +146,7 @@ def build_frame(
     Unmasked -> ``bytes``; masked -> ``bytearray`` (allocated once, header written at its
     front, payload XOR-copied behind it).
     """
-    data = _byte_view(payload)
+    data = byte_view(payload)
     head = frame_header(opcode, len(data), fin, mask, rsv1)
     if mask is None:
         return head + data.tobytes()
@@ -227,7 +218,7 @@ class FrameParser:
         """Parse ``data`` (any bytes-like chunk); return the events it completed."""
         if self._error is not None:
             raise WSProtocolError(self._error.close_code, self._error.reason)
-        view = _byte_view(data)
+        view = byte_view(data)
         events: list = []
         pos = 0
         end = len(view)
