@@ -36,9 +36,12 @@ def _check_mux(options, where: str) -> None:
 class _MuxServing:
     """Mixin: wrap each upgraded websocket in an smux server session."""
 
+    _smux: SmuxConfig | None = None
+
     def _accepted_ws(self, ws: Endpoint, on_accept: Callable[[Endpoint], None]) -> None:
-        cfg = SmuxConfig.from_options(self.spec.options)
-        Session(ws, cfg, client=False, on_stream=on_accept, name=ws.peer)
+        if self._smux is None:  # read from the options once, not per accepted websocket
+            self._smux = SmuxConfig.from_options(self.spec.options)
+        Session(ws, self._smux, client=False, on_stream=on_accept, name=ws.peer)
 
 
 class MWSListener(_MuxServing, WSListener):
