@@ -71,8 +71,8 @@ class HTTPConnector(Connector):
         super().__init__(spec)
         auth = spec.auth
         self.auth = (auth.username, auth.password) if auth is not None else None
-        self.extra = dict(spec.options.get("header") or {})
-        self.timeout = spec.options.get("timeout", 0.0)
+        self.extra = dict(spec.options.header or {})
+        self.timeout = spec.options.timeout
 
     async def connect(self, ep: Endpoint, host: str, port: int) -> Endpoint:
         address = join_host_port(host, port)

@@ -56,8 +56,8 @@ def build_request(host: str, port: int, user: str | None = None, password: str =
 class RelayConnector(Connector):
     def __init__(self, spec: ConnectorSpec) -> None:
         super().__init__(spec)
-        self.nodelay = bool(spec.options.get("nodelay", False))
-        self.timeout = spec.options.get("connect_timeout", 0.0)
+        self.nodelay = bool(spec.options.nodelay)
+        self.timeout = spec.options.connect_timeout
 
     def _auth(self) -> list[rp.Feature]:
         auth = self.spec.auth

@@ -75,7 +75,7 @@ class _SocksConnector(Connector):
 
     async def _guard(self, exchange, where: str) -> None:
         """Run a handshake within ``timeout``; what goes wrong becomes a DialError."""
-        timeout = self.spec.options.get("timeout", 0.0)
+        timeout = self.spec.options.timeout
         try:
             await within(timeout, exchange)
         except (asyncio.TimeoutError, TimeoutError):

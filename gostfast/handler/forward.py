@@ -43,7 +43,7 @@ class ForwardHandler(Handler):
             ep.close()
             return
         upstream, _ = found
-        await relay(ep, upstream, self.spec.options.get("idle_timeout", 0.0))
+        await relay(ep, upstream, self.spec.options.idle_timeout)
 
 
 registry.handlers.register("forward", ForwardHandler, FORWARD_OPTIONS)

@@ -64,10 +64,13 @@ from gostfast.proto import http1
 from gostfast.relay import relay
 from gostfast.traffic import Gate, pacer
 
+#: GOST's Proxy-Agent when ``proxyAgent`` is unset or empty (x/handler/http)
+DEFAULT_PROXY_AGENT = "gost/3.0"
+
 HTTP_OPTIONS = (
     # GOST (config/parsing/service): client addresses that skip authentication
     unsupported("skipauth", "skipauth"),
-    opt("proxy_agent", "str", "gost/3.0", "http.proxyAgent", "proxyAgent"),
+    opt("proxy_agent", "str", DEFAULT_PROXY_AGENT, "http.proxyAgent", "proxyAgent"),
     opt("auth_basic_realm", "str", "", "authBasicRealm"),
     opt("header", "map", None, "http.header", "header", doc="extra response header fields"),
     opt(
@@ -257,7 +260,7 @@ def _hostname(req: http1.Request, authority: str) -> str:
 def validate_http_options(options, where: str) -> None:
     """probeResist must be one of GOST's forms, checked when the config is planned."""
     try:
-        _probe.parse(options.get("probe_resist") or "", options.get("knock") or "")
+        _probe.parse(options.probe_resist or "", options.knock or "")
     except ValueError as exc:
         raise ConfigError(f"{where}.probeResist", str(exc)) from None
 
@@ -277,20 +280,20 @@ class HTTPHandler(Handler):
         super().__init__(spec)
         opts = spec.options
         self.users = Users(spec.auths, spec.auth_required)
-        self.proxy_agent = opts.get("proxy_agent") or "gost/3.0"
-        self.realm = opts.get("auth_basic_realm") or DEFAULT_REALM
+        self.proxy_agent = opts.proxy_agent or DEFAULT_PROXY_AGENT  # GOST: empty is the default
+        self.realm = opts.auth_basic_realm or DEFAULT_REALM
         self.extra_headers = [
-            (http1.canonical_header_key(k), str(v)) for k, v in (opts.get("header") or {}).items()
+            (http1.canonical_header_key(k), str(v)) for k, v in (opts.header or {}).items()
         ]
-        timeout = opts.get("read_timeout", 15.0)
+        timeout = opts.read_timeout
         self.read_timeout = 15.0 if timeout == 0 else (None if timeout < 0 else timeout)
-        self.idle_timeout = opts.get("idle_timeout", 0.0)
+        self.idle_timeout = opts.idle_timeout
         #: GOST's keepalive: idle upstream connections, shared by the service's clients
         self.pool = UpstreamPool() if opts.get("keepalive") else None
         #: GOST's compression (Go's Transport with DisableCompression off)
         self.compression = bool(opts.get("compression"))
         #: GOST's probeResist/knock: a decoy instead of 407 (validated in the plan)
-        self.probe = _probe.parse(opts.get("probe_resist") or "", opts.get("knock") or "")
+        self.probe = _probe.parse(opts.probe_resist or "", opts.knock or "")
         agent_line = f"Proxy-Agent: {_clean(self.proxy_agent)}\r\n"
         self.connect_ok = f"HTTP/1.1 200 Connection established\r\n{agent_line}\r\n".encode(
             "latin-1", "replace"

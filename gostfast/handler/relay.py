@@ -79,11 +79,11 @@ class RelayHandler(Handler):
     def __init__(self, spec: HandlerSpec) -> None:
         super().__init__(spec)
         self.users = Users(spec.auths, spec.auth_required)
-        timeout = spec.options.get("read_timeout", 15.0)
+        timeout = spec.options.read_timeout
         self.read_timeout = timeout if timeout > 0 else 15.0  # GOST: <= 0 means 15 s
-        self.nodelay = bool(spec.options.get("nodelay", False))
-        self.enable_bind = bool(spec.options.get("bind", False))
-        size = int(spec.options.get("udp_buffer_size", DEFAULT_BUFFER_SIZE))
+        self.nodelay = bool(spec.options.nodelay)
+        self.enable_bind = bool(spec.options.bind)
+        size = int(spec.options.udp_buffer_size)
         self.udp_buffer_size = size if size > 0 else DEFAULT_BUFFER_SIZE
 
     async def handle(self, ep: Endpoint) -> None:

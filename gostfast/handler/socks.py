@@ -54,7 +54,7 @@ from gostfast.proto import socks5 as s5
 from gostfast.proto.errors import ProtocolError
 from gostfast.relay import relay
 from gostfast.timeouts import within
-from gostfast.udp.packet import DEFAULT_BUFFER_SIZE, udp_buffer_size_opt
+from gostfast.udp.packet import udp_buffer_size_opt
 
 _READ_TIMEOUT = opt(
     "read_timeout", "duration", 15.0, "readTimeout", doc="time to read the SOCKS handshake"
@@ -108,7 +108,7 @@ _BAD_INPUT = (ProtocolError, asyncio.IncompleteReadError, ValueError)
 
 
 def _read_timeout(spec: HandlerSpec) -> float:
-    value = spec.options.get("read_timeout", 15.0)
+    value = spec.options.read_timeout
     return value if value > 0 else 15.0  # GOST: <= 0 means 15 s
 
 
@@ -127,14 +127,14 @@ class Socks5Handler(Handler):
         self.users = Users(spec.auths, spec.auth_required)
         self.read_timeout = _read_timeout(spec)
         options = spec.options
-        self.enable_bind = bool(options.get("bind", False))
-        self.enable_udp = bool(options.get("udp", False))
-        self.udp_buffer_size = int(options.get("udp_buffer_size", DEFAULT_BUFFER_SIZE))
+        self.enable_bind = bool(options.bind)
+        self.enable_udp = bool(options.udp)
+        self.udp_buffer_size = int(options.udp_buffer_size)
         self.udp_bind_range = (
-            int(options.get("udp_bind_min", 0)),
-            int(options.get("udp_bind_max", 0)),
+            int(options.udp_bind_min),
+            int(options.udp_bind_max),
         )
-        self.public_addr = str(options.get("public_addr", "") or "")
+        self.public_addr = str(options.public_addr or "")
         #: seconds BIND waits for the incoming connection (GOST: no limit)
         self.bind_accept_timeout = BIND_ACCEPT_TIMEOUT
 

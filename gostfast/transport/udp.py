@@ -147,7 +147,7 @@ class UDPListener(Listener):
         super().__init__(spec)
         options = spec.options
         self.ttl = _positive(options.get("ttl"), 5.0)
-        self.keepalive = bool(options.get("keepalive", False))
+        self.keepalive = bool(options.keepalive)
         self.read_buffer_size = _positive(options.get("read_buffer_size"), 4096)
         self.read_queue_size = _positive(options.get("read_queue_size"), 128)
         self.backlog = _positive(options.get("backlog"), 128)
