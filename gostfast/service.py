@@ -35,7 +35,7 @@ from gostfast.components import (
     ListenerSpec,
 )
 from gostfast.config import gost_names, values
-from gostfast.config.errors import ConfigError
+from gostfast.config.errors import ConfigError, not_supported
 from gostfast.config.labels import LABEL_KEYS, parse_labels
 from gostfast.config.model import (
     ChainConfig,
@@ -143,7 +143,7 @@ def _port_of(addr: str, path: str) -> tuple[str, int]:
 def _refuse_gost_keys(md: dict[str, Any], refused: frozenset[str], path: str) -> None:
     for key in md:
         if key in refused:
-            raise ConfigError(path, f"option '{key}' is not supported by gostfast yet")
+            raise not_supported(path, f"option '{key}'")
 
 
 def _plan_parts(

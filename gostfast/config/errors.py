@@ -14,3 +14,13 @@ class ConfigError(ValueError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}" if path else message)
+
+
+def unsupported_message(what: str) -> str:
+    """The one wording for a GOST feature gostfast lacks (an option, a type, a loader)."""
+    return f"{what} is not supported by gostfast yet"
+
+
+def not_supported(path: str, what: str) -> ConfigError:
+    """The refusal of ``what`` at the YAML/URL ``path``: GOST has it, gostfast not yet."""
+    return ConfigError(path, unsupported_message(what))

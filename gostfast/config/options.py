@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gostfast.config import values
-from gostfast.config.errors import ConfigError
+from gostfast.config.errors import ConfigError, not_supported
 
 _PARSERS = {
     "bool": values.parse_bool,
@@ -140,7 +140,7 @@ def parse_options(spec: Sequence[Option], md: Mapping[str, Any], where: str) -> 
             if _means_default(o, raw):
                 out[o.name] = o.default
                 continue
-            raise ConfigError(path, f"option '{key}' is not supported by gostfast yet")
+            raise not_supported(path, f"option '{key}'")
         try:
             value = _PARSERS[o.kind](raw)
             if o.convert is not None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
 
 from gostfast.config import gost_names, values
-from gostfast.config.errors import ConfigError
+from gostfast.config.errors import ConfigError, not_supported
 from gostfast.config.model import (
     AdmissionConfig,
     Auth,
@@ -290,7 +290,7 @@ def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
     query = _query(u.query)
     for k in query:
         if k in _UNSUPPORTED_L_KEYS:
-            raise ConfigError(where, f"option '{k}' is not supported by gostfast yet")
+            raise not_supported(where, f"option '{k}'")
     auth = _userinfo(u.userinfo, query, where)
     cert = _take(query, "certfile", "cert", "tls.certfile")
     key = _take(query, "keyfile", "key", "tls.keyfile")
@@ -462,7 +462,7 @@ def parse_hop(raw: str, index: int, names: Names) -> HopConfig:
     query = _query(u.query)
     for k in query:
         if k in _UNSUPPORTED_F_KEYS:
-            raise ConfigError(where, f"option '{k}' is not supported by gostfast yet")
+            raise not_supported(where, f"option '{k}'")
     auth = _userinfo(u.userinfo, query, where)
     secure_text = _take(query, "secure", "tls.secure")
     try:
@@ -481,7 +481,7 @@ def parse_hop(raw: str, index: int, names: Names) -> HopConfig:
     parts, shared = _split_prefixed(query, ("node", "connector", "dialer", "hop"))
     for k in parts["hop"]:  # GOST's hop metadata: interface, so_mark, proxyProtocol, netns
         if k in gost_names.HOP_METADATA:
-            raise ConfigError(where, f"option 'hop.{k}' is not supported by gostfast yet")
+            raise not_supported(where, f"option 'hop.{k}'")
         log.warning("%s: unknown option 'hop.%s' ignored", where, k)
     hop = HopConfig(name=f"hop-{index}", selector=selector, bypass=hop_bypass, hosts=hop_hosts)
     for host in u.host.split(","):

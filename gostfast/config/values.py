@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from gostfast.config.errors import unsupported_message
+
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
@@ -126,7 +128,7 @@ def parse_choice(value: object, names: dict[str, str], what: str) -> str:
 def parse_strategy(value: object) -> str:
     """A selector strategy: round, rand or fifo (GOST's aliases rr, random, ha accepted)."""
     if parse_str(value).strip().lower() == "hash":
-        raise ValueError("strategy 'hash' is not supported by gostfast yet")
+        raise ValueError(unsupported_message("strategy 'hash'"))
     return parse_choice(value, STRATEGY_NAMES, "strategy")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import yaml as pyyaml
 
 from gostfast.config import gost_names, values
-from gostfast.config.errors import ConfigError
+from gostfast.config.errors import ConfigError, not_supported
 from gostfast.config.labels import parse_labels
 from gostfast.config.model import (
     AdmissionConfig,
@@ -149,7 +149,7 @@ class _Reader:
                 )
             self._by_lower[lower] = key
             if lower in refused:
-                raise ConfigError(self.sub(str(key)), f"'{key}' is not supported by gostfast yet")
+                raise not_supported(self.sub(str(key)), f"'{key}'")
 
     def sub(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
@@ -333,10 +333,10 @@ def _auth(data: Any, path: str) -> Auth:
 
 def _tls(r: _Reader, global_: bool = False) -> TLSConfig:
     if r.has("options"):
-        raise ConfigError(r.sub("options"), "'options' is not supported by gostfast yet")
+        raise not_supported(r.sub("options"), "'options'")
     for key in ("rejectUnknownSNI", "serverNames"):  # GOST's SNI filter on listeners
         if r.get(key) not in (None, False, "false", "", []):
-            raise ConfigError(r.sub(key), f"'{key}' is not supported by gostfast yet")
+            raise not_supported(r.sub(key), f"'{key}'")
     t = TLSConfig(
         cert_file=r.str("certFile"),
         key_file=r.str("keyFile"),
@@ -456,7 +456,7 @@ def _forwarder(data: Any, path: str) -> ForwarderConfig:
         md = _Reader(nr.metadata(), nr.sub("metadata"))  # GOST's selector labels on a node
         for key in md.data:
             if key in gost_names.NODE_METADATA:
-                raise ConfigError(md.sub(key), f"option '{key}' is not supported by gostfast yet")
+                raise not_supported(md.sub(key), f"option '{key}'")
         node.labels = parse_labels(md.convert)
         md.warn_unknown()
         fwd.nodes.append(node)
@@ -518,9 +518,7 @@ def _hop(data: Any, path: str, default_name: str, named: _Named) -> HopConfig:
     )
     for key in hr.metadata():
         if key in gost_names.HOP_METADATA:
-            raise ConfigError(
-                hr.sub("metadata"), f"option '{key}' is not supported by gostfast yet"
-            )
+            raise not_supported(hr.sub("metadata"), f"option '{key}'")
         log.warning("%s: unknown metadata key '%s' ignored", hr.sub("metadata"), key)
     if hr.has("selector"):
         hop.selector = _selector(hr.get("selector"), hr.sub("selector"))
