@@ -27,21 +27,18 @@ from collections.abc import Iterable, Sequence
 
 from gostfast.chain.hosts import domain_keys
 from gostfast.config.model import BypassConfig
+from gostfast.proto.addr import split_host_port
+from gostfast.proto.errors import AddressError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def _split_host_port(addr: str) -> tuple[str, str]:
-    """GOST's matcher splitHostPort: no colon is a bare host; a bad split keeps it all."""
-    if ":" not in addr:
-        return addr, ""
-    if addr.startswith("["):
-        end = addr.find("]")
-        if end > 0 and addr[end + 1 : end + 2] == ":" and ":" not in addr[end + 2 :]:
-            return addr[1:end], addr[end + 2 :]
-        return addr, ""
-    host, _, port = addr.rpartition(":")
-    if ":" in host:  # a bare IPv6 address: Go's SplitHostPort fails, host is the whole
+    """GOST's matcher splitHostPort: where Go's split fails (a bare host, a bare IPv6
+    address) the whole text is the host; an empty host is the whole text too."""
+    try:
+        host, port = split_host_port(addr)
+    except AddressError:
         return addr, ""
     return host or addr, port
 

@@ -45,6 +45,8 @@ from gostfast.config.model import (
     ServiceConfig,
     TLSConfig,
 )
+from gostfast.proto import addr as addr_codec
+from gostfast.proto.errors import AddressError
 
 # listeners whose name doubles as the handler when a -L URL has forward targets
 _SELF_HANDLED_LISTENERS = {
@@ -163,18 +165,19 @@ def _port(text: str, where: str) -> int:
 
 
 def split_host_port(addr: str, where: str) -> tuple[str, str]:
-    """Split ``host:port`` / ``[v6]:port`` keeping the port text (it may be a range)."""
+    """Split ``host:port`` / ``[v6]:port`` keeping the port text (it may be a range);
+    proto.addr's splitter (Go's rules), its failures worded for a configuration."""
+    try:
+        return addr_codec.split_host_port(addr)
+    except AddressError as exc:
+        why = exc.reason  # type: ignore[attr-defined]
     if addr.startswith("["):
-        end = addr.find("]")
-        if end < 0 or not addr[end + 1 :].startswith(":"):
-            raise ConfigError(where, f"invalid address '{addr}' (expected [ipv6]:port)")
-        return addr[1:end], addr[end + 2 :]
-    if ":" not in addr:
+        raise ConfigError(where, f"invalid address '{addr}' (expected [ipv6]:port)")
+    if why == "missing port in address":
         raise ConfigError(where, f"address '{addr}' has no port (expected host:port)")
-    host, port = addr.rsplit(":", 1)
-    if ":" in host:
+    if why == "too many colons in address":
         raise ConfigError(where, f"invalid address '{addr}' (write IPv6 hosts as [addr]:port)")
-    return host, port
+    raise ConfigError(where, f"invalid address '{addr}' ({why})")
 
 
 def join_host_port(host: str, port: int) -> str:

@@ -44,6 +44,8 @@ from gostfast.config.model import (
     ServiceConfig,
     TLSConfig,
 )
+from gostfast.proto.addr import split_host_port
+from gostfast.proto.errors import AddressError
 from gostfast.workers import parse_workers
 
 # libyaml's parser where PyYAML was built with it (its wheels are): the same
@@ -716,7 +718,15 @@ def _node(data: Any, path: str, index: int, named: _Named) -> NodeConfig:
         if d.has("tls"):
             node.dialer.tls = _tls(_Reader(d.get("tls"), d.sub("tls")))
             if not node.dialer.tls.server_name:  # GOST: SNI defaults to the node's host
-                node.dialer.tls.server_name = node.addr.rsplit(":", 1)[0].strip("[]")
+                node.dialer.tls.server_name = _host_of(node.addr)
         d.warn_unknown()
     r.warn_unknown()
     return node
+
+
+def _host_of(addr: str) -> str:
+    """The host of a node's ``host:port`` (the whole text when it does not split)."""
+    try:
+        return split_host_port(addr)[0]
+    except AddressError:
+        return addr.strip("[]")

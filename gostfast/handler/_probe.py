@@ -29,6 +29,8 @@ from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
 from gostfast.handler import _httpbody as body
 from gostfast.proto import http1
+from gostfast.proto.addr import split_host_port
+from gostfast.proto.errors import AddressError
 from gostfast.relay import relay
 
 KINDS = ("code", "web", "host", "file")
@@ -57,20 +59,29 @@ def parse(text: str, knock: str) -> ProbeResistance | None:
         raise ValueError(f"code: expected an HTTP status, got '{value}'")
     if kind == "web" and value.lower().startswith("https:"):
         raise ValueError("web: https pages are not supported by gostfast yet (use http://)")
-    if kind == "host" and not value.rpartition(":")[2].isdigit():
+    if kind == "host" and not _port_of(value).isdigit():
         raise ValueError(f"host: expected HOST:PORT, got '{value}'")
     names = tuple(n.strip() for n in knock.split(",") if n.strip())
     return ProbeResistance(kind, value, names)
 
 
+def _port_of(value: str) -> str:
+    """The port text of ``host:port`` ("" when it does not split)."""
+    try:
+        return split_host_port(value)[1]
+    except AddressError:
+        return ""
+
+
 def _split_url(url: str) -> tuple[str, int, str]:
-    """``[http://]host[:port][/path]`` -> (host, port, path)."""
+    """``[http://]host[:port][/path]`` -> (host, port, path); no usable port: 80."""
     rest = url[7:] if url.lower().startswith("http://") else url
     authority, slash, path = rest.partition("/")
-    host, sep, port = authority.rpartition(":")
-    if not sep or not port.isdigit():
-        host, port = authority, "80"
-    return host.strip("[]"), int(port), "/" + path if slash else "/"
+    if _port_of(authority).isdigit():
+        host, port = split_host_port(authority)
+    else:
+        host, port = authority.strip("[]"), "80"
+    return host, int(port), "/" + path if slash else "/"
 
 
 async def answer(
@@ -101,9 +112,9 @@ async def answer(
         ]
         ep.writelines([http1.build_response(200, "OK", headers), data])
     elif pr.kind == "host":
-        host, _, port = pr.value.rpartition(":")
+        host, port = split_host_port(pr.value)  # checked when the option was parsed
         try:
-            upstream = await tcp_connect(host.strip("[]"), int(port))
+            upstream = await tcp_connect(host, int(port))
         except DialError as exc:
             log.warning("%s: probeResist host: %s", ep.peer, exc)
             ep.write(fallback)

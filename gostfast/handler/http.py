@@ -61,6 +61,8 @@ from gostfast.handler import _probe
 from gostfast.handler._httppool import UpstreamPool
 from gostfast.handler._users import Users
 from gostfast.proto import http1
+from gostfast.proto.addr import split_host_port
+from gostfast.proto.errors import AddressError
 from gostfast.relay import relay
 from gostfast.traffic import Gate, pacer
 
@@ -184,20 +186,15 @@ def split_authority(authority: str) -> tuple[str, int] | None:
     """``host[:port]`` -> (host, port) with port 80 by default; None if it is not valid."""
     if "@" in authority:
         authority = authority.rsplit("@", 1)[1]
-    if authority.startswith("["):
-        end = authority.find("]")
-        if end < 0:
-            return None
-        host, rest = authority[1:end], authority[end + 1 :]
-        if rest and not rest.startswith(":"):
-            return None
-        port_text = rest[1:] if rest else ""
-    elif authority.count(":") == 1:
-        host, port_text = authority.split(":")
-    elif ":" in authority:
-        return None
-    else:
+    if authority.startswith("[") and authority.endswith("]"):
+        host, port_text = authority[1:-1], ""  # [v6] without a port
+    elif ":" not in authority:
         host, port_text = authority, ""
+    else:
+        try:
+            host, port_text = split_host_port(authority)
+        except AddressError:
+            return None
     if not port_text:
         return host, 80
     if not port_text.isdigit() or not port_text.isascii() or int(port_text) > 65535:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from gostfast.proto.errors import UnknownAddressType
+from gostfast.proto.errors import AddressError, UnknownAddressType
 
 __all__ = [
     "ATYP_IPV4",
@@ -42,6 +42,7 @@ __all__ = [
     "as_bytes_view",
     "decode_text",
     "unmap_ip",
+    "split_host_port",
     "encode_text",
 ]
 
@@ -171,3 +172,45 @@ def unmap_ip(host: str) -> str:
         if mapped is not None:
             return str(mapped)
     return host
+
+
+def split_host_port(text: str) -> tuple[str, str]:
+    """``host:port`` / ``[v6]:port`` -> (host, port text), as Go's net.SplitHostPort.
+
+    The one host:port splitter: every place that reads an address (configuration,
+    CONNECT authorities, bypass patterns, probe targets) calls it and decides what
+    a failure means there. The port is returned as written (it may be empty or a
+    range: callers check it). Raises AddressError with Go's wording: "missing port
+    in address", "too many colons in address", "missing ']' in address",
+    "unexpected '[' in address", "unexpected ']' in address".
+    """
+
+    def fail(why: str) -> AddressError:
+        err = AddressError(f"address {text}: {why}")
+        err.reason = why  # type: ignore[attr-defined]  (callers word their own errors)
+        return err
+
+    colon = text.rfind(":")
+    if colon < 0:
+        raise fail("missing port in address")
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise fail("missing ']' in address")
+        if end + 1 == len(text):
+            raise fail("missing port in address")
+        if end + 1 != colon:  # the port's colon must follow the ']' and be the last one
+            raise fail(
+                "too many colons in address" if text[end + 1] == ":" else "missing port in address"
+            )
+        host, scan_open, scan_close = text[1:end], 1, end + 1
+    else:
+        host, scan_open, scan_close = text[:colon], 0, 0
+        if ":" in host:
+            raise fail("too many colons in address")
+    if "[" in text[scan_open:]:
+        raise fail("unexpected '[' in address")
+    if "]" in text[scan_close:]:
+        raise fail("unexpected ']' in address")
+    port = text[colon + 1 :]
+    return host, port

@@ -15,8 +15,9 @@ from gostfast.proto.addr import (
     address_type,
     decode_addr,
     encode_addr,
+    split_host_port,
 )
-from gostfast.proto.errors import ProtocolError, UnknownAddressType
+from gostfast.proto.errors import AddressError, ProtocolError, UnknownAddressType
 
 VECTORS = [
     # (host, port, wire)
@@ -170,3 +171,46 @@ def test_random_bytes_never_crash(data: bytes) -> None:
         assert decode_addr(again) == ((_canonical(host), port), len(again))
         if data[0] == ATYP_IPV4 or (data[0] == ATYP_DOMAIN and address_type(host) == ATYP_DOMAIN):
             assert again == data[:used]
+
+
+# --------------------------------------------------------------------------- split_host_port
+# Go's net.SplitHostPort cases (net/ipsock_test.go's table, read for the rules)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("localhost:80", ("localhost", "80")),
+        ("[::1]:80", ("::1", "80")),
+        ("[fe80::1%lo0]:80", ("fe80::1%lo0", "80")),
+        ("localhost:", ("localhost", "")),
+        ("[::1]:", ("::1", "")),
+        (":80", ("", "80")),
+        ("[]:80", ("", "80")),
+        ("host:8000-8002", ("host", "8000-8002")),  # ports as written: callers check them
+    ],
+)
+def test_split_host_port(text: str, expected: tuple[str, str]) -> None:
+    assert split_host_port(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("localhost", "missing port in address"),
+        ("[::1]", "missing port in address"),
+        ("[::1]x", "missing port in address"),
+        ("::1", "too many colons in address"),
+        ("a:b:c", "too many colons in address"),
+        ("[::1]:80:90", "too many colons in address"),
+        ("[::1:80", "missing ']' in address"),
+        ("a[b]:80", "unexpected '[' in address"),
+        ("a]:80", "unexpected ']' in address"),
+        ("[a]:8]0", "unexpected ']' in address"),
+    ],
+)
+def test_split_host_port_refuses_as_go(text: str, why: str) -> None:
+    with pytest.raises(AddressError) as info:
+        split_host_port(text)
+    assert info.value.reason == why
+    assert str(info.value) == f"address {text}: {why}"
