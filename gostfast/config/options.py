@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gostfast.config import values
-from gostfast.config.errors import ConfigError, not_supported
+from gostfast.config.errors import ConfigError, not_supported, unsupported_message
 
 _PARSERS = {
     "bool": values.parse_bool,
@@ -117,6 +117,18 @@ class Options(dict):
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+def refused_when(bad: Any, what: str) -> Callable[[Any], Any]:
+    """``convert`` for a GOST option gostfast implements for some values only: writing
+    ``bad`` is refused by name (what is unset keeps GOST's default, unchecked)."""
+
+    def check(value: Any) -> Any:
+        if value == bad:
+            raise ValueError(unsupported_message(what))
+        return value
+
+    return check
 
 
 def known_keys(spec: Iterable[Option]) -> set[str]:

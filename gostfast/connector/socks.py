@@ -2,8 +2,8 @@
 
 SOCKS5: the greeting offers 0x00, plus 0x02 when the node has auth; GOST's
 private TLS methods 0x80/0x82 are never offered (GOST's ``notls=true``
-behaviour: gostfast does not run TLS inside SOCKS, put the hop on a TLS or wss
-transport instead). RFC 1929 auth when the server picks 0x02. The CONNECT
+behaviour, and an explicit ``notls=false`` is refused by name: gostfast does
+not run TLS inside SOCKS, put the hop on a TLS or wss transport instead). RFC 1929 auth when the server picks 0x02. The CONNECT
 request carries a domain unresolved (ATYP 3), an IP literal as ATYP 1/4, and an
 empty host as 127.0.0.1 (as GOST). A reply other than 0 is a DialError naming
 the code.
@@ -28,7 +28,7 @@ import socket
 from gostfast import registry
 from gostfast._handshake import read_message
 from gostfast.components import Connector
-from gostfast.config.options import opt, unsupported
+from gostfast.config.options import opt, refused_when, unsupported
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
@@ -44,7 +44,14 @@ _TIMEOUT = opt("timeout", "duration", 0.0, "timeout", doc="SOCKS handshake deadl
 
 SOCKS5_CONNECTOR_OPTIONS = (
     _TIMEOUT,
-    opt("notls", "bool", False, "notls", doc="accepted; TLS methods are never offered"),
+    opt(
+        "notls",
+        "bool",
+        False,
+        "notls",
+        convert=refused_when(False, "notls=false (TLS methods inside SOCKS5)"),
+        doc="true is what gostfast does: TLS methods are never offered",
+    ),
     # GOST's relay=udp: UDP by a standard UDP ASSOCIATE to the node; gostfast uses UDP-TUN
     unsupported("relay", "relay", default=""),
 )

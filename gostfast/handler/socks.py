@@ -6,8 +6,10 @@ SOCKS5 (RFC 1928/1929) as GOST serves it:
   else 0xFF; without users, 0x00 if offered, else 0xFF. After 0xFF the
   connection is closed.
 * GOST's private TLS methods 0x80/0x82 are never chosen: gostfast does not run
-  TLS inside SOCKS (GOST's ``notls=true`` behaviour). A GOST client offers them
-  next to 0x00/0x02 and simply gets one of those.
+  TLS inside SOCKS (GOST's ``notls=true`` behaviour; an explicit ``notls=false``
+  is refused by name). A GOST client offers them next to 0x00/0x02 and simply
+  gets one of those. ``udp.resolveDomain=true`` (GOST resolves a domain source
+  in UDP replies) is refused by name too.
 * Username/password failure: ``01 01`` and close.
 * CONNECT: dial failure -> REP 0x03 (network unreachable, as GOST); success ->
   REP 0x00 with BND = the local address of the outbound connection when it is a
@@ -41,7 +43,7 @@ import asyncio
 from gostfast import registry
 from gostfast._handshake import read_message
 from gostfast.components import Handler, HandlerSpec
-from gostfast.config.options import opt, unsupported
+from gostfast.config.options import opt, refused_when, unsupported
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
@@ -64,7 +66,14 @@ SOCKS5_OPTIONS = (
     # GOST (config/parsing/service): client addresses that skip authentication
     unsupported("skipauth", "skipauth"),
     _READ_TIMEOUT,
-    opt("notls", "bool", False, "notls", doc="accepted; gostfast never offers TLS methods"),
+    opt(
+        "notls",
+        "bool",
+        False,
+        "notls",
+        convert=refused_when(False, "notls=false (TLS methods inside SOCKS5)"),
+        doc="true is what gostfast does: TLS methods are never chosen",
+    ),
     opt("bind", "bool", False, "bind", doc="serve BIND (listens on this host)"),
     opt("udp", "bool", False, "udp", doc="serve UDP ASSOCIATE and UDP-TUN (through the chain)"),
     udp_buffer_size_opt(
@@ -76,7 +85,8 @@ SOCKS5_OPTIONS = (
         False,
         "udp.resolveDomain",
         "udpResolveDomain",
-        doc="accepted; without a chain replies always carry the source IP",
+        convert=refused_when(True, "udp.resolveDomain=true"),
+        doc="false only: replies carry the source as the upstream names it",
     ),
     opt("udp_bind_min", "int", 0, "udp.bindRange.min", "udp.minPort", minimum=0, maximum=65535),
     opt("udp_bind_max", "int", 0, "udp.bindRange.max", "udp.maxPort", minimum=0, maximum=65535),

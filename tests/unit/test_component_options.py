@@ -148,3 +148,34 @@ def test_ws_ttl_not_a_duration_is_an_error(value) -> None:
         _parse("dialer", "ws", {"ttl": value})
     assert exc.value.path == f"{WHERE}.ttl"
     assert "expected a duration" in exc.value.message
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "key", "value", "what"),
+    [
+        ("handler", "socks5", "notls", "false", "notls=false (TLS methods inside SOCKS5)"),
+        ("handler", "auto", "notls", False, "notls=false (TLS methods inside SOCKS5)"),
+        ("connector", "socks5", "notls", "false", "notls=false (TLS methods inside SOCKS5)"),
+        ("handler", "socks5", "udp.resolveDomain", "true", "udp.resolveDomain=true"),
+        ("handler", "socks5", "udpResolveDomain", True, "udp.resolveDomain=true"),
+    ],
+)
+def test_value_gostfast_lacks_is_refused_by_name(kind, name, key, value, what) -> None:
+    # GOST negotiates TLS inside SOCKS5 unless notls, and resolves domains in UDP replies
+    # with udp.resolveDomain; gostfast does neither, so asking for it is an error
+    with pytest.raises(ConfigError) as exc:
+        _parse(kind, name, {key: value})
+    assert exc.value.path == f"{WHERE}.{key.lower()}"
+    assert exc.value.message == f"{what} is not supported by gostfast yet"
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "key", "value", "field", "parsed"),
+    [
+        ("handler", "socks5", "notls", "true", "notls", True),
+        ("connector", "socks5", "notls", True, "notls", True),
+        ("handler", "socks5", "udp.resolveDomain", "false", "udp_resolve_domain", False),
+    ],
+)
+def test_value_gostfast_does_is_accepted(kind, name, key, value, field, parsed) -> None:
+    assert _parse(kind, name, {key: value})[field] is parsed
