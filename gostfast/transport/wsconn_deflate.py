@@ -31,7 +31,7 @@ class DeflateWSEndpoint(WSEndpoint):
         """WSEndpoint's arguments; ``max_message_size`` also bounds inflated messages."""
         # set before WSEndpoint attaches to ``inner``, which may deliver data at once
         self._deflater = shared_deflater()
-        self._inflater = Inflater(options.max_message_size)
+        self._inflater = Inflater(options.get("max_message_size", 0))  # a keyword argument
         super().__init__(inner, is_server, **options)
 
     def _handle(self, events) -> None:
