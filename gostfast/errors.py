@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from gostfast._core.smux_common import SmuxProtocolError
+from gostfast._core.wsframe_common import WSProtocolError
+from gostfast.proto.errors import ProtocolError
+
 
 class GostfastError(Exception):
     """Base of gostfast's runtime errors."""
@@ -21,3 +25,10 @@ class DialError(GostfastError, ConnectionError):
 
 class HandshakeError(GostfastError, ConnectionError):
     """A peer broke a protocol during a handshake (message names the rule)."""
+
+
+#: What a peer's bytes can make the protocol code raise: a malformed head, frame,
+#: handshake or address. A tunnel that ends on one of these is the peer's fault (an
+#: info line); any other exception is gostfast's (a traceback), and a node is marked
+#: failed only for these and I/O errors, never for a bug of ours.
+PEER_FAULTS: tuple[type[Exception], ...] = (ProtocolError, WSProtocolError, SmuxProtocolError)

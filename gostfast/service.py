@@ -48,7 +48,7 @@ from gostfast.config.model import (
 from gostfast.config.options import Options, known_keys, parse_options
 from gostfast.config.url import split_host_port
 from gostfast.endpoint import Endpoint
-from gostfast.errors import GostfastError
+from gostfast.errors import PEER_FAULTS, GostfastError
 from gostfast.limits import ConnLimiter, RateLimiter
 from gostfast.shared_limits import SharedCounters, SharedScope
 from gostfast.traffic import SCOPES, TrafficLimiter
@@ -480,7 +480,7 @@ class Orchestrator:
             except asyncio.CancelledError:
                 ep.abort()
                 raise
-            except (ConnectionError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            except (ConnectionError, OSError, asyncio.IncompleteReadError, *PEER_FAULTS) as exc:
                 hlog.info("%s: %s", ep.peer, exc or type(exc).__name__)
                 ep.abort()
             except Exception:

@@ -22,7 +22,7 @@ from gostfast.components import Connector, Dialer
 from gostfast.config.model import NodeLabels
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint, TCPEndpoint
-from gostfast.errors import DialError
+from gostfast.errors import PEER_FAULTS, DialError
 from gostfast.timeouts import within
 from gostfast.udp.direct import DirectPacket
 from gostfast.udp.packet import PacketTunnel
@@ -160,7 +160,7 @@ class Router:
 
         try:
             ep = await node.dialer.dial(node.addr, open_raw)
-        except (OSError, DialError, asyncio.IncompleteReadError, ValueError) as exc:
+        except (OSError, DialError, asyncio.IncompleteReadError, *PEER_FAULTS) as exc:
             self.hops[i].selector.mark_failed(node)
             if isinstance(exc, DialError):
                 raise

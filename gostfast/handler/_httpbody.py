@@ -18,6 +18,7 @@ import re
 import zlib
 
 from gostfast.endpoint import Endpoint
+from gostfast.proto.errors import ProtocolError
 from gostfast.proto.http1 import Request, Response
 from gostfast.traffic import Pace
 
@@ -31,7 +32,7 @@ _MAX_TRAILER_LINE = 16384
 _HEX = re.compile(rb"[0-9a-fA-F]{1,16}\Z")
 
 
-class BodyError(ValueError):
+class BodyError(ProtocolError):
     """A body whose framing is broken (bad chunk size, bad Content-Length...)."""
 
 

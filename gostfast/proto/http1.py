@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from gostfast.proto.errors import ProtocolError
+
 __all__ = [
     "MAX_HEAD",
     "HTTPHeadError",
@@ -88,7 +90,7 @@ _VALUE_CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _TARGET_BAD_RE = re.compile(r"[\x00-\x20\x7f]")
 
 
-class HTTPHeadError(ValueError):
+class HTTPHeadError(ProtocolError):
     """A malformed or oversize HTTP head."""
 
 

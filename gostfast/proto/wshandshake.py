@@ -40,6 +40,7 @@ import hashlib
 import os
 from urllib.parse import unquote_to_bytes
 
+from gostfast.proto.errors import ProtocolError
 from gostfast.proto.http1 import (
     Request,
     Response,
@@ -91,7 +92,7 @@ _PATH_SAFE = frozenset(
 )
 
 
-class HandshakeError(ValueError):
+class HandshakeError(ProtocolError):
     """The WebSocket handshake failed (client side: the server's answer is not a valid 101)."""
 
 
