@@ -34,11 +34,26 @@ def _check_mux(options, where: str) -> None:
 
 
 class _MuxServing:
-    """Mixin: wrap each upgraded websocket in an smux server session."""
+    """Mixin: wrap each upgraded websocket in an smux server session.
+
+    Closing the listener drains its sessions (``Session.drain``): each ends once
+    its open streams have, so clients re-dial a live server for new tunnels.
+    """
+
+    def __init__(self, spec) -> None:
+        super().__init__(spec)
+        self._sessions: set[Session] = set()
 
     def _accepted_ws(self, ws: Endpoint, on_accept: Callable[[Endpoint], None]) -> None:
         cfg = SmuxConfig.from_options(self.spec.options)
-        Session(ws, cfg, client=False, on_stream=on_accept, name=ws.peer)
+        s = Session(ws, cfg, client=False, on_stream=on_accept, name=ws.peer)
+        self._sessions.add(s)
+        s.done.add_done_callback(lambda _: self._sessions.discard(s))
+
+    def close(self) -> None:
+        super().close()
+        for s in list(self._sessions):
+            s.drain()
 
 
 class MWSListener(_MuxServing, WSListener):
