@@ -111,7 +111,8 @@ def test_the_units_start_reload_and_stop_on_one_cpu(unit_files):
     procs = Procs()
     try:
         # as systemd execs it; taskset leaves one CPU, so --workers auto counts one
-        proc = procs.start(["taskset", "-c", "0", *shlex.split(service["ExecStart"])], env=env)
+        taskset = debian_tool("taskset", "util-linux")
+        proc = procs.start([taskset, "-c", "0", *shlex.split(service["ExecStart"])], env=env)
         ports = unit_files["ports"]
         for port in ports.values():
             wait_port(port, proc=proc)
