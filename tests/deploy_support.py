@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 from support import Procs, debian_tool, output
@@ -35,6 +37,37 @@ def fill(text: str, subs: dict[str, str]) -> str:
         assert old in text, f"{old!r} is no longer in the documented block:\n{text}"
         text = text.replace(old, new)
     return text
+
+
+def upgrade_request(host: str, path: str = "/ws", headers: dict[str, str] | None = None) -> bytes:
+    """A websocket upgrade request with RFC 6455's sample key, and ``headers`` added."""
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        f"Sec-WebSocket-Version: 13\r\n{extra}\r\n"
+    ).encode()
+
+
+def status_line(s: socket.socket) -> bytes:
+    """The first line the server answers on ``s`` (b"" if it closed without one)."""
+    head = b""
+    while b"\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return head.split(b"\r\n", 1)[0]
+
+
+def log_lines(proc: subprocess.Popen, needle: str, timeout: float = 10.0) -> list[str]:
+    """The lines of ``proc``'s log holding ``needle``, waiting up to ``timeout`` for one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [ln for ln in output(proc).splitlines() if needle in ln]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 def pem_files(work: Path, name: str = "tunnel.example.com") -> dict[str, Path]:

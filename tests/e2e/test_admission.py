@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import pytest
-from deploy_support import Nginx
+from deploy_support import Nginx, log_lines, status_line, upgrade_request
 from proxy_support import TCPServer, connect, echo, recv_until_close
-from support import Procs, connect_unique, free_port, output
+from support import Procs, connect_unique, free_port
 
 IO_TIMEOUT = 10.0
 
@@ -112,12 +112,7 @@ def net():
 
 
 def _upgrade_request(port: int, headers: dict[str, str]) -> bytes:
-    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    return (
-        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        f"Sec-WebSocket-Version: 13\r\n{extra}\r\n"
-    ).encode()
+    return upgrade_request(f"127.0.0.1:{port}", "/ws", headers)
 
 
 def _answer(s: socket.socket, request: bytes) -> bytes:
@@ -129,12 +124,7 @@ def _answer(s: socket.socket, request: bytes) -> bytes:
 
 def _log_lines(net, needle: str) -> list[str]:
     """The gostfast log lines holding ``needle``, once the process has written them."""
-    deadline = time.monotonic() + 5
-    while True:
-        lines = [ln for ln in output(net["proc"]).splitlines() if needle in ln]
-        if lines or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.05)
+    return log_lines(net["proc"], needle, 5)
 
 
 def _client_hello() -> bytes:
@@ -217,13 +207,7 @@ def _via_nginx(port: int, source: str, headers: dict[str, str]) -> bytes:
     with socket.create_connection(("127.0.0.1", port), IO_TIMEOUT, (source, 0)) as s:
         s.sendall(_upgrade_request(port, headers))
         s.settimeout(IO_TIMEOUT)
-        head = b""
-        while b"\r\n" not in head:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            head += chunk
-        return head.split(b"\r\n", 1)[0]
+        return status_line(s)
 
 
 def test_behind_nginx_the_address_it_forwards_is_judged(net):

@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -101,24 +102,22 @@ class Fleet:
         )
         self.haproxy = HAProxy(procs, work, lb, [p["lb_ws"], p["lb_mws"]])
         self.server_name = {"A": "gf1", "B": "gf2"}
-        self.mws_entry, self.ws_entry = free_port(), free_port()
         # the clients' keepalives are short so that a silent death is noticed quickly;
         # an smux timeout must exceed the far end's NOP period (the listener's 10 s)
         mux = "mux.keepaliveInterval=2s&mux.keepaliveTimeout=11s"
-        self.mws_client = procs.gostfast(
-            "-L",
-            f"tcp://127.0.0.1:{self.mws_entry}/{NOWHERE}",
-            "-F",
-            f"forward+mws://127.0.0.1:{p['lb_mws']}?path=/mws&{mux}",
-            wait_ports=[self.mws_entry],
+        self.mws_entry, self.mws_client = self._client(
+            f"mws://127.0.0.1:{p['lb_mws']}?path=/mws&{mux}"
         )
-        self.ws_client = procs.gostfast(
-            "-L",
-            f"tcp://127.0.0.1:{self.ws_entry}/{NOWHERE}",
-            "-F",
-            f"forward+ws://127.0.0.1:{p['lb_ws']}?path=/ws&keepalive=true&ttl=1s",
-            wait_ports=[self.ws_entry],
+        ws_node = f"ws://127.0.0.1:{p['lb_ws']}?path=/ws&keepalive=true&ttl=1s"
+        self.ws_entry, self.ws_client = self._client(ws_node)
+
+    def _client(self, node: str) -> tuple[int, subprocess.Popen]:
+        """A gostfast client: a tcp entry (its port) forwarding into ``node``."""
+        entry = free_port()
+        proc = self.procs.gostfast(
+            "-L", f"tcp://127.0.0.1:{entry}/{NOWHERE}", "-F", f"forward+{node}", wait_ports=[entry]
         )
+        return entry, proc
 
     def haproxy_says(self, text: str) -> None:
         """Wait until HAProxy logged ``text`` (it logs each server state change)."""

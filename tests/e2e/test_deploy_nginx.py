@@ -19,11 +19,18 @@ import socket
 import ssl
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from deploy_support import Nginx, doc_block, fill, pem_files
+from deploy_support import (
+    Nginx,
+    doc_block,
+    fill,
+    log_lines,
+    pem_files,
+    status_line,
+    upgrade_request,
+)
 from proxy_support import TCPServer, echo
 from support import Procs, echo_roundtrip, free_port, output, run_curl, wait_port
 
@@ -194,28 +201,8 @@ def _status_via_nginx(site, path: str, source: str, headers: dict[str, str]) -> 
     """The status line nginx answers to an upgrade sent over TLS from ``source``."""
     raw = socket.create_connection(("127.0.0.1", site["front"]), IO_TIMEOUT, (source, 0))
     with _client_context(site["ca"]).wrap_socket(raw, server_hostname=NAME) as s:
-        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        s.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: {NAME}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\n"
-            f"Sec-WebSocket-Version: 13\r\n{extra}\r\n".encode()
-        )
-        head = b""
-        while b"\r\n" not in head:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            head += chunk
-        return head.split(b"\r\n", 1)[0]
-
-
-def _log_lines(site, needle: str) -> list[str]:
-    deadline = time.monotonic() + 10
-    while True:
-        lines = [ln for ln in output(site["gost"]).splitlines() if needle in ln]
-        if lines or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.05)
+        s.sendall(upgrade_request(NAME, path, headers))
+        return status_line(s)
 
 
 FORGED = {"X-Forwarded-For": "10.1.1.1", "X-Real-IP": "10.1.1.1", "CF-Connecting-IP": "10.1.1.1"}
@@ -234,6 +221,6 @@ def test_admission_judges_the_client_nginx_names_and_headers_cannot_forge_it(sit
     assert _status_via_nginx(site, path, "127.0.0.1", forged_blocked) == ok
     # the log names the client nginx forwarded, and nginx as the peer it came through
     scheme = path.strip("/")
-    lines = _log_lines(site, f"{scheme} {BLOCKED} (via 127.0.0.1:")
+    lines = log_lines(site["gost"], f"{scheme} {BLOCKED} (via 127.0.0.1:")
     assert lines and all(f"forwarded client {BLOCKED} is denied" in ln for ln in lines), lines
     assert not [ln for ln in output(site["gost"]).splitlines() if "10.1.1.1" in ln]
