@@ -15,6 +15,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ from proxy_support import TCPServer, echo
 from support import GOSTFAST, Procs, debian_tool, free_port, output, wait_port
 
 WAIT = 60.0
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a systemd unit is Linux's")
 
 
 def _service_section(unit: str) -> dict[str, str]:
