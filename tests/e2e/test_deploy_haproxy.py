@@ -30,6 +30,7 @@ import pytest
 from deploy_support import HAProxy, doc_block, fill
 from proxy_support import TCPServer
 from support import Procs, free_port, output, recv_exact, wait_port
+from workers_support import wait_for
 
 IO_TIMEOUT = 20.0
 WAIT = 60.0  # the longest any awaited event may take on a loaded machine
@@ -45,16 +46,6 @@ def _tagged_echo(tag: bytes):
         c.shutdown(socket.SHUT_WR)
 
     return serve
-
-
-def _wait_for(what: str, cond, timeout: float = WAIT):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout:g}s: {what}")
 
 
 class Fleet:
@@ -121,7 +112,7 @@ class Fleet:
 
     def haproxy_says(self, text: str) -> None:
         """Wait until HAProxy logged ``text`` (it logs each server state change)."""
-        _wait_for(f"HAProxy logs {text!r}", lambda: text in self.haproxy.log())
+        wait_for(lambda: text in self.haproxy.log(), WAIT, f"HAProxy logs {text!r}")
 
     def close(self) -> None:
         self.haproxy.stop()
@@ -238,9 +229,11 @@ def test_when_an_instance_dies_every_client_moves_to_the_other(fleet, how):
     # the mws client noticed: its connection ended (killed; stopped: the draining
     # instance ends an mws session once it is idle) or went silent (hung)
     log = lambda: output(fleet.mws_client)  # noqa: E731
-    _wait_for(
-        "the mws client's session ends",
+    wait_for(
         lambda: "mws session to" in log() and ("ended" in log() or "keepalive timeout" in log()),
+        WAIT,
+        "the mws client's session ends",
+        fleet.mws_client,
     )
     noticed = time.monotonic() - started
     if how == "hung":
