@@ -298,7 +298,9 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
         click.echo(gost_output.render(p.config, output, known_metadata_keys), nl=False)
         return
     count = worker_count(p)
-    if count > 1 or reload_period:
+    # ``auto`` asks for the supervisor (reloads on SIGHUP) even where it counts one
+    # CPU: a unit's ExecReload must not end a gateway on a one-core machine
+    if count > 1 or reload_period or p.config.workers_text.lower() == "auto":
         _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers)
         return
     setup_logging(p.config.log, debug)
@@ -320,7 +322,8 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
 
 
 def _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers):
-    """--workers N > 1 (or -R): the supervisor runs the workers and reloads (supervisor.py)."""
+    """--workers N > 1 or auto (or -R): the supervisor runs the workers and reloads
+    (supervisor.py)."""
     from gostfast import logsetup
     from gostfast.config.errors import ConfigError
     from gostfast.malloc_tuning import tune_malloc

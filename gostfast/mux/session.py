@@ -330,6 +330,7 @@ class Session:
         self.dropped_bytes = 0
         self._junk_run = 0  # wire bytes of such frames since the last useful one
         self._timers: list[asyncio.TimerHandle] = []
+        self.draining = False  # close once no stream is open (``drain``)
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
         conn.attach(self)
         if not config.keepalive_disabled:
@@ -356,6 +357,27 @@ class Session:
             del self.streams[st.sid]
         st._gone = True
         st._drop_pending()
+        if self.draining and not self.streams:
+            asyncio.get_running_loop().call_soon(self._close_if_idle)
+
+    def drain(self) -> None:
+        """Close the session as soon as no stream is open (now, if none is).
+
+        A stopping listener's sessions (a drain, a reload retiring a worker):
+        smux has no goodbye frame, so a client learns that a server is going
+        only when its session ends, and until then sends every new tunnel into
+        it, to be cut when the grace runs out. Ending each session when it goes
+        idle sends the client's next tunnel to a live server (the next dial,
+        through a load balancer or to a new worker) while open tunnels finish.
+        """
+        self.draining = True
+        if not self.streams:
+            self._close_if_idle()
+
+    def _close_if_idle(self) -> None:
+        if not self.closed and not self.streams:
+            log.debug("smux session %s: idle while draining; closing it", self.name)
+            self.close()
 
     # ------------------------------------------------------ sink of ``conn``
     def on_data(self, ep: Endpoint, data) -> None:

@@ -34,14 +34,34 @@ def _check_mux(options, where: str) -> None:
 
 
 class _MuxServing:
-    """Mixin: wrap each upgraded websocket in an smux server session."""
+    """Mixin: wrap each upgraded websocket in an smux server session.
+
+    Closing the listener drains its sessions (``Session.drain``): each ends once
+    its open streams have, so clients re-dial a live server for new tunnels. A
+    websocket upgraded after the close (a client caught mid-upgrade) gets a
+    session that ends with its last stream, not before its first.
+    """
+
+    def __init__(self, spec) -> None:
+        super().__init__(spec)
+        self._sessions: set[Session] = set()
+        self._draining = False
 
     _smux: SmuxConfig | None = None
 
     def _accepted_ws(self, ws: Endpoint, on_accept: Callable[[Endpoint], None]) -> None:
         if self._smux is None:  # read from the options once, not per accepted websocket
             self._smux = SmuxConfig.from_options(self.spec.options)
-        Session(ws, self._smux, client=False, on_stream=on_accept, name=ws.peer)
+        s = Session(ws, self._smux, client=False, on_stream=on_accept, name=ws.peer)
+        s.draining = self._draining
+        self._sessions.add(s)
+        s.done.add_done_callback(lambda _: self._sessions.discard(s))
+
+    def close(self) -> None:
+        self._draining = True
+        super().close()
+        for s in list(self._sessions):
+            s.drain()
 
 
 class MWSListener(_MuxServing, WSListener):

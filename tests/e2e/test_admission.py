@@ -16,14 +16,14 @@ import asyncio
 import shutil
 import socket
 import ssl
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from deploy_support import Nginx, log_lines, status_line, upgrade_request
 from proxy_support import TCPServer, connect, echo, recv_until_close
-from support import Procs, connect_unique, debian_tool, free_port, output
+from support import Procs, connect_unique, free_port
 
 IO_TIMEOUT = 10.0
 
@@ -55,18 +55,8 @@ rlimiters:
 - {{name: per-client, limits: ["$$ 1"]}}
 """
 
+# the http {} content; the main file around it is deploy_support.Nginx's
 NGINX_CONF = """
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {prefix}/body;
-  proxy_temp_path {prefix}/proxy;
-  fastcgi_temp_path {prefix}/fastcgi;
-  uwsgi_temp_path {prefix}/uwsgi;
-  scgi_temp_path {prefix}/scgi;
   server {{
     listen 127.0.0.1:{front};
     location / {{
@@ -88,64 +78,41 @@ http {{
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     }}
   }}
-}}
 """
 
 PORTS = ("ws_peer", "wss_peer", "tcp_peer", "mws_fwd", "ws_white", "ws_behind")
 PORTS += ("ws_proxy_denied", "ws_rate", "front", "front_bound")
 
 
-def _nginx() -> str:
-    return debian_tool("nginx", "nginx-light")
-
-
 @pytest.fixture(scope="module")
 def net():
-    nginx = _nginx()
     procs = Procs()
     echo_srv = TCPServer(echo)
     p = {k: free_port() for k in PORTS}
     work = Path(tempfile.mkdtemp(prefix="gostfast-admission-"))
     cfg = work / "gost.yaml"
     cfg.write_text(CONFIG.format(echo=f"127.0.0.1:{echo_srv.port}", **p))
-    (work / "nginx.conf").write_text(
-        NGINX_CONF.format(
-            prefix=work,
-            front=p["front"],
-            behind=p["ws_behind"],
-            front_bound=p["front_bound"],
-            proxy_denied=p["ws_proxy_denied"],
-        )
+    conf = NGINX_CONF.format(
+        front=p["front"],
+        behind=p["ws_behind"],
+        front_bound=p["front_bound"],
+        proxy_denied=p["ws_proxy_denied"],
     )
-    nginx_proc = None
+    nginx = None
     try:
         gost = procs.gostfast("-C", str(cfg), wait_ports=[p[k] for k in PORTS[:8]])
-        # its own error log goes to stderr too, so a failed start says why
-        nginx_proc = procs.start(
-            [nginx, "-p", str(work), "-c", str(work / "nginx.conf"), "-e", "stderr"]
-            + ["-g", "daemon off;"],
-            wait_ports=[p["front"], p["front_bound"]],
-        )
+        nginx = Nginx(procs, work, conf, [p["front"], p["front_bound"]])
         yield {**p, "proc": gost, "echo_accepted": lambda: echo_srv.accepted}
     finally:
-        if nginx_proc is not None:
-            nginx_proc.terminate()
-            try:
-                nginx_proc.wait(5)
-            except subprocess.TimeoutExpired:
-                nginx_proc.kill()
+        if nginx is not None:
+            nginx.stop()
         procs.stop_all()
         echo_srv.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _upgrade_request(port: int, headers: dict[str, str]) -> bytes:
-    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    return (
-        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        f"Sec-WebSocket-Version: 13\r\n{extra}\r\n"
-    ).encode()
+    return upgrade_request(f"127.0.0.1:{port}", "/ws", headers)
 
 
 def _answer(s: socket.socket, request: bytes) -> bytes:
@@ -157,12 +124,7 @@ def _answer(s: socket.socket, request: bytes) -> bytes:
 
 def _log_lines(net, needle: str) -> list[str]:
     """The gostfast log lines holding ``needle``, once the process has written them."""
-    deadline = time.monotonic() + 5
-    while True:
-        lines = [ln for ln in output(net["proc"]).splitlines() if needle in ln]
-        if lines or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.05)
+    return log_lines(net["proc"], needle, 5)
 
 
 def _client_hello() -> bytes:
@@ -245,13 +207,7 @@ def _via_nginx(port: int, source: str, headers: dict[str, str]) -> bytes:
     with socket.create_connection(("127.0.0.1", port), IO_TIMEOUT, (source, 0)) as s:
         s.sendall(_upgrade_request(port, headers))
         s.settimeout(IO_TIMEOUT)
-        head = b""
-        while b"\r\n" not in head:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            head += chunk
-        return head.split(b"\r\n", 1)[0]
+        return status_line(s)
 
 
 def test_behind_nginx_the_address_it_forwards_is_judged(net):
@@ -260,6 +216,13 @@ def test_behind_nginx_the_address_it_forwards_is_judged(net):
     # nginx names 127.0.0.3 in X-Forwarded-For: denied after the upgrade, nginx says 502
     assert _via_nginx(front, "127.0.0.3", {}) == b"HTTP/1.1 502 Bad Gateway"
     assert _log_lines(net, "admission: forwarded client 127.0.0.3 is denied")
+
+
+def test_behind_nginx_appending_to_x_forwarded_for_lets_a_client_choose_its_address(net):
+    # $proxy_add_x_forwarded_for keeps the client's own entry first, and the first entry
+    # is the one judged (GOST's reading): why docs/deploy.md sets the header instead
+    forged = {"X-Forwarded-For": "10.1.1.1"}
+    assert _via_nginx(net["front"], "127.0.0.3", forged) == b"HTTP/1.1 101 Switching Protocols"
 
 
 def test_behind_nginx_a_denied_proxy_address_is_closed_at_accept(net):

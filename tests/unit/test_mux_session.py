@@ -564,6 +564,41 @@ def test_session_loss_closes_every_stream(smux):
     run(main())
 
 
+def test_a_draining_session_closes_once_its_last_stream_ends(smux):
+    async def main():
+        conn, peer = await endpoints()
+        accepted = []
+        s = Session(conn, SmuxConfig(**QUIET), client=False, on_stream=accepted.append)
+        peer.write(h("0100000003000000") + h("0100000005000000"))
+        await until(lambda: len(accepted) == 2, what="two streams")
+        s.drain()
+        # open streams go on: a stream's data still flows both ways
+        accepted[0].write(b"ok")
+        assert await read_frame(peer) == (1, 2, 3, b"ok")
+        accepted[0].close()
+        assert await read_frame(peer) == (1, 1, 3, b"")
+        await asyncio.sleep(0.05)
+        assert not s.closed  # stream 5 is still open
+        peer.write(h("0101000005000000"))  # the peer ends stream 5 (FIN) ...
+        accepted[1].close()  # ... and the handler closes its side: nothing is left
+        assert await read_frame(peer) == (1, 1, 5, b"")
+        await until(lambda: s.closed, what="the drained session's close")
+        assert await asyncio.wait_for(peer.read(65536), 5) == b""  # the connection ended
+
+    run(main())
+
+
+def test_an_idle_session_closes_as_it_is_drained(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(**QUIET), client=False, on_stream=lambda st: None)
+        s.drain()
+        assert s.closed
+        assert await asyncio.wait_for(peer.read(65536), 5) == b""
+
+    run(main())
+
+
 def test_protocol_error_closes_the_session(smux):
     async def main():
         conn, peer = await endpoints()
