@@ -59,7 +59,6 @@ from gostfast.errors import DialError, EndpointClosed
 from gostfast.handler import _httpbody as body
 from gostfast.handler import _probe
 from gostfast.handler._httppool import UpstreamPool
-from gostfast.handler._users import Users
 from gostfast.proto import http1
 from gostfast.relay import relay
 from gostfast.traffic import Gate, pacer
@@ -277,7 +276,7 @@ class HTTPHandler(Handler):
     def __init__(self, spec: HandlerSpec) -> None:
         super().__init__(spec)
         opts = spec.options
-        self.users = Users(spec.auths, spec.auth_required)
+        self.users = spec.users
         self.proxy_agent = opts.get("proxy_agent") or "gost/3.0"
         self.realm = opts.get("auth_basic_realm") or DEFAULT_REALM
         self.extra_headers = [
