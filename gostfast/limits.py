@@ -69,9 +69,11 @@ class _Limits:
         # reloaded lines (a loader): a limit of the same name keeps its count or bucket,
         # retuned to the new value, so open connections still count against it
         carried = previous._busy() if previous is not None else {}
+        reuse = make_shared is None  # a shared limit is found by name in the table anyway
 
         def make_named(name: str, value: float) -> object:
-            old = carried.pop(name, None)
+            # a key given twice: the later line retunes the same limit (GOST: it wins)
+            old = carried.pop(name, None) or (self._named.get(name) if reuse else None)
             if old is None:
                 obj = new(name, value)
             else:

@@ -470,7 +470,9 @@ class Orchestrator:
                 lambda c, name=sp.config.name: RateLimiter(c, self._scope(name, "rlimiter")),
             )
             traffic = self._limiter(
-                "limiters", sp.config.limiter, lambda c: TrafficLimiter(c, sp.limiter_scope)
+                "limiters",
+                sp.config.limiter,
+                lambda c, scope=sp.limiter_scope: TrafficLimiter(c, scope),
             )
             if traffic is not None and not traffic.active and sp.config.limiter.loader is None:
                 traffic = None  # never limits: every tunnel takes the plain relay

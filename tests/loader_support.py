@@ -82,7 +82,9 @@ class ListServer:
         self.httpd.server_close()
 
 
-def proxy_connect(port: int, target: str, user: str = "", password: str = "", payload=b"") -> tuple[bytes, bytes]:
+def proxy_connect(
+    port: int, target: str, user: str = "", password: str = "", payload=b""
+) -> tuple[bytes, bytes]:
     """CONNECT ``target`` through the http proxy on ``port`` (with basic proxy auth when
     ``user``): its answer head, then the echo of ``payload`` (or all until close)."""
     auth = ""

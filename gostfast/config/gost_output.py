@@ -211,7 +211,11 @@ class _TopLevel:
         entries = [
             (
                 a.name,
-                {"whitelist": a.whitelist or None, "matchers": list(a.matchers), **_loader(a.loader)},
+                {
+                    "whitelist": a.whitelist or None,
+                    "matchers": list(a.matchers),
+                    **_loader(a.loader),
+                },
             )
             for a in admissions
         ]

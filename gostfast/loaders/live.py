@@ -75,16 +75,22 @@ class LiveList:
                     "%s: %s; keeping its last good entries (%d)", self.what, exc, len(self._good[i])
                 )
                 continue
-            seen: set[str] = set()
-
-            def bad(entry: str, reason: str, i: int = i, label: str = source.label) -> None:
-                seen.add(entry)
-                if entry not in self._reported[i]:
-                    log.warning("%s: %s: entry '%s' skipped: %s", self.what, label, entry, reason)
-
-            self._good[i] = self._parse(raw, bad)
-            self._reported[i] = seen
+            self._good[i], self._reported[i] = self._parse_reporting(
+                raw, source.label, self._reported[i]
+            )
         await self._publish()
+
+    def _parse_reporting(self, raw: Any, label: str, reported: set[str]) -> tuple[tuple, set[str]]:
+        """The parsed entries, and the bad ones seen; a bad entry not ``reported`` at the
+        last pass is logged (so once while it stays in the source)."""
+        seen: set[str] = set()
+
+        def bad(entry: str, reason: str) -> None:
+            seen.add(entry)
+            if entry not in reported:
+                log.warning("%s: %s: entry '%s' skipped: %s", self.what, label, entry, reason)
+
+        return self._parse(raw, bad), seen
 
     async def set_base(self, base: Any) -> None:
         """Replace the list's own entries (same name and loader), e.g. from the web API."""

@@ -14,9 +14,8 @@ costs one warning per period, never a stuck poller.
 from __future__ import annotations
 
 import asyncio
-import urllib.error
+import base64
 import urllib.parse
-import urllib.request
 from typing import Any
 
 from gostfast.config.model import HTTPLoaderConfig, LoaderConfig, RedisLoaderConfig
@@ -72,12 +71,24 @@ class HTTPSource:
     """GOST's http loader: a GET whose 200 answer's body is read as a file."""
 
     def __init__(self, cfg: HTTPLoaderConfig, period: float) -> None:
-        self.url = cfg.url
+        # userinfo in the URL is basic auth, as Go's client sends it (urllib would not)
+        parts = urllib.parse.urlsplit(cfg.url)
+        self.headers: dict[str, str] = {}
+        if parts.username is not None:
+            user = urllib.parse.unquote(parts.username)
+            password = urllib.parse.unquote(parts.password or "")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            self.headers["Authorization"] = f"Basic {token}"
+        self.url = redact_url(cfg.url)
         self.timeout = cfg.timeout if cfg.timeout > 0 else (period or DEFAULT_HTTP_BOUND)
-        self.label = f"http {redact_url(cfg.url)}"
+        self.label = f"http {self.url}"
 
     def _read(self) -> list[str]:
-        request = urllib.request.Request(self.url, method="GET")
+        # imported here: urllib.request (http.client, email...) costs every start-up
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(self.url, headers=self.headers, method="GET")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
                 if resp.status != 200:

@@ -80,9 +80,7 @@ def _start(procs: Procs, tmp_path, name: str, text: str, ports: list[int]):
     return procs.gostfast("-C", str(cfg), wait_ports=ports)
 
 
-def test_two_instances_share_users_and_bypasses_through_one_redis(
-    tmp_path, redis_server, targets
-):
+def test_two_instances_share_users_and_bypasses_through_one_redis(tmp_path, redis_server, targets):
     target_a, target_b = targets
     procs = Procs()
     ports = [free_port(), free_port()]
@@ -105,7 +103,9 @@ def test_two_instances_share_users_and_bypasses_through_one_redis(
             redis_server.client.sadd("gost:bypasses:shared", target_b)
             for p in ports:  # both instances, within their reload period
                 eventually(lambda p=p: _is(p, target_a, OK, "carol", "s3cret"), f"carol on {p}")
-                eventually(lambda p=p: _is(p, target_b, FORBIDDEN, "carol", "s3cret"), f"bypass {p}")
+                eventually(
+                    lambda p=p: _is(p, target_b, FORBIDDEN, "carol", "s3cret"), f"bypass {p}"
+                )
                 assert _is(p, target_a, OK, "local", "pw0")  # the config's own user stays
             held.recv(65536)  # the rest of the 200 head
             payload = os.urandom(10000)
@@ -169,11 +169,11 @@ def test_file_loaders_for_every_kind_of_list(tmp_path, targets):
         return f"reload: {RELOAD}s, file: {{path: '{files[name]}'}}"
 
     text = f"""
-authers: [{{name: users, {loader('users')}}}]
-bypasses: [{{name: bp, {loader('bypass')}}}]
-hosts: [{{name: names, {loader('hosts')}}}]
-admissions: [{{name: deny, {loader('deny')}}}]
-climiters: [{{name: conns, {loader('conns')}}}]
+authers: [{{name: users, {loader("users")}}}]
+bypasses: [{{name: bp, {loader("bypass")}}}]
+hosts: [{{name: names, {loader("hosts")}}}]
+admissions: [{{name: deny, {loader("deny")}}}]
+climiters: [{{name: conns, {loader("conns")}}}]
 services:
 - {{name: proxy, addr: "127.0.0.1:{proxy}", bypass: bp, hosts: names,
    handler: {{type: http, auther: users}}}}
@@ -228,8 +228,8 @@ def test_http_loaders_and_a_failing_url(tmp_path, targets):
     web.set("/bypass", f"{target_b}\n")
     port = free_port()
     text = f"""
-authers: [{{name: users, reload: {RELOAD}s, http: {{url: "{web.url('/users')}", timeout: 5s}}}}]
-bypasses: [{{name: bp, reload: {RELOAD}s, http: {{url: "{web.url('/bypass')}"}}}}]
+authers: [{{name: users, reload: {RELOAD}s, http: {{url: "{web.url("/users")}", timeout: 5s}}}}]
+bypasses: [{{name: bp, reload: {RELOAD}s, http: {{url: "{web.url("/bypass")}"}}}}]
 services:
 - {{name: proxy, addr: "127.0.0.1:{port}", bypass: bp, handler: {{type: http, auther: users}}}}
 """

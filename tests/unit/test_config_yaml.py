@@ -841,7 +841,11 @@ BYPASS_ERRORS = [
     ("bypasses: [{name: a, network: ip}]", "bypasses[0].network", "expected tcp or udp"),
     ("bypasses: [{name: a, whitelist: maybe}]", "bypasses[0].whitelist", "expected a boolean"),
     ("bypasses: [{name: a, redis: {key: k}}]", "bypasses[0].redis.addr", "is required"),
-    ("bypasses: [{name: a, redis: {addr: x, type: list}}]", "bypasses[0].redis.type", "a redis set"),
+    (
+        "bypasses: [{name: a, redis: {addr: x, type: list}}]",
+        "bypasses[0].redis.type",
+        "a redis set",
+    ),
     ("bypasses: [{name: a, file: {}}]", "bypasses[0].file.path", "is required"),
 ]
 
