@@ -23,7 +23,7 @@ WAIT = 30.0  # how long a reload may take to show, under a loaded machine
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, password: str = "") -> None:
         import redis
 
         binary = debian_tool("redis-server", "redis-server")
@@ -31,12 +31,15 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="gostfast-redis-")
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
+             "--appendonly", "no", "--dir", self.dir]
+            + (["--requirepass", password] if password else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         wait_port(self.port, proc=self.proc)
         self.addr = f"127.0.0.1:{self.port}"
-        self.client = redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
+        self.client = redis.Redis(
+            host="127.0.0.1", port=self.port, password=password or None, decode_responses=True
+        )
 
     def stop(self) -> None:
         self.client.close()

@@ -48,30 +48,60 @@ def targets():
     b.close()
 
 
-@pytest.fixture
-def redis_server():
-    server = RedisServer()
-    yield server
-    server.stop()
+REDIS_PASSWORD = "r-pass-9"
 
 
-def _redis_config(redis_addr: str, port: int) -> str:
+def _redis_config(redis_addr: str, port: int, guarded: int, password: str = REDIS_PASSWORD) -> str:
+    redis = f'addr: "{redis_addr}", password: "{password}"'
     return f"""
 authers:
 - name: shared-users
   reload: {RELOAD}s
   auths: [{{username: local, password: pw0}}]
-  redis: {{addr: "{redis_addr}", key: "gost:authers:shared"}}
+  redis: {{{redis}, key: "gost:authers:shared"}}
 bypasses:
 - name: shared-bypass
   reload: {RELOAD}s
-  redis: {{addr: "{redis_addr}", key: "gost:bypasses:shared"}}
+  redis: {{{redis}, key: "gost:bypasses:shared"}}
+admissions:
+- name: shared-admission
+  reload: {RELOAD}s
+  redis: {{{redis}, key: "gost:admissions:shared"}}
+hosts:
+- name: shared-hosts
+  reload: {RELOAD}s
+  redis: {{{redis}, key: "gost:hosts:shared", type: list}}
 services:
 - name: proxy
   addr: "127.0.0.1:{port}"
   bypass: shared-bypass
+  hosts: shared-hosts
   handler: {{type: http, auther: shared-users}}
+- name: guarded
+  addr: "127.0.0.1:{guarded}"
+  admission: shared-admission
+  handler: {{type: http}}
 """
+
+
+def _from(source_ip: str, port: int, target: str) -> bool:
+    """Whether a CONNECT from ``source_ip`` through the service on ``port`` is served."""
+    with socket.socket() as s:
+        s.settimeout(10)
+        s.bind((source_ip, 0))
+        s.connect(("127.0.0.1", port))
+        s.sendall(f"CONNECT {target} HTTP/1.1\r\n\r\n".encode())
+        try:
+            return recv_exactly(s, len(OK)) == OK
+        except (ConnectionError, AssertionError):
+            return False
+
+
+@pytest.fixture
+def redis_server():
+    server = RedisServer(REDIS_PASSWORD)
+    yield server
+    server.stop()
 
 
 def _start(procs: Procs, tmp_path, name: str, text: str, ports: list[int]):
@@ -83,15 +113,16 @@ def _start(procs: Procs, tmp_path, name: str, text: str, ports: list[int]):
 def test_two_instances_share_users_and_bypasses_through_one_redis(tmp_path, redis_server, targets):
     target_a, target_b = targets
     procs = Procs()
-    ports = [free_port(), free_port()]
+    ports, guarded = [free_port(), free_port()], [free_port(), free_port()]
     try:
         gosts = [
-            _start(procs, tmp_path, f"g{i}", _redis_config(redis_server.addr, p), [p])
-            for i, p in enumerate(ports)
+            _start(procs, tmp_path, f"g{i}", _redis_config(redis_server.addr, p, g), [p, g])
+            for i, (p, g) in enumerate(zip(ports, guarded, strict=True))
         ]
-        for p in ports:  # before: carol is nobody, target B is not bypassed
+        for p, g in zip(ports, guarded, strict=True):  # before: carol is nobody, B is open
             assert _is(p, target_a, DENIED, "carol", "s3cret")
             assert _is(p, target_b, OK, "local", "pw0")
+            assert _from("127.0.0.3", g, target_a)
         # a tunnel open before the change, to the target about to be bypassed
         with socket.create_connection(("127.0.0.1", ports[0]), timeout=10) as held:
             held.sendall(
@@ -116,7 +147,8 @@ def test_two_instances_share_users_and_bypasses_through_one_redis(tmp_path, redi
         for p in ports:
             eventually(lambda p=p: _is(p, target_a, DENIED, "carol", "s3cret"), f"carol gone {p}")
         for g in gosts:
-            assert not any("s3cret" in ln for ln in log_lines(g, "")), "a password in the log"
+            text = "\n".join(log_lines(g, ""))
+            assert "s3cret" not in text and REDIS_PASSWORD not in text, "a password in the log"
     finally:
         procs.stop_all()
 
@@ -127,11 +159,15 @@ def test_an_unreachable_redis_keeps_the_last_good_list_and_says_so_once_a_period
     target_a, target_b = targets
     redis_server.client.hset("gost:authers:shared", "dave", "pw-d")
     redis_server.client.sadd("gost:bypasses:shared", target_b, "10.0.0.0/8 junk")
+    redis_server.client.rpush("gost:hosts:shared", "127.0.0.1 echo.redis.test")
     procs = Procs()
-    port = free_port()
+    port, guarded = free_port(), free_port()
+    port_a = target_a.rsplit(":", 1)[1]
     try:
-        gost = _start(procs, tmp_path, "g", _redis_config(redis_server.addr, port), [port])
+        cfg = _redis_config(redis_server.addr, port, guarded)
+        gost = _start(procs, tmp_path, "g", cfg, [port, guarded])
         assert _is(port, target_a, OK, "dave", "pw-d")
+        assert _is(port, f"echo.redis.test:{port_a}", OK, "dave", "pw-d")  # a list's hosts
         assert _is(port, target_b, FORBIDDEN, "dave", "pw-d")
         # the malformed entry: logged with the list, the key and the entry, and skipped
         # (the entry next to it still counts); once, not at every reload
@@ -149,6 +185,7 @@ def test_an_unreachable_redis_keeps_the_last_good_list_and_says_so_once_a_period
         assert "keeping its last good entries" in warned[0]
         assert _is(port, target_a, OK, "dave", "pw-d")  # the last good users
         assert _is(port, target_b, FORBIDDEN, "dave", "pw-d")  # and bypass
+        assert _is(port, f"echo.redis.test:{port_a}", OK, "dave", "pw-d")  # and hosts
         assert gost.poll() is None
     finally:
         procs.stop_all()
@@ -249,3 +286,39 @@ services:
     finally:
         procs.stop_all()
         web.close()
+
+
+def test_a_wrong_redis_password_is_logged_without_it(tmp_path, redis_server, targets):
+    target_a, _ = targets
+    redis_server.client.hset("gost:authers:shared", "hank", "pw-h")
+    procs = Procs()
+    port, guarded = free_port(), free_port()
+    try:
+        cfg = _redis_config(redis_server.addr, port, guarded, password="not-the-pass")
+        gost = _start(procs, tmp_path, "g", cfg, [port, guarded])
+        warned = eventually(lambda: log_lines(gost, "auther shared-users: redis"), "a warning")
+        assert "keeping its last good entries (0)" in warned[0]
+        assert _is(port, target_a, DENIED, "hank", "pw-h")  # nothing was loaded
+        assert _is(port, target_a, OK, "local", "pw0")  # the config's own user is there
+        assert "not-the-pass" not in "\n".join(log_lines(gost, ""))
+    finally:
+        procs.stop_all()
+
+
+def test_every_worker_polls_the_lists(tmp_path, redis_server, targets):
+    target_a, _ = targets
+    procs = Procs()
+    port, guarded = free_port(), free_port()
+    try:
+        cfg = tmp_path / "g.yaml"
+        cfg.write_text(_redis_config(redis_server.addr, port, guarded))
+        procs.gostfast("--workers", "2", "-C", str(cfg), wait_ports=[port, guarded])
+        assert _is(port, target_a, DENIED, "ivy", "pw-i")
+        redis_server.client.hset("gost:authers:shared", "ivy", "pw-i")
+        eventually(lambda: _is(port, target_a, OK, "ivy", "pw-i"), "ivy")
+        # the kernel spreads connections over both workers: each must know ivy by now
+        # (within a period of the first that did)
+        time.sleep(2 * RELOAD)
+        assert all(_is(port, target_a, OK, "ivy", "pw-i") for _ in range(20))
+    finally:
+        procs.stop_all()
