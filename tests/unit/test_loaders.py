@@ -166,3 +166,18 @@ def test_http_source_reads_a_200_body_and_names_failures_without_credentials() -
 def test_redact_url() -> None:
     assert redact_url("http://u:p@h:8/x?q") == "http://h:8/x?q"
     assert redact_url("https://h/x") == "https://h/x"
+
+
+def test_check_shows_loaders_without_their_secrets() -> None:
+    from gostfast.cli import describe
+    from gostfast.service import plan
+
+    cfg = load_text(
+        "authers: [{name: a, redis: {addr: 'r:1', password: redis-secret}}]\n"
+        "bypasses: [{name: b, http: {url: 'http://u:url-secret@h/b'}, reload: 5s}]\n"
+        "services: [{addr: '127.0.0.1:1', bypass: b, handler: {type: http, auther: a}}]"
+    )
+    text = repr(describe(plan(cfg)))
+    assert "redis-secret" not in text and "url-secret" not in text
+    assert "'http': {'url': 'http://h/b'" in text and "'reload': '5s'" in text
+    assert "'password': '***'" in text
