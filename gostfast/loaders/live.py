@@ -117,7 +117,10 @@ class LiveList:
         period = self.period
         while True:
             await asyncio.sleep(period)
-            await self.load()
+            try:
+                await self.load()
+            except Exception:  # a bug must not end the polling, nor anything else
+                log.exception("%s: reload failed", self.what)
 
     async def close(self) -> None:
         for source in self.sources:

@@ -85,6 +85,7 @@ class HTTPSource:
 
     def _read(self) -> list[str]:
         # imported here: urllib.request (http.client, email...) costs every start-up
+        import http.client
         import urllib.error
         import urllib.request
 
@@ -98,7 +99,8 @@ class HTTPSource:
             raise LoadError(f"{self.label}: {exc.code} {exc.reason}") from None
         except urllib.error.URLError as exc:
             raise LoadError(f"{self.label}: {_reason(exc.reason)}") from None
-        except (OSError, ValueError) as exc:  # timeouts, resets, a malformed answer
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # timeouts, resets,
+            # a malformed or cut-short answer
             raise LoadError(f"{self.label}: {_reason(exc)}") from None
         if len(data) > MAX_BYTES:
             raise LoadError(f"{self.label}: body larger than {MAX_BYTES} bytes")
@@ -116,7 +118,7 @@ def _reason(exc: Any) -> str:
         return "timed out"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
-    return str(exc) or type(exc).__name__
+    return str(exc).rstrip(".") or type(exc).__name__
 
 
 class RedisSource:
@@ -128,14 +130,14 @@ class RedisSource:
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        host, _, port = cfg.addr.rpartition(":")
+        host, port = _host_port(cfg.addr)
         bound = min(REDIS_BOUND, period) if period > 0 else REDIS_BOUND
         self.cfg = cfg
         self.label = f"redis {cfg.addr} db {cfg.db} {cfg.type} {cfg.key}"
         self._errors = (aioredis.RedisError, OSError)
         self.client = aioredis.Redis(
-            host=host.strip("[]") or "127.0.0.1",
-            port=int(port) if port.isdigit() else 6379,
+            host=host,
+            port=port,
             db=cfg.db,
             username=cfg.username or None,
             password=cfg.password or None,
@@ -161,6 +163,19 @@ class RedisSource:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _host_port(addr: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or a bare host (port 6379, Redis's); an empty host is
+    localhost, as Go's dialer reads ``:6379``."""
+    host, port = addr, "6379"
+    if addr.startswith("["):
+        end = addr.find("]")
+        host, rest = addr[1:end], addr[end + 1 :]
+        port = rest[1:] if rest.startswith(":") else port
+    elif addr.count(":") == 1:
+        host, port = addr.split(":")
+    return host or "127.0.0.1", int(port) if port.isdigit() else 6379
 
 
 def sources_of(cfg: LoaderConfig) -> list[FileSource | RedisSource | HTTPSource]:

@@ -181,3 +181,43 @@ def test_check_shows_loaders_without_their_secrets() -> None:
     assert "redis-secret" not in text and "url-secret" not in text
     assert "'http': {'url': 'http://h/b'" in text and "'reload': '5s'" in text
     assert "'password': '***'" in text
+
+
+def test_redis_source_reads_each_type_from_a_real_redis() -> None:
+    from loader_support import RedisServer
+
+    from gostfast.config.model import RedisLoaderConfig
+    from gostfast.loaders.sources import RedisSource, _host_port
+
+    assert _host_port("10.0.0.1:7000") == ("10.0.0.1", 7000)
+    assert _host_port("[::1]:7001") == ("::1", 7001)
+    assert _host_port("redis.internal") == ("redis.internal", 6379)
+    assert _host_port(":6380") == ("127.0.0.1", 6380)
+    server = RedisServer("pw")
+    try:
+        c = server.client
+        c.sadd("s", "b", "a")
+        c.rpush("l", "2", "1")
+        c.hset("h", mapping={"u": "p"})
+        c.set("str", "x")
+
+        async def read(key: str, type_: str):
+            src = RedisSource(RedisLoaderConfig(server.addr, password="pw", key=key, type=type_), 1)
+            try:
+                return await src.read()
+            finally:
+                await src.close()
+
+        assert asyncio.run(read("s", "set")) == ["a", "b"]
+        assert asyncio.run(read("l", "list")) == ["2", "1"]  # a list keeps its order
+        assert asyncio.run(read("h", "hash")) == {"u": "p"}
+        assert asyncio.run(read("missing", "set")) == []
+        with pytest.raises(LoadError, match="WRONGTYPE"):
+            asyncio.run(read("str", "set"))
+        src = RedisSource(RedisLoaderConfig(server.addr, password="wrong", key="s"), 1)
+        with pytest.raises(LoadError) as e:
+            asyncio.run(src.read())
+        assert "wrong" not in str(e.value).replace("WRONGPASS", "")
+        asyncio.run(src.close())
+    finally:
+        server.stop()
