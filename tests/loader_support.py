@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 
-from proxy_support import GOST_CONNECT_OK, connect, recv_exactly, recv_head, recv_until_close
+from proxy_support import http_connect_echo
 from support import debian_tool, free_port, output, wait_port
 
 WAIT = 30.0  # how long a reload may take to show, under a loaded machine
@@ -94,13 +94,7 @@ def proxy_connect(
     if user:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         auth = f"Proxy-Authorization: Basic {token}\r\n"
-    with connect(port) as s:
-        s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth}\r\n".encode())
-        head = recv_head(s)
-        if head != GOST_CONNECT_OK:
-            return head, recv_until_close(s)
-        s.sendall(payload)
-        return head, recv_exactly(s, len(payload))
+    return http_connect_echo(port, target, payload, auth)
 
 
 def eventually(check, what: str, timeout: float = WAIT):

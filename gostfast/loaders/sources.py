@@ -56,9 +56,7 @@ class FileSource:
                 data = fh.read(MAX_BYTES + 1)
         except OSError as exc:
             raise LoadError(f"{self.label}: {exc.strerror or exc}") from None
-        if len(data) > MAX_BYTES:
-            raise LoadError(f"{self.label}: larger than {MAX_BYTES} bytes")
-        return data.decode("utf-8", "replace").splitlines()
+        return _text_lines(data, self.label)
 
     async def read(self) -> Entries:
         return await asyncio.to_thread(self._read)
@@ -67,8 +65,16 @@ class FileSource:
         return None
 
 
-class HTTPSource:
-    """GOST's http loader: a GET whose 200 answer's body is read as a file."""
+def _text_lines(data: bytes, label: str) -> list[str]:
+    """A file's or a body's lines (read up to MAX_BYTES + 1: more is refused)."""
+    if len(data) > MAX_BYTES:
+        raise LoadError(f"{label}: larger than {MAX_BYTES} bytes")
+    return data.decode("utf-8", "replace").splitlines()
+
+
+class HTTPSource(FileSource):
+    """GOST's http loader: a GET whose 200 answer's body is read as a file (a file
+    source's reading in a thread, with its own ``_read``)."""
 
     def __init__(self, cfg: HTTPLoaderConfig, period: float) -> None:
         # userinfo in the URL is basic auth, as Go's client sends it (urllib would not)
@@ -102,15 +108,7 @@ class HTTPSource:
         except (OSError, ValueError, http.client.HTTPException) as exc:  # timeouts, resets,
             # a malformed or cut-short answer
             raise LoadError(f"{self.label}: {_reason(exc)}") from None
-        if len(data) > MAX_BYTES:
-            raise LoadError(f"{self.label}: body larger than {MAX_BYTES} bytes")
-        return data.decode("utf-8", "replace").splitlines()
-
-    async def read(self) -> Entries:
-        return await asyncio.to_thread(self._read)
-
-    async def close(self) -> None:
-        return None
+        return _text_lines(data, self.label)
 
 
 def _reason(exc: Any) -> str:
