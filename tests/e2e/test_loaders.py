@@ -64,9 +64,11 @@ def targets():
 REDIS_PASSWORD = "r-pass-9"
 
 
-def _redis_config(redis_addr: str, port: int, guarded: int, password: str = REDIS_PASSWORD) -> str:
+def _redis_config(
+    redis_addr: str, port: int, guarded: int, password: str = REDIS_PASSWORD, ws: int = 0
+) -> str:
     redis = f'addr: "{redis_addr}", password: "{password}"'
-    return f"""
+    text = f"""
 authers:
 - name: shared-users
   reload: {RELOAD}s
@@ -95,6 +97,28 @@ services:
   admission: shared-admission
   handler: {{type: http}}
 """
+    if ws:  # services: is the last key
+        text += f"""- name: over-ws
+  addr: "127.0.0.1:{ws}"
+  listener: {{type: ws}}
+  handler: {{type: http, auther: shared-users}}
+"""
+    return text
+
+
+def _through_ws(port: int) -> bool | None:
+    """Bytes through the client gostfast on ``port`` (tcp -> ws -> the server's http
+    handler -> the echo target): True when they all come back, None when refused."""
+    payload = os.urandom(50_000)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.settimeout(10)
+            s.sendall(payload)
+            back = recv_exactly(s, len(payload))
+    except (ConnectionError, AssertionError, TimeoutError):
+        return None
+    assert back == payload
+    return True
 
 
 def _from(source_ip: str, port: int, target: str) -> bool:
@@ -123,17 +147,28 @@ def _start(procs: Procs, tmp_path, name: str, text: str, ports: list[int]):
     return procs.gostfast("-C", str(cfg), wait_ports=ports)
 
 
-def test_two_instances_share_users_and_bypasses_through_one_redis(tmp_path, redis_server, targets):
+def test_two_instances_share_users_bypasses_and_admissions_through_one_redis(
+    tmp_path, redis_server, targets
+):
     target_a, target_b = targets
     procs = Procs()
     ports, guarded = [free_port(), free_port()], [free_port(), free_port()]
+    ws, fronts = [free_port(), free_port()], [free_port(), free_port()]
     try:
-        gosts = [
-            _start(procs, tmp_path, f"g{i}", _redis_config(redis_server.addr, p, g), [p, g])
-            for i, (p, g) in enumerate(zip(ports, guarded, strict=True))
-        ]
-        for p, g in zip(ports, guarded, strict=True):  # before: carol is nobody, B is open
+        gosts = []
+        for i in range(2):
+            cfg = _redis_config(redis_server.addr, ports[i], guarded[i], ws=ws[i])
+            gosts.append(_start(procs, tmp_path, f"g{i}", cfg, [ports[i], guarded[i], ws[i]]))
+            # a GOST-style client in front: tcp forward to A, over ws, logging in as carol
+            procs.gostfast(
+                "-L", f"tcp://127.0.0.1:{fronts[i]}/{target_a}",
+                "-F", f"http+ws://carol:s3cret@127.0.0.1:{ws[i]}",
+                wait_ports=[fronts[i]],
+            )  # fmt: skip
+        instances = list(zip(ports, guarded, fronts, strict=True))
+        for p, g, f in instances:  # before: carol is nobody, B is open, 127.0.0.3 comes in
             assert _is(p, target_a, DENIED, "carol", "s3cret")
+            assert _through_ws(f) is None
             assert _is(p, target_b, OK, "local", "pw0")
             assert _from("127.0.0.3", g, target_a)
         # a tunnel open before the change, to the target about to be bypassed
@@ -142,14 +177,18 @@ def test_two_instances_share_users_and_bypasses_through_one_redis(tmp_path, redi
                 f"CONNECT {target_b} HTTP/1.1\r\nHost: {target_b}\r\n"
                 "Proxy-Authorization: Basic bG9jYWw6cHcw\r\n\r\n".encode()  # local:pw0
             )
-            assert recv_exactly(held, len(b"HTTP/1.1 200 ")) == OK
+            assert recv_exactly(held, len(OK)) == OK
             redis_server.client.hset("gost:authers:shared", "carol", "s3cret")
             redis_server.client.sadd("gost:bypasses:shared", target_b)
-            for p in ports:  # both instances, within their reload period
+            redis_server.client.sadd("gost:admissions:shared", "127.0.0.3")
+            for p, g, f in instances:  # both instances, within their reload period
                 eventually(lambda p=p: _is(p, target_a, OK, "carol", "s3cret"), f"carol on {p}")
+                eventually(lambda f=f: _through_ws(f), f"carol over ws via {f}")
                 eventually(
                     lambda p=p: _is(p, target_b, FORBIDDEN, "carol", "s3cret"), f"bypass {p}"
                 )
+                eventually(lambda g=g: not _from("127.0.0.3", g, target_a), f"admission {g}")
+                assert _from("127.0.0.1", g, target_a)  # the other clients still come in
                 assert _is(p, target_a, OK, "local", "pw0")  # the config's own user stays
             held.recv(65536)  # the rest of the 200 head
             payload = os.urandom(10000)
@@ -157,8 +196,9 @@ def test_two_instances_share_users_and_bypasses_through_one_redis(tmp_path, redi
             assert recv_exactly(held, len(payload)) == payload  # the open tunnel goes on
         # a user removed from Redis is refused again, on both
         redis_server.client.hdel("gost:authers:shared", "carol")
-        for p in ports:
+        for p, _, f in instances:
             eventually(lambda p=p: _is(p, target_a, DENIED, "carol", "s3cret"), f"carol gone {p}")
+            eventually(lambda f=f: _through_ws(f) is None, f"carol gone over ws via {f}")
         for g in gosts:
             text = "\n".join(log_lines(g, ""))
             assert "s3cret" not in text and REDIS_PASSWORD not in text, "a password in the log"
