@@ -221,3 +221,16 @@ def test_redis_source_reads_each_type_from_a_real_redis() -> None:
         asyncio.run(src.close())
     finally:
         server.stop()
+
+
+def test_a_traffic_limiter_reset_applies_to_the_next_tunnel_only() -> None:
+    from gostfast.traffic import TrafficLimiter
+
+    lim = TrafficLimiter(LimiterConfig("l"))
+    assert not lim.active and lim.open(object(), "10.0.0.1") is None
+    lim.reset(LimiterConfig("l", ("$ 1MB 2MB",)))
+    gate = lim.open(object(), "10.0.0.1")
+    assert lim.active and gate is not None
+    lim.reset(LimiterConfig("l", ()))  # the open tunnel keeps its gate; new ones get none
+    assert not lim.active and lim.open(object(), "10.0.0.1") is None
+    assert gate is not None
