@@ -19,6 +19,7 @@ peer, never instead, so a client cannot pick the address it is judged by.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import socket
@@ -84,7 +85,18 @@ class Admission:
     """Every admission of one service (GOST's group: a client must pass all)."""
 
     def __init__(self, configs: Sequence[AdmissionConfig]) -> None:
-        self.rules = [_Rule(c) for c in configs]
+        self.rules = self.compile(configs)
+
+    @staticmethod
+    def compile(configs: Sequence[AdmissionConfig]) -> list[_Rule]:
+        """The rules of ``configs``; resolves host names, so may block (a reload runs it
+        in a thread, see ``reload``)."""
+        return [_Rule(c) for c in configs]
+
+    async def reload(self, configs: Sequence[AdmissionConfig]) -> None:
+        """New admissions (a loader reloaded one): names resolved off the event loop,
+        then the rules swapped in whole."""
+        self.rules = await asyncio.to_thread(self.compile, configs)
 
     def __bool__(self) -> bool:
         return bool(self.rules)

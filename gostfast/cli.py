@@ -114,11 +114,37 @@ def describe(p: Plan) -> dict[str, Any]:
     def opts(part) -> dict[str, Any]:
         return {k: _jsonable(v) for k, v in part.options.items() if v is not None}
 
-    def bypass(rules) -> list[dict[str, Any]]:
-        return [{**dataclasses.asdict(b), "matchers": list(b.matchers)} for b in rules]
+    def loader(part) -> dict[str, Any]:
+        """A named list's loader, its Redis password masked and its URL's userinfo cut."""
+        ld = part.loader
+        if ld is None:
+            return {}
+        out: dict[str, Any] = {"reload": _jsonable(ld.reload)}
+        if ld.file:
+            out["file"] = ld.file
+        if ld.redis is not None:
+            out["redis"] = {**dataclasses.asdict(ld.redis), "password": "***"}
+            if not ld.redis.password:
+                del out["redis"]["password"]
+        if ld.http is not None:
+            from gostfast.loaders.sources import redact_url
+
+            out["http"] = {"url": redact_url(ld.http.url), "timeout": _jsonable(ld.http.timeout)}
+        return {"loader": out}
+
+    def matchers(rules) -> list[dict[str, Any]]:
+        fields = ("whitelist", "network")  # bypasses have a network, admissions not
+        out = []
+        for b in rules:
+            entry = {"name": b.name, "matchers": list(b.matchers)}
+            entry.update({f: getattr(b, f) for f in fields if hasattr(b, f)})
+            out.append({**entry, **loader(b)})
+        return out
+
+    bypass = matchers
 
     def hosts(h) -> dict[str, Any]:
-        return {"name": h.name, "mappings": [list(m) for m in h.mappings]}
+        return {"name": h.name, "mappings": [list(m) for m in h.mappings], **loader(h)}
 
     def tls(t) -> dict[str, Any] | None:
         if t is None:
@@ -149,17 +175,17 @@ def describe(p: Plan) -> dict[str, Any]:
             entry["hosts"] = hosts(s.hosts)
         for key in ("climiter", "rlimiter", "limiter"):
             if (lim := getattr(s, key)) is not None:
-                entry[key] = {"name": lim.name, "limits": list(lim.limits)}
+                entry[key] = {"name": lim.name, "limits": list(lim.limits), **loader(lim)}
         if s.limiter is not None and sp.limiter_scope:
             entry["limiter"]["scope"] = sp.limiter_scope
         if s.admission:
-            entry["admission"] = [
-                {**dataclasses.asdict(a), "matchers": list(a.matchers)} for a in s.admission
-            ]
+            entry["admission"] = matchers(s.admission)
         if s.handler.auths:
             entry["handler"]["auth"] = [
                 {"username": a.username, "password": "***"} for a in s.handler.auths
             ]
+        if any(a.loader is not None for a in s.handler.authers):
+            entry["handler"]["authers"] = [{"name": a.name, **loader(a)} for a in s.handler.authers]
         if s.forwarder:
             sel = s.forwarder.selector
             entry["forwarder"] = {

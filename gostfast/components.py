@@ -22,6 +22,7 @@ from gostfast.config.model import Auth, TLSConfig
 from gostfast.config.options import Options
 from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import DialError
+from gostfast.handler._users import Users
 from gostfast.limits import ConnLimiter
 
 if TYPE_CHECKING:
@@ -62,6 +63,12 @@ class HandlerSpec:
     auth_required: bool = False
     #: targets the handler refuses (GOST's service bypass); empty = none
     bypass: Bypass = field(default_factory=lambda: Bypass(()))
+    #: who may log in, from ``auths``: one object the service's handlers share, which
+    #: an auther's loader refills in place (``Users.reset``)
+    users: Users = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.users = Users(self.auths, self.auth_required)
 
 
 @dataclass

@@ -61,10 +61,29 @@ class _Limits:
         make: Callable[[float], object],
         idle: Callable[[object], bool],
         make_shared: Callable[[str, float], object] | None = None,
+        previous: _Limits | None = None,
     ) -> None:
         # under --workers every limit is counted by all workers together, by name
         # (shared_limits.py): the line's key, and for per-IP limits the client IP too
-        self._make = make_shared or (lambda _name, value: make(value))
+        new = make_shared or (lambda _name, value: make(value))
+        # reloaded lines (a loader): a limit of the same name keeps its count or bucket,
+        # retuned to the new value, so open connections still count against it
+        carried = previous._busy() if previous is not None else {}
+        reuse = make_shared is None  # a shared limit is found by name in the table anyway
+
+        def make_named(name: str, value: float) -> object:
+            # a key given twice: the later line retunes the same limit (GOST: it wins)
+            old = carried.pop(name, None) or (self._named.get(name) if reuse else None)
+            if old is None:
+                obj = new(name, value)
+            else:
+                old.retune(value)
+                obj = old
+            self._named[name] = obj
+            return obj
+
+        self._named: dict[str, object] = {}
+        self._make = make_named
         self._idle = idle
         self._prune_at = CACHE_LIMIT
         self._global = None
@@ -114,6 +133,10 @@ class _Limits:
         self._cache[ip_text] = found
         return found
 
+    def _busy(self) -> dict[str, object]:
+        """The limits not at rest, by name (a reload carries them over)."""
+        return {n: x for n, x in self._named.items() if not self._idle(x)}
+
     def _forget_idle(self) -> None:
         shared = {id(x) for x in self._ips.values()} | {id(self._global)}
         self._cache = {
@@ -121,6 +144,8 @@ class _Limits:
             for ip, lims in self._cache.items()
             if not all(id(x) in shared or self._idle(x) for x in lims)
         }
+        # the per-IP limits by name, as few as the cache holds (idle ones are as new)
+        self._named = {n: x for n, x in self._named.items() if id(x) in shared or not self._idle(x)}
 
 
 class _Counter:
@@ -129,6 +154,9 @@ class _Counter:
     def __init__(self, limit: float) -> None:
         self.limit = int(limit)
         self.current = 0
+
+    def retune(self, limit: float) -> None:
+        self.limit = int(limit)
 
     def add(self, delta: int) -> None:
         self.current += delta
@@ -149,11 +177,23 @@ class _Limiter:
 
     def __init__(self, cfg: LimiterConfig, shared: SharedScope | None = None) -> None:
         self._shared = shared
+        self._limits: _Limits | None = None
+        self.reset(cfg)
+
+    def reset(self, cfg: LimiterConfig) -> None:
+        """New lines (a loader reloaded them): applied to the next connection or request;
+        a limit whose line stays keeps its count (retuned to the new value)."""
+        shared = self._shared
         make_shared = None
-        if shared is not None:
+        if shared is not None:  # the shared table keeps counts by name across reloads
             make_shared = shared.bucket if self._rate else shared.counter
         self._limits = _Limits(
-            cfg, rate=self._rate, make=self._make, idle=lambda x: x.idle(), make_shared=make_shared
+            cfg,
+            rate=self._rate,
+            make=self._make,
+            idle=lambda x: x.idle(),
+            make_shared=make_shared,
+            previous=self._limits if shared is None else None,
         )
 
 
@@ -193,6 +233,12 @@ class _Bucket:
         self.burst = int(rate) + 1  # GOST's NewLimiter(r, int(r)+1)
         self.tokens = float(self.burst)
         self.stamp = time.monotonic()
+
+    def retune(self, rate: float) -> None:
+        self.refill(time.monotonic())
+        self.rate = rate
+        self.burst = int(rate) + 1
+        self.tokens = min(self.tokens, float(self.burst))
 
     def refill(self, now: float) -> None:
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)

@@ -50,6 +50,7 @@ from gostfast.config.url import split_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import PEER_FAULTS, GostfastError
 from gostfast.limits import ConnLimiter, RateLimiter
+from gostfast.loaders.live import LiveLists
 from gostfast.shared_limits import SharedCounters, SharedScope
 from gostfast.traffic import SCOPES, TrafficLimiter
 
@@ -288,10 +289,6 @@ def _plan_node(node: NodeConfig) -> NodePlan:
     return NodePlan(node, host, port, dialer, connector, labels)
 
 
-def _host_mapper(hosts: HostsConfig | None) -> HostMapper | None:
-    return HostMapper([hosts]) if hosts is not None else None
-
-
 def plan(cfg: Config) -> Plan:
     """Validate the whole config against the registries; no side effects."""
     registry.load_builtins()
@@ -325,13 +322,37 @@ class Orchestrator:
         self._stop = asyncio.Event()
         self._hops_by_chain: dict[str, list[Hop]] = {}
         self._hops_by_config: dict[tuple[int, int], Hop] = {}
+        #: the named lists with loaders (file, redis, http), polled while running
+        self.lists = LiveLists.from_config(p.config)
+
+    def _bypass(self, rules: list) -> Bypass:
+        """A place's bypass, rebuilt whenever a loader changes one of its rules."""
+        bypass = Bypass([self.lists.current("bypasses", r) for r in rules])
+        self.lists.follow("bypasses", rules, bypass.reset)
+        return bypass
+
+    def _host_mapper(self, hosts: HostsConfig | None) -> HostMapper | None:
+        """A hosts table, rebuilt whenever its loader changes it."""
+        if hosts is None:
+            return None
+        mapper = HostMapper([self.lists.current("hosts", hosts)])
+        self.lists.follow("hosts", [hosts], mapper.reset)
+        return mapper
+
+    def _limiter(self, section: str, cfg: Any, make: Callable[[Any], Any]) -> Any:
+        """``make(current cfg)``, reset whenever the limiter's loader changes its lines."""
+        if cfg is None:
+            return None
+        limiter = make(self.lists.current(section, cfg))
+        self.lists.follow(section, [cfg], lambda cfgs: limiter.reset(cfgs[0]))
+        return limiter
 
     def _router(self, sp: ServicePlan) -> Router:
         """The service's router: its chain's hops (shared by every service of that chain,
         so node failures count once) with the service's own dialTimeout/ignoreChain."""
         chain_name = "" if sp.ignore_chain else sp.config.handler.chain
         hops = self._hops(chain_name) if chain_name else []
-        hosts = _host_mapper(sp.config.hosts)
+        hosts = self._host_mapper(sp.config.hosts)
         retries = sp.config.handler.retries
         if sp.dial_timeout is None:
             return Router(hops, chain_name, hosts=hosts, retries=retries)
@@ -354,7 +375,7 @@ class Orchestrator:
                 if key not in self._hops_by_config:
                     runtime = [self._node(n) for n in nodes]
                     self._hops_by_config[key] = Hop(
-                        hop_cfg.name, Selector(runtime, selector), Bypass(hop_cfg.bypass)
+                        hop_cfg.name, Selector(runtime, selector), self._bypass(hop_cfg.bypass)
                     )
                 hops.append(self._hops_by_config[key])
             self._hops_by_chain[chain_name] = hops
@@ -376,8 +397,8 @@ class Orchestrator:
             dialer,
             connector,
             n.labels,
-            Bypass(n.config.bypass),
-            _host_mapper(n.config.hosts),
+            self._bypass(n.config.bypass),
+            self._host_mapper(n.config.hosts),
         )
 
     def _build(self, sp: ServicePlan) -> tuple[Listener, Handler]:
@@ -386,18 +407,25 @@ class Orchestrator:
         forwarder = None
         if svc.forwarder is not None:
             forwarder = Selector(svc.forwarder.nodes, svc.forwarder.selector)
-        handler = sp.handler.component.factory(
-            HandlerSpec(
-                svc.name,
-                sp.handler.options,
-                svc.handler.auths,
-                self._router(sp),
-                forwarder,
-                slog,
-                svc.handler.auth_required,
-                Bypass(svc.bypass),
-            )
+        hspec = HandlerSpec(
+            svc.name,
+            sp.handler.options,
+            self._auths(svc),
+            self._router(sp),
+            forwarder,
+            slog,
+            svc.handler.auth_required,
+            self._bypass(svc.bypass),
         )
+        authers = svc.handler.authers
+        self.lists.follow(
+            "authers", authers, lambda cfgs: hspec.users.reset([a for c in cfgs for a in c.auths])
+        )
+        handler = sp.handler.component.factory(hspec)
+        admission = None
+        if svc.admission:
+            admission = Admission([self.lists.current("admissions", a) for a in svc.admission])
+            self.lists.follow("admissions", svc.admission, admission.reload)
         listener = sp.listener.component.factory(
             ListenerSpec(
                 svc.name,
@@ -407,35 +435,47 @@ class Orchestrator:
                 svc.listener.tls,
                 self.plan.config.tls,
                 slog,
-                ConnLimiter(svc.climiter, self._scope(svc.name, "climiter"))
-                if svc.climiter
-                else None,
+                self._limiter(
+                    "climiters",
+                    svc.climiter,
+                    lambda c: ConnLimiter(c, self._scope(svc.name, "climiter")),
+                ),
                 sockets=list(self.sockets.get(svc.name, ())),
-                admission=Admission(svc.admission) if svc.admission else None,
+                admission=admission,
             )
         )
         return listener, handler
 
+    def _auths(self, svc: ServiceConfig) -> list:
+        """The users a handler accepts: its authers' as last loaded, else its own auth."""
+        if not svc.handler.authers:
+            return svc.handler.auths
+        return [a for c in svc.handler.authers for a in self.lists.current("authers", c).auths]
+
     async def start(self) -> None:
         """Bind every service; on failure close what was bound and raise StartError (or
         ConfigError, for what a component refuses only as it is built: a certificate
-        file that does not load, a header name that is no token)."""
+        file that does not load, a header name that is no token). The named lists with
+        loaders are read first, so the first connection sees what they hold."""
+        await self.lists.load_all()
         for sp in self.plan.services:
             try:
                 listener, handler = self._build(sp)
             except ConfigError:
                 self.close_listeners()
                 raise
-            rlimiter = (
-                RateLimiter(sp.config.rlimiter, self._scope(sp.config.name, "rlimiter"))
-                if sp.config.rlimiter
-                else None
+            rlimiter = self._limiter(
+                "rlimiters",
+                sp.config.rlimiter,
+                lambda c, name=sp.config.name: RateLimiter(c, self._scope(name, "rlimiter")),
             )
-            traffic = (
-                TrafficLimiter(sp.config.limiter, sp.limiter_scope) if sp.config.limiter else None
+            traffic = self._limiter(
+                "limiters",
+                sp.config.limiter,
+                lambda c, scope=sp.limiter_scope: TrafficLimiter(c, scope),
             )
-            if traffic is not None and not traffic.active:
-                traffic = None
+            if traffic is not None and not traffic.active and sp.config.limiter.loader is None:
+                traffic = None  # never limits: every tunnel takes the plain relay
             try:
                 await listener.start(self._acceptor(handler, sp.config.name, rlimiter, traffic))
             except ConfigError:
@@ -492,7 +532,7 @@ class Orchestrator:
                 hlog.info("%s: rlimiter: request rate limit reached; closing", ep.peer)
                 ep.close()
                 return
-            if traffic is not None:
+            if traffic is not None and traffic.active:
                 ep.traffic = traffic  # the tunnel's relay paces by it
             task = loop.create_task(serve(ep))
             tasks.add(task)
@@ -522,6 +562,7 @@ class Orchestrator:
         """
         listeners = list(self.listeners)
         self.close_listeners()
+        await self.lists.close()
         await asyncio.sleep(0)  # the accepted connections' connection_made callbacks
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.grace
@@ -544,7 +585,12 @@ class Orchestrator:
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         """Start, serve until SIGINT/SIGTERM or ``stop()``, then shut down; ``ready`` is
         called once every service listens (a worker tells its supervisor so)."""
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.lists.close()
+            raise
+        self.lists.start()
         if ready is not None:
             ready()
         loop = asyncio.get_running_loop()

@@ -166,6 +166,13 @@ class TrafficLimiter:
     """One service's traffic limiter, built from GOST's lines (checked by the config)."""
 
     def __init__(self, cfg: LimiterConfig, scope: str = "") -> None:
+        self._scope = scope
+        self.reset(cfg)
+
+    def reset(self, cfg: LimiterConfig) -> None:
+        """New lines (a loader reloaded them): new budgets for the tunnels opened from
+        now on; an open tunnel keeps the budgets it was given."""
+        scope = self._scope
         found: dict[str, tuple[int, int, int]] = {}
         for line in cfg.limits:
             key, rate_in, rate_out, burst = parse_traffic_line(line)

@@ -275,11 +275,14 @@ class Scripted:
 GOST_CONNECT_OK = b"HTTP/1.1 200 Connection established\r\nProxy-Agent: gost/3.0\r\n\r\n"
 
 
-def http_connect_echo(port: int, target: str, payload: bytes = b"ping") -> tuple[bytes, bytes]:
-    """CONNECT ``target`` through the http proxy on ``port``: the answer head, then what an
-    echo target sends back for ``payload`` (or, when refused, the rest until close)."""
+def http_connect_echo(
+    port: int, target: str, payload: bytes = b"ping", headers: str = ""
+) -> tuple[bytes, bytes]:
+    """CONNECT ``target`` through the http proxy on ``port`` (``headers``: more header
+    lines, each ending in CRLF): the answer head, then what an echo target sends back for
+    ``payload`` (or, when refused, the rest until close)."""
     with connect(port) as s:
-        s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{headers}\r\n".encode())
         head = recv_head(s)
         if head != GOST_CONNECT_OK:
             return head, recv_until_close(s)

@@ -191,8 +191,12 @@ class Bypass:
     """Every bypass of one place (a service, hop or node), combined as GOST's group."""
 
     def __init__(self, rules: Sequence[BypassConfig]) -> None:
-        self.rules = list(rules)
-        self._compiled = [(r, Matchers(r.matchers)) for r in self.rules]
+        self.reset(rules)
+
+    def reset(self, rules: Sequence[BypassConfig]) -> None:
+        """New rules (a loader reloaded one): compiled first, then swapped in whole."""
+        compiled = [(r, Matchers(r.matchers)) for r in rules]
+        self.rules, self._compiled = list(rules), compiled
 
     def __bool__(self) -> bool:
         return bool(self.rules)

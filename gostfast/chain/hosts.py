@@ -31,10 +31,15 @@ class HostMapper:
     """One hosts table: lower-cased names to the IPs mapped to them, in order."""
 
     def __init__(self, configs: Sequence[HostsConfig]) -> None:
-        self.table: dict[str, list[str]] = {}
+        self.reset(configs)
+
+    def reset(self, configs: Sequence[HostsConfig]) -> None:
+        """New tables (a loader reloaded one): built first, then swapped in whole."""
+        table: dict[str, list[str]] = {}
         for cfg in configs:
             for name, ip in cfg.mappings:
-                self.table.setdefault(name.lower(), []).append(ip)
+                table.setdefault(name.lower(), []).append(ip)
+        self.table = table
 
     def __bool__(self) -> bool:
         return bool(self.table)

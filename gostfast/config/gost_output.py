@@ -34,6 +34,7 @@ from gostfast.config.model import (
     HopConfig,
     HostsConfig,
     LimiterConfig,
+    LoaderConfig,
     LogConfig,
     NodeConfig,
     NodeLabels,
@@ -64,6 +65,33 @@ def _trim(parts: list[tuple[str, str, dict[str, Any]]], shared: frozenset[str], 
 
 def _auth(a: Auth) -> dict[str, str]:
     return {"username": a.username, "password": a.password}
+
+
+def _loader(ld: LoaderConfig | None) -> dict[str, Any]:
+    """A named list's loader keys (file, redis, http, reload), as GOST writes them."""
+    if ld is None:
+        return {}
+    out: dict[str, Any] = {}
+    if ld.file:
+        out["file"] = {"path": ld.file}
+    if ld.redis is not None:
+        r = ld.redis
+        out["redis"] = _compact(
+            {
+                "addr": r.addr,
+                "db": r.db or None,
+                "username": r.username,
+                "password": r.password,
+                "key": r.key,
+                "type": r.type,
+            }
+        )
+    if ld.http is not None:
+        timeout = values.format_duration(ld.http.timeout) if ld.http.timeout else None
+        out["http"] = _compact({"url": ld.http.url, "timeout": timeout})
+    if ld.reload:
+        out["reload"] = values.format_duration(ld.reload)
+    return out
 
 
 def _tls(t: TLSConfig | None, global_: bool = False) -> dict[str, Any] | None:
@@ -121,7 +149,13 @@ def _handler(
     svc: ServiceConfig, h: HandlerConfig, md: dict[str, Any], authers: list[dict[str, Any]]
 ) -> dict:
     out: dict[str, Any] = {"type": h.type, "chain": h.chain}
-    if h.auth_required or len(h.auths) > 1:
+    if any(a.loader is not None for a in h.authers):  # authers that load: kept by name
+        for a in h.authers:
+            entry = {"name": a.name, "auths": [_auth(x) for x in a.auths], **_loader(a.loader)}
+            if all(x["name"] != a.name for x in authers):
+                authers.append(_compact(entry))
+        out["authers"] = [a.name for a in h.authers]
+    elif h.auth_required or len(h.auths) > 1:
         name = f"auther-{svc.name}"
         authers.append(_compact({"name": name, "auths": [_auth(a) for a in h.auths]}))
         out["auther"] = name
@@ -166,6 +200,7 @@ class _TopLevel:
                         "whitelist": b.whitelist or None,
                         "network": b.network,
                         "matchers": list(b.matchers),
+                        **_loader(b.loader),
                     },
                 )
                 for b in bypasses
@@ -174,7 +209,14 @@ class _TopLevel:
 
     def admissions(self, admissions: list[AdmissionConfig]) -> dict[str, Any]:
         entries = [
-            (a.name, {"whitelist": a.whitelist or None, "matchers": list(a.matchers)})
+            (
+                a.name,
+                {
+                    "whitelist": a.whitelist or None,
+                    "matchers": list(a.matchers),
+                    **_loader(a.loader),
+                },
+            )
             for a in admissions
         ]
         return self._refer("admissions", "admission", "admissions", entries)
@@ -183,14 +225,16 @@ class _TopLevel:
         if hosts is None:
             return {}
         mappings = [{"hostname": n, "ip": ip} for n, ip in hosts.mappings]
-        return self._refer("hosts", "hosts", "hosts", [(hosts.name, {"mappings": mappings})])
+        entry = {"mappings": mappings, **_loader(hosts.loader)}
+        return self._refer("hosts", "hosts", "hosts", [(hosts.name, entry)])
 
     def limiter(self, key: str, lim: LimiterConfig | None) -> dict[str, Any]:
         """``climiter``/``rlimiter``/``limiter``: one name, listed under ``climiters``/
         ``rlimiters``/``limiters``."""
         if lim is None:
             return {}
-        return self._refer(f"{key}s", key, f"{key}s", [(lim.name, {"limits": list(lim.limits)})])
+        entry = {"limits": list(lim.limits), **_loader(lim.loader)}
+        return self._refer(f"{key}s", key, f"{key}s", [(lim.name, entry)])
 
 
 def _node(n: NodeConfig, known: Known, top: _TopLevel) -> dict[str, Any]:

@@ -18,6 +18,15 @@ class Auth:
     password: str = ""
 
 
+@dataclass(frozen=True)
+class AutherConfig:
+    """One GOST auther (top-level ``authers:``): its users, and a loader for more."""
+
+    name: str
+    auths: tuple[Auth, ...] = ()
+    loader: LoaderConfig | None = None
+
+
 @dataclass
 class TLSConfig:
     """TLS files and client options (GOST's ``tls:`` block on listeners, dialers, globally)."""
@@ -43,6 +52,37 @@ class SelectorConfig:
 
 
 @dataclass(frozen=True)
+class RedisLoaderConfig:
+    """GOST's ``redis:`` loader of a named list (go-gost/x internal/loader/redis.go)."""
+
+    addr: str
+    db: int = 0
+    username: str = ""
+    password: str = ""
+    key: str = "gost"  # GOST's default key
+    type: str = ""  # "set", "list", "hash" or "string"; "": the part's own default
+
+
+@dataclass(frozen=True)
+class HTTPLoaderConfig:
+    """GOST's ``http:`` loader: a GET of ``url`` whose 200 body is read as a file."""
+
+    url: str
+    timeout: float = 0.0  # seconds; 0 = GOST's "none" (bounded here, see loaders/sources.py)
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """Where a named list's further entries come from, and how often they are read again
+    (GOST's ``file``, ``redis``, ``http`` and ``reload`` keys): see gostfast/loaders/."""
+
+    file: str = ""  # GOST's file.path
+    redis: RedisLoaderConfig | None = None
+    http: HTTPLoaderConfig | None = None
+    reload: float = 0.0  # seconds; 0 = read once at start (GOST clamps > 0 to >= 1 s)
+
+
+@dataclass(frozen=True)
 class BypassConfig:
     """One GOST bypass (top-level ``bypasses:`` or a ``bypass=`` URL key): see chain/bypass.py."""
 
@@ -50,6 +90,7 @@ class BypassConfig:
     matchers: tuple[str, ...] = ()
     whitelist: bool = False  # GOST's whitelist (or its older name, reverse)
     network: str = ""  # "", "tcp" or "udp": the targets it judges
+    loader: LoaderConfig | None = None  # more matchers, read (again) from outside
 
 
 @dataclass(frozen=True)
@@ -59,6 +100,7 @@ class AdmissionConfig:
     name: str
     matchers: tuple[str, ...] = ()
     whitelist: bool = False  # GOST's whitelist (or its older name, reverse)
+    loader: LoaderConfig | None = None  # more matchers, read (again) from outside
 
 
 @dataclass(frozen=True)
@@ -67,6 +109,7 @@ class HostsConfig:
 
     name: str
     mappings: tuple[tuple[str, str], ...] = ()  # (hostname, ip), aliases expanded
+    loader: LoaderConfig | None = None  # more mappings, read (again) from outside
 
 
 @dataclass(frozen=True)
@@ -76,6 +119,7 @@ class LimiterConfig:
 
     name: str
     limits: tuple[str, ...] = ()  # GOST's lines: "$ 100", "$$ 10", "10.0.0.0/8 5", "$ 1MB 2MB"
+    loader: LoaderConfig | None = None  # more lines, read (again) from outside
 
 
 @dataclass(frozen=True)
@@ -107,6 +151,8 @@ class HandlerConfig:
     chain: str = ""
     # the users this handler accepts: those of its authers, else its own auth
     auths: list[Auth] = field(default_factory=list)
+    # the authers named (auther/authers): those with a loader add users as they load
+    authers: list[AutherConfig] = field(default_factory=list)
     # an auther is named: clients must log in even when it has no users (GOST
     # refuses everyone then); without one, no users means no authentication
     auth_required: bool = False

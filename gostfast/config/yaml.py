@@ -26,6 +26,7 @@ from gostfast.config.labels import parse_labels
 from gostfast.config.model import (
     AdmissionConfig,
     Auth,
+    AutherConfig,
     BypassConfig,
     ChainConfig,
     Config,
@@ -36,10 +37,13 @@ from gostfast.config.model import (
     HandlerConfig,
     HopConfig,
     HostsConfig,
+    HTTPLoaderConfig,
     LimiterConfig,
     ListenerConfig,
+    LoaderConfig,
     LogConfig,
     NodeConfig,
+    RedisLoaderConfig,
     SelectorConfig,
     ServiceConfig,
     TLSConfig,
@@ -265,13 +269,12 @@ def from_dict(data: Any) -> Config:
     if top.has("workers"):
         cfg.workers = top.convert("workers", parse_workers, None)
         cfg.workers_text = str(top.get("workers")).strip()
-    authers: dict[str, list[Auth]] = {}
+    authers: dict[str, AutherConfig] = {}
     for i, a in enumerate(top.list("authers")):
-        # GOST's user loaders (file, redis, http, plugin) are not read here: an
-        # auther left without its users would refuse everyone, so refuse them
-        r = _Reader(a, f"authers[{i}]", {"file", "redis", "http", "plugin", "reload"})
+        r = _Reader(a, f"authers[{i}]", {"plugin"})
         name = r.str("name", required=True)
-        authers[name] = [_auth(x, r.sub(f"auths[{j}]")) for j, x in enumerate(r.list("auths"))]
+        auths = [_auth(x, r.sub(f"auths[{j}]")) for j, x in enumerate(r.list("auths"))]
+        authers[name] = AutherConfig(name, tuple(auths), _loader(r, "authers"))
         r.warn_unknown()
     named = _Named(_bypasses(top), _hosts(top))
     bypasses = named.bypasses
@@ -375,7 +378,7 @@ def _lookup_named(named: dict[str, Any], name: str, kind: str, kinds: str, where
     return named[name]
 
 
-def _handler_auth(h: _Reader, handler: HandlerConfig, authers: dict[str, list[Auth]]) -> None:
+def _handler_auth(h: _Reader, handler: HandlerConfig, authers: dict[str, AutherConfig]) -> None:
     """GOST's rule: the users of ``auther`` and ``authers``; only without them, ``auth``."""
     named = [(h.sub("auther"), h.str("auther"))] if h.has("auther") else []
     for j, name in enumerate(h.list("authers")):
@@ -384,7 +387,9 @@ def _handler_auth(h: _Reader, handler: HandlerConfig, authers: dict[str, list[Au
         except ValueError as exc:
             raise ConfigError(h.sub(f"authers[{j}]"), str(exc)) from None
     for where, name in named:
-        handler.auths.extend(_lookup_named(authers, name, "auther", "authers", where))
+        auther = _lookup_named(authers, name, "auther", "authers", where)
+        handler.authers.append(auther)
+        handler.auths.extend(auther.auths)
     if named:
         handler.auth_required = True
         if h.has("auth"):
@@ -398,7 +403,7 @@ def _service(
     data: Any,
     path: str,
     index: int,
-    authers: dict[str, list[Auth]],
+    authers: dict[str, AutherConfig],
     bypasses: _Bypasses,
     admissions: dict[str, AdmissionConfig],
     hosts: dict[str, HostsConfig],
@@ -569,7 +574,7 @@ def _hosts(top: _Reader) -> dict[str, HostsConfig]:
                     raise ConfigError(mr.sub(f"aliases[{k}]"), str(exc)) from None
             mappings += [(n, ip) for n in names if n]
             mr.warn_unknown()
-        return HostsConfig(name, tuple(mappings))
+        return HostsConfig(name, tuple(mappings), _loader(r, "hosts"))
 
     return _named_list(top, "hosts", "hosts", parse)
 
@@ -589,7 +594,7 @@ def _limiters(top: _Reader, key: str, check: Callable[[str], object]) -> dict[st
             except ValueError as exc:
                 raise ConfigError(where, str(exc)) from None
             lines.append(text)
-        return LimiterConfig(name, tuple(lines))
+        return LimiterConfig(name, tuple(lines), _loader(r, key))
 
     return _named_list(top, key, key[:-1], parse)
 
@@ -603,17 +608,87 @@ def _limiter_ref(r: _Reader, key: str, named: dict[str, LimiterConfig]) -> Limit
 def _named_list(top: _Reader, key: str, kind: str, parse: Callable[[_Reader, str], Any]) -> dict:
     """A top-level list of named parts (``bypasses:``, ``admissions:``, ``hosts:``) by name.
 
-    Their loaders and plugins are refused: such a part without the entries it
-    would have loaded would let through what it should stop."""
+    Their plugins are refused: such a part without the answers its plugin would
+    give would let through what it should stop. Their loaders (``file``,
+    ``redis``, ``http``, ``reload``) are read by ``parse`` with ``_loader``."""
     named: dict[str, Any] = {}
     for i, item in enumerate(top.list(key)):
-        r = _Reader(item, f"{key}[{i}]", {"file", "redis", "http", "plugin", "reload"})
+        r = _Reader(item, f"{key}[{i}]", {"plugin"})
         name = r.str("name", required=True)
         if name in named:
             raise ConfigError(r.sub("name"), f"duplicate {kind} name '{name}'")
         named[name] = parse(r, name)
         r.warn_unknown()
     return named
+
+
+# The Redis types each part reads (GOST's config/parsing): authers a hash of
+# user -> password; bypasses and admissions a set; hosts and limiters a set or,
+# with ``type: list``, a list. The first is the default.
+REDIS_TYPES = {
+    "authers": ("hash",),
+    "bypasses": ("set",),
+    "admissions": ("set",),
+    "hosts": ("set", "list"),
+    "climiters": ("set", "list"),
+    "rlimiters": ("set", "list"),
+    "limiters": ("set", "list"),
+}
+
+
+def _loader(r: _Reader, section: str) -> LoaderConfig | None:
+    """GOST's loader keys of a named list: ``file: {path}``, ``redis: {addr, db,
+    username, password, key, type}``, ``http: {url, timeout}``, ``reload``. None
+    when none is given."""
+    file_path = ""
+    if r.has("file"):
+        fr = _Reader(r.get("file"), r.sub("file"))
+        file_path = fr.str("path", required=True)
+        fr.warn_unknown()
+    redis = None
+    if r.has("redis"):
+        rr = _Reader(r.get("redis"), r.sub("redis"))
+        allowed = REDIS_TYPES[section]
+        type_ = rr.str("type").strip().lower()
+        if type_ and type_ not in allowed:
+            raise ConfigError(
+                rr.sub("type"),
+                f"{section} read a redis {' or '.join(allowed)}, not '{type_}' (as GOST)",
+            )
+        redis = RedisLoaderConfig(
+            addr=rr.str("addr", required=True),
+            db=rr.convert("db", values.parse_int, 0),
+            username=rr.str("username"),
+            password=rr.str("password"),
+            key=rr.str("key") or "gost",
+            type=type_ or allowed[0],
+        )
+        rr.warn_unknown()
+        _need_redis_client(rr.path)
+    http = None
+    if r.has("http"):
+        hr = _Reader(r.get("http"), r.sub("http"))
+        url = hr.str("url", required=True)
+        if not url.lower().startswith(("http://", "https://")):
+            raise ConfigError(hr.sub("url"), f"expected an http:// or https:// URL, got '{url}'")
+        http = HTTPLoaderConfig(url, hr.convert("timeout", values.parse_duration, 0.0))
+        hr.warn_unknown()
+    reload = r.convert("reload", values.parse_duration, 0.0)
+    if not (file_path or redis or http):
+        if reload > 0:
+            log.warning("%s: 'reload' without file, redis or http: nothing to reload", r.path)
+        return None
+    return LoaderConfig(file_path, redis, http, max(reload, 1.0) if reload > 0 else 0.0)
+
+
+def _need_redis_client(where: str) -> None:
+    """A redis loader needs redis-py, an optional dependency: say so now, not at start."""
+    import importlib.util
+
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigError(
+            where, "the redis loader needs the redis package: pip install 'gostfast[redis]'"
+        )
 
 
 def _hosts_ref(r: _Reader, hosts: dict[str, HostsConfig]) -> HostsConfig | None:
@@ -631,7 +706,7 @@ def _bypasses(top: _Reader) -> _Bypasses:
         network = r.str("network").lower()
         if network not in ("", "tcp", "udp"):
             raise ConfigError(r.sub("network"), f"expected tcp or udp, got '{network}'")
-        return BypassConfig(name, matchers, _whitelist(r), network)
+        return BypassConfig(name, matchers, _whitelist(r), network, _loader(r, "bypasses"))
 
     return _named_list(top, "bypasses", "bypass", parse)
 
@@ -677,7 +752,9 @@ def _admissions(top: _Reader) -> dict[str, AdmissionConfig]:
         top,
         "admissions",
         "admission",
-        lambda r, name: AdmissionConfig(name, _matcher_list(r), _whitelist(r)),
+        lambda r, name: AdmissionConfig(
+            name, _matcher_list(r), _whitelist(r), _loader(r, "admissions")
+        ),
     )
 
 

@@ -11,6 +11,7 @@ right.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 
 from gostfast.config.model import Auth
 from gostfast.proto.addr import encode_text
@@ -21,9 +22,13 @@ class Users:
 
     __slots__ = ("_passwords", "_required")
 
-    def __init__(self, auths: list[Auth], required: bool = False) -> None:
-        self._passwords = {a.username: encode_text(a.password) for a in auths}
+    def __init__(self, auths: Sequence[Auth], required: bool = False) -> None:
         self._required = required
+        self.reset(auths)
+
+    def reset(self, auths: Sequence[Auth]) -> None:
+        """New users (an auther's loader reloaded): a later entry for a name wins."""
+        self._passwords = {a.username: encode_text(a.password) for a in auths}
 
     def __bool__(self) -> bool:
         return bool(self._passwords) or self._required

@@ -59,7 +59,6 @@ from gostfast.errors import DialError, EndpointClosed
 from gostfast.handler import _httpbody as body
 from gostfast.handler import _probe
 from gostfast.handler._httppool import UpstreamPool
-from gostfast.handler._users import Users
 from gostfast.proto import http1
 from gostfast.proto.addr import split_host_port
 from gostfast.proto.errors import AddressError
@@ -276,7 +275,7 @@ class HTTPHandler(Handler):
     def __init__(self, spec: HandlerSpec) -> None:
         super().__init__(spec)
         opts = spec.options
-        self.users = Users(spec.auths, spec.auth_required)
+        self.users = spec.users
         self.proxy_agent = opts.proxy_agent or DEFAULT_PROXY_AGENT  # GOST: empty is the default
         self.realm = opts.auth_basic_realm or DEFAULT_REALM
         self.extra_headers = [

@@ -47,7 +47,6 @@ from gostfast.config.url import join_host_port
 from gostfast.connector._lazy import LazyRelayResponse
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
-from gostfast.handler._users import Users
 from gostfast.proto import relay as rp
 from gostfast.proto.errors import RelayError
 from gostfast.relay import relay
@@ -78,7 +77,7 @@ def _response(status: int) -> bytes:
 class RelayHandler(Handler):
     def __init__(self, spec: HandlerSpec) -> None:
         super().__init__(spec)
-        self.users = Users(spec.auths, spec.auth_required)
+        self.users = spec.users
         timeout = spec.options.read_timeout
         self.read_timeout = timeout if timeout > 0 else 15.0  # GOST: <= 0 means 15 s
         self.nodelay = bool(spec.options.nodelay)

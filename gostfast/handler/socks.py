@@ -50,7 +50,6 @@ from gostfast.errors import DialError
 from gostfast.handler._conn_addr import local_ip, peer_ip
 from gostfast.handler._socks5_bind import BIND_ACCEPT_TIMEOUT, serve_bind
 from gostfast.handler._socks5_udp import serve_udp_associate, serve_udp_tun
-from gostfast.handler._users import Users
 from gostfast.proto import socks4 as s4
 from gostfast.proto import socks5 as s5
 from gostfast.proto.errors import ProtocolError
@@ -134,7 +133,7 @@ def _bound_address(upstream: Endpoint) -> tuple[str, int]:
 class Socks5Handler(Handler):
     def __init__(self, spec: HandlerSpec) -> None:
         super().__init__(spec)
-        self.users = Users(spec.auths, spec.auth_required)
+        self.users = spec.users
         self.read_timeout = _read_timeout(spec)
         options = spec.options
         self.enable_bind = bool(options.bind)
@@ -260,7 +259,7 @@ class Socks5Handler(Handler):
 class Socks4Handler(Handler):
     def __init__(self, spec: HandlerSpec) -> None:
         super().__init__(spec)
-        self.users = Users(spec.auths, spec.auth_required)
+        self.users = spec.users
         self.read_timeout = _read_timeout(spec)
 
     async def handle(self, ep: Endpoint) -> None:

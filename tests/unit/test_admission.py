@@ -62,5 +62,5 @@ def test_yaml_admissions() -> None:
         "unknown admission 'zz' (admissions: none defined)",
     )
     with pytest.raises(ConfigError) as e:
-        load_text("admissions: [{name: a, file: {path: x}}]")
-    assert e.value.path == "admissions[0].file"
+        load_text("admissions: [{name: a, plugin: {addr: x}}]")
+    assert e.value.path == "admissions[0].plugin"

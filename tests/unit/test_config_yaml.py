@@ -423,20 +423,9 @@ def test_an_auther_without_users_still_requires_log_in() -> None:
     assert (h.handler.auths, h.handler.auth_required) == ([], True)
 
 
-@pytest.mark.parametrize(
-    "loader",
-    [
-        "file: {path: users.txt}",
-        "redis: {addr: ':6379'}",
-        "plugin: {addr: ':1'}",
-        "http: {url: 'http://x'}",
-        "reload: 10s",
-    ],
-)
-def test_auther_user_loaders_are_refused(loader: str) -> None:
-    e = err(f"authers: [{{name: a, {loader}}}]\nservices: [{{addr: ':1'}}]")
-    key = loader.split(":")[0]
-    assert (e.path, e.message) == (f"authers[0].{key}", f"'{key}' is not supported by gostfast yet")
+def test_auther_plugin_is_refused_by_name() -> None:
+    e = err("authers: [{name: a, plugin: {addr: ':1'}}]\nservices: [{addr: ':1'}]")
+    assert (e.path, e.message) == ("authers[0].plugin", "'plugin' is not supported by gostfast yet")
 
 
 def test_unknown_auther_in_the_list_is_named() -> None:
@@ -510,8 +499,8 @@ def test_gost_strategy_aliases(given: str, strategy: str) -> None:
     "text,path",
     [
         (
-            "bypasses: [{name: b0, file: {path: b.txt}}]\nservices: [{addr: ':1'}]",
-            "bypasses[0].file",
+            "bypasses: [{name: b0, plugin: {addr: ':1'}}]\nservices: [{addr: ':1'}]",
+            "bypasses[0].plugin",
         ),
         (
             "services: [{addr: ':1', handler: {type: socks5, limiter: l0}}]",
@@ -526,8 +515,8 @@ def test_gost_strategy_aliases(given: str, strategy: str) -> None:
             "services[0].forwarder.nodes[0].host",
         ),
         (
-            "limiters: [{name: l0, file: {path: l.txt}}]\nservices: [{addr: ':1'}]",
-            "limiters[0].file",
+            "limiters: [{name: l0, plugin: {addr: ':1'}}]\nservices: [{addr: ':1'}]",
+            "limiters[0].plugin",
         ),
         ("api: {addr: ':18080'}\nservices: [{addr: ':1'}]", "api"),
         (
@@ -851,7 +840,13 @@ BYPASS_ERRORS = [
     ("bypasses: [{name: a}, {name: a}]", "bypasses[1].name", "duplicate bypass name 'a'"),
     ("bypasses: [{name: a, network: ip}]", "bypasses[0].network", "expected tcp or udp"),
     ("bypasses: [{name: a, whitelist: maybe}]", "bypasses[0].whitelist", "expected a boolean"),
-    ("bypasses: [{name: a, reload: 10s}]", "bypasses[0].reload", "not supported by gostfast"),
+    ("bypasses: [{name: a, redis: {key: k}}]", "bypasses[0].redis.addr", "is required"),
+    (
+        "bypasses: [{name: a, redis: {addr: x, type: list}}]",
+        "bypasses[0].redis.type",
+        "a redis set",
+    ),
+    ("bypasses: [{name: a, file: {}}]", "bypasses[0].file.path", "is required"),
 ]
 
 

@@ -69,7 +69,8 @@ def test_yaml_hosts_tables_aliases_and_hop_inheritance() -> None:
             "hosts[0].mappings[0].hostname",
             "is required",
         ),
-        ("hosts: [{name: h, file: {path: /etc/hosts}}]", "hosts[0].file", "not supported"),
+        ("hosts: [{name: h, redis: {addr: x, type: hash}}]", "hosts[0].redis.type", "set or list"),
+        ("hosts: [{name: h, plugin: {addr: x}}]", "hosts[0].plugin", "not supported"),
         ("hosts: [{name: h}, {name: h}]", "hosts[1].name", "duplicate hosts name 'h'"),
     ],
 )

@@ -62,7 +62,12 @@ def test_yaml_limiters() -> None:
         ("rlimiters: [{name: r, limits: ['host 1']}]", "rlimiters[0].limits[0]", "expected $, $$"),
         ("rlimiters: [{name: r, limits: ['$ 0']}]", "rlimiters[0].limits[0]", "greater than 0"),
         ("services: [{addr: ':1', climiter: x}]", "services[0].climiter", "unknown climiter 'x'"),
-        ("climiters: [{name: c, file: {path: x}}]", "climiters[0].file", "not supported"),
+        (
+            "climiters: [{name: c, http: {url: 'ftp://x'}}]",
+            "climiters[0].http.url",
+            "expected an http",
+        ),
+        ("climiters: [{name: c, plugin: {addr: x}}]", "climiters[0].plugin", "not supported"),
     ],
 )
 def test_limiter_errors_name_the_path(text: str, path: str, message: str) -> None:
