@@ -22,8 +22,8 @@ from gostfast.config.model import Auth, TLSConfig
 from gostfast.config.options import Options
 from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import DialError
-from gostfast.handler._users import Users
 from gostfast.limits import ConnLimiter
+from gostfast.users import Users
 
 if TYPE_CHECKING:
     from gostfast.chain.route import Router

@@ -16,7 +16,6 @@ from gostfast.config.model import Auth  # noqa: E402
 from gostfast.connector.http import build_connect  # noqa: E402
 from gostfast.connector.relay import build_request as relay_request  # noqa: E402
 from gostfast.handler import _httpbody as body  # noqa: E402
-from gostfast.handler._users import Users  # noqa: E402
 from gostfast.handler.http import (  # noqa: E402
     basic_proxy_auth,
     go_response,
@@ -24,6 +23,7 @@ from gostfast.handler.http import (  # noqa: E402
     split_authority,
 )
 from gostfast.proto import http1  # noqa: E402
+from gostfast.users import Users  # noqa: E402
 
 
 def test_connect_request_as_go_writes_it():
