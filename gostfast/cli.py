@@ -40,20 +40,31 @@ def setup_logging(cfg: LogConfig | None, debug: bool) -> None:
 
 
 def load_config(
-    config_files: tuple[str, ...], services: tuple[str, ...], hops: tuple[str, ...]
+    config_files: tuple[str, ...],
+    services: tuple[str, ...],
+    hops: tuple[str, ...],
+    api: str | None = None,
+    documents: list[dict[str, Any]] | None = None,
 ) -> Config:
-    """-C files and -L/-F URLs -> one Config (GOST merges them the same way)."""
+    """-C files and -L/-F URLs -> one Config (GOST merges them the same way).
+
+    ``api`` is ``-api=ADDR`` (else GOST's ``GOST_API`` sets the address); ``documents``,
+    when given, gets each part in GOST's schema, for the web API's document.
+    """
     import logging
+    import os
 
     from gostfast import registry
-    from gostfast.config import sources
+    from gostfast.config import gost_output, sources
     from gostfast.config import url as urlcfg
+    from gostfast.config import yaml as yamlcfg
     from gostfast.config.errors import ConfigError
     from gostfast.config.model import Config
 
     if hops and not services:
         raise ConfigError("-F", "-F needs at least one -L service to use the chain")
-    if not config_files and not services:
+    env_api = os.environ.get("GOST_API", "").strip()
+    if not config_files and not services and api is None and not env_api:
         default = sources.find_default()
         if default is None:
             raise ConfigError(
@@ -65,7 +76,11 @@ def load_config(
         config_files = (default,)
     cfg = Config()
     for path in config_files:
-        part = sources.load_source(path)
+        data = sources.load_data(path)
+        part = yamlcfg.from_dict(data)
+        if documents is not None:
+            documents.append(data)
+        cfg.api = part.api or cfg.api
         cfg.services += part.services
         cfg.chains += part.chains
         cfg.tls = part.tls or cfg.tls
@@ -80,6 +95,19 @@ def load_config(
             raise ConfigError("-F", "chain name 'chain-0' is taken by the config file")
         cfg.services += part.services
         cfg.chains += part.chains
+        if documents is not None:
+            from gostfast.service import known_metadata_keys
+
+            documents.append(gost_output.to_gost(part, known_metadata_keys))
+    if env_api:  # as GOST: the variable sets the address, the flag replaces it all
+        from gostfast.config.model import ApiConfig
+
+        cfg.api = cfg.api or ApiConfig(addr=env_api)
+        cfg.api.addr = env_api
+    if api is not None:
+        from gostfast.config.api_flag import parse_api_flag
+
+        cfg.api = parse_api_flag(api)
     return cfg
 
 
@@ -88,12 +116,12 @@ def _fail(exc: Exception, code: int) -> None:
     sys.exit(code)
 
 
-def _plan(config_files, services, hops) -> Plan:
+def _plan(config_files, services, hops, api=None, documents=None) -> Plan:
     from gostfast.config.errors import ConfigError
     from gostfast.service import plan
 
     try:
-        return plan(load_config(config_files, services, hops))
+        return plan(load_config(config_files, services, hops, api, documents))
     except ConfigError as exc:
         _fail(exc, EXIT_CONFIG)
         raise  # unreachable
@@ -276,8 +304,17 @@ def _url_options(f):
     metavar="DURATION",
     help="reload the -C files every DURATION (as gost -R; SIGHUP reloads at once)",
 )
+@click.option(
+    "--api",
+    "api",
+    metavar="ADDR",
+    help="GOST's web API: [user:pass@][host]:port[?pathPrefix=/p&accesslog=true] "
+    "(as gost -api; GOST_API sets the address too)",
+)
 @click.pass_context
-def cli(ctx, services, hops, config_files, debug, version, output, grace, workers, reload_period):
+def cli(
+    ctx, services, hops, config_files, debug, version, output, grace, workers, reload_period, api
+):
     """gostfast: a GOST-compatible websocket tunnel (ws, wss, mws, mwss)."""
     if version:
         impl = "compiled" if gostfast.compiled else "pure-python"
@@ -288,7 +325,8 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
     if ctx.invoked_subcommand is not None:
         return
     setup_logging(None, debug)  # config loading may warn: honour GOST_LOGGER_LEVEL already
-    p = _plan(config_files, services, hops)
+    documents: list[dict[str, Any]] = []
+    p = _plan(config_files, services, hops, api, documents)
     if workers is not None:  # the command line wins over the config's workers:
         p.config.workers, p.config.workers_text = workers
     if output:  # validated above: what is printed is a config gostfast runs
@@ -299,24 +337,63 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
         return
     count = worker_count(p)
     if count > 1 or reload_period:
+        if p.config.api is not None:
+            _fail(_api_with_workers(), EXIT_CONFIG)
         _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers)
         return
     setup_logging(p.config.log, debug)
     import uvloop
 
+    from gostfast.api.server import ApiStartError
     from gostfast.config.errors import ConfigError
     from gostfast.malloc_tuning import tune_malloc
-    from gostfast.service import Orchestrator, StartError
+    from gostfast.service import StartError
 
     tune_malloc()
     try:
-        uvloop.run(Orchestrator(p, grace=grace).run())
-    except StartError as exc:
+        uvloop.run(_run(p, grace, documents))
+    except (StartError, ApiStartError) as exc:
         _fail(exc, EXIT_START)
     except ConfigError as exc:  # refused by a component as it was built
         _fail(exc, EXIT_CONFIG)
     except KeyboardInterrupt:
         pass
+
+
+async def _run(p: Plan, grace: float, documents: list[dict[str, Any]]) -> None:
+    """One process: the services, and GOST's web API beside them when ``api`` is set
+    (bound first: an address it cannot have stops the start before any service)."""
+    from gostfast.service import Orchestrator
+
+    orchestrator = Orchestrator(p, grace=grace)
+    if p.config.api is None:
+        await orchestrator.run()
+        return
+    from gostfast.api.controller import Controller
+    from gostfast.api.document import Document, api_section, merge
+    from gostfast.api.server import ApiServer
+
+    doc = merge(documents)
+    doc["api"] = api_section(p.config.api)
+    api = p.config.api
+    server = ApiServer(
+        Controller(Document(doc), orchestrator), api.addr, api.path_prefix, api.accesslog
+    )
+    await server.start()
+    try:
+        await orchestrator.run()
+    finally:
+        server.close()
+
+
+def _api_with_workers():
+    from gostfast.config.errors import ConfigError
+
+    return ConfigError(
+        "api",
+        "the web API runs with one process only: not with --workers above 1 or -R "
+        "(a change would have to reach every worker; see README, GOST's web API)",
+    )
 
 
 def _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers):
@@ -402,6 +479,12 @@ def _normalise_argv(argv: list[str]) -> list[str]:
     """Accept Go-flag spellings GOST users type: ``-L=url`` and ``--L url``."""
     out = []
     for arg in argv:
+        if arg.startswith(("-api=", "--api=")):  # Go's flag form of -api
+            out += ["--api", arg.split("=", 1)[1]]
+            continue
+        if arg in ("-api",):
+            out.append("--api")
+            continue
         for flag in ("-L", "-F", "-C", "-O"):
             if arg.startswith(flag + "="):
                 out += [flag, arg[3:]]

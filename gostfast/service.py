@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gostfast import registry
+from gostfast import live, registry
 from gostfast.admission import Admission
 from gostfast.chain.bypass import Bypass
 from gostfast.chain.hosts import HostMapper
@@ -99,6 +99,25 @@ class Plan:
     config: Config
     services: list[ServicePlan]
     chains: dict[str, ChainPlan]
+
+
+@dataclass
+class _Serving:
+    """What a service's listener hands each accepted connection to. A live update that
+    changes only this side replaces the fields in place: the socket stays open."""
+
+    handler: Handler
+    rlimiter: RateLimiter | None
+    traffic: TrafficLimiter | None
+
+    def replace(self, other: _Serving) -> None:
+        self.handler, self.rlimiter, self.traffic = other.handler, other.rlimiter, other.traffic
+
+
+@dataclass
+class _Running:
+    listener: Listener
+    serving: _Serving
 
 
 class StartError(GostfastError):
@@ -295,8 +314,10 @@ def _host_mapper(hosts: HostsConfig | None) -> HostMapper | None:
 def plan(cfg: Config) -> Plan:
     """Validate the whole config against the registries; no side effects."""
     registry.load_builtins()
-    if not cfg.services:
-        raise ConfigError("services", "no services to run (give -L URLs or services: in -C)")
+    if not cfg.services and cfg.api is None:  # GOST runs with only its web API too
+        raise ConfigError(
+            "services", "no services to run (give -L URLs or services: in -C, or -api)"
+        )
     chains = {}
     for c in cfg.chains:
         chains[c.name] = ChainPlan(c, [[_plan_node(n) for n in hop.nodes] for hop in c.hops])
@@ -320,7 +341,8 @@ class Orchestrator:
         self.sockets = sockets or {}
         #: under --workers: the gateway-wide limiter counters all workers share
         self.shared = shared
-        self.listeners: list[Listener] = []
+        #: each running service's listener and what serves its connections, by name
+        self.running: dict[str, _Running] = {}
         self.tasks: set[asyncio.Task] = set()
         self._stop = asyncio.Event()
         self._hops_by_chain: dict[str, list[Hop]] = {}
@@ -380,7 +402,8 @@ class Orchestrator:
             _host_mapper(n.config.hosts),
         )
 
-    def _build(self, sp: ServicePlan) -> tuple[Listener, Handler]:
+    def _build_handler(self, sp: ServicePlan) -> _Serving:
+        """What serves the service's connections: its handler and per-request limiters."""
         svc = sp.config
         slog = logging.getLogger(f"gostfast.service.{svc.name}")
         forwarder = None
@@ -398,7 +421,17 @@ class Orchestrator:
                 Bypass(svc.bypass),
             )
         )
-        listener = sp.listener.component.factory(
+        rlimiter = (
+            RateLimiter(svc.rlimiter, self._scope(svc.name, "rlimiter")) if svc.rlimiter else None
+        )
+        traffic = TrafficLimiter(svc.limiter, sp.limiter_scope) if svc.limiter else None
+        if traffic is not None and not traffic.active:
+            traffic = None
+        return _Serving(handler, rlimiter, traffic)
+
+    def _build_listener(self, sp: ServicePlan) -> Listener:
+        svc = sp.config
+        return sp.listener.component.factory(
             ListenerSpec(
                 svc.name,
                 sp.host,
@@ -406,7 +439,7 @@ class Orchestrator:
                 sp.listener.options,
                 svc.listener.tls,
                 self.plan.config.tls,
-                slog,
+                logging.getLogger(f"gostfast.service.{svc.name}"),
                 ConnLimiter(svc.climiter, self._scope(svc.name, "climiter"))
                 if svc.climiter
                 else None,
@@ -414,7 +447,31 @@ class Orchestrator:
                 admission=Admission(svc.admission) if svc.admission else None,
             )
         )
-        return listener, handler
+
+    async def _listen(self, sp: ServicePlan, listener: Listener, serving: _Serving) -> None:
+        """Start ``listener``; an address that cannot be bound is a StartError naming it
+        (the listener is closed again, nothing is left open)."""
+        try:
+            await listener.start(self._acceptor(serving, sp.config.name))
+        except ConfigError:
+            listener.close()
+            raise
+        except OSError as exc:
+            listener.close()
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise StartError(
+                f"{sp.config.name}: cannot listen on {sp.config.addr}: {reason}"
+            ) from None
+        log.info(
+            "%s: listening on %s (listener %s, handler %s%s)",
+            sp.config.name,
+            ", ".join(listener.addresses()),
+            sp.config.listener.type,
+            sp.config.handler.type,
+            f", chain {sp.config.handler.chain}"
+            if sp.config.handler.chain and not sp.ignore_chain
+            else "",
+        )
 
     async def start(self) -> None:
         """Bind every service; on failure close what was bound and raise StartError (or
@@ -422,59 +479,107 @@ class Orchestrator:
         file that does not load, a header name that is no token)."""
         for sp in self.plan.services:
             try:
-                listener, handler = self._build(sp)
-            except ConfigError:
+                serving = self._build_handler(sp)
+                listener = self._build_listener(sp)
+                await self._listen(sp, listener, serving)
+            except (ConfigError, StartError):
                 self.close_listeners()
                 raise
-            rlimiter = (
-                RateLimiter(sp.config.rlimiter, self._scope(sp.config.name, "rlimiter"))
-                if sp.config.rlimiter
-                else None
-            )
-            traffic = (
-                TrafficLimiter(sp.config.limiter, sp.limiter_scope) if sp.config.limiter else None
-            )
-            if traffic is not None and not traffic.active:
-                traffic = None
+            self.running[sp.config.name] = _Running(listener, serving)
+
+    async def apply(self, new: Plan) -> live.PlanDiff:
+        """Run ``new`` instead of the current plan, touching only the services it changes
+        (live.py says how each kind of change is applied).
+
+        Everything that can fail happens before anything running is changed: the new
+        handlers and listeners are built, and new services (and services that move to
+        another address) are bound. If one fails, what was started is closed and the
+        error raised: the running services and the plan are as they were. Services that
+        keep their address but change their listener are then restarted in place (old
+        socket closed, new one bound); should such a bind fail, the old listeners are
+        restarted and the error raised. Only then are handlers swapped and removed
+        services closed. Open tunnels are never touched.
+        """
+        d = live.diff(self.plan, new)
+        old_plan, old_hops = self.plan, (self._hops_by_chain, self._hops_by_config)
+        by_name = {sp.config.name: sp for sp in new.services}
+        old_by_name = {sp.config.name: sp for sp in old_plan.services}
+        self.plan = new
+        # unchanged chains keep their runtime hops (node failure marks, mux sessions)
+        self._hops_by_chain = {
+            n: h for n, h in self._hops_by_chain.items() if n not in d.chains and n in new.chains
+        }
+        self._hops_by_config = {}
+        fresh = d.added + d.relisten
+        started: dict[str, _Running] = {}
+        try:
+            servings = {n: self._build_handler(by_name[n]) for n in fresh + d.reroute}
+            listeners = {n: self._build_listener(by_name[n]) for n in fresh}
+            moved = [n for n in d.relisten if old_by_name[n].config.addr != by_name[n].config.addr]
+            for n in d.added + moved:
+                await self._listen(by_name[n], listeners[n], servings[n])
+                started[n] = _Running(listeners[n], servings[n])
+            in_place = [n for n in d.relisten if n not in started]
+            await self._relisten_in_place(in_place, old_plan, by_name, listeners, servings, started)
+        except (ConfigError, StartError):
+            for r in started.values():
+                r.listener.close()
+            self.plan = old_plan
+            self._hops_by_chain, self._hops_by_config = old_hops
+            raise
+        for n in d.relisten:
+            if n in moved:
+                self.running[n].listener.close()
+        for n in d.removed:
+            self.running.pop(n).listener.close()
+            log.info("%s: stopped (removed; its open tunnels run to their end)", n)
+        for n in d.reroute:
+            self.running[n].serving.replace(servings[n])
+            log.info("%s: serving new connections with its updated config", n)
+        self.running.update(started)
+        return d
+
+    async def _relisten_in_place(
+        self, names, old_plan: Plan, by_name, listeners, servings, started
+    ) -> None:
+        """Restart listeners that keep their address: close, bind anew. On a failure the
+        old listeners of those already switched get a rebuilt twin of themselves back."""
+        switched: list[str] = []
+        try:
+            for n in names:
+                self.running[n].listener.close()
+                switched.append(n)
+                await self._listen(by_name[n], listeners[n], servings[n])
+                started[n] = _Running(listeners[n], servings[n])
+        except (ConfigError, StartError):
+            new_plan, self.plan = self.plan, old_plan  # the old listeners' global TLS
             try:
-                await listener.start(self._acceptor(handler, sp.config.name, rlimiter, traffic))
-            except ConfigError:
-                self.close_listeners()
-                raise
-            except OSError as exc:
-                self.close_listeners()
-                reason = os.strerror(exc.errno) if exc.errno else str(exc)
-                raise StartError(
-                    f"{sp.config.name}: cannot listen on {sp.config.addr}: {reason}"
-                ) from None
-            self.listeners.append(listener)
-            log.info(
-                "%s: listening on %s (listener %s, handler %s%s)",
-                sp.config.name,
-                ", ".join(listener.addresses()),
-                sp.config.listener.type,
-                sp.config.handler.type,
-                f", chain {sp.config.handler.chain}"
-                if sp.config.handler.chain and not sp.ignore_chain
-                else "",
-            )
+                for n in switched:
+                    started.pop(n, None)
+                    old = self.running[n]
+                    sp = next(s for s in old_plan.services if s.config.name == n)
+                    listener = self._build_listener(sp)
+                    try:
+                        await self._listen(sp, listener, old.serving)
+                        old.listener = listener
+                    except (ConfigError, StartError) as exc:
+                        log.error("%s: could not be restarted: %s", n, exc)
+            finally:
+                self.plan = new_plan
+            raise
 
     def _scope(self, service: str, kind: str) -> SharedScope | None:
         """Where a limiter keeps its gateway-wide counters: shared memory under --workers."""
         return self.shared.scope(service, kind) if self.shared is not None else None
 
-    def _acceptor(
-        self,
-        handler: Handler,
-        name: str,
-        rlimiter: RateLimiter | None,
-        traffic: TrafficLimiter | None,
-    ):
+    def _acceptor(self, serving: _Serving, name: str):
+        """The listener's callback: each connection goes to what ``serving`` holds as it
+        is accepted (a live update may replace that; a started tunnel keeps its own)."""
         loop = asyncio.get_running_loop()
         tasks = self.tasks
         hlog = logging.getLogger(f"gostfast.service.{name}")
 
-        async def serve(ep: Endpoint) -> None:
+        async def serve(ep: Endpoint, handler: Handler) -> None:
             try:
                 await handler.handle(ep)
             except asyncio.CancelledError:
@@ -488,22 +593,23 @@ class Orchestrator:
                 ep.abort()
 
         def on_accept(ep: Endpoint) -> None:
+            rlimiter, traffic = serving.rlimiter, serving.traffic
             if rlimiter is not None and not rlimiter.allow(ep.peer_ip):
                 hlog.info("%s: rlimiter: request rate limit reached; closing", ep.peer)
                 ep.close()
                 return
             if traffic is not None:
                 ep.traffic = traffic  # the tunnel's relay paces by it
-            task = loop.create_task(serve(ep))
+            task = loop.create_task(serve(ep, serving.handler))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
         return on_accept
 
     def close_listeners(self) -> None:
-        for listener in self.listeners:
-            listener.close()
-        self.listeners.clear()
+        for r in self.running.values():
+            r.listener.close()
+        self.running.clear()
 
     def stop(self) -> None:
         self._stop.set()
