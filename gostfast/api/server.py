@@ -27,6 +27,7 @@ import binascii
 import hmac
 import json
 import logging
+import os
 import time
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -86,7 +87,7 @@ class ApiServer:
                 self._serve, host or None, int(port), reuse_address=True
             )
         except OSError as exc:
-            reason = exc.strerror or str(exc)
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise ApiStartError(f"api: cannot listen on {self.addr}: {reason}") from None
         log.info("api: listening on %s", ", ".join(self.addresses()))
 
