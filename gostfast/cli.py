@@ -237,6 +237,10 @@ def describe(p: Plan) -> dict[str, Any]:
         del out["chains"]
     if p.config.log is not None:
         out["log"] = dataclasses.asdict(p.config.log)
+    if (api := p.config.api) is not None:
+        out["api"] = {"addr": api.addr, "pathPrefix": api.path_prefix, "accesslog": api.accesslog}
+        if api.auths or api.auther:
+            out["api"]["auth"] = [{"username": a.username, "password": "***"} for a in api.auths]
     return out
 
 
@@ -262,6 +266,13 @@ _URL_OPTS = [
         metavar="FILE",
         help="GOST YAML/JSON config: a file, an http(s) URL, - for stdin, or the JSON "
         "itself ('{...}'); default gost.yaml in /etc/gost, ~/.gost or here",
+    ),
+    click.option(
+        "--api",
+        "api",
+        metavar="ADDR",
+        help="GOST's web API: [user:pass@][host]:port[?pathPrefix=/p&accesslog=true] "
+        "(as gost -api; GOST_API sets the address too)",
     ),
 ]
 
@@ -303,13 +314,6 @@ def _url_options(f):
     callback=lambda ctx, param, value: _duration_option(value, "-R"),
     metavar="DURATION",
     help="reload the -C files every DURATION (as gost -R; SIGHUP reloads at once)",
-)
-@click.option(
-    "--api",
-    "api",
-    metavar="ADDR",
-    help="GOST's web API: [user:pass@][host]:port[?pathPrefix=/p&accesslog=true] "
-    "(as gost -api; GOST_API sets the address too)",
 )
 @click.pass_context
 def cli(
@@ -370,8 +374,9 @@ async def _run(p: Plan, grace: float, documents: list[dict[str, Any]]) -> None:
         await orchestrator.run()
         return
     from gostfast.api.controller import Controller
-    from gostfast.api.document import Document, api_section, merge
+    from gostfast.api.document import Document, merge
     from gostfast.api.server import ApiServer
+    from gostfast.config.gost_output import api_section
 
     doc = merge(documents)
     doc["api"] = api_section(p.config.api)
@@ -429,10 +434,10 @@ def _supervise(p, count, grace, reload_period, debug, config_files, services, ho
     metavar="N|auto",
     help="the worker count to check and print (as the run would use it)",
 )
-def check(services, hops, config_files, workers):
+def check(services, hops, config_files, api, workers):
     """Validate the configuration and print the resolved services and chains."""
     setup_logging(None, False)
-    p = _plan(config_files, services, hops)
+    p = _plan(config_files, services, hops, api)
     if workers is not None:
         p.config.workers, p.config.workers_text = workers
     import yaml

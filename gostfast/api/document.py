@@ -20,8 +20,6 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from gostfast.config.model import ApiConfig
-
 #: the sections GOST's API edits (x/api/api.go), each with the noun its messages use
 SECTIONS: dict[str, str] = {
     "services": "service",
@@ -74,22 +72,6 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
             else:
                 doc[key] = value
     return copy.deepcopy(doc)
-
-
-def api_section(api: ApiConfig) -> dict[str, Any]:
-    """The effective ``api`` (``-api=...`` or ``GOST_API`` may have set it) in GOST's schema."""
-    out: dict[str, Any] = {"addr": api.addr}
-    if api.path_prefix:
-        out["pathPrefix"] = api.path_prefix
-    if api.accesslog:
-        out["accesslog"] = True
-    if api.auther:
-        out["auther"] = api.auther
-    else:
-        own = api.auths[:1]
-        if own:
-            out["auth"] = {"username": own[0].username, "password": own[0].password}
-    return out
 
 
 def entry_name(entry: Any) -> str | None:
