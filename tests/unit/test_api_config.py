@@ -148,3 +148,17 @@ def test_diff_touches_only_what_changed() -> None:
     assert sorted(d.reroute) == ["chained", "target"]
     assert d.chains == {"c"}
     assert diff(old, old).empty()
+
+
+def test_gost_api_sets_the_address_and_the_flag_replaces_it_all(monkeypatch, tmp_path) -> None:
+    from gostfast.cli import load_config
+
+    path = tmp_path / "gost.yaml"
+    path.write_text("api: {addr: ':1', pathPrefix: /p}\n")
+    monkeypatch.setenv("GOST_API", "127.0.0.1:2")
+    api = load_config((str(path),), (), ()).api
+    assert (api.addr, api.path_prefix) == ("127.0.0.1:2", "/p")
+    api = load_config((str(path),), (), (), "u:p@127.0.0.1:3").api
+    assert (api.addr, api.path_prefix, api.auths) == ("127.0.0.1:3", "", [Auth("u", "p")])
+    monkeypatch.delenv("GOST_API")
+    assert load_config((), (), (), ":4").services == [], "-api alone reads no default file"
