@@ -365,30 +365,15 @@ def cli(
 
 
 async def _run(p: Plan, grace: float, documents: list[dict[str, Any]]) -> None:
-    """One process: the services, and GOST's web API beside them when ``api`` is set
-    (bound first: an address it cannot have stops the start before any service)."""
+    """One process: the services, and GOST's web API beside them when ``api`` is set."""
+    if p.config.api is not None:
+        from gostfast.api.run import run_with_api
+
+        await run_with_api(p, grace, documents)
+        return
     from gostfast.service import Orchestrator
 
-    orchestrator = Orchestrator(p, grace=grace)
-    if p.config.api is None:
-        await orchestrator.run()
-        return
-    from gostfast.api.controller import Controller
-    from gostfast.api.document import Document, merge
-    from gostfast.api.server import ApiServer
-    from gostfast.config.gost_output import api_section
-
-    doc = merge(documents)
-    doc["api"] = api_section(p.config.api)
-    api = p.config.api
-    server = ApiServer(
-        Controller(Document(doc), orchestrator), api.addr, api.path_prefix, api.accesslog
-    )
-    await server.start()
-    try:
-        await orchestrator.run()
-    finally:
-        server.close()
+    await Orchestrator(p, grace=grace).run()
 
 
 def _api_with_workers():

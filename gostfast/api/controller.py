@@ -36,7 +36,7 @@ class Runner(Protocol):
 class Controller:
     """The API's view of the config, and the one way it changes."""
 
-    def __init__(self, document: Document, runner: Runner) -> None:
+    def __init__(self, document: Document, runner: Runner | None = None) -> None:
         self.document = document
         self.runner = runner
         #: the model of ``document``: what the API's own auth reads
@@ -85,6 +85,7 @@ class Controller:
             cfg = _parse(new, where, f"{verb} {noun} {name}")
             try:
                 p = plan(cfg)
+                assert self.runner is not None, "the controller runs nothing yet"
                 await self.runner.apply(p)
             except (ConfigError, GostfastError) as exc:
                 raise ApiError(500, FAILED, f"{verb} {noun} {name} failed: {exc}") from None

@@ -346,3 +346,25 @@ def test_api_alone_and_with_workers(procs) -> None:
     )
     assert bad.wait(60) == 2, output(bad)
     assert "api: the web API runs with one process only" in output(bad)
+
+
+def test_command_line_services_are_not_touched_by_an_unrelated_change(procs, targets) -> None:
+    """-L services live in the API's document as -O writes them (a query key only in the
+    parts that read it): the first change must not count them as changed."""
+    a, _ = targets
+    mws_port, api_port, new_port = free_port(), free_port(), free_port()
+    proc = procs.gostfast(
+        "-L",
+        f"mws://127.0.0.1:{mws_port}/127.0.0.1:{a}?keepalive=true&ttl=10s&path=/ws",
+        f"-api=127.0.0.1:{api_port}",
+    )
+    for p in (mws_port, api_port):
+        wait_port(p, proc=proc)
+    mws = MWSClient(mws_port, timeout=30)
+    assert mws.recv_exact(1) == b"A"
+    Api(api_port, auth=None).ok("POST", "/config/services", _ws_service("web", new_port, a))
+    wait_port(new_port, proc=proc)
+    assert mws.echo(b"z" * 5000) == b"z" * 5000
+    log = output(proc)
+    assert log.count("service-0: listening") == 1 and "service-0: serving new" not in log, log
+    mws.close()
