@@ -341,9 +341,17 @@ def cli(
         return
     count = worker_count(p)
     if count > 1 or reload_period:
-        if p.config.api is not None:
-            _fail(_api_with_workers(), EXIT_CONFIG)
-        _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers)
+        if p.config.api is not None and reload_period:
+            _fail(_api_with_reload_period(), EXIT_CONFIG)
+        _supervise(
+            p,
+            count,
+            grace,
+            reload_period,
+            debug,
+            (config_files, services, hops, workers),
+            documents,
+        )
         return
     setup_logging(p.config.log, debug)
     import uvloop
@@ -376,23 +384,26 @@ async def _run(p: Plan, grace: float, documents: list[dict[str, Any]]) -> None:
     await Orchestrator(p, grace=grace).run()
 
 
-def _api_with_workers():
+def _api_with_reload_period():
     from gostfast.config.errors import ConfigError
 
     return ConfigError(
-        "api",
-        "the web API runs with one process only: not with --workers above 1 or -R "
-        "(a change would have to reach every worker; see README, GOST's web API)",
+        "-R",
+        "not with the web API (api): each period would read the files again and drop "
+        "the changes made through the API",
     )
 
 
-def _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers):
-    """--workers N > 1 (or -R): the supervisor runs the workers and reloads (supervisor.py)."""
+def _supervise(p, count, grace, reload_period, debug, sources, documents):
+    """--workers N > 1 (or -R): the supervisor runs the workers and reloads (supervisor.py);
+    with ``api``, the API runs in a process of its own (api/supervised.py)."""
     from gostfast import logsetup
     from gostfast.config.errors import ConfigError
     from gostfast.malloc_tuning import tune_malloc
     from gostfast.service import plan
     from gostfast.supervisor import Supervisor
+
+    config_files, services, hops, workers = sources
 
     def reload_plan() -> Plan:
         fresh = plan(load_config(config_files, services, hops))
@@ -404,9 +415,22 @@ def _supervise(p, count, grace, reload_period, debug, config_files, services, ho
         logsetup.configure(p.config.log, debug, pid=True)
     except ConfigError as exc:
         _fail(exc, EXIT_CONFIG)
+    api = None
+    if p.config.api is not None:
+        from gostfast.api.run import controller_and_plan
+        from gostfast.api.server import ApiStartError, bind_api
+        from gostfast.api.supervised import ApiProcess
+
+        try:
+            controller, p = controller_and_plan(p, documents)
+            api = ApiProcess(bind_api(p.config.api.addr), controller, debug)
+        except ConfigError as exc:
+            _fail(exc, EXIT_CONFIG)
+        except ApiStartError as exc:
+            _fail(exc, EXIT_START)
     tune_malloc()
     source = ", ".join(config_files) or "the -L/-F command line"
-    sup = Supervisor(p, count, grace, reload_plan, reload_period, debug, source)
+    sup = Supervisor(p, count, grace, reload_plan, reload_period, debug, source, api=api)
     sys.exit(sup.run())
 
 

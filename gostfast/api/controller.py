@@ -28,9 +28,11 @@ log = logging.getLogger("gostfast.api")
 
 
 class Runner(Protocol):
-    """What runs the services (``Orchestrator``): it applies a new plan or raises."""
+    """What runs the services: applies a new plan (and the document it came from) or
+    raises ConfigError/GostfastError saying why nothing changed. In one process that is
+    the Orchestrator (api/run.py); under --workers, the supervisor (api/supervised.py)."""
 
-    async def apply(self, new: Any) -> Any: ...
+    async def apply(self, new: Any, document: dict[str, Any]) -> None: ...
 
 
 class Controller:
@@ -86,7 +88,7 @@ class Controller:
             try:
                 p = plan(cfg)
                 assert self.runner is not None, "the controller runs nothing yet"
-                await self.runner.apply(p)
+                await self.runner.apply(p, new.data)
             except (ConfigError, GostfastError) as exc:
                 raise ApiError(500, FAILED, f"{verb} {noun} {name} failed: {exc}") from None
             self.document, self.config = new, cfg

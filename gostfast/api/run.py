@@ -1,4 +1,5 @@
-"""One gostfast process with GOST's web API beside its services (``api:`` / ``-api``)."""
+"""GOST's web API beside the services: in this process, or (api/supervised.py) under
+the supervisor of --workers."""
 
 from __future__ import annotations
 
@@ -26,14 +27,13 @@ def _no_warnings_again() -> Iterator[None]:
         logger.setLevel(level)
 
 
-async def run_with_api(p: Plan, grace: float, documents: list[dict[str, Any]]) -> None:
-    """Serve ``p``'s services and the API until SIGINT/SIGTERM.
+def controller_and_plan(p: Plan, documents: list[dict[str, Any]]) -> tuple[Controller, Plan]:
+    """The API's controller over the document of ``p``'s sources, and the plan to run.
 
-    The services run from the API's document (the ``-C`` sources as written, the
+    The services run from that document (the ``-C`` sources as written, the
     ``-L``/``-F`` ones as ``-O`` writes them), planned again: the same services, and
-    the plan every API change is compared with, so the first change does not count
-    a ``-L`` service's differently-kept metadata as a change. The API binds first: an
-    address it cannot have stops the start before any service listens (ApiStartError).
+    the plan every API change is compared with, so the first change does not count a
+    ``-L`` service's differently-kept metadata as a change.
     """
     assert p.config.api is not None
     doc = merge(documents)
@@ -41,9 +41,28 @@ async def run_with_api(p: Plan, grace: float, documents: list[dict[str, Any]]) -
     controller = Controller(Document(doc))
     with _no_warnings_again():
         running = plan(controller.config)
+    running.config.workers, running.config.workers_text = p.config.workers, p.config.workers_text
+    return controller, running
+
+
+class _InProcess:
+    """One process: a change is applied to the running services in place."""
+
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self.orchestrator = orchestrator
+
+    async def apply(self, new: Plan, document: dict[str, Any]) -> None:
+        await self.orchestrator.apply(new)
+
+
+async def run_with_api(p: Plan, grace: float, documents: list[dict[str, Any]]) -> None:
+    """Serve ``p``'s services and the API until SIGINT/SIGTERM. The API binds first: an
+    address it cannot have stops the start before any service listens (ApiStartError)."""
+    controller, running = controller_and_plan(p, documents)
     orchestrator = Orchestrator(running, grace=grace)
-    controller.runner = orchestrator
-    api = p.config.api
+    controller.runner = _InProcess(orchestrator)
+    api = controller.config.api
+    assert api is not None
     server = ApiServer(controller, api.addr, api.path_prefix, api.accesslog)
     await server.start()
     try:

@@ -28,6 +28,7 @@ import hmac
 import json
 import logging
 import os
+import socket
 import time
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -59,6 +60,25 @@ class ApiStartError(GostfastError):
     """The API's address cannot be listened on."""
 
 
+def bind_api(addr: str) -> list[socket.socket]:
+    """The API's listening sockets for ``addr``; ApiStartError naming it if it cannot be had."""
+    from gostfast.transport.accept import bind_sockets
+
+    if addr.startswith("unix://"):
+        raise ApiStartError(f"api: cannot listen on {addr}: unix sockets are not supported")
+    try:
+        host, port = split_host_port(addr, "api.addr")
+    except ValueError as exc:
+        raise ApiStartError(f"api: cannot listen on {addr}: {exc}") from None
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ApiStartError(f"api: cannot listen on {addr}: invalid port '{port}'")
+    try:
+        return bind_sockets(host or None, int(port), 128)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ApiStartError(f"api: cannot listen on {addr}: {reason}") from None
+
+
 class ApiServer:
     """Serves the controller's config at ``addr``; ``start`` binds (or raises
     ApiStartError naming the address), ``close`` stops accepting."""
@@ -68,37 +88,23 @@ class ApiServer:
         self.addr = addr
         self.prefix = path_prefix
         self.accesslog = accesslog
-        self._server: asyncio.AbstractServer | None = None
+        self._servers: list[asyncio.AbstractServer] = []
         self._conns: set[asyncio.Task] = set()
 
-    async def start(self) -> None:
-        if self.addr.startswith("unix://"):
-            raise ApiStartError(
-                f"api: cannot listen on {self.addr}: unix sockets are not supported"
-            )
-        try:
-            host, port = split_host_port(self.addr, "api.addr")
-        except ValueError as exc:
-            raise ApiStartError(f"api: cannot listen on {self.addr}: {exc}") from None
-        if not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ApiStartError(f"api: cannot listen on {self.addr}: invalid port '{port}'")
-        try:
-            self._server = await asyncio.start_server(
-                self._serve, host or None, int(port), reuse_address=True
-            )
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ApiStartError(f"api: cannot listen on {self.addr}: {reason}") from None
+    async def start(self, socks: list[socket.socket] | None = None) -> None:
+        """Serve on ``socks`` (bound by ``bind_api``; bound here when not given)."""
+        socks = socks if socks is not None else bind_api(self.addr)
+        self._servers = [await asyncio.start_server(self._serve, sock=s) for s in socks]
         log.info("api: listening on %s", ", ".join(self.addresses()))
 
     def addresses(self) -> list[str]:
         from gostfast.transport.tcp import server_addresses
 
-        return server_addresses([self._server]) if self._server else []
+        return server_addresses(self._servers)
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for t in list(self._conns):
             t.cancel()
 

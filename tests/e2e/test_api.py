@@ -9,126 +9,37 @@ each check says which target a connection reached.
 
 from __future__ import annotations
 
-import base64
-import http.client
-import json
 import socket
 
 import pytest
-from proxy_support import TCPServer, recv_exactly
+from api_support import (
+    PASSWORD,
+    USER,
+    Api,
+    TcpTunnel,
+    keep_services,
+    start_with_api,
+    tagged_targets,
+    ws_service,
+    ws_tag,
+)
 from support import free_port, is_listening, output, wait_port
-from workers_support import MWSClient, WSClient, patient_echo, wait_for
-
-USER, PASSWORD = "admin", "s3cret"
-
-
-def _tagged(tag: bytes):
-    def serve(c: socket.socket) -> None:
-        c.sendall(tag)
-        patient_echo(c)
-
-    return serve
+from workers_support import MWSClient, WSClient, wait_for
 
 
 @pytest.fixture
 def targets():
-    a, b = TCPServer(_tagged(b"A")), TCPServer(_tagged(b"B"))
+    a, b = tagged_targets()
     yield a.port, b.port
     a.close()
     b.close()
 
 
-class Api:
-    """A client of GOST's API: (status, headers, parsed JSON or text) per call."""
-
-    def __init__(self, port: int, auth: tuple[str, str] | None = (USER, PASSWORD)) -> None:
-        self.port = port
-        self.auth = auth
-
-    def call(self, method: str, path: str, body=None, raw: bytes | None = None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        headers = {}
-        if self.auth:
-            token = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        try:
-            conn.request(method, path, body=data, headers=headers)
-            resp = conn.getresponse()
-            payload = resp.read()
-        finally:
-            conn.close()
-        ctype = resp.getheader("Content-Type", "")
-        parsed = json.loads(payload) if ctype.startswith("application/json") else payload.decode()
-        return resp.status, dict(resp.getheaders()), parsed
-
-    def ok(self, method: str, path: str, body=None) -> None:
-        status, _, got = self.call(method, path, body)
-        assert (status, got) == (200, {"msg": "OK"}), (status, got)
-
-    def config(self) -> dict:
-        status, _, got = self.call("GET", "/config")
-        assert status == 200, got
-        return got
-
-
-def _ws_service(name: str, port: int, target: int, **extra) -> dict:
-    return {
-        "name": name,
-        "addr": f"127.0.0.1:{port}",
-        "handler": {"type": "forward"},
-        "listener": {"type": "ws"},
-        "forwarder": {"nodes": [{"name": "t", "addr": f"127.0.0.1:{target}"}]},
-        **extra,
-    }
-
-
-def _start(procs, tmp_path, yaml_text: str, api_port: int, *ports: int):
-    path = tmp_path / "gost.yaml"
-    path.write_text(yaml_text)
-    proc = procs.gostfast("-C", str(path), f"-api={USER}:{PASSWORD}@127.0.0.1:{api_port}")
-    for p in (api_port, *ports):
-        wait_port(p, proc=proc)
-    return proc
-
-
-class TcpTunnel:
-    """An open TCP connection through a forward service; reads the target's tag first."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.tag = recv_exactly(self.sock, 1)
-
-    def echo(self, data: bytes) -> bytes:
-        self.sock.sendall(data)
-        return recv_exactly(self.sock, len(data))
-
-
-def _ws_tag(c: WSClient) -> bytes:
-    """The first byte a ws tunnel receives: its target's tag."""
-    while not c._buf:
-        c._buf += c.ws.recv(timeout=c.timeout)
-    tag, c._buf = c._buf[:1], c._buf[1:]
-    return tag
-
-
-def _keep_services(tcp_port: int, mws_port: int, target: int) -> str:
-    return (
-        "services:\n"
-        f"- name: keep-tcp\n  addr: 127.0.0.1:{tcp_port}\n  handler: {{type: tcp}}\n"
-        f"  listener: {{type: tcp}}\n  forwarder: {{nodes: [{{name: a, addr: '127.0.0.1:{target}'}}]}}\n"
-        f"- name: keep-mws\n  addr: 127.0.0.1:{mws_port}\n  handler: {{type: forward}}\n"
-        f"  listener: {{type: mws}}\n  forwarder: {{nodes: [{{name: a, addr: '127.0.0.1:{target}'}}]}}\n"
-    )
-
-
 def test_add_tunnel_update_delete_leaves_other_tunnels_up(procs, tmp_path, targets) -> None:
     a, b = targets
     tcp_port, mws_port, ws_port, api_port = free_port(), free_port(), free_port(), free_port()
-    proc = _start(
-        procs, tmp_path, _keep_services(tcp_port, mws_port, a), api_port, tcp_port, mws_port
+    proc = start_with_api(
+        procs, tmp_path, keep_services(tcp_port, mws_port, a), api_port, tcp_port, mws_port
     )
     api = Api(api_port)
     tcp = TcpTunnel(tcp_port)
@@ -144,16 +55,16 @@ def test_add_tunnel_update_delete_leaves_other_tunnels_up(procs, tmp_path, targe
         assert mws.echo(data) == data
 
     others_pass_bytes()
-    api.ok("POST", "/config/services", _ws_service("web", ws_port, a))
+    api.ok("POST", "/config/services", ws_service("web", ws_port, a))
     wait_port(ws_port, proc=proc)
     first = WSClient(ws_port, timeout=30)
-    assert _ws_tag(first) == b"A"
+    assert ws_tag(first) == b"A"
     assert first.echo(b"through web " * 100) == b"through web " * 100
     others_pass_bytes()
 
-    api.ok("PUT", "/config/services/web", _ws_service("web", ws_port, b))
+    api.ok("PUT", "/config/services/web", ws_service("web", ws_port, b))
     second = WSClient(ws_port, timeout=30)
-    assert _ws_tag(second) == b"B", "a new connection goes to the updated target"
+    assert ws_tag(second) == b"B", "a new connection goes to the updated target"
     assert second.echo(b"to B " * 100) == b"to B " * 100
     assert first.echo(b"still A " * 100) == b"still A " * 100, "an open tunnel keeps its target"
     others_pass_bytes()
@@ -184,12 +95,12 @@ def test_bad_input_answers_gost_errors_and_changes_nothing(procs, tmp_path, targ
     held.bind(("127.0.0.1", 0))
     held.listen(1)
     held_port = held.getsockname()[1]
-    yaml_text = _keep_services(tcp_port, mws_port, a) + (
+    yaml_text = keep_services(tcp_port, mws_port, a) + (
         "bypasses:\n- name: inner\n  matchers: [10.0.0.0/8]\n"
         "chains:\n- name: c\n  hops:\n  - name: h\n    bypass: inner\n"
         f"    nodes: [{{name: n, addr: '127.0.0.1:{a}', connector: {{type: forward}}}}]\n"
     )
-    proc = _start(procs, tmp_path, yaml_text, api_port, tcp_port, mws_port)
+    proc = start_with_api(procs, tmp_path, yaml_text, api_port, tcp_port, mws_port)
     api = Api(api_port)
     tcp = TcpTunnel(tcp_port)
     before = api.config()
@@ -208,25 +119,25 @@ def test_bad_input_answers_gost_errors_and_changes_nothing(procs, tmp_path, targ
             "service name is required",
         ),
         (
-            ("POST", "/config/services", _ws_service("x", free_port(), a, colour="red"), None),
+            ("POST", "/config/services", ws_service("x", free_port(), a, colour="red"), None),
             400,
             40001,
             "services[2].colour",
         ),
         (
-            ("POST", "/config/services", _ws_service("x", held_port, a), None),
+            ("POST", "/config/services", ws_service("x", held_port, a), None),
             500,
             40003,
             f"cannot listen on 127.0.0.1:{held_port}",
         ),
         (
-            ("POST", "/config/services", _ws_service("keep-tcp", free_port(), a), None),
+            ("POST", "/config/services", ws_service("keep-tcp", free_port(), a), None),
             400,
             40002,
             "service keep-tcp already exists",
         ),
         (
-            ("PUT", "/config/services/nope", _ws_service("nope", 1, a), None),
+            ("PUT", "/config/services/nope", ws_service("nope", 1, a), None),
             400,
             40004,
             "not found",
@@ -279,7 +190,7 @@ def test_chain_and_named_list_updates_reach_new_connections(procs, tmp_path, tar
         "chains:\n- name: c\n  hops:\n  - name: h\n"
         f"    nodes: [{{name: n, addr: '127.0.0.1:{a}', connector: {{type: forward}}}}]\n"
     )
-    proc = _start(procs, tmp_path, yaml_text, api_port, front, guarded)
+    proc = start_with_api(procs, tmp_path, yaml_text, api_port, front, guarded)
     api = Api(api_port)
     old_front, old_guarded = TcpTunnel(front), TcpTunnel(guarded)
     assert (old_front.tag, old_guarded.tag) == (b"A", b"A")
@@ -314,8 +225,8 @@ def test_api_address_that_cannot_bind_exits_1_naming_it(procs, targets) -> None:
     held.close()
 
 
-def test_api_alone_and_with_workers(procs) -> None:
-    """GOST runs with only the API (services come later); --workers is refused by name."""
+def test_api_alone_under_a_path_prefix(procs) -> None:
+    """GOST runs with only the API (services come later), its routes under pathPrefix."""
     api_port, svc_port = free_port(), free_port()
     proc = procs.gostfast(f"-api=127.0.0.1:{api_port}?pathPrefix=/gost&accesslog=true")
     wait_port(api_port, proc=proc)
@@ -337,16 +248,6 @@ def test_api_alone_and_with_workers(procs) -> None:
     wait_port(svc_port, proc=proc)
     assert "| 200 |" in output(proc) and "POST    /gost/config/services" in output(proc)
 
-    bad = procs.gostfast(
-        "--workers",
-        "2",
-        "-L",
-        f"tcp://127.0.0.1:{free_port()}/127.0.0.1:9",
-        f"-api=127.0.0.1:{free_port()}",
-    )
-    assert bad.wait(60) == 2, output(bad)
-    assert "api: the web API runs with one process only" in output(bad)
-
 
 def test_command_line_services_are_not_touched_by_an_unrelated_change(procs, targets) -> None:
     """-L services live in the API's document as -O writes them (a query key only in the
@@ -362,7 +263,7 @@ def test_command_line_services_are_not_touched_by_an_unrelated_change(procs, tar
         wait_port(p, proc=proc)
     mws = MWSClient(mws_port, timeout=30)
     assert mws.recv_exact(1) == b"A"
-    Api(api_port, auth=None).ok("POST", "/config/services", _ws_service("web", new_port, a))
+    Api(api_port, auth=None).ok("POST", "/config/services", ws_service("web", new_port, a))
     wait_port(new_port, proc=proc)
     assert mws.echo(b"z" * 5000) == b"z" * 5000
     log = output(proc)
