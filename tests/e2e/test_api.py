@@ -9,6 +9,7 @@ each check says which target a connection reached.
 
 from __future__ import annotations
 
+import base64
 import socket
 
 import pytest
@@ -269,3 +270,64 @@ def test_command_line_services_are_not_touched_by_an_unrelated_change(procs, tar
     log = output(proc)
     assert log.count("service-0: listening") == 1 and "service-0: serving new" not in log, log
     mws.close()
+
+
+def _connect_status(port: int, target: int, user: str, password: str) -> bytes:
+    """The status line an HTTP proxy answers a CONNECT with these credentials."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(
+            f"CONNECT 127.0.0.1:{target} HTTP/1.1\r\nHost: 127.0.0.1:{target}\r\n"
+            f"Proxy-Authorization: Basic {token}\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n" not in head:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    return head.split(b"\r\n", 1)[0]
+
+
+def test_authers_hops_and_limiters_through_their_endpoints(procs, tmp_path, targets) -> None:
+    """An auther's new password holds for new connections of the proxy using it; a
+    top-level hop's node moved re-routes the chain using it; a climiter created and
+    named by an updated service applies there."""
+    a, b = targets
+    proxy, front, api_port = free_port(), free_port(), free_port()
+    yaml_text = (
+        "services:\n"
+        f"- name: proxy\n  addr: 127.0.0.1:{proxy}\n  handler: {{type: http, auther: users}}\n"
+        "  listener: {type: tcp}\n"
+        f"- name: front\n  addr: 127.0.0.1:{front}\n  handler: {{type: tcp, chain: c}}\n"
+        "  listener: {type: tcp}\n  forwarder: {nodes: [{name: t, addr: '127.0.0.1:9'}]}\n"
+        "authers:\n- name: users\n  auths: [{username: u, password: old}]\n"
+        "hops:\n- name: h\n"
+        f"  nodes: [{{name: n, addr: '127.0.0.1:{a}', connector: {{type: forward}}}}]\n"
+        "chains:\n- name: c\n  hops: [{name: h}]\n"
+    )
+    proc = start_with_api(procs, tmp_path, yaml_text, api_port, proxy, front)
+    api = Api(api_port)
+    assert _connect_status(proxy, a, "u", "old").split()[1] == b"200"
+    api.ok("PUT", "/config/authers/users", {"auths": [{"username": "u", "password": "new"}]})
+    assert _connect_status(proxy, a, "u", "old").split()[1] == b"407"
+    assert _connect_status(proxy, a, "u", "new").split()[1] == b"200"
+
+    assert TcpTunnel(front).tag == b"A"
+    hop = api.call("GET", "/config/hops/h")[2]["data"]
+    hop["nodes"][0]["addr"] = f"127.0.0.1:{b}"
+    api.ok("PUT", "/config/hops/h", hop)
+    assert TcpTunnel(front).tag == b"B"
+
+    api.ok("POST", "/config/climiters", {"name": "one", "limits": ["$ 1"]})
+    service = api.call("GET", "/config/services/front")[2]["data"]
+    api.ok("PUT", "/config/services/front", {**service, "climiter": "one"})
+    held = TcpTunnel(front)
+    over = socket.create_connection(("127.0.0.1", front), timeout=30)
+    assert over.recv(1) == b"", "a second connection is over the new climiter's $ 1"
+    over.close()
+    assert held.echo(b"q" * 100) == b"q" * 100
+    status, _, got = api.call("DELETE", "/config/climiters/one")
+    assert status == 500 and "unknown climiter 'one'" in got["msg"], got
+    held.sock.close()
+    assert proc.poll() is None, output(proc)
