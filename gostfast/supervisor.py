@@ -40,7 +40,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from gostfast import logsetup
 from gostfast.config.errors import ConfigError
@@ -100,6 +100,21 @@ def die_with_parent() -> None:
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
+
+
+def run_child(body: Callable[[], int], what: str) -> NoReturn:
+    """The whole life of a forked child: ``body``'s exit code (a crash is logged, 1),
+    the logs flushed; never returns into the supervisor's code."""
+    code = 1
+    try:
+        code = body()
+    except KeyboardInterrupt:
+        code = 0
+    except BaseException:
+        logging.getLogger("gostfast").exception("%s: failed", what)
+    finally:
+        logging.shutdown()
+        os._exit(code)
 
 
 def reset_signals() -> None:
@@ -273,22 +288,12 @@ class Supervisor:
         return w
 
     def _run_worker(self, plan, slot, row, socks, ready_w) -> None:
-        code = 0
-        try:
+        def body() -> int:
             reset_signals()
             die_with_parent()
             if os.getppid() != self._pid:  # the supervisor went before prctl took hold
-                os._exit(0)
-            os.close(self._wake)
-            os.close(self._wake_w)
-            keep = {s.fileno() for ss in socks.values() for s in ss}
-            for sock in self.sockets.all_sockets():
-                if sock.fileno() not in keep:
-                    sock.close()
-            for w in self.live.values():
-                with contextlib.suppress(OSError):
-                    os.close(w.ready_fd)
-            self.live = {}
+                return 0
+            self._close_inherited({s.fileno() for ss in socks.values() for s in ss})
             if self.api is not None:
                 self.api.close_in_worker()
             self.shared.row = row
@@ -300,18 +305,26 @@ class Supervisor:
 
             import uvloop
 
-            uvloop.run(Orchestrator(plan, self.grace, socks, self.shared).run(ready))
-        except (StartError, ConfigError) as exc:  # a listener refused its options at start
-            logging.getLogger("gostfast").error("worker: %s", exc)
-            code = EXIT_WORKER_START
-        except KeyboardInterrupt:
-            code = 0
-        except BaseException:
-            logging.getLogger("gostfast").exception("worker: failed")
-            code = 1
-        finally:
-            logging.shutdown()
-            os._exit(code)
+            try:
+                uvloop.run(Orchestrator(plan, self.grace, socks, self.shared).run(ready))
+            except (StartError, ConfigError) as exc:  # a listener refused its options at start
+                logging.getLogger("gostfast").error("worker: %s", exc)
+                return EXIT_WORKER_START
+            return 0
+
+        run_child(body, "worker")
+
+    def _close_inherited(self, keep: set[int]) -> None:
+        """In a child: close the supervisor's pipes and every listening socket but ``keep``."""
+        os.close(self._wake)
+        os.close(self._wake_w)
+        for sock in self.sockets.all_sockets():
+            if sock.fileno() not in keep:
+                sock.close()
+        for w in self.live.values():
+            with contextlib.suppress(OSError):
+                os.close(w.ready_fd)
+        self.live = {}
 
     def _reap(self) -> int | None:
         while True:
@@ -438,13 +451,7 @@ class Supervisor:
 
     def _close_in_api_process(self) -> None:
         """In the API process: nothing of the services or of the workers is its to hold."""
-        for sock in self.sockets.all_sockets():
-            sock.close()
-        for w in self.live.values():
-            with contextlib.suppress(OSError):
-                os.close(w.ready_fd)
-        os.close(self._wake)
-        os.close(self._wake_w)
+        self._close_inherited(set())
 
     def _api_change(self, new: Plan) -> str | None:
         """A change from the web API: a reload onto ``new``; the error that kept the

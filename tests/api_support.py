@@ -7,6 +7,7 @@ import http.client
 import json
 import socket
 
+import pytest
 from proxy_support import TCPServer, recv_exactly
 from support import wait_port
 from workers_support import WSClient, patient_echo
@@ -111,6 +112,10 @@ def keep_services(tcp_port: int, mws_port: int, target: int) -> str:
     )
 
 
-def tagged_targets():
-    """Two echo servers that first send b"A" and b"B"."""
-    return TCPServer(tagged(b"A")), TCPServer(tagged(b"B"))
+@pytest.fixture(name="targets")
+def targets_fixture():
+    """The ports of two echo servers that first send b"A" and b"B"."""
+    a, b = TCPServer(tagged(b"A")), TCPServer(tagged(b"B"))
+    yield a.port, b.port
+    a.close()
+    b.close()

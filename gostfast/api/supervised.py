@@ -120,17 +120,14 @@ class ApiProcess:
         ours, theirs = socket.socketpair()
         pid = os.fork()
         if pid == 0:
-            code = 0
-            try:
+            from gostfast.supervisor import run_child
+
+            def body() -> int:
                 ours.close()
                 close_in_child()
-                code = self._child(theirs)
-            except BaseException:
-                logging.getLogger("gostfast.api").exception("api process failed")
-                code = 1
-            finally:
-                logging.shutdown()
-                os._exit(code)
+                return self._child(theirs)
+
+            run_child(body, "api process")
         theirs.close()
         if self.sock is not None:
             self.sock.close()

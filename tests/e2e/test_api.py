@@ -20,20 +20,13 @@ from api_support import (
     TcpTunnel,
     keep_services,
     start_with_api,
-    tagged_targets,
+    targets_fixture,  # noqa: F401 (the targets fixture)
     ws_service,
     ws_tag,
 )
+from proxy_support import recv_head
 from support import free_port, is_listening, output, wait_port
 from workers_support import MWSClient, WSClient, wait_for
-
-
-@pytest.fixture
-def targets():
-    a, b = tagged_targets()
-    yield a.port, b.port
-    a.close()
-    b.close()
 
 
 def test_add_tunnel_update_delete_leaves_other_tunnels_up(procs, tmp_path, targets) -> None:
@@ -280,13 +273,7 @@ def _connect_status(port: int, target: int, user: str, password: str) -> bytes:
             f"CONNECT 127.0.0.1:{target} HTTP/1.1\r\nHost: 127.0.0.1:{target}\r\n"
             f"Proxy-Authorization: Basic {token}\r\n\r\n".encode()
         )
-        head = b""
-        while b"\r\n" not in head:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            head += chunk
-    return head.split(b"\r\n", 1)[0]
+        return recv_head(s).split(b"\r\n", 1)[0]
 
 
 def test_authers_hops_and_limiters_through_their_endpoints(procs, tmp_path, targets) -> None:

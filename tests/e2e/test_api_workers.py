@@ -10,26 +10,17 @@ from __future__ import annotations
 import signal
 import socket
 
-import pytest
 from api_support import (
     Api,
     TcpTunnel,
     keep_services,
     start_with_api,
-    tagged_targets,
+    targets_fixture,  # noqa: F401 (the targets fixture)
     ws_service,
     ws_tag,
 )
 from support import free_port, is_listening, output
 from workers_support import MWSClient, WSClient, children, wait_for
-
-
-@pytest.fixture
-def targets():
-    a, b = tagged_targets()
-    yield a.port, b.port
-    a.close()
-    b.close()
 
 
 def test_changes_reach_every_worker_and_open_tunnels_stay(procs, tmp_path, targets) -> None:
