@@ -347,6 +347,7 @@ class Orchestrator:
         self._stop = asyncio.Event()
         self._hops_by_chain: dict[str, list[Hop]] = {}
         self._hops_by_config: dict[tuple[int, int], Hop] = {}
+        self._not_accepting: Callable[[], None] | None = None
 
     def _router(self, sp: ServicePlan) -> Router:
         """The service's router: its chain's hops (shared by every service of that chain,
@@ -624,6 +625,8 @@ class Orchestrator:
         with such a tunnel unserved, and its client would see EOF.
         """
         self.close_listeners()
+        if self._not_accepting is not None:
+            self._not_accepting()
         await asyncio.sleep(0)  # the accepted connections' connection_made callbacks
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.grace
@@ -639,9 +642,15 @@ class Orchestrator:
         if pending:
             await asyncio.wait(pending, timeout=2.0)
 
-    async def run(self, ready: Callable[[], None] | None = None) -> None:
+    async def run(
+        self,
+        ready: Callable[[], None] | None = None,
+        not_accepting: Callable[[], None] | None = None,
+    ) -> None:
         """Start, serve until SIGINT/SIGTERM or ``stop()``, then shut down; ``ready`` is
-        called once every service listens (a worker tells its supervisor so)."""
+        called once every service listens, ``not_accepting`` once the listeners closed at
+        the stop (a worker tells its supervisor both)."""
+        self._not_accepting = not_accepting
         await self.start()
         if ready is not None:
             ready()

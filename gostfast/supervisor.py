@@ -59,6 +59,8 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 10.0
 #: how long a new worker may take to listen before the start (or the reload) is given up
 READY_TIMEOUT = 30.0
+#: how long a reload waits for the old workers to stop accepting
+NOT_ACCEPTING_TIMEOUT = 10.0
 #: workers alive at once, per slot: the current generation plus draining ones
 ROWS_PER_SLOT = 8
 
@@ -301,12 +303,16 @@ class Supervisor:
 
             def ready() -> None:
                 os.write(ready_w, b"r")
+
+            def not_accepting() -> None:
+                os.write(ready_w, b"c")
                 os.close(ready_w)
 
             import uvloop
 
+            orchestrator = Orchestrator(plan, self.grace, socks, self.shared)
             try:
-                uvloop.run(Orchestrator(plan, self.grace, socks, self.shared).run(ready))
+                uvloop.run(orchestrator.run(ready, not_accepting))
             except (StartError, ConfigError) as exc:  # a listener refused its options at start
                 logging.getLogger("gostfast").error("worker: %s", exc)
                 return EXIT_WORKER_START
@@ -449,6 +455,32 @@ class Supervisor:
 
     # -- reload ----------------------------------------------------------------------
 
+    def _wait_not_accepting(self, old: list[Worker]) -> None:
+        """Until the old workers closed their listeners (each writes "c", or exits), at most
+        NOT_ACCEPTING_TIMEOUT: from then on every new connection meets the new config."""
+        waiting = {w.ready_fd: w for w in old if w.pid in self.live}
+        end = time.monotonic() + NOT_ACCEPTING_TIMEOUT
+        while waiting and time.monotonic() < end:
+            try:
+                ready, _, _ = select.select(list(waiting), [], [], end - time.monotonic())
+            except InterruptedError:
+                continue
+            for fd in ready:
+                try:
+                    data = os.read(fd, 16)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data or b"c" in data:
+                    waiting.pop(fd)
+        if waiting:
+            log.warning(
+                "old workers %s still accepting after %gs",
+                ", ".join(str(w.pid) for w in waiting.values()),
+                NOT_ACCEPTING_TIMEOUT,
+            )
+
     def _close_in_api_process(self) -> None:
         """In the API process: nothing of the services or of the workers is its to hold."""
         self._close_inherited(set())
@@ -511,6 +543,7 @@ class Supervisor:
             return False
         self.plan = new
         self._signal(old, signal.SIGTERM)  # they stop accepting and drain for --grace
+        self._wait_not_accepting(old)
         self.sockets.close(self.sockets.unused(new))
         log.info(
             "reload (%s): %d services, new workers %s; old workers draining up to %gs",
