@@ -522,7 +522,7 @@ class Orchestrator:
                 started[n] = _Running(listeners[n], servings[n])
             in_place = [n for n in d.relisten if n not in started]
             await self._relisten_in_place(in_place, old_plan, by_name, listeners, servings, started)
-        except (ConfigError, StartError):
+        except BaseException:  # ConfigError, StartError, or a bug: as it was, then raise
             for r in started.values():
                 r.listener.close()
             self.plan = old_plan

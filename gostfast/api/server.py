@@ -206,6 +206,9 @@ class ApiServer:
         except ApiError as exc:
             log.info("api: %s %s: %d %s", req.method, req.target, exc.status, exc.msg)
             return exc.status, exc.body(), "", []
+        except Exception as exc:  # a bug: answered and logged, the API keeps serving
+            log.exception("api: %s %s failed", req.method, req.target)
+            return 500, {"code": 40003, "msg": f"internal error: {exc}"}, "", []
 
     async def _config_route(self, req, rest: list[str], query, body: bytes):
         c = self.controller

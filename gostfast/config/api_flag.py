@@ -27,7 +27,7 @@ def parse_api_flag(text: str, where: str = "-api") -> ApiConfig:
     parts = urlsplit(url)
     host = parts.netloc.rsplit("@", 1)[-1]
     if not host:
-        raise ConfigError(where, f"no address in '{raw}' (expected [user:pass@][host]:port)")
+        raise ConfigError(where, "no address (expected [user:pass@][host]:port)")
     api = ApiConfig(addr=host)
     if "@" in parts.netloc:
         user, _, password = parts.netloc.rsplit("@", 1)[0].partition(":")
