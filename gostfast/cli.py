@@ -44,18 +44,19 @@ def load_config(
     services: tuple[str, ...],
     hops: tuple[str, ...],
     api: str | None = None,
-    documents: list[dict[str, Any]] | None = None,
+    documents: list[Any] | None = None,
 ) -> Config:
     """-C files and -L/-F URLs -> one Config (GOST merges them the same way).
 
     ``api`` is ``-api=ADDR`` (else GOST's ``GOST_API`` sets the address); ``documents``,
-    when given, gets each part in GOST's schema, for the web API's document.
+    when given, gets each part for the web API's document: a ``-C`` source's mapping
+    as written, the ``-L``/``-F`` part as its Config.
     """
     import logging
     import os
 
     from gostfast import registry
-    from gostfast.config import gost_output, sources
+    from gostfast.config import sources
     from gostfast.config import url as urlcfg
     from gostfast.config import yaml as yamlcfg
     from gostfast.config.errors import ConfigError
@@ -95,10 +96,8 @@ def load_config(
             raise ConfigError("-F", "chain name 'chain-0' is taken by the config file")
         cfg.services += part.services
         cfg.chains += part.chains
-        if documents is not None:
-            from gostfast.service import known_metadata_keys
-
-            documents.append(gost_output.to_gost(part, known_metadata_keys))
+        if documents is not None:  # in GOST's schema only if the API asks for it
+            documents.append(part)
     if env_api:  # as GOST: the variable sets the address, the flag replaces it all
         from gostfast.config.model import ApiConfig
 
@@ -117,6 +116,7 @@ def _fail(exc: Exception, code: int) -> None:
 
 
 def _plan(config_files, services, hops, api=None, documents=None) -> Plan:
+    """Load and plan; a ConfigError exits 2."""
     from gostfast.config.errors import ConfigError
     from gostfast.service import plan
 
@@ -329,7 +329,7 @@ def cli(
     if ctx.invoked_subcommand is not None:
         return
     setup_logging(None, debug)  # config loading may warn: honour GOST_LOGGER_LEVEL already
-    documents: list[dict[str, Any]] = []
+    documents: list[Any] = []
     p = _plan(config_files, services, hops, api, documents)
     if workers is not None:  # the command line wins over the config's workers:
         p.config.workers, p.config.workers_text = workers
@@ -356,15 +356,14 @@ def cli(
     setup_logging(p.config.log, debug)
     import uvloop
 
-    from gostfast.api.server import ApiStartError
     from gostfast.config.errors import ConfigError
     from gostfast.malloc_tuning import tune_malloc
-    from gostfast.service import StartError
+    from gostfast.service import StartError  # the API's ApiStartError too
 
     tune_malloc()
     try:
         uvloop.run(_run(p, grace, documents))
-    except (StartError, ApiStartError) as exc:
+    except StartError as exc:
         _fail(exc, EXIT_START)
     except ConfigError as exc:  # refused by a component as it was built
         _fail(exc, EXIT_CONFIG)
@@ -372,7 +371,7 @@ def cli(
         pass
 
 
-async def _run(p: Plan, grace: float, documents: list[dict[str, Any]]) -> None:
+async def _run(p: Plan, grace: float, documents: list[Any]) -> None:
     """One process: the services, and GOST's web API beside them when ``api`` is set."""
     if p.config.api is not None:
         from gostfast.api.run import run_with_api

@@ -27,7 +27,17 @@ def _no_warnings_again() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def controller_and_plan(p: Plan, documents: list[dict[str, Any]]) -> tuple[Controller, Plan]:
+def _as_gost(part: Any) -> dict[str, Any]:
+    """A ``-C`` source's mapping as it is; the ``-L``/``-F`` Config as ``-O`` writes it."""
+    if isinstance(part, dict):
+        return part
+    from gostfast.config.gost_output import to_gost
+    from gostfast.service import known_metadata_keys
+
+    return to_gost(part, known_metadata_keys)
+
+
+def controller_and_plan(p: Plan, documents: list[Any]) -> tuple[Controller, Plan]:
     """The API's controller over the document of ``p``'s sources, and the plan to run.
 
     The services run from that document (the ``-C`` sources as written, the
@@ -36,7 +46,7 @@ def controller_and_plan(p: Plan, documents: list[dict[str, Any]]) -> tuple[Contr
     ``-L`` service's differently-kept metadata as a change.
     """
     assert p.config.api is not None
-    doc = merge(documents)
+    doc = merge([_as_gost(part) for part in documents])
     doc["api"] = api_section(p.config.api)
     controller = Controller(Document(doc))
     with _no_warnings_again():
@@ -55,7 +65,7 @@ class _InProcess:
         await self.orchestrator.apply(new)
 
 
-async def run_with_api(p: Plan, grace: float, documents: list[dict[str, Any]]) -> None:
+async def run_with_api(p: Plan, grace: float, documents: list[Any]) -> None:
     """Serve ``p``'s services and the API until SIGINT/SIGTERM. The API binds first: an
     address it cannot have stops the start before any service listens (ApiStartError)."""
     controller, running = controller_and_plan(p, documents)

@@ -36,8 +36,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from gostfast.api.controller import Controller
 from gostfast.api.document import INVALID, SECTIONS, ApiError
 from gostfast.config.url import split_host_port
-from gostfast.errors import GostfastError
 from gostfast.proto import http1
+from gostfast.service import StartError
 
 log = logging.getLogger("gostfast.api")
 
@@ -56,7 +56,7 @@ _CORS = [
 ]
 
 
-class ApiStartError(GostfastError):
+class ApiStartError(StartError):
     """The API's address cannot be listened on."""
 
 
