@@ -40,20 +40,32 @@ def setup_logging(cfg: LogConfig | None, debug: bool) -> None:
 
 
 def load_config(
-    config_files: tuple[str, ...], services: tuple[str, ...], hops: tuple[str, ...]
+    config_files: tuple[str, ...],
+    services: tuple[str, ...],
+    hops: tuple[str, ...],
+    api: str | None = None,
+    documents: list[Any] | None = None,
 ) -> Config:
-    """-C files and -L/-F URLs -> one Config (GOST merges them the same way)."""
+    """-C files and -L/-F URLs -> one Config (GOST merges them the same way).
+
+    ``api`` is ``-api=ADDR`` (else GOST's ``GOST_API`` sets the address); ``documents``,
+    when given, gets each part for the web API's document: a ``-C`` source's mapping
+    as written, the ``-L``/``-F`` part as its Config.
+    """
     import logging
+    import os
 
     from gostfast import registry
     from gostfast.config import sources
     from gostfast.config import url as urlcfg
+    from gostfast.config import yaml as yamlcfg
     from gostfast.config.errors import ConfigError
     from gostfast.config.model import Config
 
     if hops and not services:
         raise ConfigError("-F", "-F needs at least one -L service to use the chain")
-    if not config_files and not services:
+    env_api = os.environ.get("GOST_API", "").strip()
+    if not config_files and not services and api is None and not env_api:
         default = sources.find_default()
         if default is None:
             raise ConfigError(
@@ -65,7 +77,11 @@ def load_config(
         config_files = (default,)
     cfg = Config()
     for path in config_files:
-        part = sources.load_source(path)
+        data = sources.load_data(path)
+        part = yamlcfg.from_dict(data)
+        if documents is not None:
+            documents.append(data)
+        cfg.api = part.api or cfg.api
         cfg.services += part.services
         cfg.chains += part.chains
         cfg.tls = part.tls or cfg.tls
@@ -80,6 +96,17 @@ def load_config(
             raise ConfigError("-F", "chain name 'chain-0' is taken by the config file")
         cfg.services += part.services
         cfg.chains += part.chains
+        if documents is not None:  # in GOST's schema only if the API asks for it
+            documents.append(part)
+    if env_api:  # as GOST: the variable sets the address, the flag replaces it all
+        from gostfast.config.model import ApiConfig
+
+        cfg.api = cfg.api or ApiConfig(addr=env_api)
+        cfg.api.addr = env_api
+    if api is not None:
+        from gostfast.config.api_flag import parse_api_flag
+
+        cfg.api = parse_api_flag(api)
     return cfg
 
 
@@ -88,12 +115,13 @@ def _fail(exc: Exception, code: int) -> None:
     sys.exit(code)
 
 
-def _plan(config_files, services, hops) -> Plan:
+def _plan(config_files, services, hops, api=None, documents=None) -> Plan:
+    """Load and plan; a ConfigError exits 2."""
     from gostfast.config.errors import ConfigError
     from gostfast.service import plan
 
     try:
-        return plan(load_config(config_files, services, hops))
+        return plan(load_config(config_files, services, hops, api, documents))
     except ConfigError as exc:
         _fail(exc, EXIT_CONFIG)
         raise  # unreachable
@@ -235,6 +263,10 @@ def describe(p: Plan) -> dict[str, Any]:
         del out["chains"]
     if p.config.log is not None:
         out["log"] = dataclasses.asdict(p.config.log)
+    if (api := p.config.api) is not None:
+        out["api"] = {"addr": api.addr, "pathPrefix": api.path_prefix, "accesslog": api.accesslog}
+        if api.auths or api.auther:
+            out["api"]["auth"] = [{"username": a.username, "password": "***"} for a in api.auths]
     return out
 
 
@@ -260,6 +292,13 @@ _URL_OPTS = [
         metavar="FILE",
         help="GOST YAML/JSON config: a file, an http(s) URL, - for stdin, or the JSON "
         "itself ('{...}'); default gost.yaml in /etc/gost, ~/.gost or here",
+    ),
+    click.option(
+        "--api",
+        "api",
+        metavar="ADDR",
+        help="GOST's web API: [user:pass@][host]:port[?pathPrefix=/p&accesslog=true] "
+        "(as gost -api; GOST_API sets the address too)",
     ),
 ]
 
@@ -303,7 +342,9 @@ def _url_options(f):
     help="reload the -C files every DURATION (as gost -R; SIGHUP reloads at once)",
 )
 @click.pass_context
-def cli(ctx, services, hops, config_files, debug, version, output, grace, workers, reload_period):
+def cli(
+    ctx, services, hops, config_files, debug, version, output, grace, workers, reload_period, api
+):
     """gostfast: a GOST-compatible websocket tunnel (ws, wss, mws, mwss)."""
     if version:
         impl = "compiled" if gostfast.compiled else "pure-python"
@@ -314,7 +355,8 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
     if ctx.invoked_subcommand is not None:
         return
     setup_logging(None, debug)  # config loading may warn: honour GOST_LOGGER_LEVEL already
-    p = _plan(config_files, services, hops)
+    documents: list[Any] = []
+    p = _plan(config_files, services, hops, api, documents)
     if workers is not None:  # the command line wins over the config's workers:
         p.config.workers, p.config.workers_text = workers
     if output:  # validated above: what is printed is a config gostfast runs
@@ -327,18 +369,28 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
     # ``auto`` asks for the supervisor (reloads on SIGHUP) even where it counts one
     # CPU: a unit's ExecReload must not end a gateway on a one-core machine
     if count > 1 or reload_period or p.config.workers_text.lower() == "auto":
-        _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers)
+        if p.config.api is not None and reload_period:
+            _fail(_api_with_reload_period(), EXIT_CONFIG)
+        _supervise(
+            p,
+            count,
+            grace,
+            reload_period,
+            debug,
+            (config_files, services, hops, workers),
+            documents,
+        )
         return
     setup_logging(p.config.log, debug)
     import uvloop
 
     from gostfast.config.errors import ConfigError
     from gostfast.malloc_tuning import tune_malloc
-    from gostfast.service import Orchestrator, StartError
+    from gostfast.service import StartError  # the API's ApiStartError too
 
     tune_malloc()
     try:
-        uvloop.run(Orchestrator(p, grace=grace).run())
+        uvloop.run(_run(p, grace, documents))
     except StartError as exc:
         _fail(exc, EXIT_START)
     except ConfigError as exc:  # refused by a component as it was built
@@ -347,14 +399,38 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
         pass
 
 
-def _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers):
+async def _run(p: Plan, grace: float, documents: list[Any]) -> None:
+    """One process: the services, and GOST's web API beside them when ``api`` is set."""
+    if p.config.api is not None:
+        from gostfast.api.run import run_with_api
+
+        await run_with_api(p, grace, documents)
+        return
+    from gostfast.service import Orchestrator
+
+    await Orchestrator(p, grace=grace).run()
+
+
+def _api_with_reload_period():
+    from gostfast.config.errors import ConfigError
+
+    return ConfigError(
+        "-R",
+        "not with the web API (api): each period would read the files again and drop "
+        "the changes made through the API",
+    )
+
+
+def _supervise(p, count, grace, reload_period, debug, sources, documents):
     """--workers N > 1 or auto (or -R): the supervisor runs the workers and reloads
-    (supervisor.py)."""
+    (supervisor.py); with ``api``, the API runs in a process of its own (api/supervised.py)."""
     from gostfast import logsetup
     from gostfast.config.errors import ConfigError
     from gostfast.malloc_tuning import tune_malloc
     from gostfast.service import plan
     from gostfast.supervisor import Supervisor
+
+    config_files, services, hops, workers = sources
 
     def reload_plan() -> Plan:
         fresh = plan(load_config(config_files, services, hops))
@@ -366,9 +442,22 @@ def _supervise(p, count, grace, reload_period, debug, config_files, services, ho
         logsetup.configure(p.config.log, debug, pid=True)
     except ConfigError as exc:
         _fail(exc, EXIT_CONFIG)
+    api = None
+    if p.config.api is not None:
+        from gostfast.api.run import controller_and_plan
+        from gostfast.api.server import ApiStartError, bind_api
+        from gostfast.api.supervised import ApiProcess
+
+        try:
+            controller, p = controller_and_plan(p, documents)
+            api = ApiProcess(bind_api(p.config.api.addr), controller, debug)
+        except ConfigError as exc:
+            _fail(exc, EXIT_CONFIG)
+        except ApiStartError as exc:
+            _fail(exc, EXIT_START)
     tune_malloc()
     source = ", ".join(config_files) or "the -L/-F command line"
-    sup = Supervisor(p, count, grace, reload_plan, reload_period, debug, source)
+    sup = Supervisor(p, count, grace, reload_plan, reload_period, debug, source, api=api)
     sys.exit(sup.run())
 
 
@@ -381,10 +470,10 @@ def _supervise(p, count, grace, reload_period, debug, config_files, services, ho
     metavar="N|auto",
     help="the worker count to check and print (as the run would use it)",
 )
-def check(services, hops, config_files, workers):
+def check(services, hops, config_files, api, workers):
     """Validate the configuration and print the resolved services and chains."""
     setup_logging(None, False)
-    p = _plan(config_files, services, hops)
+    p = _plan(config_files, services, hops, api)
     if workers is not None:
         p.config.workers, p.config.workers_text = workers
     import yaml
@@ -431,6 +520,12 @@ def _normalise_argv(argv: list[str]) -> list[str]:
     """Accept Go-flag spellings GOST users type: ``-L=url`` and ``--L url``."""
     out = []
     for arg in argv:
+        if arg.startswith(("-api=", "--api=")):  # Go's flag form of -api
+            out += ["--api", arg.split("=", 1)[1]]
+            continue
+        if arg in ("-api",):
+            out.append("--api")
+            continue
         for flag in ("-L", "-F", "-C", "-O"):
             if arg.startswith(flag + "="):
                 out += [flag, arg[3:]]

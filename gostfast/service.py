@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gostfast import registry
+from gostfast import live, registry
 from gostfast.admission import Admission
 from gostfast.chain.bypass import Bypass
 from gostfast.chain.hosts import HostMapper
@@ -100,6 +100,25 @@ class Plan:
     config: Config
     services: list[ServicePlan]
     chains: dict[str, ChainPlan]
+
+
+@dataclass
+class _Serving:
+    """What a service's listener hands each accepted connection to. A live update that
+    changes only this side replaces the fields in place: the socket stays open."""
+
+    handler: Handler
+    rlimiter: RateLimiter | None
+    traffic: TrafficLimiter | None
+
+    def replace(self, other: _Serving) -> None:
+        self.handler, self.rlimiter, self.traffic = other.handler, other.rlimiter, other.traffic
+
+
+@dataclass
+class _Running:
+    listener: Listener
+    serving: _Serving
 
 
 class StartError(GostfastError):
@@ -292,8 +311,10 @@ def _plan_node(node: NodeConfig) -> NodePlan:
 def plan(cfg: Config) -> Plan:
     """Validate the whole config against the registries; no side effects."""
     registry.load_builtins()
-    if not cfg.services:
-        raise ConfigError("services", "no services to run (give -L URLs or services: in -C)")
+    if not cfg.services and cfg.api is None:  # GOST runs with only its web API too
+        raise ConfigError(
+            "services", "no services to run (give -L URLs or services: in -C, or -api)"
+        )
     chains = {}
     for c in cfg.chains:
         chains[c.name] = ChainPlan(c, [[_plan_node(n) for n in hop.nodes] for hop in c.hops])
@@ -317,11 +338,13 @@ class Orchestrator:
         self.sockets = sockets or {}
         #: under --workers: the gateway-wide limiter counters all workers share
         self.shared = shared
-        self.listeners: list[Listener] = []
+        #: each running service's listener and what serves its connections, by name
+        self.running: dict[str, _Running] = {}
         self.tasks: set[asyncio.Task] = set()
         self._stop = asyncio.Event()
         self._hops_by_chain: dict[str, list[Hop]] = {}
         self._hops_by_config: dict[tuple[int, int], Hop] = {}
+        self._not_accepting: Callable[[], None] | None = None
         #: the named lists with loaders (file, redis, http), polled while running
         self.lists = LiveLists.from_config(p.config)
 
@@ -401,7 +424,8 @@ class Orchestrator:
             self._host_mapper(n.config.hosts),
         )
 
-    def _build(self, sp: ServicePlan) -> tuple[Listener, Handler]:
+    def _build_handler(self, sp: ServicePlan) -> _Serving:
+        """What serves the service's connections: its handler and per-request limiters."""
         svc = sp.config
         slog = logging.getLogger(f"gostfast.service.{svc.name}")
         forwarder = None
@@ -417,16 +441,37 @@ class Orchestrator:
             svc.handler.auth_required,
             self._bypass(svc.bypass),
         )
-        authers = svc.handler.authers
         self.lists.follow(
-            "authers", authers, lambda cfgs: hspec.users.reset([a for c in cfgs for a in c.auths])
+            "authers",
+            svc.handler.authers,
+            lambda cfgs: hspec.users.reset([a for c in cfgs for a in c.auths]),
         )
         handler = sp.handler.component.factory(hspec)
+        rlimiter = self._limiter(
+            "rlimiters",
+            svc.rlimiter,
+            lambda c: RateLimiter(c, self._scope(svc.name, "rlimiter")),
+        )
+        traffic = self._limiter(
+            "limiters", svc.limiter, lambda c: TrafficLimiter(c, sp.limiter_scope)
+        )
+        if traffic is not None and not traffic.active and svc.limiter.loader is None:
+            traffic = None  # never limits: every tunnel takes the plain relay
+        return _Serving(handler, rlimiter, traffic)
+
+    def _auths(self, svc: ServiceConfig) -> list:
+        """The users a handler accepts: its authers' as last loaded, else its own auth."""
+        if not svc.handler.authers:
+            return svc.handler.auths
+        return [a for c in svc.handler.authers for a in self.lists.current("authers", c).auths]
+
+    def _build_listener(self, sp: ServicePlan) -> Listener:
+        svc = sp.config
         admission = None
         if svc.admission:
             admission = Admission([self.lists.current("admissions", a) for a in svc.admission])
             self.lists.follow("admissions", svc.admission, admission.reload)
-        listener = sp.listener.component.factory(
+        return sp.listener.component.factory(
             ListenerSpec(
                 svc.name,
                 sp.host,
@@ -434,7 +479,7 @@ class Orchestrator:
                 sp.listener.options,
                 svc.listener.tls,
                 self.plan.config.tls,
-                slog,
+                logging.getLogger(f"gostfast.service.{svc.name}"),
                 self._limiter(
                     "climiters",
                     svc.climiter,
@@ -444,13 +489,31 @@ class Orchestrator:
                 admission=admission,
             )
         )
-        return listener, handler
 
-    def _auths(self, svc: ServiceConfig) -> list:
-        """The users a handler accepts: its authers' as last loaded, else its own auth."""
-        if not svc.handler.authers:
-            return svc.handler.auths
-        return [a for c in svc.handler.authers for a in self.lists.current("authers", c).auths]
+    async def _listen(self, sp: ServicePlan, listener: Listener, serving: _Serving) -> None:
+        """Start ``listener``; an address that cannot be bound is a StartError naming it
+        (the listener is closed again, nothing is left open)."""
+        try:
+            await listener.start(self._acceptor(serving, sp.config.name))
+        except ConfigError:
+            listener.close()
+            raise
+        except OSError as exc:
+            listener.close()
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise StartError(
+                f"{sp.config.name}: cannot listen on {sp.config.addr}: {reason}"
+            ) from None
+        log.info(
+            "%s: listening on %s (listener %s, handler %s%s)",
+            sp.config.name,
+            ", ".join(listener.addresses()),
+            sp.config.listener.type,
+            sp.config.handler.type,
+            f", chain {sp.config.handler.chain}"
+            if sp.config.handler.chain and not sp.ignore_chain
+            else "",
+        )
 
     async def start(self) -> None:
         """Bind every service; on failure close what was bound and raise StartError (or
@@ -460,61 +523,114 @@ class Orchestrator:
         await self.lists.load_all()
         for sp in self.plan.services:
             try:
-                listener, handler = self._build(sp)
-            except ConfigError:
+                serving = self._build_handler(sp)
+                listener = self._build_listener(sp)
+                await self._listen(sp, listener, serving)
+            except (ConfigError, StartError):
                 self.close_listeners()
                 raise
-            rlimiter = self._limiter(
-                "rlimiters",
-                sp.config.rlimiter,
-                lambda c, name=sp.config.name: RateLimiter(c, self._scope(name, "rlimiter")),
-            )
-            traffic = self._limiter(
-                "limiters",
-                sp.config.limiter,
-                lambda c, scope=sp.limiter_scope: TrafficLimiter(c, scope),
-            )
-            if traffic is not None and not traffic.active and sp.config.limiter.loader is None:
-                traffic = None  # never limits: every tunnel takes the plain relay
+            self.running[sp.config.name] = _Running(listener, serving)
+
+    async def apply(self, new: Plan) -> live.PlanDiff:
+        """Run ``new`` instead of the current plan, touching only the services it changes
+        (live.py says how each kind of change is applied).
+
+        Everything that can fail happens before anything running is changed: the new
+        handlers and listeners are built, and new services (and services that move to
+        another address) are bound. If one fails, what was started is closed and the
+        error raised: the running services and the plan are as they were. Services that
+        keep their address but change their listener are then restarted in place (old
+        socket closed, new one bound); should such a bind fail, the old listeners are
+        restarted and the error raised. Only then are handlers swapped and removed
+        services closed. Open tunnels are never touched.
+        """
+        d = live.diff(self.plan, new)
+        # the named lists with loaders of the new config (kept ones go on as they are)
+        old_lists, lists = self.lists, self.lists.successor(new.config)
+        await lists.load_fresh(old_lists)
+        self.lists = lists
+        old_plan, old_hops = self.plan, (self._hops_by_chain, self._hops_by_config)
+        by_name = {sp.config.name: sp for sp in new.services}
+        old_by_name = {sp.config.name: sp for sp in old_plan.services}
+        self.plan = new
+        # unchanged chains keep their runtime hops (node failure marks, mux sessions)
+        self._hops_by_chain = {
+            n: h for n, h in self._hops_by_chain.items() if n not in d.chains and n in new.chains
+        }
+        self._hops_by_config = {}
+        fresh = d.added + d.relisten
+        started: dict[str, _Running] = {}
+        try:
+            servings = {n: self._build_handler(by_name[n]) for n in fresh + d.reroute}
+            listeners = {n: self._build_listener(by_name[n]) for n in fresh}
+            moved = [n for n in d.relisten if old_by_name[n].config.addr != by_name[n].config.addr]
+            for n in d.added + moved:
+                await self._listen(by_name[n], listeners[n], servings[n])
+                started[n] = _Running(listeners[n], servings[n])
+            in_place = [n for n in d.relisten if n not in started]
+            await self._relisten_in_place(in_place, old_plan, by_name, listeners, servings, started)
+        except BaseException:  # ConfigError, StartError, or a bug: as it was, then raise
+            for r in started.values():
+                r.listener.close()
+            self.plan = old_plan
+            self._hops_by_chain, self._hops_by_config = old_hops
+            self.lists = old_lists
+            await lists.discard(old_lists)
+            raise
+        for n in d.relisten:
+            if n in moved:
+                self.running[n].listener.close()
+        for n in d.removed:
+            self.running.pop(n).listener.close()
+            log.info("%s: stopped (removed; its open tunnels run to their end)", n)
+        for n in d.reroute:
+            self.running[n].serving.replace(servings[n])
+            log.info("%s: serving new connections with its updated config", n)
+        self.running.update(started)
+        await lists.take_over(old_lists)
+        return d
+
+    async def _relisten_in_place(
+        self, names, old_plan: Plan, by_name, listeners, servings, started
+    ) -> None:
+        """Restart listeners that keep their address: close, bind anew. On a failure the
+        old listeners of those already switched get a rebuilt twin of themselves back."""
+        switched: list[str] = []
+        try:
+            for n in names:
+                self.running[n].listener.close()
+                switched.append(n)
+                await self._listen(by_name[n], listeners[n], servings[n])
+                started[n] = _Running(listeners[n], servings[n])
+        except (ConfigError, StartError):
+            new_plan, self.plan = self.plan, old_plan  # the old listeners' global TLS
             try:
-                await listener.start(self._acceptor(handler, sp.config.name, rlimiter, traffic))
-            except ConfigError:
-                self.close_listeners()
-                raise
-            except OSError as exc:
-                self.close_listeners()
-                reason = os.strerror(exc.errno) if exc.errno else str(exc)
-                raise StartError(
-                    f"{sp.config.name}: cannot listen on {sp.config.addr}: {reason}"
-                ) from None
-            self.listeners.append(listener)
-            log.info(
-                "%s: listening on %s (listener %s, handler %s%s)",
-                sp.config.name,
-                ", ".join(listener.addresses()),
-                sp.config.listener.type,
-                sp.config.handler.type,
-                f", chain {sp.config.handler.chain}"
-                if sp.config.handler.chain and not sp.ignore_chain
-                else "",
-            )
+                for n in switched:
+                    started.pop(n, None)
+                    old = self.running[n]
+                    sp = next(s for s in old_plan.services if s.config.name == n)
+                    listener = self._build_listener(sp)
+                    try:
+                        await self._listen(sp, listener, old.serving)
+                        old.listener = listener
+                    except (ConfigError, StartError) as exc:
+                        log.error("%s: could not be restarted: %s", n, exc)
+            finally:
+                self.plan = new_plan
+            raise
 
     def _scope(self, service: str, kind: str) -> SharedScope | None:
         """Where a limiter keeps its gateway-wide counters: shared memory under --workers."""
         return self.shared.scope(service, kind) if self.shared is not None else None
 
-    def _acceptor(
-        self,
-        handler: Handler,
-        name: str,
-        rlimiter: RateLimiter | None,
-        traffic: TrafficLimiter | None,
-    ):
+    def _acceptor(self, serving: _Serving, name: str):
+        """The listener's callback: each connection goes to what ``serving`` holds as it
+        is accepted (a live update may replace that; a started tunnel keeps its own)."""
         loop = asyncio.get_running_loop()
         tasks = self.tasks
         hlog = logging.getLogger(f"gostfast.service.{name}")
 
-        async def serve(ep: Endpoint) -> None:
+        async def serve(ep: Endpoint, handler: Handler) -> None:
             try:
                 await handler.handle(ep)
             except asyncio.CancelledError:
@@ -528,22 +644,23 @@ class Orchestrator:
                 ep.abort()
 
         def on_accept(ep: Endpoint) -> None:
+            rlimiter, traffic = serving.rlimiter, serving.traffic
             if rlimiter is not None and not rlimiter.allow(ep.peer_ip):
                 hlog.info("%s: rlimiter: request rate limit reached; closing", ep.peer)
                 ep.close()
                 return
             if traffic is not None and traffic.active:
                 ep.traffic = traffic  # the tunnel's relay paces by it
-            task = loop.create_task(serve(ep))
+            task = loop.create_task(serve(ep, serving.handler))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
         return on_accept
 
     def close_listeners(self) -> None:
-        for listener in self.listeners:
-            listener.close()
-        self.listeners.clear()
+        for r in self.running.values():
+            r.listener.close()
+        self.running.clear()
 
     def stop(self) -> None:
         self._stop.set()
@@ -560,8 +677,10 @@ class Orchestrator:
         closes is waited for too (``Listener.handshakes``): it becomes a tunnel, or
         fails on its own timeouts.
         """
-        listeners = list(self.listeners)
+        listeners = [r.listener for r in self.running.values()]
         self.close_listeners()
+        if self._not_accepting is not None:
+            self._not_accepting()
         await self.lists.close()
         await asyncio.sleep(0)  # the accepted connections' connection_made callbacks
         loop = asyncio.get_running_loop()
@@ -582,9 +701,15 @@ class Orchestrator:
         if waiting:
             await asyncio.wait(waiting, timeout=2.0)
 
-    async def run(self, ready: Callable[[], None] | None = None) -> None:
+    async def run(
+        self,
+        ready: Callable[[], None] | None = None,
+        not_accepting: Callable[[], None] | None = None,
+    ) -> None:
         """Start, serve until SIGINT/SIGTERM or ``stop()``, then shut down; ``ready`` is
-        called once every service listens (a worker tells its supervisor so)."""
+        called once every service listens, ``not_accepting`` once the listeners closed at
+        the stop (a worker tells its supervisor both)."""
+        self._not_accepting = not_accepting
         try:
             await self.start()
         except BaseException:

@@ -40,6 +40,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 from gostfast import logsetup
 from gostfast.config.errors import ConfigError
@@ -58,6 +59,8 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 10.0
 #: how long a new worker may take to listen before the start (or the reload) is given up
 READY_TIMEOUT = 30.0
+#: how long a reload waits for the old workers to stop accepting
+NOT_ACCEPTING_TIMEOUT = 10.0
 #: workers alive at once, per slot: the current generation plus draining ones
 ROWS_PER_SLOT = 8
 
@@ -91,7 +94,7 @@ def _exit_text(status: int) -> str:
     return f"exited with status {code}"
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """The worker gets SIGTERM if the supervisor goes (even by SIGKILL): nothing left running."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
@@ -99,6 +102,30 @@ def _die_with_parent() -> None:
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
+
+
+def run_child(body: Callable[[], int], what: str) -> NoReturn:
+    """The whole life of a forked child: ``body``'s exit code (a crash is logged, 1),
+    the logs flushed; never returns into the supervisor's code."""
+    code = 1
+    try:
+        code = body()
+    except KeyboardInterrupt:
+        code = 0
+    except BaseException:
+        logging.getLogger("gostfast").exception("%s: failed", what)
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+def reset_signals() -> None:
+    """In a child of the supervisor: default signal handling; SIGHUP (a reload) is the
+    supervisor's, ignored here."""
+    signal.set_wakeup_fd(-1)
+    for sig in _SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 @dataclass
@@ -113,6 +140,8 @@ class Supervisor:
     debug: bool = False
     #: what ``load`` reads, for the reload log ("gost.yaml", "-L/-F")
     source: str = ""
+    #: GOST's web API (api/supervised.py ApiProcess): its changes are reloads
+    api: Any = None
     sockets: ListenSockets = field(init=False)
     generation: int = 0
     live: dict[int, Worker] = field(default_factory=dict)
@@ -143,6 +172,8 @@ class Supervisor:
         self._wake, self._wake_w = wake_r, wake_w
         self._pid = os.getpid()
         try:
+            if self.api is not None:
+                self.api.start(self._close_in_api_process)
             for slot in range(self.workers):
                 self._spawn(slot, self.plan)
             code = self._wait_ready(self.generation, initial=True)
@@ -167,7 +198,7 @@ class Supervisor:
             now = time.monotonic()
             due = [s.restart_at for s in self.slots if s.restart_at is not None]
             timeout = max(0.0, min([next_reload - now, *[d - now for d in due], 60.0]))
-            self._sleep(timeout, [w.ready_fd for w in self.live.values() if not w.ready])
+            self._sleep(timeout, [w.ready_fd for w in self.live.values() if not w.ready], api=True)
             code = self._handle_events()
             if code is not None:
                 return code
@@ -184,13 +215,17 @@ class Supervisor:
 
     _pending_stop = False
 
-    def _sleep(self, timeout: float, fds: list[int]) -> None:
+    def _sleep(self, timeout: float, fds: list[int], api: bool = False) -> None:
         if self._pending:
             return
+        api_fd = self.api.fd if api and self.api is not None else -1
+        watched = [self._wake, *fds, *([api_fd] if api_fd >= 0 else [])]
         try:
-            ready, _, _ = select.select([self._wake, *fds], [], [], timeout)
+            ready, _, _ = select.select(watched, [], [], timeout)
         except InterruptedError:
             return
+        if api_fd >= 0 and api_fd in ready:
+            self.api.serve_one(self._api_change)
         if self._wake in ready:
             with contextlib.suppress(BlockingIOError):
                 while os.read(self._wake, 512):
@@ -215,6 +250,12 @@ class Supervisor:
                 code = self._reap()
                 if code is not None:
                     return code
+            elif sig == signal.SIGHUP and self.api is not None:
+                log.warning(
+                    "SIGHUP ignored: the web API owns the running configuration "
+                    "(restart to read %s again)",
+                    self.source,
+                )
             elif sig == signal.SIGHUP:
                 self.reload("SIGHUP")
             elif sig in (signal.SIGINT, signal.SIGTERM):
@@ -249,46 +290,47 @@ class Supervisor:
         return w
 
     def _run_worker(self, plan, slot, row, socks, ready_w) -> None:
-        code = 0
-        try:
-            signal.set_wakeup_fd(-1)
-            for sig in _SIGNALS:
-                signal.signal(sig, signal.SIG_DFL)
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload is the supervisor's
-            _die_with_parent()
+        def body() -> int:
+            reset_signals()
+            die_with_parent()
             if os.getppid() != self._pid:  # the supervisor went before prctl took hold
-                os._exit(0)
-            os.close(self._wake)
-            os.close(self._wake_w)
-            keep = {s.fileno() for ss in socks.values() for s in ss}
-            for sock in self.sockets.all_sockets():
-                if sock.fileno() not in keep:
-                    sock.close()
-            for w in self.live.values():
-                with contextlib.suppress(OSError):
-                    os.close(w.ready_fd)
-            self.live = {}
+                return 0
+            self._close_inherited({s.fileno() for ss in socks.values() for s in ss})
+            if self.api is not None:
+                self.api.close_in_worker()
             self.shared.row = row
             logsetup.configure(plan.config.log, self.debug, pid=True)
 
             def ready() -> None:
                 os.write(ready_w, b"r")
+
+            def not_accepting() -> None:
+                os.write(ready_w, b"c")
                 os.close(ready_w)
 
             import uvloop
 
-            uvloop.run(Orchestrator(plan, self.grace, socks, self.shared).run(ready))
-        except (StartError, ConfigError) as exc:  # a listener refused its options at start
-            logging.getLogger("gostfast").error("worker: %s", exc)
-            code = EXIT_WORKER_START
-        except KeyboardInterrupt:
-            code = 0
-        except BaseException:
-            logging.getLogger("gostfast").exception("worker: failed")
-            code = 1
-        finally:
-            logging.shutdown()
-            os._exit(code)
+            orchestrator = Orchestrator(plan, self.grace, socks, self.shared)
+            try:
+                uvloop.run(orchestrator.run(ready, not_accepting))
+            except (StartError, ConfigError) as exc:  # a listener refused its options at start
+                logging.getLogger("gostfast").error("worker: %s", exc)
+                return EXIT_WORKER_START
+            return 0
+
+        run_child(body, "worker")
+
+    def _close_inherited(self, keep: set[int]) -> None:
+        """In a child: close the supervisor's pipes and every listening socket but ``keep``."""
+        os.close(self._wake)
+        os.close(self._wake_w)
+        for sock in self.sockets.all_sockets():
+            if sock.fileno() not in keep:
+                sock.close()
+        for w in self.live.values():
+            with contextlib.suppress(OSError):
+                os.close(w.ready_fd)
+        self.live = {}
 
     def _reap(self) -> int | None:
         while True:
@@ -298,6 +340,9 @@ class Supervisor:
                 return None
             if pid == 0:
                 return None
+            if self.api is not None and pid == self.api.pid and not self._pending_stop:
+                self.api.gone(_exit_text(status), self._close_in_api_process)
+                continue
             w = self.live.pop(pid, None)
             if w is None:
                 continue
@@ -384,6 +429,8 @@ class Supervisor:
     def _stop_all(self, grace: float) -> None:
         """SIGTERM every worker (each drains for ``grace``), then SIGKILL what is left."""
         self._pending_stop = True
+        if self.api is not None:
+            self.api.stop()
         self._signal(list(self.live.values()), signal.SIGTERM)
         end = time.monotonic() + grace + 5.0
         while self.live and time.monotonic() < end:
@@ -408,18 +455,59 @@ class Supervisor:
 
     # -- reload ----------------------------------------------------------------------
 
-    def reload(self, why: str) -> bool:
-        """Switch to the configuration as it now reads, without dropping a connection."""
-        try:
-            new = self.load()
-        except ConfigError as exc:
-            log.error(
-                "reload (%s) of %s: %s; the running configuration is unchanged",
-                why,
-                self.source,
-                exc,
+    def _wait_not_accepting(self, old: list[Worker]) -> None:
+        """Until the old workers closed their listeners (each writes "c", or exits), at most
+        NOT_ACCEPTING_TIMEOUT: from then on every new connection meets the new config."""
+        waiting = {w.ready_fd: w for w in old if w.pid in self.live}
+        end = time.monotonic() + NOT_ACCEPTING_TIMEOUT
+        while waiting and time.monotonic() < end:
+            try:
+                ready, _, _ = select.select(list(waiting), [], [], end - time.monotonic())
+            except InterruptedError:
+                continue
+            for fd in ready:
+                try:
+                    data = os.read(fd, 16)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data or b"c" in data:
+                    waiting.pop(fd)
+        if waiting:
+            log.warning(
+                "old workers %s still accepting after %gs",
+                ", ".join(str(w.pid) for w in waiting.values()),
+                NOT_ACCEPTING_TIMEOUT,
             )
-            return False
+
+    def _close_in_api_process(self) -> None:
+        """In the API process: nothing of the services or of the workers is its to hold."""
+        self._close_inherited(set())
+
+    def _api_change(self, new: Plan) -> str | None:
+        """A change from the web API: a reload onto ``new``; the error that kept the
+        running configuration, or None."""
+        new.config.workers, new.config.workers_text = self.workers, str(self.workers)
+        self.reload_error = ""
+        return None if self.reload("api", new) else self.reload_error or "reload failed"
+
+    reload_error = ""
+
+    def reload(self, why: str, new: Plan | None = None) -> bool:
+        """Switch to the configuration as it now reads (or to ``new``), without dropping a
+        connection."""
+        if new is None:
+            try:
+                new = self.load()
+            except ConfigError as exc:
+                log.error(
+                    "reload (%s) of %s: %s; the running configuration is unchanged",
+                    why,
+                    self.source,
+                    exc,
+                )
+                return False
         if new.config.workers is not None and new.config.workers != self.workers:
             log.warning(
                 "reload (%s): workers: %d takes effect at the next start (running %d)",
@@ -428,14 +516,13 @@ class Supervisor:
                 self.workers,
             )
         if len(self._free_rows) < self.workers:
-            log.error(
-                "reload (%s): the previous reload's workers are still draining; try again later",
-                why,
-            )
+            self.reload_error = "the previous reload's workers are still draining; try again later"
+            log.error("reload (%s): %s", why, self.reload_error)
             return False
         try:
             added = self.sockets.bind(new.services)
         except BindError as exc:
+            self.reload_error = str(exc)
             log.error("reload (%s): %s; the running configuration is unchanged", why, exc)
             return False
         old = list(self.live.values())
@@ -444,7 +531,8 @@ class Supervisor:
             self.slots[slot].restart_at = None
             self._spawn(slot, new)
         if self._wait_ready(self.generation, initial=False) is not None:
-            log.error("reload (%s): the new workers did not start; keeping the old ones", why)
+            self.reload_error = "the new workers did not start; keeping the old ones"
+            log.error("reload (%s): %s", why, self.reload_error)
             failed = [w for w in self.live.values() if w.generation == self.generation]
             self._signal(failed, signal.SIGKILL)
             self.generation -= 1
@@ -455,6 +543,7 @@ class Supervisor:
             return False
         self.plan = new
         self._signal(old, signal.SIGTERM)  # they stop accepting and drain for --grace
+        self._wait_not_accepting(old)
         self.sockets.close(self.sockets.unused(new))
         log.info(
             "reload (%s): %d services, new workers %s; old workers draining up to %gs",

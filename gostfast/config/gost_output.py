@@ -26,6 +26,7 @@ import yaml
 from gostfast.config import values
 from gostfast.config.model import (
     AdmissionConfig,
+    ApiConfig,
     Auth,
     BypassConfig,
     Config,
@@ -272,6 +273,20 @@ def _node(n: NodeConfig, known: Known, top: _TopLevel) -> dict[str, Any]:
     )
 
 
+def api_section(api: ApiConfig) -> dict[str, Any]:
+    """GOST's ``api:`` (``-api=...`` and ``GOST_API`` end up here too)."""
+    out: dict[str, Any] = {"addr": api.addr}
+    if api.path_prefix:
+        out["pathPrefix"] = api.path_prefix
+    if api.accesslog:
+        out["accesslog"] = True
+    if api.auther:
+        out["auther"] = api.auther
+    elif api.auths:
+        out["auth"] = _auth(api.auths[0])
+    return out
+
+
 def _log(lg: LogConfig) -> dict[str, str]:
     return {"level": lg.level, "format": lg.format, "output": lg.output}
 
@@ -332,6 +347,10 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
             }
         )
 
+    if cfg.api is not None and cfg.api.auther:  # the API's users, under its auther's name
+        authers.append(
+            _compact({"name": cfg.api.auther, "auths": [_auth(a) for a in cfg.api.auths]})
+        )
     top_hops: dict[int, dict[str, Any]] = {}  # GOST's top-level hops, named by chains
     chains = []
     for c in cfg.chains:
@@ -357,6 +376,7 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
             "limiters": top.entries("limiters"),
             "tls": _tls(cfg.tls, global_=True),
             "log": _log(cfg.log) if cfg.log else None,
+            "api": api_section(cfg.api) if cfg.api else None,
             # gostfast's own key (GOST ignores unknown top-level keys): kept as written
             "workers": _workers(cfg),
         }

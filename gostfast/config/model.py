@@ -247,11 +247,25 @@ class LogConfig:
 
 
 @dataclass
+class ApiConfig:
+    """GOST's top-level ``api:`` (or ``-api=ADDR``): the web API that edits the running
+    config (gostfast/api/). ``auths`` are the users it accepts: its ``auth`` and the
+    users of its ``auther``; none means no authentication, as GOST."""
+
+    addr: str
+    path_prefix: str = ""
+    accesslog: bool = False
+    auths: list[Auth] = field(default_factory=list)
+    auther: str = ""  # the named auther, kept to write the config back as given
+
+
+@dataclass
 class Config:
     services: list[ServiceConfig] = field(default_factory=list)
     chains: list[ChainConfig] = field(default_factory=list)
     tls: TLSConfig | None = None
     log: LogConfig | None = None
+    api: ApiConfig | None = None
     #: gostfast's top-level ``workers:`` (GOST ignores it): None = not given (1, or --workers)
     workers: int | None = None
     #: what ``workers:`` said ("auto" or the number), for -O to write back as given

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import os
 import sys
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from gostfast.config import yaml as yamlcfg
@@ -45,15 +46,21 @@ URL_TIMEOUT = 30.0
 
 def load_source(arg: str) -> Config:
     """One ``-C`` argument, read the way GOST reads it (see the module docstring)."""
+    return yamlcfg.from_dict(load_data(arg))
+
+
+def load_data(arg: str) -> dict[str, Any]:
+    """One ``-C`` argument's top-level mapping, before it becomes the model (the web API
+    keeps it, so that what it serves and edits is the config as written)."""
     text = arg.strip()
     if text == "-":
-        return yamlcfg.load_text(sys.stdin.read(), "-C - (stdin)")
+        return yamlcfg.parse_text(sys.stdin.read(), "-C - (stdin)")
     if text.startswith("{") and text.endswith("}"):
-        return yamlcfg.load_text(text, "-C (inline JSON)")
+        return yamlcfg.parse_text(text, "-C (inline JSON)")
     parts = urlsplit(text)
     if parts.scheme in ("http", "https") and parts.netloc:
-        return yamlcfg.load_text(_fetch(text), _without_userinfo(text))
-    return yamlcfg.load_file(arg)
+        return yamlcfg.parse_text(_fetch(text), _without_userinfo(text))
+    return yamlcfg.parse_text(yamlcfg.read_file(arg), arg)
 
 
 def _without_userinfo(url: str) -> str:

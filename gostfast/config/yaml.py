@@ -12,6 +12,7 @@ ignored, so a config never means less than the operator wrote.
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import logging
 from collections.abc import Callable
@@ -21,10 +22,12 @@ from typing import Any
 import yaml as pyyaml
 
 from gostfast.config import gost_names, values
+from gostfast.config.api_flag import check_prefix
 from gostfast.config.errors import ConfigError, not_supported
 from gostfast.config.labels import parse_labels
 from gostfast.config.model import (
     AdmissionConfig,
+    ApiConfig,
     Auth,
     AutherConfig,
     BypassConfig,
@@ -58,6 +61,12 @@ SafeLoader = getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)
 
 log = logging.getLogger("gostfast.config")
 
+#: where unknown keys go instead of a warning (``from_dict(..., unknown=[])``): the web
+#: API refuses an object with keys it would ignore, and does not warn again about the rest
+_UNKNOWN: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "gostfast_unknown_keys", default=None
+)
+
 
 # GOST keys that name features gostfast does not implement (error when present).
 _UNSUPPORTED_TOP = {
@@ -68,7 +77,6 @@ _UNSUPPORTED_TOP = {
     "recorders",
     "observers",
     "loggers",
-    "api",
     "metrics",
     "profiling",
     "plugins",
@@ -215,9 +223,13 @@ class _Reader:
         return out
 
     def warn_unknown(self) -> None:
+        sink = _UNKNOWN.get()
         for key in self.data:
             if str(key).lower() not in self.seen:
-                log.warning("%s: unknown key '%s' ignored", self.path or "config", key)
+                if sink is not None:
+                    sink.append(self.sub(str(key)))
+                else:
+                    log.warning("%s: unknown key '%s' ignored", self.path or "config", key)
 
 
 def _kind(value: Any) -> str:
@@ -230,18 +242,27 @@ def _kind(value: Any) -> str:
 
 def load_file(path: str) -> Config:
     """Read and parse a GOST config file (YAML or JSON)."""
+    return load_text(read_file(path), path)
+
+
+def read_file(path: str) -> str:
+    """A config file's text; an unreadable or non-UTF-8 file is a ConfigError naming it."""
     try:
         with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+            return fh.read()
     except OSError as exc:
         raise ConfigError(path, f"cannot read config file: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(path, f"config file is not UTF-8 text: {exc}") from None
-    return load_text(text, path)
 
 
 def load_text(text: str, source: str = "<config>") -> Config:
     """Parse GOST YAML/JSON text; ``source`` names it in error messages."""
+    return from_dict(parse_text(text, source))
+
+
+def parse_text(text: str, source: str = "<config>") -> dict[str, Any]:
+    """GOST YAML/JSON text -> its top-level mapping (``source`` names it in errors)."""
     try:
         data = pyyaml.load(text, Loader=SafeLoader)  # noqa: S506 (a safe loader)
     except pyyaml.YAMLError as exc:
@@ -255,11 +276,22 @@ def load_text(text: str, source: str = "<config>") -> Config:
         raise ConfigError(
             source, f"expected a mapping (services:, chains:, ...) at the top, got {_kind(data)}"
         )
-    return from_dict(data)
+    return data
 
 
-def from_dict(data: Any) -> Config:
-    """Build the model from already-parsed YAML/JSON data."""
+def from_dict(data: Any, unknown: list[str] | None = None) -> Config:
+    """Build the model from already-parsed YAML/JSON data. With ``unknown`` given, the
+    paths of keys gostfast would ignore are appended to it instead of logged."""
+    if unknown is None:
+        return _from_dict(data)
+    token = _UNKNOWN.set(unknown)
+    try:
+        return _from_dict(data)
+    finally:
+        _UNKNOWN.reset(token)
+
+
+def _from_dict(data: Any) -> Config:
     top = _Reader(data, "", _UNSUPPORTED_TOP)
     cfg = Config()
     if top.has("tls"):
@@ -276,6 +308,8 @@ def from_dict(data: Any) -> Config:
         auths = [_auth(x, r.sub(f"auths[{j}]")) for j, x in enumerate(r.list("auths"))]
         authers[name] = AutherConfig(name, tuple(auths), _loader(r, "authers"))
         r.warn_unknown()
+    if top.has("api"):
+        cfg.api = _api(_Reader(top.get("api"), "api"), authers)
     named = _Named(_bypasses(top), _hosts(top))
     bypasses = named.bypasses
     admissions = _admissions(top)
@@ -308,6 +342,23 @@ def from_dict(data: Any) -> Config:
                 f"unknown chain '{s.handler.chain}' (chains: {known})",
             )
     return cfg
+
+
+def _api(r: _Reader, authers: dict[str, AutherConfig]) -> ApiConfig:
+    """GOST's ``api:``: ``addr``, ``pathPrefix``, ``accesslog``, and ``auth`` or ``auther``
+    (GOST accepts the users of both)."""
+    api = ApiConfig(
+        addr=r.str("addr", required=True),
+        path_prefix=check_prefix(r.str("pathPrefix"), r.sub("pathPrefix")),
+        accesslog=r.convert("accesslog", values.parse_bool, False),
+    )
+    if r.has("auth"):
+        api.auths.append(_auth(r.get("auth"), r.sub("auth")))
+    if r.has("auther"):
+        api.auther = r.str("auther")
+        api.auths += _lookup_named(authers, api.auther, "auther", "authers", r.sub("auther")).auths
+    r.warn_unknown()
+    return api
 
 
 def _log_level(value: Any) -> str:

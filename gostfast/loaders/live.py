@@ -158,7 +158,8 @@ class LiveLists:
 
     def __init__(self) -> None:
         self.lists: dict[tuple[str, str], LiveList] = {}
-        self._tasks: list[asyncio.Task] = []
+        #: the polling task of each list that has a reload period
+        self._tasks: dict[tuple[str, str], asyncio.Task] = {}
 
     @classmethod
     def from_config(cls, cfg: Config) -> LiveLists:
@@ -167,6 +168,48 @@ class LiveLists:
             if part.loader is not None and (section, part.name) not in out.lists:
                 out.lists[(section, part.name)] = LiveList(section, part)
         return out
+
+    def successor(self, cfg: Config) -> LiveLists:
+        """The live lists of ``cfg``, a configuration replacing this one (the web API's
+        change): a list whose part is unchanged is this one's own object, with its
+        followers, last good entries and polling; a new or changed part starts afresh
+        (``load_fresh``, then ``take_over`` once the change is applied, or ``discard``)."""
+        out = LiveLists()
+        for section, part in _named_parts(cfg):
+            key = (section, part.name)
+            if part.loader is None or key in out.lists:
+                continue
+            old = self.lists.get(key)
+            out.lists[key] = (
+                old if old is not None and old.base == part else LiveList(section, part)
+            )
+        return out
+
+    def _fresh(self, previous: LiveLists) -> list[LiveList]:
+        return [v for k, v in self.lists.items() if previous.lists.get(k) is not v]
+
+    async def load_fresh(self, previous: LiveLists) -> None:
+        """Read the lists ``previous`` did not have (before anything is built from them)."""
+        await asyncio.gather(*(live.load() for live in self._fresh(previous)))
+
+    async def take_over(self, previous: LiveLists) -> None:
+        """Become the running lists: kept lists go on polling, ``previous``'s dropped ones
+        stop and close their sources, new ones start polling."""
+        for key, task in previous._tasks.items():
+            if self.lists.get(key) is previous.lists.get(key):
+                self._tasks[key] = task
+            else:
+                task.cancel()
+        for key, live in previous.lists.items():
+            if self.lists.get(key) is not live:
+                await live.close()
+        previous._tasks.clear()
+        self.start()
+
+    async def discard(self, previous: LiveLists) -> None:
+        """A change that was not applied: close the lists only this one opened."""
+        for live in self._fresh(previous):
+            await live.close()
 
     def get(self, section: str, name: str) -> LiveList | None:
         return self.lists.get((section, name))
@@ -195,15 +238,17 @@ class LiveLists:
 
     def start(self) -> None:
         """Poll the lists that have a reload period."""
-        for live in self.lists.values():
-            if live.period > 0:
-                self._tasks.append(asyncio.get_running_loop().create_task(live.run()))
+        loop = asyncio.get_running_loop()
+        for key, live in self.lists.items():
+            if live.period > 0 and key not in self._tasks:
+                self._tasks[key] = loop.create_task(live.run())
 
     async def close(self) -> None:
-        for task in self._tasks:
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=2.0)
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
         self._tasks.clear()
         for live in self.lists.values():
             await live.close()

@@ -132,6 +132,15 @@ class _Headers:
         lname = name.lower()
         return [value for key, value in self.headers if key.lower() == lname]
 
+    def has_token(self, name: str, token: str) -> bool:
+        """True when a comma-separated value of header ``name`` equals ``token`` (any case)."""
+        ltoken = token.lower()
+        for value in self.get_all(name):
+            for item in value.split(","):
+                if item.strip(" \t").lower() == ltoken:
+                    return True
+        return False
+
 
 @dataclass
 class Request(_Headers):

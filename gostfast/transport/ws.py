@@ -293,6 +293,9 @@ class WSListener(Listener):
             ep.abort()
         except (ConnectionError, asyncio.IncompleteReadError):
             ep.abort()  # gone before upgrading: nothing to say
+        except asyncio.CancelledError:  # the process is ending: no half-open connection
+            ep.abort()
+            raise
         except Exception:  # never let one client's failure reach the loop's handler
             log.exception("%s %s: upgrade failed", self.scheme, ep.peer)
             ep.abort()
@@ -371,6 +374,9 @@ class WSListener(Listener):
         )
 
     def close(self) -> None:
+        """Stop accepting. Upgrades under way are left to finish (bounded by their
+        timeouts) and are served: a connection this listener accepted just before a
+        reload or a live update closed it is answered, not left hanging or reset."""
         close_servers(self._servers)
 
     def handshakes(self) -> set[asyncio.Task]:

@@ -518,7 +518,6 @@ def test_gost_strategy_aliases(given: str, strategy: str) -> None:
             "limiters: [{name: l0, plugin: {addr: ':1'}}]\nservices: [{addr: ':1'}]",
             "limiters[0].plugin",
         ),
-        ("api: {addr: ':18080'}\nservices: [{addr: ':1'}]", "api"),
         (
             "services: [{addr: ':1', listener: {type: wss, tls: {rejectUnknownSNI: true}}}]",
             "services[0].listener.tls.rejectUnknownSNI",

@@ -186,3 +186,17 @@ def test_reasons_and_canonical_keys():
     assert http1.canonical_header_key("x-forwarded-for") == "X-Forwarded-For"
     assert http1.canonical_header_key("bad name") == "bad name"
     assert http1.is_token("Upgrade") and not http1.is_token("a b") and not http1.is_token("")
+
+
+def test_has_token() -> None:
+    # the web API's keep-alive decision (api/server.py) reads Connection by token
+    req = http1.parse_request(GO_UPGRADE)
+    assert req.has_token("connection", "upgrade")
+    assert not req.has_token("connection", "close")
+    req = Request(
+        "GET", "/", "HTTP/1.1", [("Connection", "keep-alive, Upgrade"), ("Upgrade", "h2c")]
+    )
+    assert req.has_token("Connection", "UPGRADE")
+    assert req.has_token("Connection", "keep-alive")
+    assert not req.has_token("Connection", "keep")
+    assert not req.has_token("Upgrade", "websocket")

@@ -1,0 +1,1 @@
+"""GOST's web API (``api:`` / ``-api``): document.py, controller.py, server.py."""
