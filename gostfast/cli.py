@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 EXIT_START = 1
 EXIT_CONFIG = 2
+ENV_METRICS = "GOST_METRICS"  # GOST's: the metrics address
 OUTPUT_FORMATS = ("yaml", "json")  # gost_output.FORMATS (a test keeps them equal)
 
 
@@ -40,16 +42,22 @@ def setup_logging(cfg: LogConfig | None, debug: bool) -> None:
 
 
 def load_config(
-    config_files: tuple[str, ...], services: tuple[str, ...], hops: tuple[str, ...]
+    config_files: tuple[str, ...],
+    services: tuple[str, ...],
+    hops: tuple[str, ...],
+    metrics: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """-C files and -L/-F URLs -> one Config (GOST merges them the same way)."""
+    """-C files and -L/-F URLs -> one Config (GOST merges them the same way); then, as
+    GOST's parser, GOST_METRICS sets the metrics address and -metrics the whole block."""
     import logging
+    import os
 
     from gostfast import registry
     from gostfast.config import sources
     from gostfast.config import url as urlcfg
     from gostfast.config.errors import ConfigError
-    from gostfast.config.model import Config
+    from gostfast.config.model import Config, MetricsConfig
 
     if hops and not services:
         raise ConfigError("-F", "-F needs at least one -L service to use the chain")
@@ -70,6 +78,7 @@ def load_config(
         cfg.chains += part.chains
         cfg.tls = part.tls or cfg.tls
         cfg.log = part.log or cfg.log
+        cfg.metrics = part.metrics or cfg.metrics
         if part.workers is not None:
             cfg.workers, cfg.workers_text = part.workers, part.workers_text
     if services or hops:
@@ -80,6 +89,11 @@ def load_config(
             raise ConfigError("-F", "chain name 'chain-0' is taken by the config file")
         cfg.services += part.services
         cfg.chains += part.chains
+    env = (os.environ if environ is None else environ).get(ENV_METRICS, "")
+    if env:
+        cfg.metrics = dataclasses.replace(cfg.metrics or MetricsConfig(addr=""), addr=env)
+    if metrics:
+        cfg.metrics = urlcfg.parse_metrics_flag(metrics)
     return cfg
 
 
@@ -88,12 +102,12 @@ def _fail(exc: Exception, code: int) -> None:
     sys.exit(code)
 
 
-def _plan(config_files, services, hops) -> Plan:
+def _plan(config_files, services, hops, metrics=None) -> Plan:
     from gostfast.config.errors import ConfigError
     from gostfast.service import plan
 
     try:
-        return plan(load_config(config_files, services, hops))
+        return plan(load_config(config_files, services, hops, metrics))
     except ConfigError as exc:
         _fail(exc, EXIT_CONFIG)
         raise  # unreachable
@@ -276,8 +290,27 @@ def _url_options(f):
     metavar="DURATION",
     help="reload the -C files every DURATION (as gost -R; SIGHUP reloads at once)",
 )
+@click.option(
+    "-metrics",
+    "--metrics",
+    "metrics",
+    metavar="[USER:PASS@]ADDR[?path=P]",
+    help="serve GOST's Prometheus metrics on ADDR (as gost -metrics; GOST_METRICS too)",
+)
 @click.pass_context
-def cli(ctx, services, hops, config_files, debug, version, output, grace, workers, reload_period):
+def cli(
+    ctx,
+    services,
+    hops,
+    config_files,
+    debug,
+    version,
+    output,
+    grace,
+    workers,
+    reload_period,
+    metrics,
+):
     """gostfast: a GOST-compatible websocket tunnel (ws, wss, mws, mwss)."""
     if version:
         impl = "compiled" if gostfast.compiled else "pure-python"
@@ -288,7 +321,7 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
     if ctx.invoked_subcommand is not None:
         return
     setup_logging(None, debug)  # config loading may warn: honour GOST_LOGGER_LEVEL already
-    p = _plan(config_files, services, hops)
+    p = _plan(config_files, services, hops, metrics)
     if workers is not None:  # the command line wins over the config's workers:
         p.config.workers, p.config.workers_text = workers
     if output:  # validated above: what is printed is a config gostfast runs
@@ -299,7 +332,9 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
         return
     count = worker_count(p)
     if count > 1 or reload_period:
-        _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers)
+        _supervise(
+            p, count, grace, reload_period, debug, (config_files, services, hops, metrics), workers
+        )
         return
     setup_logging(p.config.log, debug)
     import uvloop
@@ -310,7 +345,8 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
 
     tune_malloc()
     try:
-        uvloop.run(Orchestrator(p, grace=grace).run())
+        metrics_socks = _bind_metrics(p)
+        uvloop.run(Orchestrator(p, grace=grace, metrics_sockets=metrics_socks).run())
     except StartError as exc:
         _fail(exc, EXIT_START)
     except ConfigError as exc:  # refused by a component as it was built
@@ -319,7 +355,20 @@ def cli(ctx, services, hops, config_files, debug, version, output, grace, worker
         pass
 
 
-def _supervise(p, count, grace, reload_period, debug, config_files, services, hops, workers):
+def _bind_metrics(p: Plan) -> list | None:
+    """The metrics address's sockets, bound before any service (exit 1 naming it)."""
+    if p.config.metrics is None:
+        return None
+    from gostfast.metrics.server import MetricsBindError, bind
+    from gostfast.service import StartError
+
+    try:
+        return bind(p.config.metrics.addr)
+    except MetricsBindError as exc:
+        raise StartError(str(exc)) from None
+
+
+def _supervise(p, count, grace, reload_period, debug, sources, workers):
     """--workers N > 1 (or -R): the supervisor runs the workers and reloads (supervisor.py)."""
     from gostfast import logsetup
     from gostfast.config.errors import ConfigError
@@ -327,8 +376,10 @@ def _supervise(p, count, grace, reload_period, debug, config_files, services, ho
     from gostfast.service import plan
     from gostfast.supervisor import Supervisor
 
+    config_files = sources[0]
+
     def reload_plan() -> Plan:
-        fresh = plan(load_config(config_files, services, hops))
+        fresh = plan(load_config(*sources))
         if workers is not None:
             fresh.config.workers, fresh.config.workers_text = workers
         return fresh

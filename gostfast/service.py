@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gostfast import registry
+from gostfast import metrics, registry
 from gostfast.admission import Admission
 from gostfast.chain.bypass import Bypass
 from gostfast.chain.hosts import HostMapper
@@ -52,6 +52,7 @@ from gostfast.errors import GostfastError
 from gostfast.limits import ConnLimiter, RateLimiter
 from gostfast.shared_limits import SharedCounters, SharedScope
 from gostfast.traffic import SCOPES, TrafficLimiter
+from gostfast.tunnel import Tunnel
 
 log = logging.getLogger("gostfast")
 
@@ -313,6 +314,7 @@ class Orchestrator:
         grace: float = DEFAULT_GRACE,
         sockets: Mapping[str, list[socket.socket]] | None = None,
         shared: SharedCounters | None = None,
+        metrics_sockets: list[socket.socket] | None = None,
     ) -> None:
         self.plan = p
         self.grace = grace
@@ -321,6 +323,9 @@ class Orchestrator:
         #: under --workers: the gateway-wide limiter counters all workers share
         self.shared = shared
         self.listeners: list[Listener] = []
+        #: the metrics address's sockets (bound by the command or the supervisor)
+        self.metrics_sockets = metrics_sockets
+        self.metrics_server = None
         self.tasks: set[asyncio.Task] = set()
         self._stop = asyncio.Event()
         self._hops_by_chain: dict[str, list[Hop]] = {}
@@ -420,6 +425,7 @@ class Orchestrator:
         """Bind every service; on failure close what was bound and raise StartError (or
         ConfigError, for what a component refuses only as it is built: a certificate
         file that does not load, a header name that is no token)."""
+        await self._start_metrics()
         for sp in self.plan.services:
             try:
                 listener, handler = self._build(sp)
@@ -448,6 +454,8 @@ class Orchestrator:
                     f"{sp.config.name}: cannot listen on {sp.config.addr}: {reason}"
                 ) from None
             self.listeners.append(listener)
+            if metrics.active is not None:
+                metrics.active.service_up()
             log.info(
                 "%s: listening on %s (listener %s, handler %s%s)",
                 sp.config.name,
@@ -458,6 +466,21 @@ class Orchestrator:
                 if sp.config.handler.chain and not sp.ignore_chain
                 else "",
             )
+
+    async def _start_metrics(self) -> None:
+        """GOST's metrics service, before the services (their hooks count into it)."""
+        cfg = self.plan.config.metrics
+        if cfg is None:
+            return
+        from gostfast.metrics.server import MetricsBindError, MetricsServer, bind, scrape_registry
+
+        m = metrics.enable()
+        try:
+            socks = self.metrics_sockets or bind(cfg.addr)
+        except MetricsBindError as exc:
+            raise StartError(str(exc)) from None
+        self.metrics_server = MetricsServer(cfg, socks, scrape_registry(m))
+        await self.metrics_server.start()
 
     def _scope(self, service: str, kind: str) -> SharedScope | None:
         """Where a limiter keeps its gateway-wide counters: shared memory under --workers."""
@@ -475,6 +498,7 @@ class Orchestrator:
         hlog = logging.getLogger(f"gostfast.service.{name}")
 
         async def serve(ep: Endpoint) -> None:
+            tunnel = Tunnel(name, ep, hlog)  # the access log line and the metrics
             try:
                 await handler.handle(ep)
             except asyncio.CancelledError:
@@ -482,10 +506,14 @@ class Orchestrator:
                 raise
             except (ConnectionError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 hlog.info("%s: %s", ep.peer, exc or type(exc).__name__)
+                tunnel.fail(str(exc) or type(exc).__name__)
                 ep.abort()
-            except Exception:
+            except Exception as exc:
                 hlog.exception("%s: handler failed", ep.peer)
+                tunnel.fail(f"handler failed: {type(exc).__name__}: {exc}")
                 ep.abort()
+            finally:
+                tunnel.end()
 
         def on_accept(ep: Endpoint) -> None:
             if rlimiter is not None and not rlimiter.allow(ep.peer_ip):
@@ -503,6 +531,8 @@ class Orchestrator:
     def close_listeners(self) -> None:
         for listener in self.listeners:
             listener.close()
+            if metrics.active is not None:
+                metrics.active.service_down()
         self.listeners.clear()
 
     def stop(self) -> None:
@@ -536,7 +566,12 @@ class Orchestrator:
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         """Start, serve until SIGINT/SIGTERM or ``stop()``, then shut down; ``ready`` is
         called once every service listens (a worker tells its supervisor so)."""
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            if self.metrics_server is not None:
+                self.metrics_server.close()
+            raise
         if ready is not None:
             ready()
         loop = asyncio.get_running_loop()
@@ -549,3 +584,5 @@ class Orchestrator:
             await self._stop.wait()
         finally:
             await self.shutdown()
+            if self.metrics_server is not None:
+                self.metrics_server.close()

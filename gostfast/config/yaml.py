@@ -39,6 +39,7 @@ from gostfast.config.model import (
     LimiterConfig,
     ListenerConfig,
     LogConfig,
+    MetricsConfig,
     NodeConfig,
     SelectorConfig,
     ServiceConfig,
@@ -63,7 +64,6 @@ _UNSUPPORTED_TOP = {
     "observers",
     "loggers",
     "api",
-    "metrics",
     "profiling",
     "plugins",
     "vars",
@@ -271,6 +271,8 @@ def from_dict(data: Any) -> Config:
         name = r.str("name", required=True)
         authers[name] = [_auth(x, r.sub(f"auths[{j}]")) for j, x in enumerate(r.list("auths"))]
         r.warn_unknown()
+    if top.has("metrics"):
+        cfg.metrics = _metrics(_Reader(top.get("metrics"), "metrics"), authers)
     named = _Named(_bypasses(top), _hosts(top))
     bypasses = named.bypasses
     admissions = _admissions(top)
@@ -322,6 +324,26 @@ def _log(r: _Reader) -> LogConfig:
     )
     r.warn_unknown()
     return out
+
+
+def _metrics(r: _Reader, authers: dict[str, list[Auth]]) -> MetricsConfig | None:
+    """GOST's ``metrics:``: addr (none: no metrics, as GOST), path, auth, auther."""
+    addr = r.str("addr")
+    path = r.str("path") or "/metrics"
+    if not path.startswith("/"):
+        raise ConfigError(r.sub("path"), f"'{path}' must start with /")
+    out = MetricsConfig(addr=addr, path=path)
+    if r.has("auther"):
+        name = r.str("auther")
+        out.auths = list(_lookup_named(authers, name, "auther", "authers", r.sub("auther")))
+        out.auth_required = True
+        if r.has("auth"):
+            log.warning("%s: not used when an auther is given (as GOST)", r.sub("auth"))
+            r.get("auth")
+    elif r.has("auth"):
+        out.auths = [_auth(r.get("auth"), r.sub("auth"))]
+    r.warn_unknown()
+    return out if addr else None
 
 
 def _auth(data: Any, path: str) -> Auth:

@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 
-from gostfast import registry
+from gostfast import metrics, registry
 from gostfast.components import OpenConn
 from gostfast.endpoint import Endpoint
 from gostfast.mux.config import MUX_OPTIONS, SmuxConfig
@@ -38,7 +38,25 @@ class _MuxServing:
 
     def _accepted_ws(self, ws: Endpoint, on_accept: Callable[[Endpoint], None]) -> None:
         cfg = SmuxConfig.from_options(self.spec.options)
-        Session(ws, cfg, client=False, on_stream=on_accept, name=ws.peer)
+        m = metrics.active
+        if m is None:
+            Session(ws, cfg, client=False, on_stream=on_accept, name=ws.peer)
+            return
+        streams = m.mws_streams.labels(metrics.HOST, self.spec.service)
+
+        def on_stream(st) -> None:  # counted open until the session forgets it
+            streams.inc()
+            on_accept(st)
+
+        session = Session(
+            ws,
+            cfg,
+            client=False,
+            on_stream=on_stream,
+            name=ws.peer,
+            on_stream_gone=lambda _st: streams.dec(),
+        )
+        m.mws_session(self.spec.service, session)
 
 
 class MWSListener(_MuxServing, WSListener):
