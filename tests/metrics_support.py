@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import base64
+import os
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
-from support import ThreadedServer
+from support import ThreadedServer, recv_exact, wsframe
+
+from gostfast.proto import http1, wshandshake
+
+#: the client a "proxy" in front of a websocket listener names in X-Forwarded-For
+FORWARDED = "203.0.113.7"
 
 Samples = dict[tuple[str, frozenset], float]
 
@@ -73,3 +80,37 @@ def wait_value(
             assert got == expected, (name, labels, got, expected)
             return samples
         time.sleep(0.1)
+
+
+def echo_through(port: int, data: bytes) -> None:
+    """``data`` through the tunnel at ``port`` to an echo server and back, exactly."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.settimeout(20)
+        t = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+        t.start()
+        assert recv_exact(s, len(data)) == data
+        t.join(20)
+
+
+def ws_echo_forwarded(port: int, data: bytes) -> int:
+    """A websocket client behind a proxy that names it in X-Forwarded-For; its local port."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.settimeout(20)
+        key = wshandshake.make_key()
+        s.sendall(
+            wshandshake.build_client_request(
+                f"127.0.0.1:{port}", "/ws", key, [("X-Forwarded-For", f"{FORWARDED}, 10.0.0.1")]
+            )
+        )
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(4096)
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        wshandshake.check_client_response(http1.parse_response(head + b"\r\n\r\n"), key)
+        s.sendall(wsframe.build_frame(wsframe.OP_BINARY, data, True, os.urandom(4)))
+        parser = wsframe.FrameParser(False)
+        got = b"".join(bytes(p) for _, p in parser.feed(rest))
+        while len(got) < len(data):
+            got += b"".join(bytes(p) for _, p in parser.feed(s.recv(65536)))
+        assert got == data
+        return s.getsockname()[1]

@@ -12,16 +12,23 @@ from __future__ import annotations
 import os
 import re
 import socket
-import threading
 
 import pytest
-from metrics_support import Echo, fetch, scrape, value, wait_value
-from support import free_port, output, recv_exact, wait_port, wsframe
+from metrics_support import (
+    FORWARDED,
+    Echo,
+    echo_through,
+    fetch,
+    scrape,
+    value,
+    wait_value,
+    ws_echo_forwarded,
+)
+from support import free_port, output, wait_port
 
-from gostfast.proto import http1, wshandshake
+from gostfast.proto import wshandshake
 
 AUTH = ("prom", "s3cret")
-FORWARDED = "203.0.113.7"
 
 
 def _config(tmp_path, ports: dict[str, int], echo: int, closed: int) -> str:
@@ -57,39 +64,6 @@ def _config(tmp_path, ports: dict[str, int], echo: int, closed: int) -> str:
     return str(path)
 
 
-def _echo_through(port: int, data: bytes) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-        s.settimeout(20)
-        t = threading.Thread(target=s.sendall, args=(data,), daemon=True)
-        t.start()
-        assert recv_exact(s, len(data)) == data
-        t.join(20)
-
-
-def _ws_echo_forwarded(port: int, data: bytes) -> int:
-    """A websocket client behind a proxy that names it in X-Forwarded-For; its local port."""
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-        s.settimeout(20)
-        key = wshandshake.make_key()
-        s.sendall(
-            wshandshake.build_client_request(
-                f"127.0.0.1:{port}", "/ws", key, [("X-Forwarded-For", f"{FORWARDED}, 10.0.0.1")]
-            )
-        )
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            buf += s.recv(4096)
-        head, rest = buf.split(b"\r\n\r\n", 1)
-        wshandshake.check_client_response(http1.parse_response(head + b"\r\n\r\n"), key)
-        s.sendall(wsframe.build_frame(wsframe.OP_BINARY, data, True, os.urandom(4)))
-        parser = wsframe.FrameParser(False)
-        got = b"".join(bytes(p) for _, p in parser.feed(rest))
-        while len(got) < len(data):
-            got += b"".join(bytes(p) for _, p in parser.feed(s.recv(65536)))
-        assert got == data
-        return s.getsockname()[1]
-
-
 def _bad_upgrades(ports: dict[str, int]) -> None:
     """A websocket upgrade to the wrong path (404), and plain text to the TLS listener."""
     with socket.create_connection(("127.0.0.1", ports["wsv"]), timeout=20) as s:
@@ -119,9 +93,9 @@ def test_every_metric_after_real_traffic(gateway) -> None:
     proc, ports = gateway
     m = ports["metrics"]
     sizes = {"fwd": 100_000, "entry": 70_000, "wsv": 5_000}
-    _echo_through(ports["fwd"], os.urandom(sizes["fwd"]))
-    _echo_through(ports["entry"], os.urandom(sizes["entry"]))
-    ws_port = _ws_echo_forwarded(ports["wsv"], os.urandom(sizes["wsv"]))
+    echo_through(ports["fwd"], os.urandom(sizes["fwd"]))
+    echo_through(ports["entry"], os.urandom(sizes["entry"]))
+    ws_port = ws_echo_forwarded(ports["wsv"], os.urandom(sizes["wsv"]))
     with socket.create_connection(("127.0.0.1", ports["broken"]), timeout=20) as s:
         s.settimeout(20)
         assert s.recv(1) == b""  # the dead chain: closed without a byte
@@ -195,7 +169,7 @@ def test_metrics_flag_and_env(procs) -> None:
             f"-metrics=u:p@127.0.0.1:{m}?path=/m",
             wait_ports=[port, m],
         )
-        _echo_through(port, b"x" * 1000)
+        echo_through(port, b"x" * 1000)
         wait_value(
             m,
             "gost_service_transfer_input_bytes_total",
@@ -244,7 +218,7 @@ def test_workers_serve_the_gateway_totals(procs) -> None:
         wait_port(port, proc=p)
         n, size = 40, 3000
         for _ in range(n):
-            _echo_through(port, os.urandom(size))
+            echo_through(port, os.urandom(size))
         s = wait_value(m, "gost_service_requests_total", n, service="service-0", client="127.0.0.1")
         pids = set(re.findall(r"INFO \[(\d+)\] gostfast.service.service-0: ", output(p)))
         assert len(pids) == 2, "both workers served tunnels: the totals are a sum"
@@ -282,7 +256,7 @@ def test_command_line_credentials_never_reach_a_log_line(procs) -> None:
             "-F", f"relay+ws://{user}:{password}@127.0.0.1:{srv}",
             wait_ports=[cli],
         )  # fmt: skip
-        _echo_through(cli, b"y" * 5000)
+        echo_through(cli, b"y" * 5000)
         wait_value(m, "gost_service_requests_total", 1, (user, password), service="service-0")
         # a wrong password, by a client that tries one
         bad = procs.gostfast(
