@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -77,13 +78,15 @@ def go_duration(seconds: float) -> str:
     return f"{minutes}m{text}" if minutes else text
 
 
+#: a field value written bare in text lines; anything else is quoted (as slog's text handler)
+_BARE = re.compile(r'[^\s="\\\x00-\x1f\x7f]+')
+
+
 def _text_value(value: object) -> str:
     if isinstance(value, float):
         return go_duration(value)
-    text = str(value)
-    if not text or any(c in text for c in ' ="\\') or not text.isprintable():
-        return json.dumps(text, ensure_ascii=False)  # quoted as slog's text handler does
-    return text
+    text = value if isinstance(value, str) else str(value)
+    return text if _BARE.fullmatch(text) else json.dumps(text, ensure_ascii=False)
 
 
 class TextFormatter(logging.Formatter):
@@ -160,6 +163,12 @@ def configure(
     )
     root.addHandler(handler)
     root.setLevel(_LEVELS[level])
+    # what a record gathers that no format here prints, paid on every line (one access
+    # line per request): the caller's frame, the thread, the process unless asked
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logMultiprocessing = False
+    logging.logProcesses = pid
     logging.captureWarnings(True)
 
 

@@ -55,7 +55,7 @@ class Tunnel:
         "bytes_in",
         "bytes_out",
         "_token",
-        "_m",
+        "_series",
     )
 
     def __init__(self, service: str, ep: Endpoint, log: logging.Logger) -> None:
@@ -69,10 +69,10 @@ class Tunnel:
         self.bytes_in = 0  # client -> target (GOST's input)
         self.bytes_out = 0  # target -> client (GOST's output)
         self._token = current.set(self)
-        self._m = m = metrics.active
-        if m is not None:
-            m.requests.labels(metrics.HOST, service, ep.client_ip).inc()
-            m.in_flight.labels(metrics.HOST, service, ep.client_ip).inc()
+        m = metrics.active
+        self._series = series = m.client(service, ep.client_ip) if m is not None else None
+        if series is not None:
+            series.started()
 
     def dialling(self, target: str, route: str) -> None:
         """The router is reaching ``target`` by ``route`` (the last attempt is kept)."""
@@ -83,27 +83,24 @@ class Tunnel:
         self.error = error
 
     def relaying(self, opened: bool) -> None:
-        m = self._m
+        m = metrics.active
         if m is not None:
-            g = m.tunnels_open.labels(metrics.HOST, self.service)
+            g = m.service(self.service).tunnels_open
             g.inc() if opened else g.dec()
 
     def end(self) -> None:
         seconds = time.monotonic() - self.start
         current.reset(self._token)
         ep = self.ep
-        m = self._m
-        if m is not None:
-            host, svc, cip = metrics.HOST, self.service, ep.client_ip
-            m.in_flight.labels(host, svc, cip).dec()
-            m.duration.labels(host, svc).observe(seconds)
-            if self.error:
-                m.handler_errors.labels(host, svc, cip).inc()
+        series = self._series
+        m = metrics.active
+        if series is not None and m is not None:
+            series.ended(bool(self.error))
+            m.service(self.service).duration.observe(seconds)
             # GOST counts bytes on the accepted TCP connection: its peer labels them
-            if self.bytes_in:
-                m.input_bytes.labels(host, svc, ep.peer_ip).inc(self.bytes_in)
-            if self.bytes_out:
-                m.output_bytes.labels(host, svc, ep.peer_ip).inc(self.bytes_out)
+            if ep.peer_ip != ep.client_ip:
+                series = m.client(self.service, ep.peer_ip)
+            series.transferred(self.bytes_in, self.bytes_out)
         if self.log.isEnabledFor(logging.INFO):
             remote = tcp_peer(ep)
             fields = {
