@@ -246,7 +246,7 @@ def test_command_line_credentials_never_reach_a_log_line(procs) -> None:
         server = procs.gostfast(
             "-D",
             "-L", f"relay+ws://{user}:{password}@127.0.0.1:{srv}?unknownkey=1",
-            "-L", f"http://127.0.0.1:{free_port()}?auth={b64}",
+            "-L", f"http://127.0.0.1:{(http_port := free_port())}?auth={b64}",
             f"-metrics={user}:{password}@127.0.0.1:{m}",
             wait_ports=[srv, m],
         )  # fmt: skip
@@ -273,6 +273,17 @@ def test_command_line_credentials_never_reach_a_log_line(procs) -> None:
             except OSError:
                 pass
         wait_value(m, "gost_service_handler_errors_total", 1, (user, password), service="service-0")
+        # the http proxy: a CONNECT with the right Proxy-Authorization, then a wrong one
+        for pw, status in ((password, b"200"), (f"x{password}", b"407")):
+            token = base64.b64encode(f"{user}:{pw}".encode()).decode()
+            with socket.create_connection(("127.0.0.1", http_port), timeout=20) as s:
+                s.settimeout(20)
+                s.sendall(
+                    f"CONNECT 127.0.0.1:{echo.port} HTTP/1.1\r\nHost: x\r\n"
+                    f"Proxy-Authorization: Basic {token}\r\n\r\n".encode()
+                )
+                assert s.recv(4096).split(b" ")[1] == status
+        wait_value(m, "gost_service_handler_errors_total", 1, (user, password), service="service-1")
         assert fetch(m)[0] == 401
     finally:
         echo.close()
