@@ -17,9 +17,13 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from gostfast import metrics
 from gostfast.endpoint import Endpoint
+
+if TYPE_CHECKING:
+    from gostfast.traffic import Pace
 
 current: contextvars.ContextVar[Tunnel | None] = contextvars.ContextVar("tunnel", default=None)
 
@@ -126,3 +130,21 @@ class Tunnel:
 def now() -> Tunnel | None:
     """The request the running task serves, if any."""
     return current.get()
+
+
+def counting(pace: Pace | None, inbound: bool) -> Pace | None:
+    """A body copy's ``pace`` (http handler, _httpbody.py) that also adds each piece to
+    the request's bytes: coroutine copies do not pass through the relay's counters."""
+    tunnel = current.get()
+    if tunnel is None:
+        return pace
+
+    async def count(n: int) -> None:
+        if inbound:
+            tunnel.bytes_in += n
+        else:
+            tunnel.bytes_out += n
+        if pace is not None:
+            await pace(n)
+
+    return count

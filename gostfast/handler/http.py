@@ -63,6 +63,7 @@ from gostfast.handler._users import Users
 from gostfast.proto import http1
 from gostfast.relay import relay
 from gostfast.traffic import Gate, pacer
+from gostfast.tunnel import counting
 
 HTTP_OPTIONS = (
     # GOST (config/parsing/service): client addresses that skip authentication
@@ -467,7 +468,7 @@ class HTTPHandler(Handler):
             log.debug("%s -> %s %s %s", ep.peer, req.method, authority, origin)
             upstream.write(out_head)
             upload = asyncio.ensure_future(
-                body.copy_body(ep, upstream, req_length, pace=pacer(gate, inbound=True))
+                body.copy_body(ep, upstream, req_length, pace=counting(pacer(gate, True), True))
             )
             upload.add_done_callback(_retrieve)
             resp = await self._response_head(ep, upstream, upload, http10)
@@ -573,11 +574,12 @@ class HTTPHandler(Handler):
             if gunzip:
                 sink = body.GunzipSink(ep, chunked=not http10)
                 await body.copy_body(  # type: ignore[arg-type]
-                    upstream, sink, length, dechunk=True, pace=pacer(gate, inbound=False)
+                    upstream, sink, length, dechunk=True, pace=counting(pacer(gate, False), False)
                 )
                 sink.finish()
             else:
-                await body.copy_body(upstream, ep, length, dechunk, pace=pacer(gate, inbound=False))
+                pace = counting(pacer(gate, False), False)
+                await body.copy_body(upstream, ep, length, dechunk, pace=pace)
         except (*_READ_ERRORS, body.BodyError) as exc:
             self.spec.log.info("%s: response body cut: %s", ep.peer, exc or type(exc).__name__)
             ep.abort()

@@ -242,7 +242,7 @@ def test_command_line_credentials_never_reach_a_log_line(procs) -> None:
     try:
         user, password = "alice", "Pa55-w0rd-xyz"
         b64 = base64.b64encode(f"{user}:{password}".encode()).decode()
-        srv, cli, m = free_port(), free_port(), free_port()
+        srv, m = free_port(), free_port()
         server = procs.gostfast(
             "-D",
             "-L", f"relay+ws://{user}:{password}@127.0.0.1:{srv}?unknownkey=1",
@@ -250,21 +250,22 @@ def test_command_line_credentials_never_reach_a_log_line(procs) -> None:
             f"-metrics={user}:{password}@127.0.0.1:{m}",
             wait_ports=[srv, m],
         )  # fmt: skip
-        client = procs.gostfast(
-            "-D",
-            "-L", f"tcp://127.0.0.1:{cli}/127.0.0.1:{echo.port}",
-            "-F", f"relay+ws://{user}:{password}@127.0.0.1:{srv}",
-            wait_ports=[cli],
-        )  # fmt: skip
+
+        def relay_client(pw: str) -> tuple:
+            """A gostfast forwarding to the echo server through the relay service as ``pw``."""
+            port = free_port()
+            proc = procs.gostfast(
+                "-D",
+                "-L", f"tcp://127.0.0.1:{port}/127.0.0.1:{echo.port}",
+                "-F", f"relay+ws://{user}:{pw}@127.0.0.1:{srv}",
+                wait_ports=[port],
+            )  # fmt: skip
+            return proc, port
+
+        client, cli = relay_client(password)
         echo_through(cli, b"y" * 5000)
         wait_value(m, "gost_service_requests_total", 1, (user, password), service="service-0")
-        # a wrong password, by a client that tries one
-        bad = procs.gostfast(
-            "-D",
-            "-L", f"tcp://127.0.0.1:{(bad_port := free_port())}/127.0.0.1:{echo.port}",
-            "-F", f"relay+ws://{user}:wrong-{password}@127.0.0.1:{srv}",
-            wait_ports=[bad_port],
-        )  # fmt: skip
+        bad, bad_port = relay_client(f"wrong-{password}")  # a client that tries a wrong one
         with socket.create_connection(("127.0.0.1", bad_port), timeout=20) as s:
             s.settimeout(20)
             s.sendall(b"z")
@@ -292,3 +293,24 @@ def test_command_line_credentials_never_reach_a_log_line(procs) -> None:
         assert "DEBUG" in log and " >< " in output(server)
         for secret in (password, f"{user}:{password}", b64, b64.rstrip("=")):
             assert secret not in log, (secret, [ln for ln in log.splitlines() if secret in ln])
+
+
+def test_http_proxy_bodies_are_counted(procs, http_server) -> None:
+    """Plain (absolute-URI) proxying copies bodies in coroutines, not the relay: counted too."""
+    port, m = free_port(), free_port()
+    procs.gostfast(
+        "-L", f"http://127.0.0.1:{port}", f"-metrics=127.0.0.1:{m}", wait_ports=[port, m]
+    )
+    blob = http_server.blob
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.settimeout(20)
+        s.sendall(
+            f"GET http://127.0.0.1:{http_server.port}/blob.bin HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{http_server.port}\r\nConnection: close\r\n\r\n".encode()
+        )
+        got = b""
+        while chunk := s.recv(1 << 20):
+            got += chunk
+    assert got.endswith(blob)
+    s = wait_value(m, "gost_service_transfer_output_bytes_total", len(blob), service="service-0")
+    assert value(s, "gost_service_transfer_input_bytes_total", service="service-0") is None
