@@ -192,6 +192,18 @@ class Supervisor:
         self.metrics_dir = tempfile.mkdtemp(prefix="gostfast-metrics-")
         os.environ[MULTIPROC_ENV] = self.metrics_dir
 
+    def _keep_metrics_address(self, new: Plan, why: str) -> None:
+        """The metrics socket is bound once, at start: a reload may change the path or the
+        users, not the address, nor turn metrics on or off (logged; the next start does)."""
+        old, fresh = self.plan.config.metrics, new.config.metrics
+        if (old.addr if old else None) == (fresh.addr if fresh else None):
+            return
+        log.warning("reload (%s): a changed metrics address takes effect at the next start", why)
+        if old is None or fresh is None:
+            new.config.metrics = old
+        else:
+            new.config.metrics = dataclasses.replace(fresh, addr=old.addr)
+
     def _metrics_gone(self, pid: int) -> None:
         if self.metrics_dir:
             from prometheus_client import multiprocess
@@ -472,17 +484,7 @@ class Supervisor:
                 new.config.workers,
                 self.workers,
             )
-        old_metrics = self.plan.config.metrics
-        new_metrics = new.config.metrics
-        if (old_metrics and old_metrics.addr) != (new_metrics and new_metrics.addr):
-            log.warning(
-                "reload (%s): a changed metrics address takes effect at the next start", why
-            )
-            new.config.metrics = (
-                old_metrics
-                if new_metrics is None or old_metrics is None
-                else (dataclasses.replace(new_metrics, addr=old_metrics.addr))
-            )
+        self._keep_metrics_address(new, why)
         if len(self._free_rows) < self.workers:
             log.error(
                 "reload (%s): the previous reload's workers are still draining; try again later",

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
+import time
 
 import pytest
 from metrics_support import (
@@ -230,6 +232,17 @@ def test_workers_serve_the_gateway_totals(procs) -> None:
         for _ in range(6):
             again = scrape(m)
             assert value(again, "gost_service_requests_total", service="service-0") == n
+        # a reload replaces both workers: what they counted stays, their gauges go with them
+        p.send_signal(signal.SIGHUP)
+        end = time.monotonic() + 60
+        while len(re.findall(r"worker \d+ \(slot \d, stopped\)", output(p))) < 2:
+            assert time.monotonic() < end, output(p)
+            time.sleep(0.1)
+        s = wait_value(m, "gost_services", 2)
+        assert value(s, "gost_service_requests_total", service="service-0") == n
+        assert value(s, "gost_service_transfer_input_bytes_total", service="service-0") == n * size
+        echo_through(port, b"after the reload")
+        wait_value(m, "gost_service_requests_total", n + 1, service="service-0")
     finally:
         echo.close()
 
