@@ -223,6 +223,11 @@ def describe(p: Plan) -> dict[str, Any]:
         del out["chains"]
     if p.config.log is not None:
         out["log"] = dataclasses.asdict(p.config.log)
+    if p.config.metrics is not None:
+        m = p.config.metrics
+        out["metrics"] = {"addr": m.addr, "path": m.path}
+        if m.auths or m.auth_required:
+            out["metrics"]["auth"] = [{"username": a.username, "password": "***"} for a in m.auths]
     return out
 
 
@@ -248,6 +253,13 @@ _URL_OPTS = [
         metavar="FILE",
         help="GOST YAML/JSON config: a file, an http(s) URL, - for stdin, or the JSON "
         "itself ('{...}'); default gost.yaml in /etc/gost, ~/.gost or here",
+    ),
+    click.option(
+        "-metrics",
+        "--metrics",
+        "metrics",
+        metavar="[USER:PASS@]ADDR[?path=P]",
+        help="serve GOST's Prometheus metrics on ADDR (as gost -metrics; GOST_METRICS too)",
     ),
 ]
 
@@ -289,13 +301,6 @@ def _url_options(f):
     callback=lambda ctx, param, value: _duration_option(value, "-R"),
     metavar="DURATION",
     help="reload the -C files every DURATION (as gost -R; SIGHUP reloads at once)",
-)
-@click.option(
-    "-metrics",
-    "--metrics",
-    "metrics",
-    metavar="[USER:PASS@]ADDR[?path=P]",
-    help="serve GOST's Prometheus metrics on ADDR (as gost -metrics; GOST_METRICS too)",
 )
 @click.pass_context
 def cli(
@@ -403,10 +408,10 @@ def _supervise(p, count, grace, reload_period, debug, sources, workers):
     metavar="N|auto",
     help="the worker count to check and print (as the run would use it)",
 )
-def check(services, hops, config_files, workers):
+def check(services, hops, config_files, metrics, workers):
     """Validate the configuration and print the resolved services and chains."""
     setup_logging(None, False)
-    p = _plan(config_files, services, hops)
+    p = _plan(config_files, services, hops, metrics)
     if workers is not None:
         p.config.workers, p.config.workers_text = workers
     import yaml
