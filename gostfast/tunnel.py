@@ -119,9 +119,7 @@ class Tunnel:
             }
             if self.error:
                 fields["error"] = self.error
-            self.log.info(
-                "%s >< %s", ep.peer, self.target or "-", extra={"fields": fields, "access": True}
-            )
+            self.log.info("%s >< %s", ep.peer, self.target or "-", extra={"fields": fields})
         # a task this one started may keep the context (and so this record) alive: let go
         # of the connection, which may hold TLS buffers (issue 18)
         self.ep = None  # type: ignore[assignment]
