@@ -185,7 +185,7 @@ def test_metrics_flag_and_env(procs) -> None:
             "-L", f"tcp://127.0.0.1:{free_port()}/127.0.0.1:{echo.port}",
             env={"GOST_METRICS": f"127.0.0.1:{m2}"}, wait_ports=[m2],
         )  # fmt: skip
-        assert value(scrape(m2), "gost_services") == 1
+        wait_value(m2, "gost_services", 1)  # metrics listen first, then the services
     finally:
         echo.close()
 
@@ -261,7 +261,7 @@ def test_command_line_credentials_never_reach_a_log_line(procs) -> None:
             "-L", f"relay+ws://{user}:{password}@127.0.0.1:{srv}?unknownkey=1",
             "-L", f"http://127.0.0.1:{(http_port := free_port())}?auth={b64}",
             f"-metrics={user}:{password}@127.0.0.1:{m}",
-            wait_ports=[srv, m],
+            wait_ports=[srv, m, http_port],
         )  # fmt: skip
 
         def relay_client(pw: str) -> tuple:
