@@ -21,6 +21,12 @@ with compressible text (this repository's Python sources, repeated) pushed by
 ``TextLoad`` here, since refpeer's tcpbench writes zeros; both sides of such a row
 get the same load client.
 
+The ``-metrics`` rows (``tcp-metrics``, ``ws-metrics``, ``mws-metrics``, ...) put
+gostfast against itself: every gostfast process of the row serves GOST's metrics
+(``-metrics``) against the same processes without them, so the ratio is what
+counting costs. The ``-accesslog`` rows compare the default info level (one
+access log line per request) with ``GOST_LOGGER_LEVEL=warn`` (none).
+
     python bench/tunnel.py --rounds 3 [--cases tcp,ws] [--json out.json] [--cpus 0]
                            [--clients 1,32,128] [--halt-poll-ns 200000]
 """
@@ -113,6 +119,8 @@ class Topology:
     entry: str  # placeholder name of the entry port
     ports: list[str] = field(default_factory=list)  # placeholders to allocate, in start order
     text: bool = False  # throughput with compressible text (TextLoad) instead of zeros
+    extra_ports: list[str] = field(default_factory=list)  # allocated, not waited for
+    env: dict[str, str] = field(default_factory=dict)  # added to every command's environment
 
 
 @dataclass
@@ -191,8 +199,44 @@ def tunnel_case(refpeer: str, scheme: str, tls_pair: str, deflate: bool = False)
     )
 
 
+def with_metrics(topo: Topology) -> Topology:
+    """``topo`` with every gostfast process serving metrics on a port of its own."""
+    names = [f"M{i}" for i in range(len(topo.commands))]
+    return Topology(
+        topo.label + ", -metrics",
+        [
+            [*cmd, f"-metrics=127.0.0.1:{{{m}}}"]
+            for cmd, m in zip(topo.commands, names, strict=True)
+        ],
+        topo.entry,
+        topo.ports,
+        topo.text,
+        names,
+    )
+
+
+def self_cases(base: dict[str, Case]) -> dict[str, Case]:
+    """gostfast against itself: metrics on vs off, and the access log on vs off."""
+    out: dict[str, Case] = {}
+    for name in ("tcp", "ws", "mws", "wss", "mwss"):
+        topo = base[name].subject
+        out[f"{name}-metrics"] = Case(f"{name} metrics on/off", with_metrics(topo), topo)
+        quiet = Topology(
+            topo.label + ", level warn", topo.commands, topo.entry, topo.ports, topo.text,
+            env={"GOST_LOGGER_LEVEL": "warn"},
+        )  # fmt: skip
+        out[f"{name}-accesslog"] = Case(f"{name} access log on/off", topo, quiet)
+    return out
+
+
 def cases(refpeer: str, tls_pair: str) -> dict[str, Case]:
     """The benchmark rows; ``tls_pair`` is "cert.pem,key.pem" for refpeer's TLS servers."""
+    base = base_cases(refpeer, tls_pair)
+    return {**base, **self_cases(base)}
+
+
+def base_cases(refpeer: str, tls_pair: str) -> dict[str, Case]:
+    """gostfast against a baseline (a direct connection, or refpeer)."""
     return {
         "tcp": Case(
             "tcp forward",
@@ -297,8 +341,15 @@ class Runner:
         self.procs: list[subprocess.Popen] = []
         self.echo_port = free_port()
 
-    def spawn(self, cmd: list[str], port: int | None) -> subprocess.Popen:
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def spawn(
+        self, cmd: list[str], port: int | None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        p = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **env} if env else None,
+        )
         self.procs.append(p)
         if port is not None:
             wait_listening(port, p)
@@ -311,12 +362,12 @@ class Runner:
 
     def start(self, topo: Topology) -> tuple[int, list[subprocess.Popen]]:
         ports = {"echo": self.echo_port}
-        for name in topo.ports:
+        for name in topo.ports + topo.extra_ports:
             ports[name] = free_port()
         started = []
         # start from the far end (last command) so each one's upstream already listens
         for cmd, name in reversed(list(zip(topo.commands, topo.ports, strict=True))):
-            started.append(self.spawn([c.format(**ports) for c in cmd], ports[name]))
+            started.append(self.spawn([c.format(**ports) for c in cmd], ports[name], topo.env))
         return ports[topo.entry], started
 
     def load(self, args: list[str]) -> str:
@@ -444,7 +495,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--cases", default="all", help="comma-separated case names, or all")
+    ap.add_argument(
+        "--cases",
+        default="all",
+        help="comma-separated case names, all (gostfast vs baselines) or everything "
+        "(also the -metrics and -accesslog rows, gostfast against itself)",
+    )
     ap.add_argument(
         "--mib", type=int, default=256, help="MiB echoed per throughput run (all conns together)"
     )
@@ -480,7 +536,13 @@ def run(args: argparse.Namespace) -> int:
         os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})  # children inherit it
     refpeer = find_refpeer()
     all_cases = cases(refpeer, tls_files())
-    names = list(all_cases) if args.cases == "all" else args.cases.split(",")
+    names = (
+        list(base_cases(refpeer, ""))
+        if args.cases == "all"
+        else list(all_cases)
+        if args.cases == "everything"
+        else args.cases.split(",")
+    )
     conns = [int(c) for c in args.conns.split(",")]
     clients = [int(c) for c in args.clients.split(",")]
     runner = Runner(refpeer)
@@ -522,7 +584,10 @@ def run(args: argparse.Namespace) -> int:
             }
     finally:
         runner.close()
-    print("\n# medians (MB/s = bytes echoed back / s / 1e6); ratio = gostfast / baseline")
+    print(
+        "\n# medians (MB/s = bytes echoed back / s / 1e6); ratio = gostfast / baseline "
+        "(-metrics rows: on / off; -accesslog rows: info / warn)"
+    )
     for name, r in results.items():
         print(f"{name}: gostfast = {r['subject']}  vs  baseline = {r['baseline']}")
         for k in r["median"]["subject"]:

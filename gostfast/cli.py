@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 EXIT_START = 1
 EXIT_CONFIG = 2
+ENV_METRICS = "GOST_METRICS"  # GOST's: the metrics address
 OUTPUT_FORMATS = ("yaml", "json")  # gost_output.FORMATS (a test keeps them equal)
 
 
@@ -45,12 +47,15 @@ def load_config(
     hops: tuple[str, ...],
     api: str | None = None,
     documents: list[Any] | None = None,
+    metrics: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Config:
     """-C files and -L/-F URLs -> one Config (GOST merges them the same way).
 
     ``api`` is ``-api=ADDR`` (else GOST's ``GOST_API`` sets the address); ``documents``,
     when given, gets each part for the web API's document: a ``-C`` source's mapping
-    as written, the ``-L``/``-F`` part as its Config.
+    as written, the ``-L``/``-F`` part as its Config. As GOST's parser, GOST_METRICS
+    sets the metrics address and ``metrics`` (``-metrics``) the whole block.
     """
     import logging
     import os
@@ -60,7 +65,7 @@ def load_config(
     from gostfast.config import url as urlcfg
     from gostfast.config import yaml as yamlcfg
     from gostfast.config.errors import ConfigError
-    from gostfast.config.model import Config
+    from gostfast.config.model import Config, MetricsConfig
 
     if hops and not services:
         raise ConfigError("-F", "-F needs at least one -L service to use the chain")
@@ -86,6 +91,7 @@ def load_config(
         cfg.chains += part.chains
         cfg.tls = part.tls or cfg.tls
         cfg.log = part.log or cfg.log
+        cfg.metrics = part.metrics or cfg.metrics
         if part.workers is not None:
             cfg.workers, cfg.workers_text = part.workers, part.workers_text
     if services or hops:
@@ -107,6 +113,11 @@ def load_config(
         from gostfast.config.api_flag import parse_api_flag
 
         cfg.api = parse_api_flag(api)
+    env = (os.environ if environ is None else environ).get(ENV_METRICS, "")
+    if env:
+        cfg.metrics = dataclasses.replace(cfg.metrics or MetricsConfig(addr=""), addr=env)
+    if metrics:
+        cfg.metrics = urlcfg.parse_metrics_flag(metrics)
     return cfg
 
 
@@ -115,13 +126,13 @@ def _fail(exc: Exception, code: int) -> None:
     sys.exit(code)
 
 
-def _plan(config_files, services, hops, api=None, documents=None) -> Plan:
+def _plan(config_files, services, hops, api=None, documents=None, metrics=None) -> Plan:
     """Load and plan; a ConfigError exits 2."""
     from gostfast.config.errors import ConfigError
     from gostfast.service import plan
 
     try:
-        return plan(load_config(config_files, services, hops, api, documents))
+        return plan(load_config(config_files, services, hops, api, documents, metrics))
     except ConfigError as exc:
         _fail(exc, EXIT_CONFIG)
         raise  # unreachable
@@ -267,6 +278,10 @@ def describe(p: Plan) -> dict[str, Any]:
         out["api"] = {"addr": api.addr, "pathPrefix": api.path_prefix, "accesslog": api.accesslog}
         if api.auths or api.auther:
             out["api"]["auth"] = [{"username": a.username, "password": "***"} for a in api.auths]
+    if (m := p.config.metrics) is not None:
+        out["metrics"] = {"addr": m.addr, "path": m.path}
+        if m.auths or m.auth_required:
+            out["metrics"]["auth"] = [{"username": a.username, "password": "***"} for a in m.auths]
     return out
 
 
@@ -299,6 +314,13 @@ _URL_OPTS = [
         metavar="ADDR",
         help="GOST's web API: [user:pass@][host]:port[?pathPrefix=/p&accesslog=true] "
         "(as gost -api; GOST_API sets the address too)",
+    ),
+    click.option(
+        "-metrics",
+        "--metrics",
+        "metrics",
+        metavar="[USER:PASS@]ADDR[?path=P]",
+        help="serve GOST's Prometheus metrics on ADDR (as gost -metrics; GOST_METRICS too)",
     ),
 ]
 
@@ -343,7 +365,18 @@ def _url_options(f):
 )
 @click.pass_context
 def cli(
-    ctx, services, hops, config_files, debug, version, output, grace, workers, reload_period, api
+    ctx,
+    services,
+    hops,
+    config_files,
+    debug,
+    version,
+    output,
+    grace,
+    workers,
+    reload_period,
+    api,
+    metrics,
 ):
     """gostfast: a GOST-compatible websocket tunnel (ws, wss, mws, mwss)."""
     if version:
@@ -356,7 +389,7 @@ def cli(
         return
     setup_logging(None, debug)  # config loading may warn: honour GOST_LOGGER_LEVEL already
     documents: list[Any] = []
-    p = _plan(config_files, services, hops, api, documents)
+    p = _plan(config_files, services, hops, api, documents, metrics)
     if workers is not None:  # the command line wins over the config's workers:
         p.config.workers, p.config.workers_text = workers
     if output:  # validated above: what is printed is a config gostfast runs
@@ -377,7 +410,7 @@ def cli(
             grace,
             reload_period,
             debug,
-            (config_files, services, hops, workers),
+            (config_files, services, hops, workers, metrics),
             documents,
         )
         return
@@ -390,7 +423,8 @@ def cli(
 
     tune_malloc()
     try:
-        uvloop.run(_run(p, grace, documents))
+        metrics_socks = _bind_metrics(p)
+        uvloop.run(_run(p, grace, documents, metrics_socks))
     except StartError as exc:
         _fail(exc, EXIT_START)
     except ConfigError as exc:  # refused by a component as it was built
@@ -399,16 +433,29 @@ def cli(
         pass
 
 
-async def _run(p: Plan, grace: float, documents: list[Any]) -> None:
+async def _run(p: Plan, grace: float, documents: list[Any], metrics_socks) -> None:
     """One process: the services, and GOST's web API beside them when ``api`` is set."""
     if p.config.api is not None:
         from gostfast.api.run import run_with_api
 
-        await run_with_api(p, grace, documents)
+        await run_with_api(p, grace, documents, metrics_socks)
         return
     from gostfast.service import Orchestrator
 
-    await Orchestrator(p, grace=grace).run()
+    await Orchestrator(p, grace=grace, metrics_sockets=metrics_socks).run()
+
+
+def _bind_metrics(p: Plan) -> list | None:
+    """The metrics address's sockets, bound before any service (exit 1 naming it)."""
+    if p.config.metrics is None:
+        return None
+    from gostfast.metrics.server import MetricsBindError, bind
+    from gostfast.service import StartError
+
+    try:
+        return bind(p.config.metrics.addr)
+    except MetricsBindError as exc:
+        raise StartError(str(exc)) from None
 
 
 def _api_with_reload_period():
@@ -430,10 +477,10 @@ def _supervise(p, count, grace, reload_period, debug, sources, documents):
     from gostfast.service import plan
     from gostfast.supervisor import Supervisor
 
-    config_files, services, hops, workers = sources
+    config_files, services, hops, workers, metrics = sources
 
     def reload_plan() -> Plan:
-        fresh = plan(load_config(config_files, services, hops))
+        fresh = plan(load_config(config_files, services, hops, metrics=metrics))
         if workers is not None:
             fresh.config.workers, fresh.config.workers_text = workers
         return fresh
@@ -470,10 +517,10 @@ def _supervise(p, count, grace, reload_period, debug, sources, documents):
     metavar="N|auto",
     help="the worker count to check and print (as the run would use it)",
 )
-def check(services, hops, config_files, api, workers):
+def check(services, hops, config_files, api, metrics, workers):
     """Validate the configuration and print the resolved services and chains."""
     setup_logging(None, False)
-    p = _plan(config_files, services, hops, api)
+    p = _plan(config_files, services, hops, api, metrics=metrics)
     if workers is not None:
         p.config.workers, p.config.workers_text = workers
     import yaml

@@ -11,7 +11,10 @@ file path, appended to and created with its directory when missing; a file
 that cannot be opened is reported on stderr and stderr is used, as GOST does.
 Formats: ``text`` (gostfast's default; GOST's is json) or ``json``, one
 object per line with GOST's (logrus) keys: ``time``, ``level``, ``msg``, and
-``logger`` for the component.
+``logger`` for the component. A line with fields (the access log line,
+tunnel.py, passes ``extra={"fields": {...}}``) carries them as GOST's slog
+handlers do: ``key=value`` after the message in text (a duration as Go
+writes one, ``1.5s``), top-level keys in json (a duration in nanoseconds).
 
 ``trace`` is the most verbose level; gostfast has nothing below debug, so it
 logs what debug does. ``fatal`` shows only what ends the process.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -57,6 +61,45 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 TEXT_FORMAT_PID = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
+def go_duration(seconds: float) -> str:
+    """A duration as Go's time.Duration.String writes it: 350µs, 1.5ms, 2.25s, 1m30s."""
+    ns = round(seconds * 1e9)
+    if ns < 1000:
+        return f"{ns}ns"
+    if ns < 1_000_000:
+        return f"{ns / 1e3:.6g}µs"
+    if ns < 1_000_000_000:
+        return f"{ns / 1e6:.6g}ms"
+    minutes, rest = divmod(ns, 60 * 1_000_000_000)
+    hours, minutes = divmod(minutes, 60)
+    text = f"{rest / 1e9:.9f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{text}"
+    return f"{minutes}m{text}" if minutes else text
+
+
+#: a field value written bare in text lines; anything else is quoted (as slog's text handler)
+_BARE = re.compile(r'[^\s="\\\x00-\x1f\x7f]+')
+
+
+def _text_value(value: object) -> str:
+    if isinstance(value, float):
+        return go_duration(value)
+    text = value if isinstance(value, str) else str(value)
+    return text if _BARE.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """gostfast's text lines, with a record's ``fields`` as ``key=value`` after the message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = getattr(record, "fields", None)
+        if not fields:
+            return line
+        return line + " " + " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
+
+
 class JSONFormatter(logging.Formatter):
     """One JSON object per line: time (RFC 3339, ms), level, msg, logger (and ``pid``
     when asked: under --workers, which process wrote the line)."""
@@ -77,6 +120,10 @@ class JSONFormatter(logging.Formatter):
         }
         if self.pid:
             entry["pid"] = record.process
+        fields = getattr(record, "fields", None)
+        if fields:
+            for k, v in fields.items():
+                entry.setdefault(k, round(v * 1e9) if isinstance(v, float) else v)
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -112,10 +159,16 @@ def configure(
     handler.setFormatter(
         JSONFormatter(pid)
         if cfg.format == "json"
-        else logging.Formatter(TEXT_FORMAT_PID if pid else TEXT_FORMAT)
+        else TextFormatter(TEXT_FORMAT_PID if pid else TEXT_FORMAT)
     )
     root.addHandler(handler)
     root.setLevel(_LEVELS[level])
+    # what a record gathers that no format here prints, paid on every line (one access
+    # line per request): the caller's frame, the thread, the process unless asked
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logMultiprocessing = False
+    logging.logProcesses = pid
     logging.captureWarnings(True)
 
 

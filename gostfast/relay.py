@@ -5,7 +5,10 @@ Bytes from one side are written to the other inside the arrival callback
 (``on_write_paused``) reading pauses on the other side until it drains. EOF
 on one side becomes ``write_eof`` on the other (half-close); once both
 directions have ended, or either side is lost, both are closed through the
-one close path (``_finish``), which fires ``done`` exactly once.
+one close path (``_finish``), which fires ``done`` exactly once. Each
+direction's bytes are counted as they pass (one integer add per chunk) and
+handed to the request's record (tunnel.py) once, when the tunnel ends: the
+access log line and the byte metrics read them there.
 
 ``IdleRelay`` adds GOST's pipe idle timeout (the forward and http handlers'
 ``idleTimeout``): a direction whose source sent nothing for that long ends
@@ -27,6 +30,7 @@ import asyncio
 import logging
 import time
 
+from gostfast import tunnel as tunnels
 from gostfast.endpoint import Endpoint
 from gostfast.traffic import Gate
 
@@ -36,11 +40,13 @@ log = logging.getLogger("gostfast.relay")
 class Relay:
     """Pipes ``a`` <-> ``b`` until both directions end; ``done`` resolves then."""
 
-    __slots__ = ("a", "b", "done", "_eof_a", "_eof_b", "_finished")
+    __slots__ = ("a", "b", "done", "n_a", "n_b", "_eof_a", "_eof_b", "_finished")
 
     def __init__(self, a: Endpoint, b: Endpoint) -> None:
         self.a = a
         self.b = b
+        self.n_a = 0  # bytes from a forwarded to b
+        self.n_b = 0  # bytes from b forwarded to a
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
         self._eof_a = False
         self._eof_b = False
@@ -55,8 +61,10 @@ class Relay:
     # Sink callbacks
     def on_data(self, ep: Endpoint, data) -> None:
         if ep is self.a:
+            self.n_a += len(data)
             self.b.write(data)
         else:
+            self.n_b += len(data)
             self.a.write(data)
 
     def on_eof(self, ep: Endpoint) -> None:
@@ -114,9 +122,11 @@ class IdleRelay(Relay):
         if ep is self.a:
             if not self._eof_a:  # an idled-out direction drops the rest (GOST's CloseRead)
                 self._last_a = time.monotonic()
+                self.n_a += len(data)
                 self.b.write(data)
         elif not self._eof_b:
             self._last_b = time.monotonic()
+            self.n_b += len(data)
             self.a.write(data)
 
     def on_eof(self, ep: Endpoint) -> None:
@@ -258,6 +268,9 @@ async def relay(a: Endpoint, b: Endpoint, idle_timeout: float = 0.0) -> None:
     Cancelling the caller (service shutdown after its grace period) aborts both.
     """
     r, gate = _make(a, b, idle_timeout)
+    tunnel = tunnels.now()
+    if tunnel is not None:
+        tunnel.relaying(True)
     try:
         return await asyncio.shield(r.done)
     except asyncio.CancelledError:
@@ -266,3 +279,7 @@ async def relay(a: Endpoint, b: Endpoint, idle_timeout: float = 0.0) -> None:
     finally:
         if gate is not None:
             gate.close()
+        if tunnel is not None:
+            tunnel.relaying(False)
+            tunnel.bytes_in += r.n_a
+            tunnel.bytes_out += r.n_b

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gostfast import live, registry
+from gostfast import live, metrics, registry
 from gostfast.admission import Admission
 from gostfast.chain.bypass import Bypass
 from gostfast.chain.hosts import HostMapper
@@ -53,6 +53,7 @@ from gostfast.limits import ConnLimiter, RateLimiter
 from gostfast.loaders.live import LiveLists
 from gostfast.shared_limits import SharedCounters, SharedScope
 from gostfast.traffic import SCOPES, TrafficLimiter
+from gostfast.tunnel import Tunnel
 
 log = logging.getLogger("gostfast")
 
@@ -331,6 +332,7 @@ class Orchestrator:
         grace: float = DEFAULT_GRACE,
         sockets: Mapping[str, list[socket.socket]] | None = None,
         shared: SharedCounters | None = None,
+        metrics_sockets: list[socket.socket] | None = None,
     ) -> None:
         self.plan = p
         self.grace = grace
@@ -340,6 +342,9 @@ class Orchestrator:
         self.shared = shared
         #: each running service's listener and what serves its connections, by name
         self.running: dict[str, _Running] = {}
+        #: the metrics address's sockets (bound by the command or the supervisor)
+        self.metrics_sockets = metrics_sockets
+        self.metrics_server = None
         self.tasks: set[asyncio.Task] = set()
         self._stop = asyncio.Event()
         self._hops_by_chain: dict[str, list[Hop]] = {}
@@ -504,6 +509,8 @@ class Orchestrator:
             raise StartError(
                 f"{sp.config.name}: cannot listen on {sp.config.addr}: {reason}"
             ) from None
+        if metrics.active is not None:
+            metrics.active.service_up()
         log.info(
             "%s: listening on %s (listener %s, handler %s%s)",
             sp.config.name,
@@ -521,6 +528,7 @@ class Orchestrator:
         file that does not load, a header name that is no token). The named lists with
         loaders are read first, so the first connection sees what they hold."""
         await self.lists.load_all()
+        await self._start_metrics()
         for sp in self.plan.services:
             try:
                 serving = self._build_handler(sp)
@@ -582,6 +590,8 @@ class Orchestrator:
                 self.running[n].listener.close()
         for n in d.removed:
             self.running.pop(n).listener.close()
+            if metrics.active is not None:
+                metrics.active.service_down()
             log.info("%s: stopped (removed; its open tunnels run to their end)", n)
         for n in d.reroute:
             self.running[n].serving.replace(servings[n])
@@ -619,6 +629,21 @@ class Orchestrator:
                 self.plan = new_plan
             raise
 
+    async def _start_metrics(self) -> None:
+        """GOST's metrics service, before the services (their hooks count into it)."""
+        cfg = self.plan.config.metrics
+        if cfg is None:
+            return
+        from gostfast.metrics.server import MetricsBindError, MetricsServer, bind, scrape_registry
+
+        m = metrics.enable()
+        try:
+            socks = self.metrics_sockets or bind(cfg.addr)
+        except MetricsBindError as exc:
+            raise StartError(str(exc)) from None
+        self.metrics_server = MetricsServer(cfg, socks, scrape_registry(m))
+        await self.metrics_server.start()
+
     def _scope(self, service: str, kind: str) -> SharedScope | None:
         """Where a limiter keeps its gateway-wide counters: shared memory under --workers."""
         return self.shared.scope(service, kind) if self.shared is not None else None
@@ -631,6 +656,7 @@ class Orchestrator:
         hlog = logging.getLogger(f"gostfast.service.{name}")
 
         async def serve(ep: Endpoint, handler: Handler) -> None:
+            tunnel = Tunnel(name, ep, hlog)  # the access log line and the metrics
             try:
                 await handler.handle(ep)
             except asyncio.CancelledError:
@@ -638,10 +664,14 @@ class Orchestrator:
                 raise
             except (ConnectionError, OSError, asyncio.IncompleteReadError, *PEER_FAULTS) as exc:
                 hlog.info("%s: %s", ep.peer, exc or type(exc).__name__)
+                tunnel.fail(str(exc) or type(exc).__name__)
                 ep.abort()
-            except Exception:
+            except Exception as exc:
                 hlog.exception("%s: handler failed", ep.peer)
+                tunnel.fail(f"handler failed: {type(exc).__name__}: {exc}")
                 ep.abort()
+            finally:
+                tunnel.end()
 
         def on_accept(ep: Endpoint) -> None:
             rlimiter, traffic = serving.rlimiter, serving.traffic
@@ -660,6 +690,8 @@ class Orchestrator:
     def close_listeners(self) -> None:
         for r in self.running.values():
             r.listener.close()
+            if metrics.active is not None:
+                metrics.active.service_down()
         self.running.clear()
 
     def stop(self) -> None:
@@ -714,6 +746,8 @@ class Orchestrator:
             await self.start()
         except BaseException:
             await self.lists.close()
+            if self.metrics_server is not None:
+                self.metrics_server.close()
             raise
         self.lists.start()
         if ready is not None:
@@ -728,3 +762,5 @@ class Orchestrator:
             await self._stop.wait()
         finally:
             await self.shutdown()
+            if self.metrics_server is not None:
+                self.metrics_server.close()

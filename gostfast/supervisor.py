@@ -26,17 +26,27 @@ Why this shape:
   on it, and only once all of them are ready the old generation is told to
   stop: it stops accepting and drains its open tunnels for ``--grace``.
   Sockets of addresses no service uses any more are then closed.
+* **Metrics** (``metrics:``): the supervisor binds the metrics address once
+  (exit 1 naming it if it cannot) and points prometheus_client's
+  multiprocess mode at a directory of its own before any worker starts;
+  every worker serves the endpoint on that socket and answers with the sum
+  of every worker's files (gostfast/metrics). A worker that is gone has its
+  live gauges dropped (``mark_process_dead``); its counters stay counted.
+  The directory is removed when the supervisor ends.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import select
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,6 +157,8 @@ class Supervisor:
     live: dict[int, Worker] = field(default_factory=dict)
     slots: list[_Slot] = field(default_factory=list)
     _pending: list[int] = field(default_factory=list)  # signals seen, not yet handled
+    metrics_socks: list | None = None  # the metrics address, bound here, served by workers
+    metrics_dir: str = ""
 
     def __post_init__(self) -> None:
         self.sockets = ListenSockets(self.workers)
@@ -160,8 +172,10 @@ class Supervisor:
         """Bind, start the workers, supervise until SIGINT/SIGTERM; the exit code."""
         try:
             self.sockets.bind(self.plan.services)
+            self._bind_metrics()
         except BindError as exc:
             print(f"gostfast: error: {exc}", file=sys.stderr)
+            self.sockets.close()
             return EXIT_START
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
@@ -187,7 +201,45 @@ class Supervisor:
             return self._supervise()
         finally:
             self.sockets.close()  # stop accepting at once; the workers close their copies
+            for sock in self.metrics_socks or ():
+                sock.close()
             self._stop_all(self.grace)
+            if self.metrics_dir:
+                shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+    def _bind_metrics(self) -> None:
+        """Bind ``metrics.addr`` and give the workers' prometheus_client a shared directory
+        (set before any of them imports it: it picks its mode from the environment then)."""
+        cfg = self.plan.config.metrics
+        if cfg is None:
+            return
+        from gostfast.metrics import MULTIPROC_ENV
+        from gostfast.metrics.server import MetricsBindError, bind
+
+        try:
+            self.metrics_socks = bind(cfg.addr)
+        except MetricsBindError as exc:
+            raise BindError(str(exc)) from None
+        self.metrics_dir = tempfile.mkdtemp(prefix="gostfast-metrics-")
+        os.environ[MULTIPROC_ENV] = self.metrics_dir
+
+    def _keep_metrics_address(self, new: Plan, why: str) -> None:
+        """The metrics socket is bound once, at start: a reload may change the path or the
+        users, not the address, nor turn metrics on or off (logged; the next start does)."""
+        old, fresh = self.plan.config.metrics, new.config.metrics
+        if (old.addr if old else None) == (fresh.addr if fresh else None):
+            return
+        log.warning("reload (%s): a changed metrics address takes effect at the next start", why)
+        if old is None or fresh is None:
+            new.config.metrics = old
+        else:
+            new.config.metrics = dataclasses.replace(fresh, addr=old.addr)
+
+    def _metrics_gone(self, pid: int) -> None:
+        if self.metrics_dir:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid, self.metrics_dir)
 
     def _on_signal(self, signum: int, _frame) -> None:
         self._pending.append(signum)
@@ -310,7 +362,9 @@ class Supervisor:
 
             import uvloop
 
-            orchestrator = Orchestrator(plan, self.grace, socks, self.shared)
+            orchestrator = Orchestrator(
+                plan, self.grace, socks, self.shared, metrics_sockets=self.metrics_socks
+            )
             try:
                 uvloop.run(orchestrator.run(ready, not_accepting))
             except (StartError, ConfigError) as exc:  # a listener refused its options at start
@@ -351,6 +405,7 @@ class Supervisor:
             os.close(w.ready_fd)
             self.shared.clear_row(w.row)
             self._free_rows.append(w.row)
+            self._metrics_gone(pid)
             code = self._worker_gone(w, status)
             if code is not None:
                 return code
@@ -444,6 +499,7 @@ class Supervisor:
             w = self.live.pop(pid, None)
             if w is not None:
                 os.close(w.ready_fd)
+                self._metrics_gone(pid)
                 log.info("worker %d %s", pid, _exit_text(status))
         if self.live:
             log.warning("killing %d worker(s) still running", len(self.live))
@@ -515,6 +571,7 @@ class Supervisor:
                 new.config.workers,
                 self.workers,
             )
+        self._keep_metrics_address(new, why)
         if len(self._free_rows) < self.workers:
             self.reload_error = "the previous reload's workers are still draining; try again later"
             log.error("reload (%s): %s", why, self.reload_error)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
+from gostfast import tunnel as tunnels
 from gostfast.config.model import Auth
 from gostfast.proto.addr import encode_text
 
@@ -34,7 +35,18 @@ class Users:
         return bool(self._passwords) or self._required
 
     def check(self, user: str, password: str) -> bool:
-        """True when no log-in is needed, or ``user`` may log in with ``password``."""
+        """True when no log-in is needed, or ``user`` may log in with ``password``.
+
+        A refusal is the request's error (GOST's handlers return one: its access log
+        line and gost_service_handler_errors_total say so); never the password."""
+        if self._match(user, password):
+            return True
+        tunnel = tunnels.now()
+        if tunnel is not None:
+            tunnel.fail(f"authentication failed (user {user!r})")
+        return False
+
+    def _match(self, user: str, password: str) -> bool:
         if not self._passwords:
             return not self._required
         expected = self._passwords.get(user)

@@ -65,11 +65,14 @@ class _InProcess:
         await self.orchestrator.apply(new)
 
 
-async def run_with_api(p: Plan, grace: float, documents: list[Any]) -> None:
+async def run_with_api(
+    p: Plan, grace: float, documents: list[Any], metrics_sockets: list | None = None
+) -> None:
     """Serve ``p``'s services and the API until SIGINT/SIGTERM. The API binds first: an
-    address it cannot have stops the start before any service listens (ApiStartError)."""
+    address it cannot have stops the start before any service listens (ApiStartError).
+    ``metrics_sockets``: the metrics address, bound by the command before."""
     controller, running = controller_and_plan(p, documents)
-    orchestrator = Orchestrator(running, grace=grace)
+    orchestrator = Orchestrator(running, grace=grace, metrics_sockets=metrics_sockets)
     controller.runner = _InProcess(orchestrator)
     api = controller.config.api
     assert api is not None

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from gostfast import metrics
+from gostfast import tunnel as tunnels
 from gostfast.chain.bypass import Bypass
 from gostfast.chain.hosts import HostMapper
 from gostfast.chain.selector import Selector
@@ -124,7 +127,13 @@ class Router:
         """
         if self.hosts:
             host = self.hosts.lookup(host) or host
-        return await self._retrying(lambda: self._dial_once(host, port), f"{host}:{port}")
+        try:
+            return await self._retrying(lambda: self._dial_once(host, port), f"{host}:{port}")
+        except DialError as exc:
+            tunnel = tunnels.now()
+            if tunnel is not None:
+                tunnel.fail(str(exc))
+            raise
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
         for n in range(self.retries + 1):
@@ -138,12 +147,15 @@ class Router:
 
     async def _dial_once(self, host: str, port: int) -> Endpoint:
         nodes = route_for(self.hops, join_host_port(host, port)) if self.hops else []
+        tunnel = tunnels.now()
+        if tunnel is not None:
+            tunnel.dialling(join_host_port(host, port), _route_text(nodes))
         if not nodes:
             return await tcp_connect(host, port, self.direct_timeout)
         try:
             return await within(self.timeout, self._connect_via(nodes, len(nodes) - 1, host, port))
         except asyncio.TimeoutError:
-            route = " > ".join(f"{n.name}@{n.addr}" for n in nodes)
+            route = _route_text(nodes)
             raise DialError(
                 f"dial {host}:{port} via {route}: no answer within {self.timeout:g}s"
             ) from None
@@ -158,6 +170,7 @@ class Router:
                 return await tcp_connect(host, node.port)
             return await self._connect_via(nodes, i - 1, host, node.port)
 
+        start = time.monotonic()
         try:
             ep = await node.dialer.dial(node.addr, open_raw)
         except (OSError, DialError, asyncio.IncompleteReadError, *PEER_FAULTS) as exc:
@@ -166,10 +179,24 @@ class Router:
                 raise
             raise DialError(f"{node.name} ({node.addr}): {exc}") from exc
         self.hops[i].selector.mark_ok(node)
+        m = metrics.active
+        if m is not None and i == 0:  # GOST times the first node's dial and handshake
+            m.node_connected(self.chain_name, node.name, time.monotonic() - start)
         return ep
 
+    async def _open_route(self, nodes: list[Node]) -> Endpoint:
+        """Every hop up to the last node's transport: GOST's chainRoute.connect, whose
+        failures are its chain errors (labelled with the route's first node, as GOST)."""
+        try:
+            return await self._open_hop(nodes, len(nodes) - 1)
+        except Exception:
+            m = metrics.active
+            if m is not None:
+                m.chain_error(self.chain_name, nodes[0].name)
+            raise
+
     async def _connect_via(self, nodes: list[Node], i: int, host: str, port: int) -> Endpoint:
-        ep = await self._open_hop(nodes, i)
+        ep = await (self._open_route(nodes) if i == len(nodes) - 1 else self._open_hop(nodes, i))
         node = nodes[i]
         try:
             return await node.connector.connect(ep, host, port)
@@ -203,20 +230,25 @@ class Router:
         try:
             return await within(self.timeout, self._udp_via(nodes, name, log, target))
         except asyncio.TimeoutError:
-            route = " > ".join(f"{n.name}@{n.addr}" for n in nodes)
+            route = _route_text(nodes)
             raise DialError(f"udp via {route}: no answer within {self.timeout:g}s") from None
 
     async def _udp_via(
         self, nodes: list[Node], name: str, log: logging.Logger, target: tuple[str, int] | None
     ) -> PacketTunnel:
         last = len(nodes) - 1
-        ep = await self._open_hop(nodes, last)
+        ep = await self._open_route(nodes)
         node = nodes[last]
         try:
             return await node.connector.connect_udp(ep, name, log, target)
         except BaseException as exc:
             _give_up(ep, node, exc, "udp")
             raise
+
+
+def _route_text(nodes: list[Node]) -> str:
+    """A route as the logs write it: ``node@addr > node@addr`` ("" when direct)."""
+    return " > ".join(f"{n.name}@{n.addr}" for n in nodes)
 
 
 def _give_up(ep: Endpoint, node: Node, exc: BaseException, what: str) -> None:

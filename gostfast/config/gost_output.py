@@ -37,6 +37,7 @@ from gostfast.config.model import (
     LimiterConfig,
     LoaderConfig,
     LogConfig,
+    MetricsConfig,
     NodeConfig,
     NodeLabels,
     SelectorConfig,
@@ -291,6 +292,19 @@ def _log(lg: LogConfig) -> dict[str, str]:
     return {"level": lg.level, "format": lg.format, "output": lg.output}
 
 
+def _metrics(m: MetricsConfig | None, authers: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """GOST's ``metrics:``; an auther's users become a named auther, as a handler's do."""
+    if m is None:
+        return None
+    out: dict[str, Any] = {"addr": m.addr, "path": m.path}
+    if m.auth_required or len(m.auths) > 1:
+        authers.append(_compact({"name": "auther-metrics", "auths": [_auth(a) for a in m.auths]}))
+        out["auther"] = "auther-metrics"
+    elif m.auths:
+        out["auth"] = _auth(m.auths[0])
+    return _compact(out)
+
+
 def _compact(d: dict[str, Any]) -> dict[str, Any]:
     """Leave out what GOST's encoder leaves out (omitempty)."""
     return {k: v for k, v in d.items() if v not in (None, "", {}, [])}
@@ -377,6 +391,7 @@ def to_gost(cfg: Config, known: Known = _nobody_knows) -> dict[str, Any]:
             "tls": _tls(cfg.tls, global_=True),
             "log": _log(cfg.log) if cfg.log else None,
             "api": api_section(cfg.api) if cfg.api else None,
+            "metrics": _metrics(cfg.metrics, authers),
             # gostfast's own key (GOST ignores unknown top-level keys): kept as written
             "workers": _workers(cfg),
         }

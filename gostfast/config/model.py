@@ -260,12 +260,24 @@ class ApiConfig:
 
 
 @dataclass
+class MetricsConfig:
+    """GOST's top-level ``metrics:`` (or ``-metrics=[user:pass@]ADDR[?path=P]``)."""
+
+    addr: str
+    path: str = "/metrics"
+    # the users basic auth accepts: the named auther's, else auth's one user
+    auths: list[Auth] = field(default_factory=list)
+    auth_required: bool = False  # an auther is named (GOST refuses all when it has no users)
+
+
+@dataclass
 class Config:
     services: list[ServiceConfig] = field(default_factory=list)
     chains: list[ChainConfig] = field(default_factory=list)
     tls: TLSConfig | None = None
     log: LogConfig | None = None
     api: ApiConfig | None = None
+    metrics: MetricsConfig | None = None
     #: gostfast's top-level ``workers:`` (GOST ignores it): None = not given (1, or --workers)
     workers: int | None = None
     #: what ``workers:`` said ("auto" or the number), for -O to write back as given

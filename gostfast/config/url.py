@@ -40,6 +40,7 @@ from gostfast.config.model import (
     HostsConfig,
     LimiterConfig,
     ListenerConfig,
+    MetricsConfig,
     NodeConfig,
     SelectorConfig,
     ServiceConfig,
@@ -218,6 +219,50 @@ def _userinfo(info: str | None, query: dict[str, str], where: str) -> Auth | Non
     return None
 
 
+def redact(raw: str) -> str:
+    """``raw`` with its password and ``auth=`` value as ``***``: what messages quote.
+
+    An -L/-F URL names its service or node in every message about it; it must
+    never carry the credentials into a log line or onto the terminal.
+    """
+    text = raw
+    scheme_end = text.find("://")
+    start = scheme_end + 3 if scheme_end >= 0 else 0
+    end = len(text)
+    for sep in ("/", "?", "#"):
+        i = text.find(sep, start)
+        if i >= 0:
+            end = min(end, i)
+    at = text.rfind("@", start, end)
+    if at >= 0:
+        user, colon, _ = text[start:at].partition(":")
+        text = text[:start] + user + (":***" if colon else "") + text[at:]
+    q = text.find("?")
+    if q >= 0:
+        pairs = text[q + 1 :].split("&")
+        pairs = [
+            f"{p.split('=', 1)[0]}=***" if p.split("=", 1)[0].lower() == "auth" else p
+            for p in pairs
+        ]
+        text = text[: q + 1] + "&".join(pairs)
+    return text
+
+
+def parse_metrics_flag(raw: str) -> MetricsConfig:
+    """GOST's ``-metrics=[user:pass@]ADDR[?path=/metrics]`` (gost's parser.go)."""
+    where = f"-metrics '{redact(raw)}'"
+    if raw.startswith("unix://"):
+        return MetricsConfig(addr=raw)
+    u = _split(raw, where)
+    query = _query(u.query)
+    auth = _userinfo(u.userinfo, query, where)
+    path = query.get("path") or "/metrics"
+    if not u.host:
+        raise ConfigError(where, "no address (expected [user:pass@][host]:port)")
+    _port(split_host_port(u.host, where)[1], where)
+    return MetricsConfig(addr=u.host, path=path, auths=[auth] if auth else [])
+
+
 def _go_base64(text: str) -> bytes:
     """GOST's auth= decoding: URL-safe without padding first, then standard base64."""
     if "=" not in text:
@@ -282,7 +327,7 @@ def _split_prefixed(query: dict[str, str], prefixes: tuple[str, ...]):
 
 def parse_service(raw: str, index: int, names: Names) -> list[ServiceConfig]:
     """One -L URL -> one service (or one per port of a port range)."""
-    where = f"-L '{raw}'"
+    where = f"-L '{redact(raw)}'"
     u = _split(raw, where)
     first, second = _scheme_parts(u.scheme, where)
     if second is None:
@@ -452,7 +497,7 @@ def _forwarder_for(
 
 def parse_hop(raw: str, index: int, names: Names) -> HopConfig:
     """One -F URL -> one hop; ``a:1,b:2`` as the host gives several nodes."""
-    where = f"-F '{raw}'"
+    where = f"-F '{redact(raw)}'"
     u = _split(raw, where)
     first, second = _scheme_parts(u.scheme, where)
     if second is None:

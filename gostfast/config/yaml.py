@@ -45,6 +45,7 @@ from gostfast.config.model import (
     ListenerConfig,
     LoaderConfig,
     LogConfig,
+    MetricsConfig,
     NodeConfig,
     RedisLoaderConfig,
     SelectorConfig,
@@ -77,7 +78,6 @@ _UNSUPPORTED_TOP = {
     "recorders",
     "observers",
     "loggers",
-    "metrics",
     "profiling",
     "plugins",
     "vars",
@@ -310,6 +310,8 @@ def _from_dict(data: Any) -> Config:
         r.warn_unknown()
     if top.has("api"):
         cfg.api = _api(_Reader(top.get("api"), "api"), authers)
+    if top.has("metrics"):
+        cfg.metrics = _metrics(_Reader(top.get("metrics"), "metrics"), authers)
     named = _Named(_bypasses(top), _hosts(top))
     bypasses = named.bypasses
     admissions = _admissions(top)
@@ -378,6 +380,26 @@ def _log(r: _Reader) -> LogConfig:
     )
     r.warn_unknown()
     return out
+
+
+def _metrics(r: _Reader, authers: dict[str, AutherConfig]) -> MetricsConfig | None:
+    """GOST's ``metrics:``: addr (none: no metrics, as GOST), path, auth, auther."""
+    addr = r.str("addr")
+    path = r.str("path") or "/metrics"
+    if not path.startswith("/"):
+        raise ConfigError(r.sub("path"), f"'{path}' must start with /")
+    out = MetricsConfig(addr=addr, path=path)
+    if r.has("auther"):
+        name = r.str("auther")
+        out.auths = list(_lookup_named(authers, name, "auther", "authers", r.sub("auther")).auths)
+        out.auth_required = True
+        if r.has("auth"):
+            log.warning("%s: not used when an auther is given (as GOST)", r.sub("auth"))
+            r.get("auth")
+    elif r.has("auth"):
+        out.auths = [_auth(r.get("auth"), r.sub("auth"))]
+    r.warn_unknown()
+    return out if addr else None
 
 
 def _auth(data: Any, path: str) -> Auth:

@@ -64,6 +64,7 @@ from gostfast.proto.addr import split_host_port
 from gostfast.proto.errors import AddressError
 from gostfast.relay import relay
 from gostfast.traffic import Gate, pacer
+from gostfast.tunnel import counting
 
 #: GOST's Proxy-Agent when ``proxyAgent`` is unset or empty (x/handler/http)
 DEFAULT_PROXY_AGENT = "gost/3.0"
@@ -465,7 +466,7 @@ class HTTPHandler(Handler):
             log.debug("%s -> %s %s %s", ep.peer, req.method, authority, origin)
             upstream.write(out_head)
             upload = asyncio.ensure_future(
-                body.copy_body(ep, upstream, req_length, pace=pacer(gate, inbound=True))
+                body.copy_body(ep, upstream, req_length, pace=counting(pacer(gate, True), True))
             )
             upload.add_done_callback(_retrieve)
             resp = await self._response_head(ep, upstream, upload, http10)
@@ -571,11 +572,12 @@ class HTTPHandler(Handler):
             if gunzip:
                 sink = body.GunzipSink(ep, chunked=not http10)
                 await body.copy_body(  # type: ignore[arg-type]
-                    upstream, sink, length, dechunk=True, pace=pacer(gate, inbound=False)
+                    upstream, sink, length, dechunk=True, pace=counting(pacer(gate, False), False)
                 )
                 sink.finish()
             else:
-                await body.copy_body(upstream, ep, length, dechunk, pace=pacer(gate, inbound=False))
+                pace = counting(pacer(gate, False), False)
+                await body.copy_body(upstream, ep, length, dechunk, pace=pace)
         except (*_READ_ERRORS, body.BodyError) as exc:
             self.spec.log.info("%s: response body cut: %s", ep.peer, exc or type(exc).__name__)
             ep.abort()

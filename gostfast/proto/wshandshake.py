@@ -103,11 +103,15 @@ class HandshakeRejected(HandshakeError):
     the bytes); ``str(exc)`` is gorilla's log message for the refusal.
     """
 
-    def __init__(self, status: int, body: str, headers: list, message: str = "") -> None:
+    def __init__(
+        self, status: int, body: str, headers: list, message: str = "", reason: str = "rejected"
+    ) -> None:
         super().__init__(message or f"websocket handshake rejected with {status}")
         self.status = status
         self.body = body
         self.headers = list(headers)
+        #: a short name for the refusal (the metrics' reason label): path, not_upgrade, ...
+        self.reason = reason
 
 
 def make_key() -> str:
@@ -313,8 +317,8 @@ def path_matches(pattern: str, target: str) -> bool:
 _VERSION_HEADER = [("Sec-Websocket-Version", "13")]
 
 
-def _refuse(status: int, message: str) -> HandshakeRejected:
-    return HandshakeRejected(status, status_text(status) + "\n", _VERSION_HEADER, message)
+def _refuse(status: int, message: str, reason: str) -> HandshakeRejected:
+    return HandshakeRejected(status, status_text(status) + "\n", _VERSION_HEADER, message, reason)
 
 
 def check_server_request(req: Request, path_matches: bool) -> str:
@@ -324,17 +328,19 @@ def check_server_request(req: Request, path_matches: bool) -> str:
     HandshakeRejected describing Go's/gorilla's error response otherwise.
     """
     if not path_matches:
-        raise HandshakeRejected(404, "404 page not found\n", [], "404 page not found")
+        raise HandshakeRejected(404, "404 page not found\n", [], "404 page not found", "path")
     bad = "websocket: the client is not using the websocket protocol: "
     if not _token_list_contains(req.get_all("Connection"), "upgrade"):
-        raise _refuse(400, bad + "'upgrade' token not found in 'Connection' header")
+        raise _refuse(400, bad + "'upgrade' token not found in 'Connection' header", "not_upgrade")
     if not _token_list_contains(req.get_all("Upgrade"), "websocket"):
-        raise _refuse(400, bad + "'websocket' token not found in 'Upgrade' header")
+        raise _refuse(400, bad + "'websocket' token not found in 'Upgrade' header", "not_websocket")
     if req.method != "GET":
-        raise _refuse(405, bad + "request method is not GET")
+        raise _refuse(405, bad + "request method is not GET", "method")
     if not _token_list_contains(req.get_all("Sec-WebSocket-Version"), "13"):
         raise _refuse(
-            400, "websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header"
+            400,
+            "websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header",
+            "version",
         )
     key = req.get("Sec-WebSocket-Key", "")
     if not _valid_key(key):
@@ -342,6 +348,7 @@ def check_server_request(req: Request, path_matches: bool) -> str:
             400,
             "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header must be "
             "Base64 encoded value of 16-byte in length",
+            "key",
         )
     return key
 

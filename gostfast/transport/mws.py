@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 
-from gostfast import registry
+from gostfast import metrics, registry
 from gostfast.components import OpenConn
 from gostfast.endpoint import Endpoint
 from gostfast.mux.config import MUX_OPTIONS, SmuxConfig
@@ -52,7 +52,25 @@ class _MuxServing:
     def _accepted_ws(self, ws: Endpoint, on_accept: Callable[[Endpoint], None]) -> None:
         if self._smux is None:  # read from the options once, not per accepted websocket
             self._smux = SmuxConfig.from_options(self.spec.options)
-        s = Session(ws, self._smux, client=False, on_stream=on_accept, name=ws.peer)
+        m = metrics.active
+        if m is None:
+            s = Session(ws, self._smux, client=False, on_stream=on_accept, name=ws.peer)
+        else:
+            streams = m.mws_streams.labels(metrics.HOST, self.spec.service)
+
+            def on_stream(st) -> None:  # counted open until the session forgets it
+                streams.inc()
+                on_accept(st)
+
+            s = Session(
+                ws,
+                self._smux,
+                client=False,
+                on_stream=on_stream,
+                name=ws.peer,
+                on_stream_gone=lambda _st: streams.dec(),
+            )
+            m.mws_session(self.spec.service, s)
         s.draining = self._draining
         self._sessions.add(s)
         s.done.add_done_callback(lambda _: self._sessions.discard(s))

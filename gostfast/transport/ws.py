@@ -20,7 +20,7 @@ import socket
 import ssl
 from collections.abc import Callable
 
-from gostfast import registry
+from gostfast import metrics, registry
 from gostfast.components import Dialer, Listener, OpenConn
 from gostfast.config.options import non_positive_is, opt, unsupported
 from gostfast.endpoint import Endpoint, TCPEndpoint
@@ -290,15 +290,24 @@ class WSListener(Listener):
                 ep.peer,
                 o.handshake_timeout,
             )
+            self._failed("timeout")
             ep.abort()
         except (ConnectionError, asyncio.IncompleteReadError):
+            self._failed("closed")
             ep.abort()  # gone before upgrading: nothing to say
         except asyncio.CancelledError:  # the process is ending: no half-open connection
             ep.abort()
             raise
         except Exception:  # never let one client's failure reach the loop's handler
             log.exception("%s %s: upgrade failed", self.scheme, ep.peer)
+            self._failed("error")
             ep.abort()
+
+    def _failed(self, reason: str) -> None:
+        """A websocket upgrade failed: gostfast_ws_handshake_failures_total{reason}."""
+        m = metrics.active
+        if m is not None:
+            m.ws_failure(self.spec.service, reason)
 
     async def _serve_upgrade(self, ep: TCPEndpoint, on_accept) -> None:
         o = self.spec.options
@@ -306,17 +315,20 @@ class WSListener(Listener):
             head = await within(o.read_header_timeout, ep.readuntil(b"\r\n\r\n", http1.MAX_HEAD))
         except asyncio.LimitOverrunError:
             self._reject(ep, 431, "Request Header Fields Too Large", "request header too large")
+            self._failed("too_large")
             return
         except asyncio.TimeoutError:
             log.info(
                 "%s %s: no request head within %gs", self.scheme, ep.peer, o.read_header_timeout
             )
+            self._failed("timeout")
             ep.abort()
             return
         try:
             req = http1.parse_request(head)
         except http1.HTTPHeadError as exc:
             self._reject(ep, 400, "Bad Request", f"malformed request: {exc}")
+            self._failed("malformed")
             return
         try:
             key = wshandshake.check_server_request(
@@ -332,6 +344,7 @@ class WSListener(Listener):
                 exc,
             )
             _answer_and_close(ep, wshandshake.build_rejection(exc))
+            self._failed(exc.reason)
             return
         forwarded = _ip_or_empty(forwarded_ip(req))
         admission = self.spec.admission
@@ -344,6 +357,7 @@ class WSListener(Listener):
                 forwarded,
             )
             ep.close()  # no answer to the upgrade, as to a client denied at accept
+            self._failed("admission")
             return
         compress = o.enable_compression and wshandshake.offers_deflate(req)
         ep.write(wshandshake.build_server_response(key, self._extra, compress))
@@ -448,6 +462,7 @@ class WSSListener(WSListener):
             return made[0]
 
         loop = asyncio.get_running_loop()
+        start = loop.time()
         try:
             # uvloop answers with its SSL protocol, not ours: the endpoint comes from ``made``
             await loop.connect_accepted_socket(
@@ -462,8 +477,12 @@ class WSSListener(WSListener):
             if isinstance(exc, (OSError, ssl.SSLError, asyncio.TimeoutError, EOFError)):
                 reason = describe_start_tls_failure(exc)
                 log.info("%s %s: TLS handshake failed: %s", self.scheme, peer, reason)
+                self._failed("tls")
                 return
             raise
+        m = metrics.active
+        if m is not None:
+            m.tls_handshake_took(self.spec.service, loop.time() - start)
         await self._upgrade(made[0], on_accept)
 
     def close(self) -> None:

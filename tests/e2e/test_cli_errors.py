@@ -110,7 +110,8 @@ URL_CASES = [
     ),
     Case(
         "url-auth-not-base64",
-        ["-L 'tcp://127.0.0.1:$p/127.0.0.1:$t?auth=!!!'", "auth= must be base64 of user:pass"],
+        # the message names the URL with its auth= value hidden (it is a credential)
+        ["-L 'tcp://127.0.0.1:$p/127.0.0.1:$t?auth=***'", "auth= must be base64 of user:pass"],
         ["-L", "tcp://127.0.0.1:$p/127.0.0.1:$t?auth=!!!"],
     ),
     Case(

@@ -212,7 +212,8 @@ def _log_lines_naming(server: Server, peer: str, timeout: float = 3.0) -> list[s
     pat = re.compile(re.escape(peer) + r"(?!\d)")
     end = time.monotonic() + timeout
     while True:
-        lines = [ln for ln in server.log().splitlines() if pat.search(ln)]
+        # the request's access log line (" >< ", at its end) is not a line about the fault
+        lines = [ln for ln in server.log().splitlines() if pat.search(ln) and " >< " not in ln]
         if lines or time.monotonic() > end:
             return lines
         time.sleep(0.05)
