@@ -13,7 +13,10 @@ samples are taken by the clock (2 % inside each phase's edges); a figure is
 "us per op" = CPU seconds in the window / ops in the window. Linux only
 (/proc), loopback only, every process stopped at the end.
 
-    python bench/cpu_cost.py --cases ws,wss [--seconds 4]
+    python bench/cpu_cost.py --cases ws,wss [--seconds 4] [--clients 1,32]
+
+CPU time per operation is what to compare on a busy machine, where rates
+depend on who else runs: it moves little with the load, the rates do.
 """
 
 from __future__ import annotations
@@ -41,14 +44,15 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 def measure(
-    runner: tunnel.Runner, topo: tunnel.Topology, seconds: float
+    runner: tunnel.Runner, topo: tunnel.Topology, seconds: float, clients: int = 1
 ) -> list[tuple[str, dict[str, float]]]:
-    """Start ``topo``, run one rps load, return per-process CPU us per op for both phases."""
+    """Start ``topo``, run one rps load with ``clients`` in parallel, return per-process
+    CPU us per op for both phases."""
     entry, procs = runner.start(topo)
     try:
         load = subprocess.Popen(
             [runner.refpeer, "rps", "-server", f"127.0.0.1:{entry}"]
-            + ["-seconds", str(seconds), "-size", "64"],
+            + ["-seconds", str(seconds), "-size", "64", "-conns", str(clients)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -85,6 +89,12 @@ def main() -> int:
     )
     ap.add_argument("--cases", default="ws", help="comma-separated tunnel.py case names")
     ap.add_argument("--seconds", type=float, default=4.0, help="seconds per rps phase")
+    ap.add_argument(
+        "--clients",
+        default="1",
+        help="comma-separated client counts (refpeer rps -conns): 1 is the latency load, "
+        "32 or 128 the capacity load; CPU per op is what to compare on a busy machine",
+    )
     args = ap.parse_args()
     refpeer = tunnel.find_refpeer()
     all_cases = tunnel.cases(refpeer, tunnel.tls_files())
@@ -93,9 +103,11 @@ def main() -> int:
         runner.start_echo()
         for name in args.cases.split(","):
             case = all_cases[name]
-            for topo in (case.subject, case.baseline):
-                print(f"{name}: {topo.label}")
-                for label, r in measure(runner, topo, args.seconds):
+            for clients, topo in (
+                (int(n), t) for n in args.clients.split(",") for t in (case.subject, case.baseline)
+            ):
+                print(f"{name}, {clients} client(s): {topo.label}")
+                for label, r in measure(runner, topo, args.seconds, clients):
                     print(
                         f"  {label:<60} rt: user {r['user_us_per_rt']:6.1f} us"
                         f" sys {r['sys_us_per_rt']:6.1f} us ({r['rps']:.0f}/s)"
