@@ -227,6 +227,8 @@ def forwarded_ip(req: http1.Request) -> str:
 
 
 def _ip_or_empty(text: str) -> str:
+    if not text:  # the common case: no proxy header, so no exception to pay for
+        return ""
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
@@ -237,6 +239,94 @@ def client_address(req: http1.Request, peer: str) -> str:
     """The client as a log names it: X-Forwarded-For / X-Real-IP when a proxy set them."""
     real = forwarded_ip(req)
     return f"{real} (via {peer})" if real else peer
+
+
+class _Upgrade:
+    """The server side of one websocket upgrade, as callbacks of the accepted endpoint.
+
+    Bytes are gathered in the endpoint's arrival callback until the request head
+    is complete, then answered in the same call: no task, no coroutine, no
+    waiter future per connection. ``handshakeTimeout`` and ``readHeaderTimeout``
+    start together at accept and both end with the head (the answer is written
+    at once), so one timer serves both: the shorter.
+    """
+
+    __slots__ = ("listener", "ep", "on_accept", "buf", "timer")
+
+    def __init__(self, listener: WSListener, ep: TCPEndpoint, on_accept) -> None:
+        self.listener = listener
+        self.ep = ep
+        self.on_accept = on_accept
+        self.buf = bytearray()
+        self.timer: asyncio.TimerHandle | None = None
+        o = listener.spec.options
+        limit = _shorter(o.handshake_timeout, o.read_header_timeout)
+        if limit is not None:
+            self.timer = asyncio.get_running_loop().call_later(limit, self._timed_out)
+        ep.attach(self)
+
+    def _stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.ep.detach()
+
+    def on_data(self, ep: TCPEndpoint, data) -> None:
+        buf = self.buf
+        start = max(0, len(buf) - 3)
+        buf += data
+        end = buf.find(b"\r\n\r\n", start)
+        listener = self.listener
+        if end < 0:
+            if len(buf) > http1.MAX_HEAD:
+                self._stop()
+                listener._reject(
+                    ep, 431, "Request Header Fields Too Large", "request header too large"
+                )
+            return
+        end += 4
+        self._stop()
+        if len(buf) > end:  # the client's first frames: the websocket reads them
+            ep.unread(bytes(buf[end:]))
+        try:
+            listener._serve_head(ep, bytes(buf[:end]), self.on_accept)
+        except ConnectionError:
+            ep.abort()  # gone while answering: nothing to say
+        except Exception:  # never let one client's failure reach the loop's handler
+            log.exception("%s %s: upgrade failed", listener.scheme, ep.peer)
+            ep.abort()
+
+    def on_eof(self, ep: TCPEndpoint) -> None:
+        self._stop()
+        ep.abort()  # gone before upgrading: nothing to say
+
+    def on_close(self, ep: TCPEndpoint, exc: BaseException | None) -> None:
+        self._stop()
+
+    def on_write_paused(self, ep: TCPEndpoint) -> None:
+        pass
+
+    def on_write_resumed(self, ep: TCPEndpoint) -> None:
+        pass
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        o = self.listener.spec.options
+        scheme, peer = self.listener.scheme, self.ep.peer
+        if _timeout(o.read_header_timeout) == _shorter(o.handshake_timeout, o.read_header_timeout):
+            log.info("%s %s: no request head within %gs", scheme, peer, o.read_header_timeout)
+        else:
+            log.info(
+                "%s %s: upgrade timed out (handshakeTimeout %gs)", scheme, peer, o.handshake_timeout
+            )
+        self._stop()
+        self.ep.abort()
+
+
+def _shorter(*timeouts: float) -> float | None:
+    """The shortest of the timeouts that are set (> 0), or None."""
+    set_ = [t for t in timeouts if t and t > 0]
+    return min(set_) if set_ else None
 
 
 class WSListener(Listener):
@@ -260,7 +350,6 @@ class WSListener(Listener):
                 )
 
     async def start(self, on_accept: Callable[[Endpoint], None]) -> None:
-        loop = asyncio.get_running_loop()
         opts = self.spec.options
         listener = self
 
@@ -273,43 +362,13 @@ class WSListener(Listener):
                 apply_keepalive(sock, opts)
                 if opts.read_buffer_size and sock is not None:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, opts.read_buffer_size)
-                task = loop.create_task(listener._upgrade(self, on_accept))
-                listener._pending.add(task)
-                task.add_done_callback(listener._pending.discard)
+                _Upgrade(listener, self, on_accept)
 
         self._servers = await open_servers(self.spec, Accepted)
 
-    async def _upgrade(self, ep: TCPEndpoint, on_accept: Callable[[Endpoint], None]) -> None:
+    def _serve_head(self, ep: TCPEndpoint, head: bytes, on_accept) -> None:
+        """Answer one complete request head: the 101 and a websocket, or an error response."""
         o = self.spec.options
-        try:
-            await within(o.handshake_timeout, self._serve_upgrade(ep, on_accept))
-        except asyncio.TimeoutError:
-            log.info(
-                "%s %s: upgrade timed out (handshakeTimeout %gs)",
-                self.scheme,
-                ep.peer,
-                o.handshake_timeout,
-            )
-            ep.abort()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            ep.abort()  # gone before upgrading: nothing to say
-        except Exception:  # never let one client's failure reach the loop's handler
-            log.exception("%s %s: upgrade failed", self.scheme, ep.peer)
-            ep.abort()
-
-    async def _serve_upgrade(self, ep: TCPEndpoint, on_accept) -> None:
-        o = self.spec.options
-        try:
-            head = await within(o.read_header_timeout, ep.readuntil(b"\r\n\r\n", http1.MAX_HEAD))
-        except asyncio.LimitOverrunError:
-            self._reject(ep, 431, "Request Header Fields Too Large", "request header too large")
-            return
-        except asyncio.TimeoutError:
-            log.info(
-                "%s %s: no request head within %gs", self.scheme, ep.peer, o.read_header_timeout
-            )
-            ep.abort()
-            return
         try:
             req = http1.parse_request(head)
         except http1.HTTPHeadError as exc:
@@ -457,7 +516,7 @@ class WSSListener(WSListener):
                 log.info("%s %s: TLS handshake failed: %s", self.scheme, peer, reason)
                 return
             raise
-        await self._upgrade(made[0], on_accept)
+        _Upgrade(self, made[0], on_accept)
 
     def close(self) -> None:
         if self._acceptor is not None:
