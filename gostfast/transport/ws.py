@@ -14,6 +14,7 @@ give it a meaning here (documented per option) rather than ignoring it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -36,7 +37,7 @@ from gostfast.transport.tcp import (
     open_servers,
     server_addresses,
 )
-from gostfast.transport.wsconn import WSEndpoint
+from gostfast.transport.wsconn import WSEndpoint, random_pool
 from gostfast.transport.wsconn_deflate import DeflateWSEndpoint
 
 log = logging.getLogger("gostfast.ws")
@@ -527,26 +528,34 @@ class WSSListener(WSListener):
         return socket_addresses(self._acceptor.socks) if self._acceptor else []
 
 
+@functools.lru_cache(maxsize=256)
+def _request_parts(host: str, path: str, headers: tuple, compress: bool) -> tuple[bytes, bytes]:
+    """A dialer's upgrade request, built and checked once per node (see client_request_parts)."""
+    return wshandshake.client_request_parts(host, path, headers, compress)
+
+
 async def ws_handshake(raw: Endpoint, addr: str, options, log_: logging.Logger) -> WSEndpoint:
     """GOST's client upgrade over ``raw``; returns the websocket endpoint or raises HandshakeError."""
     host = options.host or addr
-    key = wshandshake.make_key()
+    key = wshandshake.make_key(random_pool.take(16))
     try:
-        request = wshandshake.build_client_request(
+        prefix, suffix = _request_parts(
             host,
             options.path,
-            key,
-            list((options.header or {}).items()),
+            tuple((options.header or {}).items()),
             options.enable_compression,
         )
     except ValueError as exc:
         raise HandshakeError(f"ws {addr}: {exc}") from None
-    raw.write(request)
+    raw.write(b"%s%s%s" % (prefix, key.encode("ascii"), suffix))
     try:
         head = await within(options.handshake_timeout, raw.readuntil(b"\r\n\r\n", http1.MAX_HEAD))
-        resp = http1.parse_response(head)
-        wshandshake.check_client_response(resp, key)
-        compress = options.enable_compression and wshandshake.accepts_deflate(resp)
+        if wshandshake.is_plain_accept(head, key):  # what gorilla and gostfast answer
+            compress = False
+        else:
+            resp = http1.parse_response(head)
+            wshandshake.check_client_response(resp, key)
+            compress = options.enable_compression and wshandshake.accepts_deflate(resp)
     except asyncio.TimeoutError:
         raise HandshakeError(
             f"ws {addr}: no upgrade response within {options.handshake_timeout:g}s"
