@@ -14,6 +14,13 @@ samples are taken by the clock (2 % inside each phase's edges); a figure is
 (/proc), loopback only, every process stopped at the end.
 
     python bench/cpu_cost.py --cases ws,wss [--seconds 4] [--clients 1,32]
+    python bench/cpu_cost.py --cases ws --clients 32 --trees /tmp/old,/tmp/new --rounds 5
+
+``--trees`` is the A/B mode: gostfast from each source tree in turn (put
+first on PYTHONPATH; a copy of ``gostfast/`` with its compiled ``_core``
+extensions, e.g. ``git archive REV gostfast | tar -x -C DIR`` plus the .so
+files), the trees interleaved round by round, medians of the gostfast
+processes' CPU per op printed side by side (refpeer is not run).
 
 CPU time per operation is what to compare on a busy machine, where rates
 depend on who else runs: it moves little with the load, the rates do.
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -95,12 +103,21 @@ def main() -> int:
         help="comma-separated client counts (refpeer rps -conns): 1 is the latency load, "
         "32 or 128 the capacity load; CPU per op is what to compare on a busy machine",
     )
+    ap.add_argument(
+        "--trees",
+        default="",
+        help="comma-separated gostfast source trees to compare (A/B mode, see above)",
+    )
+    ap.add_argument("--rounds", type=int, default=3, help="A/B mode: interleaved rounds")
     args = ap.parse_args()
     refpeer = tunnel.find_refpeer()
     all_cases = tunnel.cases(refpeer, tunnel.tls_files())
     runner = tunnel.Runner(refpeer)
     try:
         runner.start_echo()
+        if args.trees:
+            compare_trees(runner, all_cases, args)
+            return 0
         for name in args.cases.split(","):
             case = all_cases[name]
             for clients, topo in (
@@ -118,6 +135,39 @@ def main() -> int:
     finally:
         runner.close()
     return 0
+
+
+METRICS = ("user_us_per_conn", "sys_us_per_conn", "user_us_per_rt", "sys_us_per_rt")
+
+
+def compare_trees(runner: tunnel.Runner, all_cases, args: argparse.Namespace) -> None:
+    """A/B: the gostfast topology of each case from each tree, interleaved; medians."""
+    trees = args.trees.split(",")
+    clients = int(args.clients.split(",")[0])
+    got: dict[tuple, list[float]] = {}
+    saved = os.environ.get("PYTHONPATH")
+    try:
+        for _ in range(args.rounds):
+            for name in args.cases.split(","):
+                for tree in trees:
+                    os.environ["PYTHONPATH"] = tree  # the gostfast processes import from it
+                    for label, r in measure(runner, all_cases[name].subject, args.seconds, clients):
+                        end = "client" if "forward+" in label else "server"
+                        for k in METRICS + ("rps", "conn_per_s"):
+                            got.setdefault((name, end, k, tree), []).append(r[k])
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+    print(f"medians of {args.rounds}, {clients} client(s); columns: {', '.join(trees)}")
+    for name in args.cases.split(","):
+        rows = [(end, k) for end in ("server", "client") for k in METRICS]
+        rows += [("server", "rps"), ("server", "conn_per_s")]
+        for end, k in rows:
+            values = [statistics.median(got[(name, end, k, t)]) for t in trees]
+            what = f"{end} {k}" if k in METRICS else k
+            print(f"{name:6} {what:24}" + "".join(f" {v:9.1f}" for v in values), flush=True)
 
 
 if __name__ == "__main__":
