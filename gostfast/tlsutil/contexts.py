@@ -22,8 +22,8 @@ would silently drop it otherwise; we never drop a request for client
 authentication, so a listener ``caFile`` also applies to the default
 certificate. TLS 1.2 is the minimum (Go's default), no ALPN (GOST sets none).
 A TLS 1.3 handshake ends with one session ticket, as Go's server sends (OpenSSL
-would send two; a dialer offers only the latest, so the second is only CPU on
-both ends: ~50 us each per wss connection, measured with bench/cpu_cost.py).
+would send two; GOST dialers never resume, so the second is only CPU on both
+ends: ~50 us each per wss connection, measured with bench/cpu_cost.py).
 
 Client (``client_context``), GOST semantics (x/internal/util/tls.LoadClientConfig):
 
@@ -33,9 +33,7 @@ Client (``client_context``), GOST semantics (x/internal/util/tls.LoadClientConfi
   the host name is not checked;
 * ``secure`` true: the chain must verify (against ``caFile``, else the system
   store) and the certificate must match ``serverName`` -- or the node host;
-* ``certFile``/``keyFile``: a client certificate;
-* the context resumes: each handshake offers the ticket of the previous one
-  (tlsutil/resume.py; GOST's dialer does not, GOST's server accepts it).
+* ``certFile``/``keyFile``: a client certificate.
 
 Like Go, a ``caFile`` certificate is a trust anchor even when it is not
 self-signed (``VERIFY_X509_PARTIAL_CHAIN``): pinning a server's own leaf works.
@@ -55,7 +53,6 @@ import tempfile
 from gostfast.config.errors import ConfigError
 from gostfast.config.model import TLSConfig
 from gostfast.tlsutil import selfsigned
-from gostfast.tlsutil.resume import ResumingClientContext
 
 __all__ = ["server_context", "client_context", "server_hostname_for", "reset_generated"]
 
@@ -163,7 +160,7 @@ def client_context(
     ``server_hostname_for`` for the ``server_hostname`` argument.
     """
     t = tls or TLSConfig()
-    ctx = ResumingClientContext(ssl.PROTOCOL_TLS_CLIENT)  # resumes (tlsutil/resume.py)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if t.cert_file or t.key_file:
         _load_pair(ctx, t.cert_file, t.key_file, where)

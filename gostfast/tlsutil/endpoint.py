@@ -46,7 +46,6 @@ __all__ = [
     "wrap_server",
     "describe_ssl_error",
     "describe_start_tls_failure",
-    "ssl_object_of",
 ]
 
 #: plaintext asked of SSLObject.read per call (a TLS record carries at most 16 KiB)
@@ -405,14 +404,6 @@ async def start_tls_tcp(
     new.set_write_buffer_limits(high=ep.WRITE_HIGH_WATER)
     ep.transport = new
     return ep
-
-
-def ssl_object_of(ep: Endpoint) -> ssl.SSLObject | None:
-    """The SSLObject of a TLS endpoint from ``wrap_client``/``wrap_server``, else None."""
-    if isinstance(ep, TLSEndpoint):
-        return ep.ssl_object
-    t = getattr(ep, "transport", None)
-    return t.get_extra_info("ssl_object") if t is not None else None
 
 
 def describe_start_tls_failure(exc: BaseException) -> str:

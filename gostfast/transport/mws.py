@@ -25,6 +25,7 @@ from gostfast.transport.ws import (
     WSDialer,
     WSListener,
     WSSListener,
+    ws_handshake,
 )
 
 
@@ -67,7 +68,12 @@ class MWSDialer(WSDialer):
             s = self.sessions.get(addr)
             if s is not None and not s.closed:
                 return s
-            ws = await self.upgrade(await self.transport(addr, open_conn), addr)
+            raw = await self.transport(addr, open_conn)
+            try:
+                ws = await ws_handshake(raw, addr, self.spec.options, self.spec.log)
+            except BaseException:
+                raw.abort()
+                raise
             s = Session(ws, self.config, client=True, name=f"{self.spec.node}@{addr}")
             self.sessions[addr] = s
             log = self.spec.log

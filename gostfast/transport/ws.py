@@ -28,8 +28,7 @@ from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import HandshakeError
 from gostfast.proto import http1, wshandshake
 from gostfast.timeouts import within
-from gostfast.tlsutil.endpoint import describe_start_tls_failure, ssl_object_of
-from gostfast.tlsutil.resume import remember
+from gostfast.tlsutil.endpoint import describe_start_tls_failure
 from gostfast.transport.accept import Acceptor, bind_sockets, peer_text, socket_addresses
 from gostfast.transport.tcp import (
     apply_keepalive,
@@ -615,21 +614,13 @@ class WSDialer(Dialer):
                 raise
         return raw
 
-    async def upgrade(self, raw: Endpoint, addr: str) -> WSEndpoint:
-        """The websocket over ``raw`` (closed on failure); for wss, the TLS session is
-        kept for the next connection's handshake (tlsutil/resume.py): the 101 has been
-        read by then, so the server's ticket, sent right after its handshake, is in."""
+    async def dial(self, addr: str, open_conn: OpenConn) -> Endpoint:
+        raw = await self.transport(addr, open_conn)
         try:
-            ws = await ws_handshake(raw, addr, self.spec.options, self.spec.log)
+            return await ws_handshake(raw, addr, self.spec.options, self.spec.log)
         except BaseException:
             raw.abort()
             raise
-        if self._ssl is not None:
-            remember(self._ssl, ssl_object_of(raw))
-        return ws
-
-    async def dial(self, addr: str, open_conn: OpenConn) -> Endpoint:
-        return await self.upgrade(await self.transport(addr, open_conn), addr)
 
 
 class WSSDialer(WSDialer):
