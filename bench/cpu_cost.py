@@ -13,7 +13,17 @@ samples are taken by the clock (2 % inside each phase's edges); a figure is
 "us per op" = CPU seconds in the window / ops in the window. Linux only
 (/proc), loopback only, every process stopped at the end.
 
-    python bench/cpu_cost.py --cases ws,wss [--seconds 4]
+    python bench/cpu_cost.py --cases ws,wss [--seconds 4] [--clients 1,32]
+    python bench/cpu_cost.py --cases ws --clients 32 --trees /tmp/old,/tmp/new --rounds 5
+
+``--trees`` is the A/B mode: gostfast from each source tree in turn (put
+first on PYTHONPATH; a copy of ``gostfast/`` with its compiled ``_core``
+extensions, e.g. ``git archive REV gostfast | tar -x -C DIR`` plus the .so
+files), the trees interleaved round by round, medians of the gostfast
+processes' CPU per op printed side by side (refpeer is not run).
+
+CPU time per operation is what to compare on a busy machine, where rates
+depend on who else runs: it moves little with the load, the rates do.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -41,14 +52,15 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 def measure(
-    runner: tunnel.Runner, topo: tunnel.Topology, seconds: float
+    runner: tunnel.Runner, topo: tunnel.Topology, seconds: float, clients: int = 1
 ) -> list[tuple[str, dict[str, float]]]:
-    """Start ``topo``, run one rps load, return per-process CPU us per op for both phases."""
+    """Start ``topo``, run one rps load with ``clients`` in parallel, return per-process
+    CPU us per op for both phases."""
     entry, procs = runner.start(topo)
     try:
         load = subprocess.Popen(
             [runner.refpeer, "rps", "-server", f"127.0.0.1:{entry}"]
-            + ["-seconds", str(seconds), "-size", "64"],
+            + ["-seconds", str(seconds), "-size", "64", "-conns", str(clients)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -85,17 +97,34 @@ def main() -> int:
     )
     ap.add_argument("--cases", default="ws", help="comma-separated tunnel.py case names")
     ap.add_argument("--seconds", type=float, default=4.0, help="seconds per rps phase")
+    ap.add_argument(
+        "--clients",
+        default="1",
+        help="comma-separated client counts (refpeer rps -conns): 1 is the latency load, "
+        "32 or 128 the capacity load; CPU per op is what to compare on a busy machine",
+    )
+    ap.add_argument(
+        "--trees",
+        default="",
+        help="comma-separated gostfast source trees to compare (A/B mode, see above)",
+    )
+    ap.add_argument("--rounds", type=int, default=3, help="A/B mode: interleaved rounds")
     args = ap.parse_args()
     refpeer = tunnel.find_refpeer()
     all_cases = tunnel.cases(refpeer, tunnel.tls_files())
     runner = tunnel.Runner(refpeer)
     try:
         runner.start_echo()
+        if args.trees:
+            compare_trees(runner, all_cases, args)
+            return 0
         for name in args.cases.split(","):
             case = all_cases[name]
-            for topo in (case.subject, case.baseline):
-                print(f"{name}: {topo.label}")
-                for label, r in measure(runner, topo, args.seconds):
+            for clients, topo in (
+                (int(n), t) for n in args.clients.split(",") for t in (case.subject, case.baseline)
+            ):
+                print(f"{name}, {clients} client(s): {topo.label}")
+                for label, r in measure(runner, topo, args.seconds, clients):
                     print(
                         f"  {label:<60} rt: user {r['user_us_per_rt']:6.1f} us"
                         f" sys {r['sys_us_per_rt']:6.1f} us ({r['rps']:.0f}/s)"
@@ -106,6 +135,39 @@ def main() -> int:
     finally:
         runner.close()
     return 0
+
+
+METRICS = ("user_us_per_conn", "sys_us_per_conn", "user_us_per_rt", "sys_us_per_rt")
+
+
+def compare_trees(runner: tunnel.Runner, all_cases, args: argparse.Namespace) -> None:
+    """A/B: the gostfast topology of each case from each tree, interleaved; medians."""
+    trees = args.trees.split(",")
+    clients = int(args.clients.split(",")[0])
+    got: dict[tuple, list[float]] = {}
+    saved = os.environ.get("PYTHONPATH")
+    try:
+        for _ in range(args.rounds):
+            for name in args.cases.split(","):
+                for tree in trees:
+                    os.environ["PYTHONPATH"] = tree  # the gostfast processes import from it
+                    for label, r in measure(runner, all_cases[name].subject, args.seconds, clients):
+                        end = "client" if "forward+" in label else "server"
+                        for k in METRICS + ("rps", "conn_per_s"):
+                            got.setdefault((name, end, k, tree), []).append(r[k])
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+    print(f"medians of {args.rounds}, {clients} client(s); columns: {', '.join(trees)}")
+    for name in args.cases.split(","):
+        rows = [(end, k) for end in ("server", "client") for k in METRICS]
+        rows += [("server", "rps"), ("server", "conn_per_s")]
+        for end, k in rows:
+            values = [statistics.median(got[(name, end, k, t)]) for t in trees]
+            what = f"{end} {k}" if k in METRICS else k
+            print(f"{name:6} {what:24}" + "".join(f" {v:9.1f}" for v in values), flush=True)
 
 
 if __name__ == "__main__":

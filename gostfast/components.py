@@ -131,7 +131,7 @@ class Listener(ABC):
         (TLS, websocket upgrade) is not dropped: it finishes, or fails, on its own
         bounded timeouts, and a drain waits for it (``handshakes``)."""
 
-    def handshakes(self) -> set[asyncio.Task]:
+    def handshakes(self) -> set[asyncio.Future]:
         """Accepted connections whose handshake is still running: a shutdown or a
         reload waits for them as for open tunnels, so a client that connected just
         before is served, not cut off mid-upgrade."""

@@ -718,7 +718,7 @@ class Orchestrator:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.grace
 
-        def unfinished() -> set[asyncio.Task]:
+        def unfinished() -> set[asyncio.Future]:
             # a handshake that completes becomes a tunnel (a task of self.tasks)
             return set(self.tasks).union(*(x.handshakes() for x in listeners))
 

@@ -56,6 +56,8 @@ __all__ = [
     "HandshakeError",
     "HandshakeRejected",
     "make_key",
+    "client_request_parts",
+    "is_plain_accept",
     "accept_for",
     "request_target",
     "build_client_request",
@@ -114,9 +116,9 @@ class HandshakeRejected(HandshakeError):
         self.reason = reason
 
 
-def make_key() -> str:
-    """A fresh Sec-WebSocket-Key: 16 random bytes, base64."""
-    return base64.b64encode(os.urandom(16)).decode("ascii")
+def make_key(nonce: bytes | None = None) -> str:
+    """A Sec-WebSocket-Key: 16 random bytes (``nonce``, else fresh ones), base64."""
+    return base64.b64encode(os.urandom(16) if nonce is None else nonce).decode("ascii")
 
 
 def accept_for(key: str) -> str:
@@ -194,6 +196,34 @@ def build_client_request(
     if user_agent:
         first.append(("User-Agent", user_agent))
     return build_request("GET", request_target(path), first + headers)
+
+
+#: RFC 6455's sample key: a valid value that stands for the real key in a template
+_TEMPLATE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def client_request_parts(
+    host: str, path: str, extra_headers=(), compress: bool = False
+) -> tuple[bytes, bytes]:
+    """``build_client_request`` cut around the key: ``prefix + key + suffix`` is the
+    request for that key, byte for byte.
+
+    A dialer sends the same request to a node every time but for the key, so it
+    builds (and validates) it once; ValueError as ``build_client_request``.
+    """
+    request = build_client_request(host, path, _TEMPLATE_KEY, extra_headers, compress)
+    # the header line, not the bare value: the Host or a path may hold the same text;
+    # an extra Sec-WebSocket-Key header is refused, so this line is the only one
+    line = b"\r\nSec-WebSocket-Key: " + _TEMPLATE_KEY.encode("ascii") + b"\r\n"
+    at = request.index(line) + len(line) - 2 - len(_TEMPLATE_KEY)
+    return request[:at], request[at + len(_TEMPLATE_KEY) :]
+
+
+def is_plain_accept(head: bytes, key: str) -> bool:
+    """True when ``head`` is exactly the 101 gorilla (and gostfast) write for ``key``,
+    without extensions: ``check_client_response`` would accept it and
+    ``accepts_deflate`` say no, so the answer needs no parsing."""
+    return head == build_server_response(key)
 
 
 def check_client_response(resp: Response, key: str) -> None:

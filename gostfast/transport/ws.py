@@ -14,6 +14,7 @@ give it a meaning here (documented per option) rather than ignoring it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -36,7 +37,7 @@ from gostfast.transport.tcp import (
     open_servers,
     server_addresses,
 )
-from gostfast.transport.wsconn import WSEndpoint
+from gostfast.transport.wsconn import WSEndpoint, random_pool
 from gostfast.transport.wsconn_deflate import DeflateWSEndpoint
 
 log = logging.getLogger("gostfast.ws")
@@ -227,6 +228,8 @@ def forwarded_ip(req: http1.Request) -> str:
 
 
 def _ip_or_empty(text: str) -> str:
+    if not text:  # the common case: no proxy header, so no exception to pay for
+        return ""
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
@@ -239,6 +242,119 @@ def client_address(req: http1.Request, peer: str) -> str:
     return f"{real} (via {peer})" if real else peer
 
 
+class _Upgrade:
+    """The server side of one websocket upgrade, as callbacks of the accepted endpoint.
+
+    Bytes are gathered in the endpoint's arrival callback until the request head
+    is complete, then answered in the same call: no task, no coroutine, no
+    waiter future per connection. ``handshakeTimeout`` and ``readHeaderTimeout``
+    start together at accept and both end with the head (the answer is written
+    at once), so one timer serves both: the shorter.
+    """
+
+    __slots__ = ("listener", "ep", "on_accept", "buf", "timer", "_waiter")
+
+    def __init__(self, listener: WSListener, ep: TCPEndpoint, on_accept) -> None:
+        self.listener = listener
+        self.ep = ep
+        self.on_accept = on_accept
+        self.buf = bytearray()
+        self.timer: asyncio.TimerHandle | None = None
+        self._waiter: asyncio.Future | None = None
+        o = listener.spec.options
+        limit = _shorter(o.handshake_timeout, o.read_header_timeout)
+        if limit is not None:
+            self.timer = asyncio.get_running_loop().call_later(limit, self._timed_out)
+        listener._upgrading.add(self)
+        ep.attach(self)
+
+    def waiter(self) -> asyncio.Future:
+        """Done when this upgrade is (a drain waits on it); cancelling it aborts the
+        connection. Made only when asked: a connection that is never drained pays none."""
+        if self._waiter is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter.add_done_callback(self._waiter_done)
+        return self._waiter
+
+    def _waiter_done(self, fut: asyncio.Future) -> None:
+        if fut.cancelled() and self in self.listener._upgrading:
+            self._stop()
+            self.ep.abort()  # the drain gave up on it: no half-open connection
+
+    def _stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.listener._upgrading.discard(self)
+        self.ep.detach()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def on_data(self, ep: TCPEndpoint, data) -> None:
+        buf = self.buf
+        start = max(0, len(buf) - 3)
+        buf += data
+        end = buf.find(b"\r\n\r\n", start)
+        listener = self.listener
+        if end < 0:
+            if len(buf) > http1.MAX_HEAD:
+                self._stop()
+                listener._reject(
+                    ep, 431, "Request Header Fields Too Large", "request header too large"
+                )
+                listener._failed("too_large")
+            return
+        end += 4
+        self._stop()
+        if len(buf) > end:  # the client's first frames: the websocket reads them
+            ep.unread(bytes(buf[end:]))
+        try:
+            listener._serve_head(ep, bytes(buf[:end]), self.on_accept)
+        except ConnectionError:
+            listener._failed("closed")
+            ep.abort()  # gone while answering: nothing to say
+        except Exception:  # never let one client's failure reach the loop's handler
+            log.exception("%s %s: upgrade failed", listener.scheme, ep.peer)
+            listener._failed("error")
+            ep.abort()
+
+    def on_eof(self, ep: TCPEndpoint) -> None:
+        self._stop()
+        self.listener._failed("closed")
+        ep.abort()  # gone before upgrading: nothing to say
+
+    def on_close(self, ep: TCPEndpoint, exc: BaseException | None) -> None:
+        if self in self.listener._upgrading:
+            self.listener._failed("closed")
+        self._stop()
+
+    def on_write_paused(self, ep: TCPEndpoint) -> None:
+        pass
+
+    def on_write_resumed(self, ep: TCPEndpoint) -> None:
+        pass
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        o = self.listener.spec.options
+        scheme, peer = self.listener.scheme, self.ep.peer
+        if _timeout(o.read_header_timeout) == _shorter(o.handshake_timeout, o.read_header_timeout):
+            log.info("%s %s: no request head within %gs", scheme, peer, o.read_header_timeout)
+        else:
+            log.info(
+                "%s %s: upgrade timed out (handshakeTimeout %gs)", scheme, peer, o.handshake_timeout
+            )
+        self._stop()
+        self.listener._failed("timeout")
+        self.ep.abort()
+
+
+def _shorter(*timeouts: float) -> float | None:
+    """The shortest of the timeouts that are set (> 0), or None."""
+    set_ = [t for t in timeouts if t and t > 0]
+    return min(set_) if set_ else None
+
+
 class WSListener(Listener):
     """HTTP/1.1 upgrade server; each websocket is one accepted endpoint."""
 
@@ -248,7 +364,9 @@ class WSListener(Listener):
     def __init__(self, spec) -> None:
         super().__init__(spec)
         self._servers: list[asyncio.AbstractServer] = []
+        #: wss: the TLS handshakes in flight (tasks); every ws upgrade in flight
         self._pending: set[asyncio.Task] = set()
+        self._upgrading: set[_Upgrade] = set()
         o = spec.options
         self._extra = list((o.header or {}).items())
         for name, _ in self._extra:  # fail at start, not on the first client
@@ -260,7 +378,6 @@ class WSListener(Listener):
                 )
 
     async def start(self, on_accept: Callable[[Endpoint], None]) -> None:
-        loop = asyncio.get_running_loop()
         opts = self.spec.options
         listener = self
 
@@ -273,35 +390,9 @@ class WSListener(Listener):
                 apply_keepalive(sock, opts)
                 if opts.read_buffer_size and sock is not None:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, opts.read_buffer_size)
-                task = loop.create_task(listener._upgrade(self, on_accept))
-                listener._pending.add(task)
-                task.add_done_callback(listener._pending.discard)
+                _Upgrade(listener, self, on_accept)
 
         self._servers = await open_servers(self.spec, Accepted)
-
-    async def _upgrade(self, ep: TCPEndpoint, on_accept: Callable[[Endpoint], None]) -> None:
-        o = self.spec.options
-        try:
-            await within(o.handshake_timeout, self._serve_upgrade(ep, on_accept))
-        except asyncio.TimeoutError:
-            log.info(
-                "%s %s: upgrade timed out (handshakeTimeout %gs)",
-                self.scheme,
-                ep.peer,
-                o.handshake_timeout,
-            )
-            self._failed("timeout")
-            ep.abort()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            self._failed("closed")
-            ep.abort()  # gone before upgrading: nothing to say
-        except asyncio.CancelledError:  # the process is ending: no half-open connection
-            ep.abort()
-            raise
-        except Exception:  # never let one client's failure reach the loop's handler
-            log.exception("%s %s: upgrade failed", self.scheme, ep.peer)
-            self._failed("error")
-            ep.abort()
 
     def _failed(self, reason: str) -> None:
         """A websocket upgrade failed: gostfast_ws_handshake_failures_total{reason}."""
@@ -309,21 +400,9 @@ class WSListener(Listener):
         if m is not None:
             m.ws_failure(self.spec.service, reason)
 
-    async def _serve_upgrade(self, ep: TCPEndpoint, on_accept) -> None:
+    def _serve_head(self, ep: TCPEndpoint, head: bytes, on_accept) -> None:
+        """Answer one complete request head: the 101 and a websocket, or an error response."""
         o = self.spec.options
-        try:
-            head = await within(o.read_header_timeout, ep.readuntil(b"\r\n\r\n", http1.MAX_HEAD))
-        except asyncio.LimitOverrunError:
-            self._reject(ep, 431, "Request Header Fields Too Large", "request header too large")
-            self._failed("too_large")
-            return
-        except asyncio.TimeoutError:
-            log.info(
-                "%s %s: no request head within %gs", self.scheme, ep.peer, o.read_header_timeout
-            )
-            self._failed("timeout")
-            ep.abort()
-            return
         try:
             req = http1.parse_request(head)
         except http1.HTTPHeadError as exc:
@@ -393,8 +472,8 @@ class WSListener(Listener):
         reload or a live update closed it is answered, not left hanging or reset."""
         close_servers(self._servers)
 
-    def handshakes(self) -> set[asyncio.Task]:
-        return set(self._pending)
+    def handshakes(self) -> set[asyncio.Future]:
+        return set(self._pending) | {u.waiter() for u in self._upgrading}
 
     def addresses(self) -> list[str]:
         return server_addresses(self._servers)
@@ -483,7 +562,7 @@ class WSSListener(WSListener):
         m = metrics.active
         if m is not None:
             m.tls_handshake_took(self.spec.service, loop.time() - start)
-        await self._upgrade(made[0], on_accept)
+        _Upgrade(self, made[0], on_accept)
 
     def close(self) -> None:
         if self._acceptor is not None:
@@ -494,26 +573,34 @@ class WSSListener(WSListener):
         return socket_addresses(self._acceptor.socks) if self._acceptor else []
 
 
+@functools.lru_cache(maxsize=256)
+def _request_parts(host: str, path: str, headers: tuple, compress: bool) -> tuple[bytes, bytes]:
+    """A dialer's upgrade request, built and checked once per node (see client_request_parts)."""
+    return wshandshake.client_request_parts(host, path, headers, compress)
+
+
 async def ws_handshake(raw: Endpoint, addr: str, options, log_: logging.Logger) -> WSEndpoint:
     """GOST's client upgrade over ``raw``; returns the websocket endpoint or raises HandshakeError."""
     host = options.host or addr
-    key = wshandshake.make_key()
+    key = wshandshake.make_key(random_pool.take(16))
     try:
-        request = wshandshake.build_client_request(
+        prefix, suffix = _request_parts(
             host,
             options.path,
-            key,
-            list((options.header or {}).items()),
+            tuple((options.header or {}).items()),
             options.enable_compression,
         )
     except ValueError as exc:
         raise HandshakeError(f"ws {addr}: {exc}") from None
-    raw.write(request)
+    raw.write(b"%s%s%s" % (prefix, key.encode("ascii"), suffix))
     try:
         head = await within(options.handshake_timeout, raw.readuntil(b"\r\n\r\n", http1.MAX_HEAD))
-        resp = http1.parse_response(head)
-        wshandshake.check_client_response(resp, key)
-        compress = options.enable_compression and wshandshake.accepts_deflate(resp)
+        if wshandshake.is_plain_accept(head, key):  # what gorilla and gostfast answer
+            compress = False
+        else:
+            resp = http1.parse_response(head)
+            wshandshake.check_client_response(resp, key)
+            compress = options.enable_compression and wshandshake.accepts_deflate(resp)
     except asyncio.TimeoutError:
         raise HandshakeError(
             f"ws {addr}: no upgrade response within {options.handshake_timeout:g}s"

@@ -36,8 +36,9 @@ WSProtocolError = wsframe.WSProtocolError
 log = logging.getLogger("gostfast.ws")
 
 
-class _Masks:
-    """Client frame masks from the OS's random source, fetched 4 KiB at a time."""
+class RandomPool:
+    """Client frame masks (and handshake nonces) from the OS's random source, fetched
+    4 KiB at a time: one getrandom(2) per ~1000 masks or 256 keys, not one each."""
 
     __slots__ = ("_pool", "_pos")
 
@@ -45,16 +46,20 @@ class _Masks:
         self._pool = b""
         self._pos = 0
 
-    def next(self) -> bytes:
-        if self._pos + 4 > len(self._pool):
+    def take(self, n: int) -> bytes:
+        """``n`` (<= 4096) random bytes nobody else gets."""
+        if self._pos + n > len(self._pool):
             self._pool = os.urandom(4096)
             self._pos = 0
-        m = self._pool[self._pos : self._pos + 4]
-        self._pos += 4
+        m = self._pool[self._pos : self._pos + n]
+        self._pos += n
         return m
 
+    def next(self) -> bytes:
+        return self.take(4)
 
-_masks = _Masks()
+
+random_pool = RandomPool()
 
 
 class WSEndpoint(LayeredEndpoint):
@@ -159,7 +164,7 @@ class WSEndpoint(LayeredEndpoint):
             else:
                 self.inner.write(wsframe.build_frame(opcode, payload, fin, None, rsv1))
         else:
-            self.inner.write(wsframe.build_frame(opcode, payload, fin, _masks.next(), rsv1))
+            self.inner.write(wsframe.build_frame(opcode, payload, fin, random_pool.next(), rsv1))
 
     def _send_fragmented(self, data, rsv1: bool = False) -> None:
         """One message in frames of at most ``max_frame_size`` (RSV1 on the first only)."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gostfast.proto import http1
 from gostfast.proto import wshandshake as hs
@@ -27,7 +29,50 @@ def test_make_key():
         assert len(key) == 24 and len(base64.b64decode(key, validate=True)) == 16
 
 
+def test_make_key_from_a_nonce():
+    assert hs.make_key(b"the sample nonce") == RFC_KEY
+
+
 # -- client side ---------------------------------------------------------------------
+
+
+_TEXT = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    host=_TEXT,
+    path=st.text(max_size=20),
+    values=st.lists(st.sampled_from([RFC_KEY, "x", "Sec-WebSocket-Key: " + RFC_KEY]), max_size=3),
+    compress=st.booleans(),
+    key=st.binary(min_size=16, max_size=16),
+)
+def test_request_parts_rebuild_the_request(host, path, values, compress, key):
+    """prefix + key + suffix is build_client_request's request, even when the host,
+    the path or another header holds the template's key text."""
+    extra = [(f"X-H{i}", v) for i, v in enumerate(values)]
+    k = hs.make_key(key)
+    prefix, suffix = hs.client_request_parts(host, path, extra, compress)
+    assert prefix + k.encode() + suffix == hs.build_client_request(host, path, k, extra, compress)
+
+
+def test_request_parts_refuse_what_the_builder_refuses():
+    with pytest.raises(ValueError, match="duplicate header"):
+        hs.client_request_parts("h", "/ws", [("Sec-WebSocket-Key", RFC_KEY)])
+
+
+def test_plain_accept_is_only_the_exact_answer():
+    answer = hs.build_server_response(RFC_KEY)
+    assert hs.is_plain_accept(answer, RFC_KEY)
+    assert not hs.is_plain_accept(answer, hs.make_key())
+    assert not hs.is_plain_accept(hs.build_server_response(RFC_KEY, compress=True), RFC_KEY)
+    assert not hs.is_plain_accept(
+        answer.replace(b"Upgrade: websocket", b"upgrade: websocket"), RFC_KEY
+    )
+    # whatever the fast path accepts, the full check accepts too, uncompressed
+    resp = http1.parse_response(answer)
+    hs.check_client_response(resp, RFC_KEY)
+    assert not hs.accepts_deflate(resp)
 
 
 def test_client_request_bytes_like_gost():
