@@ -362,6 +362,127 @@ def test_v1_sender_has_no_stream_window(smux):
     run(main())
 
 
+# -------------------------------------------- v1 stream credits (gostfast ends, issue 19)
+
+
+def credit(sid: int) -> bytes:
+    """gostfast's v1 credit: a NOP carrying the stream's sid (smux ignores any NOP)."""
+    return b"\x01\x03\x00\x00" + sid.to_bytes(4, "little")
+
+
+def test_v1_receiver_credits_every_64_kib_it_delivers_and_none_while_paused(smux):
+    async def main():
+        conn, peer = await endpoints()
+        rec = Recorder()
+        accepted = []
+
+        def on_stream(st):
+            accepted.append(st)
+            st.attach(rec)
+
+        s = Session(conn, SmuxConfig(version=1, **QUIET), client=False, on_stream=on_stream)
+        peer.write(smux.encode_syn(1, 3) + bytes(smux.encode_data(1, 3, b"a" * 65535, 32768)))
+        await until(lambda: len(rec.data) == 65535, what="65535 bytes delivered")
+        await assert_silent(peer)  # one byte short of a credit
+        peer.write(bytes(smux.encode_data(1, 3, b"b", 32768)))
+        assert await read_raw(peer, 8) == credit(3)
+        accepted[0].pause_reading()
+        peer.write(bytes(smux.encode_data(1, 3, b"c" * 200000, 32768)))
+        await assert_silent(peer)  # held for a paused reader: not delivered, no credit
+        accepted[0].resume_reading()  # 200000 delivered: three more credits, one write
+        assert await read_raw(peer, 24) == credit(3) * 3
+        await assert_silent(peer)
+        assert rec.data == b"a" * 65535 + b"b" + b"c" * 200000
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_v1_sender_keeps_256_kib_in_flight_once_the_peer_credits(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(version=1, **QUIET), client=True)
+        st = s.open_stream()
+        assert await read_frame(peer) == (1, 0, 3, b"")
+        first = b"f" * 65536  # before any credit: smux v1, no window
+        st.write(first)
+        got = bytearray()
+        while len(got) < len(first):
+            got += (await read_frame(peer))[3]
+        peer.write(credit(3))  # the peer delivered them: a gostfast end, windows from now
+        await until(lambda: s.peer_credits, what="the credit")
+        data = bytes(i % 251 for i in range(500000))
+        st.write(data)
+        got = bytearray()
+        while len(got) < 262144:
+            ver, cmd, sid, payload = await read_frame(peer)
+            assert (ver, cmd, sid) == (1, 2, 3)
+            got += payload
+        assert len(got) == 262144  # the window
+        await assert_silent(peer, 0.4)
+        drain = asyncio.ensure_future(st.drain())
+        await asyncio.sleep(0.05)
+        assert not drain.done()  # the writer is paused, as for a full connection
+        peer.write(credit(5) + credit(0))  # another stream's credit, a keepalive: no room
+        await assert_silent(peer, 0.2)
+        peer.write(credit(3) * 2)  # 128 KiB more delivered
+        while len(got) < 262144 + 131072:
+            got += (await read_frame(peer))[3]
+        assert len(got) == 262144 + 131072
+        await assert_silent(peer, 0.2)
+        peer.write(credit(3) * 2)
+        while len(got) < len(data):
+            got += (await read_frame(peer))[3]
+        assert got == data
+        await asyncio.wait_for(drain, 2)
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_v1_window_is_lifted_when_the_peer_sends_fin(smux):
+    """After FIN a GOST peer has forgotten the stream: no credit may come, so the queued
+    bytes go out at once (smux v1 drops them, or a half-closed peer reads them)."""
+
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(version=1, **QUIET), client=True)
+        st = s.open_stream()
+        assert await read_frame(peer) == (1, 0, 3, b"")
+        peer.write(credit(7))  # a credit for no open stream still marks a crediting peer
+        await until(lambda: s.peer_credits, what="the credit")
+        st.write(b"x" * 300000)
+        n = 0
+        while n < 262144:
+            n += len((await read_frame(peer))[3])
+        await assert_silent(peer, 0.2)
+        peer.write(smux.encode_fin(1, 3))
+        while n < 300000:
+            n += len((await read_frame(peer))[3])
+        assert n == 300000
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_v2_session_ignores_stream_nops(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(version=2, **QUIET), client=True)
+        s.open_stream()
+        peer.write(b"\x02\x03\x00\x00\x03\x00\x00\x00")
+        await read_frame(peer)
+        await asyncio.sleep(0.1)
+        assert not s.peer_credits and not s.closed
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
 # ------------------------------------------------------------------------ session bucket
 
 
