@@ -8,15 +8,24 @@ the wire and differs inside only where callbacks replace goroutines:
   (its relay's destination is full) queues payloads; queued bytes are
   charged to the session-wide budget (``max_receive_buffer``), and when that
   is spent the shared connection stops reading until streams drain, exactly
-  smux's bucket (in v1 this blocks every stream behind unread ones, as in
-  smux: docs/smux-protocol.md section 12). Bytes handed to a sink count as read: that is what v2 UPD
-  frames report (after the first read, then every ``max_stream_buffer/2``).
-* Sending: v1 writes PSH frames at once (backpressure comes from the shared
-  connection's write buffer, signalled to every stream; when it drains, the
-  writers resume starting one further along each time, so no stream takes the
-  connection for itself); v2 also keeps
-  smux's per-stream window (``peer window`` minus bytes in flight) and
-  queues what does not fit, pausing that stream's writer until a UPD.
+  smux's bucket (in v1 with a smux peer this blocks every stream behind unread
+  ones, as in smux: docs/smux-protocol.md section 12). Bytes handed to a sink
+  count as read: that is what v2 UPD frames report (after the first read, then
+  every ``max_stream_buffer/2``) and what v1 credits count.
+* Sending: PSH frames go out at once while they fit (backpressure comes from
+  the shared connection's write buffer, signalled to every stream; when it
+  drains, the writers resume starting one further along each time, so no
+  stream takes the connection for itself); v2 also keeps smux's per-stream
+  window (``peer window`` minus bytes in flight) and queues what does not fit,
+  pausing that stream's writer until a UPD.
+* v1 credits, between gostfast ends (docs/smux-protocol.md section 12): smux
+  v1 has no per-stream window, so a stream whose reader stopped filled the
+  receiver's budget and stalled every other stream (iperf3 -R, issue 19). A
+  receiver sends a NOP carrying the stream's sid per ``CREDIT`` bytes it
+  delivered (smux sends NOP with sid 0 only and ignores any NOP); a sender that
+  got one knows its peer credits and keeps at most ``INITIAL_PEER_WINDOW``
+  uncredited bytes in flight per stream, as in v2. A peer that never credits
+  (GOST, refpeer) is sent to as smux v1 is, without limit.
 * FIN: ``write_eof`` sends FIN and keeps reading (the far end may still
   send: refpeer's smux and smux HEAD do; GOST's v1.5.31 treats FIN as a full
   close, which is what GOST itself does on EOF). A stream is forgotten once
@@ -43,6 +52,11 @@ smux = select("smux")
 log = logging.getLogger("gostfast.mux")
 
 INITIAL_PEER_WINDOW = 262144
+#: gostfast's v1 stream credit (docs/smux-protocol.md section 12): a NOP whose sid
+#: is a stream's says "I delivered CREDIT more bytes of this stream". smux sends
+#: NOP with sid 0 only and ignores every NOP, whatever its sid. Both ends must count
+#: the same, so this is a constant of the extension, not a setting
+CREDIT = 65536
 _U32 = 0xFFFFFFFF
 #: payloads queued for a paused stream that are smaller than this are joined into
 #: one buffer of the stream's own, so a flood of tiny frames costs its bytes, not a
@@ -149,7 +163,13 @@ class Stream(Endpoint):
         n = len(payload)
         self._feed(payload)
         s = self.session
-        if s.version == 2:
+        if s.version == 1:  # a credit per CREDIT bytes delivered (sent to any peer)
+            self._incr += n
+            if self._incr >= CREDIT:
+                k = self._incr // CREDIT
+                self._incr -= k * CREDIT
+                s._credits += smux.encode_header(1, smux.CMD_NOP, 0, self.sid) * k
+        else:
             self._num_read = (self._num_read + n) & _U32
             self._incr += n
             if self._incr >= s.config.max_stream_buffer // 2 or self._num_read == n:
@@ -164,6 +184,13 @@ class Stream(Endpoint):
             self._feed_eof()
         if self._fin_sent:
             self.session._forget(self)
+        elif self._sendq:  # v1: no credits may come now (the peer may have forgotten us)
+            self._flush_sendq()
+
+    def _on_credit(self) -> None:
+        self._peer_consumed = (self._peer_consumed + CREDIT) & _U32
+        if self._sendq:
+            self._flush_sendq()
 
     def _on_upd(self, consumed: int, window: int) -> None:
         self._peer_consumed = consumed
@@ -176,6 +203,9 @@ class Stream(Endpoint):
 
     # ------------------------------------------------------------- sending
     def _room(self) -> int:
+        s = self.session
+        if s.version == 1 and (not s.peer_credits or self._fin_received):
+            return 1 << 62  # smux v1: no limit; after FIN no credit is sure to come
         inflight = (self._num_written - self._peer_consumed) & _U32
         if inflight >= 1 << 31:  # peer consumed more than we wrote: smux's ErrConsumed
             return 0
@@ -218,7 +248,8 @@ class Stream(Endpoint):
     def write(self, data) -> None:
         if self._fin_sent or self._gone or not len(data):
             return
-        if self.session.version == 1:
+        s = self.session
+        if s.version == 1 and not s.peer_credits:
             self._send_data(data)
             return
         if self._sendq:
@@ -284,6 +315,8 @@ class Stream(Endpoint):
             self._pending_bytes -= n
             s._refund(n)
             self._deliver(payload)
+        if s._credits:
+            s._send_credits()
         if not self._pending and self._fin_received:
             self._feed_eof()
 
@@ -319,6 +352,10 @@ class Session:
         self.streams: dict[int, Stream] = {}
         self._next_id = 1 if client else 0
         self._parser = smux.FrameParser(config.version, strict=True)
+        #: v1: the peer sent a stream NOP, so it credits what it delivers (a gostfast
+        #: end); from then each stream keeps at most its window in flight, as in v2
+        self.peer_credits = False
+        self._credits = bytearray()  # credit NOPs due, sent in one write per received chunk
         self._bucket = config.max_receive_buffer
         self._conn_read_paused = False
         self._conn_write_paused = False
@@ -404,6 +441,12 @@ class Session:
                     self._drop(len(payload))
             else:
                 self._dispatch(cmd, sid, payload)
+        if self._credits:
+            self._send_credits()
+
+    def _send_credits(self) -> None:
+        credits, self._credits = self._credits, bytearray()
+        self._send(credits)
 
     def _drop(self, payload_len: int) -> None:
         """A frame for no open stream: counted, never kept; a session of only these is closed.
@@ -426,7 +469,13 @@ class Session:
     def _dispatch(self, cmd: int, sid: int, payload) -> None:
         st = self.streams.get(sid)
         if cmd == smux.CMD_NOP:
-            return  # liveness only
+            # sid 0: liveness only (smux sends no other). Else a gostfast peer's
+            # credit for that stream (v1): from then this peer's streams are windowed
+            if sid and self.version == 1:
+                self.peer_credits = True
+                if st is not None:
+                    st._on_credit()
+            return
         if cmd == smux.CMD_SYN:
             if st is not None or self.closed:  # a duplicate: smux ignores it
                 self._drop(0)

@@ -110,6 +110,21 @@ class Recorder:
         pass
 
 
+def recording_server(conn, cfg=None, *, paused: bool = False):
+    """A server session whose accepted streams deliver to one Recorder (paused from the
+    start if asked): (session, {sid: stream}, recorder)."""
+    streams, rec = {}, Recorder()
+
+    def on_stream(st):
+        streams[st.sid] = st
+        st.attach(rec)
+        if paused:
+            st.pause_reading()
+
+    s = Session(conn, cfg or SmuxConfig(**QUIET), client=False, on_stream=on_stream)
+    return s, streams, rec
+
+
 def close_all(*eps: TCPEndpoint) -> None:
     for ep in eps:
         ep.abort()
@@ -269,19 +284,11 @@ def test_v2_upd_vector_consumed_65536(smux):
 def test_v2_paused_stream_sends_no_upd_until_it_reads(smux):
     async def main():
         conn, peer = await endpoints()
-        rec = Recorder()
-        accepted = []
-
-        def on_stream(st):
-            accepted.append(st)
-            st.attach(rec)
-            st.pause_reading()
-
-        s = Session(conn, SmuxConfig(version=2, **QUIET), client=False, on_stream=on_stream)
+        s, streams, rec = recording_server(conn, SmuxConfig(version=2, **QUIET), paused=True)
         peer.write(smux.encode_syn(2, 3) + bytes(smux.encode_data(2, 3, b"q" * 1000, 32768)))
         await assert_silent(peer)  # queued, not read: no UPD
         assert rec.data == b""
-        accepted[0].resume_reading()
+        streams[3].resume_reading()
         assert await read_raw(peer, 16) == h("0204080003000000e803000000000100")
         assert rec.data == b"q" * 1000
         s.close()
@@ -359,6 +366,120 @@ def test_v1_sender_has_no_stream_window(smux):
         while n < len(data):
             n += len((await read_frame(peer))[3])
         assert n == len(data)
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+# -------------------------------------------- v1 stream credits (gostfast ends, issue 19)
+
+
+def credit(sid: int) -> bytes:
+    """gostfast's v1 credit: a NOP carrying the stream's sid (smux ignores any NOP)."""
+    return b"\x01\x03\x00\x00" + sid.to_bytes(4, "little")
+
+
+def test_v1_receiver_credits_every_64_kib_it_delivers_and_none_while_paused(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s, streams, rec = recording_server(conn, SmuxConfig(version=1, **QUIET))
+        peer.write(smux.encode_syn(1, 3) + bytes(smux.encode_data(1, 3, b"a" * 65535, 32768)))
+        await until(lambda: len(rec.data) == 65535, what="65535 bytes delivered")
+        await assert_silent(peer)  # one byte short of a credit
+        peer.write(bytes(smux.encode_data(1, 3, b"b", 32768)))
+        assert await read_raw(peer, 8) == credit(3)
+        streams[3].pause_reading()
+        peer.write(bytes(smux.encode_data(1, 3, b"c" * 200000, 32768)))
+        await assert_silent(peer)  # held for a paused reader: not delivered, no credit
+        streams[3].resume_reading()  # 200000 delivered: three more credits, one write
+        assert await read_raw(peer, 24) == credit(3) * 3
+        await assert_silent(peer)
+        assert rec.data == b"a" * 65535 + b"b" + b"c" * 200000
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_v1_sender_keeps_256_kib_in_flight_once_the_peer_credits(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(version=1, **QUIET), client=True)
+        st = s.open_stream()
+        assert await read_frame(peer) == (1, 0, 3, b"")
+        first = b"f" * 65536  # before any credit: smux v1, no window
+        st.write(first)
+        got = bytearray()
+        while len(got) < len(first):
+            got += (await read_frame(peer))[3]
+        peer.write(credit(3))  # the peer delivered them: a gostfast end, windows from now
+        await until(lambda: s.peer_credits, what="the credit")
+        data = bytes(i % 251 for i in range(500000))
+        st.write(data)
+        got = bytearray()
+        while len(got) < 262144:
+            ver, cmd, sid, payload = await read_frame(peer)
+            assert (ver, cmd, sid) == (1, 2, 3)
+            got += payload
+        assert len(got) == 262144  # the window
+        await assert_silent(peer, 0.4)
+        drain = asyncio.ensure_future(st.drain())
+        await asyncio.sleep(0.05)
+        assert not drain.done()  # the writer is paused, as for a full connection
+        peer.write(credit(5) + credit(0))  # another stream's credit, a keepalive: no room
+        await assert_silent(peer, 0.2)
+        peer.write(credit(3) * 2)  # 128 KiB more delivered
+        while len(got) < 262144 + 131072:
+            got += (await read_frame(peer))[3]
+        assert len(got) == 262144 + 131072
+        await assert_silent(peer, 0.2)
+        peer.write(credit(3) * 2)
+        while len(got) < len(data):
+            got += (await read_frame(peer))[3]
+        assert got == data
+        await asyncio.wait_for(drain, 2)
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_v1_window_is_lifted_when_the_peer_sends_fin(smux):
+    """After FIN a GOST peer has forgotten the stream: no credit may come, so the queued
+    bytes go out at once (smux v1 drops them, or a half-closed peer reads them)."""
+
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(version=1, **QUIET), client=True)
+        st = s.open_stream()
+        assert await read_frame(peer) == (1, 0, 3, b"")
+        peer.write(credit(7))  # a credit for no open stream still marks a crediting peer
+        await until(lambda: s.peer_credits, what="the credit")
+        st.write(b"x" * 300000)
+        n = 0
+        while n < 262144:
+            n += len((await read_frame(peer))[3])
+        await assert_silent(peer, 0.2)
+        peer.write(smux.encode_fin(1, 3))
+        while n < 300000:
+            n += len((await read_frame(peer))[3])
+        assert n == 300000
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_v2_session_ignores_stream_nops(smux):
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(version=2, **QUIET), client=True)
+        s.open_stream()
+        peer.write(b"\x02\x03\x00\x00\x03\x00\x00\x00")
+        await read_frame(peer)
+        await asyncio.sleep(0.1)
+        assert not s.peer_credits and not s.closed
         s.close()
         close_all(peer)
 
@@ -735,25 +856,12 @@ def test_config_mux_type_yamux_is_refused_naming_the_option():
 # ------------------------------------------------------------- what a paused stream keeps
 
 
-def paused_server(conn, cfg=None):
-    """A server session whose stream 3 (opened by the caller) is paused from the start."""
-    streams, rec = {}, Recorder()
-
-    def on_stream(st):
-        streams[st.sid] = st
-        st.attach(rec)
-        st.pause_reading()
-
-    s = Session(conn, cfg or SmuxConfig(**QUIET), client=False, on_stream=on_stream)
-    return s, streams, rec
-
-
 def test_a_paused_stream_keeps_no_view_of_a_large_receive_buffer(smux):
     """Issue 17: a 1-byte payload in an 8 MiB-style buffer is copied out when queued."""
 
     async def main():
         conn, peer = await endpoints()
-        s, streams, rec = paused_server(conn)
+        s, streams, rec = recording_server(conn, paused=True)
         s.on_data(conn, bytes(smux.encode_syn(1, 3)))
         ghost = bytes(smux.encode_header(1, smux.CMD_PSH, 65000, 99)) + bytes(65000)
         big = bytearray(bytes(smux.encode_data(1, 3, b"x", 32768)) + ghost * 16)
@@ -776,7 +884,7 @@ def test_a_paused_stream_keeps_no_view_of_a_large_receive_buffer(smux):
 def test_tiny_payloads_for_a_paused_stream_join_one_buffer(smux):
     async def main():
         conn, peer = await endpoints()
-        s, streams, rec = paused_server(conn)
+        s, streams, rec = recording_server(conn, paused=True)
         s.on_data(conn, bytes(smux.encode_syn(1, 3)))
         frames = b"".join(
             bytes(smux.encode_data(1, 3, bytes([i % 251]), 32768)) for i in range(3000)
@@ -803,7 +911,7 @@ def test_a_session_of_only_frames_for_unknown_streams_is_closed(smux, monkeypatc
 
     async def main():
         conn, peer = await endpoints()
-        s, streams, _ = paused_server(conn)
+        s, streams, _ = recording_server(conn, paused=True)
         ghost = bytes(smux.encode_data(1, 99, bytes(30000), 32768))
         s.on_data(conn, bytes(smux.encode_syn(1, 3)) + ghost * 6)  # 180 KiB: not yet
         s.on_data(conn, bytes(smux.encode_data(1, 3, b"useful", 32768)))  # starts over
