@@ -131,6 +131,19 @@ def refused_when(bad: Any, what: str) -> Callable[[Any], Any]:
     return check
 
 
+def notls_opt(doc: str) -> Option:
+    """GOST's SOCKS5 ``notls`` (handler and connector): gostfast never runs GOST's TLS
+    methods inside SOCKS5, so true (or unset) is what it does and false is refused."""
+    return opt(
+        "notls",
+        "bool",
+        False,
+        "notls",
+        convert=refused_when(False, "notls=false (TLS methods inside SOCKS5)"),
+        doc=doc,
+    )
+
+
 def known_keys(spec: Iterable[Option]) -> set[str]:
     return {k for o in spec for k in o.all_keys()}
 

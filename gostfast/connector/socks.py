@@ -28,7 +28,7 @@ import socket
 from gostfast import registry
 from gostfast._handshake import read_message
 from gostfast.components import Connector
-from gostfast.config.options import opt, refused_when, unsupported
+from gostfast.config.options import notls_opt, opt, unsupported
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
@@ -44,14 +44,7 @@ _TIMEOUT = opt("timeout", "duration", 0.0, "timeout", doc="SOCKS handshake deadl
 
 SOCKS5_CONNECTOR_OPTIONS = (
     _TIMEOUT,
-    opt(
-        "notls",
-        "bool",
-        False,
-        "notls",
-        convert=refused_when(False, "notls=false (TLS methods inside SOCKS5)"),
-        doc="true is what gostfast does: TLS methods are never offered",
-    ),
+    notls_opt("true is what gostfast does: TLS methods are never offered"),
     # GOST's relay=udp: UDP by a standard UDP ASSOCIATE to the node; gostfast uses UDP-TUN
     unsupported("relay", "relay", default=""),
 )

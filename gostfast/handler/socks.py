@@ -43,7 +43,7 @@ import asyncio
 from gostfast import registry
 from gostfast._handshake import read_message
 from gostfast.components import Handler, HandlerSpec
-from gostfast.config.options import opt, refused_when, unsupported
+from gostfast.config.options import notls_opt, opt, refused_when, unsupported
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
@@ -65,14 +65,7 @@ SOCKS5_OPTIONS = (
     # GOST (config/parsing/service): client addresses that skip authentication
     unsupported("skipauth", "skipauth"),
     _READ_TIMEOUT,
-    opt(
-        "notls",
-        "bool",
-        False,
-        "notls",
-        convert=refused_when(False, "notls=false (TLS methods inside SOCKS5)"),
-        doc="true is what gostfast does: TLS methods are never chosen",
-    ),
+    notls_opt("true is what gostfast does: TLS methods are never chosen"),
     opt("bind", "bool", False, "bind", doc="serve BIND (listens on this host)"),
     opt("udp", "bool", False, "udp", doc="serve UDP ASSOCIATE and UDP-TUN (through the chain)"),
     udp_buffer_size_opt(
