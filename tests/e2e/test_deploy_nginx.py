@@ -224,3 +224,36 @@ def test_admission_judges_the_client_nginx_names_and_headers_cannot_forge_it(sit
     lines = log_lines(site["gost"], f"{scheme} {BLOCKED} (via 127.0.0.1:")
     assert lines and all(f"forwarded client {BLOCKED} is denied" in ln for ln in lines), lines
     assert not [ln for ln in output(site["gost"]).splitlines() if "10.1.1.1" in ln]
+
+
+ADMITTED = "127.0.0.4"  # a client address of its own, so its log lines are its alone
+
+
+def test_access_log_names_the_client_nginx_forwards_and_nginx_as_the_remote(site):
+    """GOST's access line behind a proxy: ``client`` is the address nginx put in
+    X-Forwarded-For (the real client), ``remote`` the TCP peer (nginx)."""
+    from support import wsframe
+
+    raw = socket.create_connection(("127.0.0.1", site["front"]), IO_TIMEOUT, (ADMITTED, 0))
+    with _client_context(site["ca"]).wrap_socket(raw, server_hostname=NAME) as s:
+        s.settimeout(IO_TIMEOUT)
+        s.sendall(upgrade_request(NAME, "/ws", {}))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        head, _, rest = head.partition(b"\r\n\r\n")
+        s.sendall(wsframe.build_frame(wsframe.OP_BINARY, b"logged", True, os.urandom(4)))
+        parser = wsframe.FrameParser(False)
+        got = b"".join(bytes(p) for _, p in parser.feed(rest))
+        while got != b"logged":
+            chunk = s.recv(4096)
+            assert chunk, got
+            got += b"".join(bytes(p) for op, p in parser.feed(chunk) if op == wsframe.OP_BINARY)
+    lines = log_lines(site["gost"], f"client={ADMITTED} ")
+    assert lines, output(site["gost"])[-3000:]
+    assert all(" remote=127.0.0.1:" in ln for ln in lines), lines
+    assert any(f"dst=127.0.0.1:{site['target'].port}" in ln for ln in lines), lines
+    assert any("inputBytes=6 outputBytes=6" in ln for ln in lines), lines
