@@ -51,7 +51,10 @@ def controller_and_plan(p: Plan, documents: list[Any]) -> tuple[Controller, Plan
     controller = Controller(Document(doc))
     with _no_warnings_again():
         running = plan(controller.config)
+    # set for the process, not by the document: -metrics / GOST_METRICS may override or
+    # add to what the -C files say (the metrics address is bound once, at start)
     running.config.workers, running.config.workers_text = p.config.workers, p.config.workers_text
+    running.config.metrics = p.config.metrics
     return controller, running
 
 
