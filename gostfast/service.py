@@ -509,8 +509,6 @@ class Orchestrator:
             raise StartError(
                 f"{sp.config.name}: cannot listen on {sp.config.addr}: {reason}"
             ) from None
-        if metrics.active is not None:
-            metrics.active.service_up()
         log.info(
             "%s: listening on %s (listener %s, handler %s%s)",
             sp.config.name,
@@ -538,6 +536,13 @@ class Orchestrator:
                 self.close_listeners()
                 raise
             self.running[sp.config.name] = _Running(listener, serving)
+            self._count_services()
+
+    def _count_services(self) -> None:
+        """``gost_services`` follows ``running``: one place, whatever started or stopped
+        a service (start, a live change, the stop)."""
+        if metrics.active is not None:
+            metrics.active.services_running(len(self.running))
 
     async def apply(self, new: Plan) -> live.PlanDiff:
         """Run ``new`` instead of the current plan, touching only the services it changes
@@ -590,13 +595,12 @@ class Orchestrator:
                 self.running[n].listener.close()
         for n in d.removed:
             self.running.pop(n).listener.close()
-            if metrics.active is not None:
-                metrics.active.service_down()
             log.info("%s: stopped (removed; its open tunnels run to their end)", n)
         for n in d.reroute:
             self.running[n].serving.replace(servings[n])
             log.info("%s: serving new connections with its updated config", n)
         self.running.update(started)
+        self._count_services()
         await lists.take_over(old_lists)
         return d
 
@@ -690,9 +694,8 @@ class Orchestrator:
     def close_listeners(self) -> None:
         for r in self.running.values():
             r.listener.close()
-            if metrics.active is not None:
-                metrics.active.service_down()
         self.running.clear()
+        self._count_services()
 
     def stop(self) -> None:
         self._stop.set()

@@ -141,11 +141,9 @@ class Metrics:
             s = self._services[service] = ServiceSeries(self, service)
         return s
 
-    def service_up(self) -> None:
-        self.services.labels(HOST).inc()
-
-    def service_down(self) -> None:
-        self.services.labels(HOST).dec()
+    def services_running(self, count: int) -> None:
+        """``gost_services``: what this process runs now (workers' values add up)."""
+        self.services.labels(HOST).set(count)
 
     def chain_error(self, chain: str, node: str) -> None:
         self.chain_errors.labels(HOST, chain, node).inc()

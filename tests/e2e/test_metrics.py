@@ -327,3 +327,25 @@ def test_http_proxy_bodies_are_counted(procs, http_server) -> None:
     assert got.endswith(blob)
     s = wait_value(m, "gost_service_transfer_output_bytes_total", len(blob), service="service-0")
     assert value(s, "gost_service_transfer_input_bytes_total", service="service-0") is None
+
+
+def test_gost_services_counts_running_services_through_live_changes(procs, tmp_path) -> None:
+    """``gost_services`` is the number of services running, whatever the web API did:
+    adding, re-listening (same address, new listener), moving and removing one."""
+    from api_support import Api, start_with_api, ws_service
+
+    api_port, m, a, b = free_port(), free_port(), free_port(), free_port()
+    start_with_api(procs, tmp_path, "services: []\n", api_port, flags=(f"-metrics=127.0.0.1:{m}",))
+    wait_port(m)
+    api = Api(api_port)
+    api.ok("POST", "/config/services", ws_service("web", a, 9))
+    wait_value(m, "gost_services", 1)
+    meta = {"listener": {"type": "ws", "metadata": {"path": "/other"}}}
+    api.ok("PUT", "/config/services/web", ws_service("web", a, 9, **meta))  # re-listened in place
+    assert value(scrape(m), "gost_services") == 1
+    api.ok("PUT", "/config/services/web", ws_service("web", b, 9, **meta))  # moved
+    assert value(scrape(m), "gost_services") == 1
+    api.ok("POST", "/config/services", ws_service("two", a, 9))
+    assert value(scrape(m), "gost_services") == 2
+    api.ok("DELETE", "/config/services/web")
+    assert value(scrape(m), "gost_services") == 1
