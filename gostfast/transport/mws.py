@@ -44,32 +44,32 @@ class _MuxServing:
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
+        self._smux = SmuxConfig.from_options(spec.options)  # once, not per websocket
         self._sessions: set[Session] = set()
         self._draining = False
 
-    _smux: SmuxConfig | None = None
-
     def _accepted_ws(self, ws: Endpoint, on_accept: Callable[[Endpoint], None]) -> None:
-        if self._smux is None:  # read from the options once, not per accepted websocket
-            self._smux = SmuxConfig.from_options(self.spec.options)
+        on_stream, on_stream_gone = on_accept, None
         m = metrics.active
-        if m is None:
-            s = Session(ws, self._smux, client=False, on_stream=on_accept, name=ws.peer)
-        else:
+        if m is not None:  # streams counted open until the session forgets them
             streams = m.mws_streams.labels(metrics.HOST, self.spec.service)
 
-            def on_stream(st) -> None:  # counted open until the session forgets it
+            def on_stream(st) -> None:
                 streams.inc()
                 on_accept(st)
 
-            s = Session(
-                ws,
-                self._smux,
-                client=False,
-                on_stream=on_stream,
-                name=ws.peer,
-                on_stream_gone=lambda _st: streams.dec(),
-            )
+            def on_stream_gone(_st) -> None:
+                streams.dec()
+
+        s = Session(
+            ws,
+            self._smux,
+            client=False,
+            on_stream=on_stream,
+            name=ws.peer,
+            on_stream_gone=on_stream_gone,
+        )
+        if m is not None:
             m.mws_session(self.spec.service, s)
         s.draining = self._draining
         self._sessions.add(s)
