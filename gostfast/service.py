@@ -137,7 +137,7 @@ def _lookup(reg: registry.Registry, name: str, path: str) -> registry.Component:
     comp = reg.get(name)
     if comp is None:
         if name in gost_names.BY_KIND.get(reg.kind, ()):
-            raise ConfigError(path, gost_names.not_supported(reg.kind, name))
+            raise not_supported(path, f"{reg.kind} '{name}'")
         known = ", ".join(reg.names())
         raise ConfigError(path, f"unknown {reg.kind} '{name}' (known: {known})")
     return comp

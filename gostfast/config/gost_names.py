@@ -13,8 +13,6 @@ Read from go-gost/x at commit 0132cef (2026).
 
 from __future__ import annotations
 
-from gostfast.config.errors import unsupported_message
-
 LISTENERS = frozenset(
     "dns dtls ftcp grpc h2 h2c h3 http2 http3 icmp icmp6 kcp mtcp mtls mws mwss ohttp otls pht "
     "phts quic red redir redirect redu rtcp rudp runix serial ssh sshd stdio tap tcp tls tun "
@@ -55,8 +53,3 @@ BY_KIND = {
     "dialer": DIALERS,
     "connector": CONNECTORS,
 }
-
-
-def not_supported(kind: str, name: str) -> str:
-    """The message for a GOST component gostfast does not have."""
-    return unsupported_message(f"{kind} '{name}'")

@@ -155,7 +155,7 @@ def _fallback(kind: str, word: str, ours: Collection[str], default: str, where: 
     if word in ours or word == default:
         return word
     if word in gost_names.BY_KIND[kind]:
-        raise ConfigError(where, gost_names.not_supported(kind, word))
+        raise not_supported(where, f"{kind} '{word}'")
     return default
 
 
