@@ -171,7 +171,7 @@ def split_host_port(addr: str, where: str) -> tuple[str, str]:
     try:
         return addr_codec.split_host_port(addr)
     except AddressError as exc:
-        why = exc.reason  # type: ignore[attr-defined]
+        why = exc.reason
     if addr.startswith("["):
         raise ConfigError(where, f"invalid address '{addr}' (expected [ipv6]:port)")
     if why == "missing port in address":

@@ -186,9 +186,7 @@ def split_host_port(text: str) -> tuple[str, str]:
     """
 
     def fail(why: str) -> AddressError:
-        err = AddressError(f"address {text}: {why}")
-        err.reason = why  # type: ignore[attr-defined]  (callers word their own errors)
-        return err
+        return AddressError(f"address {text}: {why}", why)
 
     colon = text.rfind(":")
     if colon < 0:

@@ -26,7 +26,15 @@ class ProtocolError(ValueError):
 
 
 class AddressError(ProtocolError):
-    """A malformed SOCKS5/relay address (ATYP + ADDR + PORT)."""
+    """A malformed address: SOCKS5/relay's ATYP + ADDR + PORT, or a ``host:port`` text.
+
+    ``reason`` is the rule broken without the address (``split_host_port`` gives Go's
+    wording), for callers that word their own message; by default the whole message.
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class UnknownAddressType(AddressError):
