@@ -77,9 +77,11 @@ def _split_url(url: str) -> tuple[str, int, str]:
     """``[http://]host[:port][/path]`` -> (host, port, path); no usable port: 80."""
     rest = url[7:] if url.lower().startswith("http://") else url
     authority, slash, path = rest.partition("/")
-    if _port_of(authority).isdigit():
+    try:
         host, port = split_host_port(authority)
-    else:
+    except AddressError:
+        port = ""
+    if not port.isdigit():
         host, port = authority.strip("[]"), "80"
     return host, int(port), "/" + path if slash else "/"
 
