@@ -293,14 +293,22 @@ def assert_config_error(text: str, path: str, message: str) -> None:
 
 def ws_client_upgrade(sock, port: int, path: str = "/ws") -> bytes:
     """GOST's websocket upgrade over a connected ``sock``; returns bytes that came after the 101."""
-    from gostfast.proto import http1, wshandshake
+    from gostfast.proto import wshandshake
 
     key = wshandshake.make_key()
     sock.sendall(wshandshake.build_client_request(f"127.0.0.1:{port}", path, key))
+    return read_101(sock, key)
+
+
+def read_101(sock, key: str) -> bytes:
+    """Read the server's answer to an upgrade sent with ``key``, check it is GOST's 101
+    for that key; returns the bytes that came after it."""
+    from gostfast.proto import http1, wshandshake
+
     buf = b""
     while b"\r\n\r\n" not in buf:
         b = sock.recv(4096)
-        assert b, "connection closed during the upgrade"
+        assert b, f"connection closed during the upgrade: {buf!r}"
         buf += b
     head, rest = buf.split(b"\r\n\r\n", 1)
     wshandshake.check_client_response(http1.parse_response(head + b"\r\n\r\n"), key)

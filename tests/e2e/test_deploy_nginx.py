@@ -32,7 +32,7 @@ from deploy_support import (
     upgrade_request,
 )
 from proxy_support import TCPServer, echo
-from support import Procs, echo_roundtrip, free_port, output, run_curl, wait_port
+from support import Procs, echo_roundtrip, free_port, output, read_101, run_curl, wait_port
 
 IO_TIMEOUT = 20.0
 NAME = "tunnel.example.com"
@@ -238,13 +238,7 @@ def test_access_log_names_the_client_nginx_forwards_and_nginx_as_the_remote(site
     with _client_context(site["ca"]).wrap_socket(raw, server_hostname=NAME) as s:
         s.settimeout(IO_TIMEOUT)
         s.sendall(upgrade_request(NAME, "/ws", {}))
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = s.recv(4096)
-            assert chunk, head
-            head += chunk
-        assert head.startswith(b"HTTP/1.1 101 "), head
-        head, _, rest = head.partition(b"\r\n\r\n")
+        rest = read_101(s, KEY)
         s.sendall(wsframe.build_frame(wsframe.OP_BINARY, b"logged", True, os.urandom(4)))
         parser = wsframe.FrameParser(False)
         got = b"".join(bytes(p) for _, p in parser.feed(rest))

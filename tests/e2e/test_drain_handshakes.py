@@ -16,10 +16,10 @@ import socket
 
 import pytest
 from proxy_support import TCPServer, echo
-from support import client_tls, free_port, is_listening, output, wsframe
+from support import client_tls, free_port, is_listening, output, read_101, wsframe
 from workers_support import children, connections_by_pid, start_workers, wait_for
 
-from gostfast.proto import http1, wshandshake
+from gostfast.proto import wshandshake
 
 
 def _half_upgrade(port: int, tls: bool):
@@ -35,13 +35,7 @@ def _half_upgrade(port: int, tls: bool):
 def _finish_and_echo(sock, key: str, rest: bytes) -> bytes:
     """Send the end of the head, check the 101, then echo one message through the tunnel."""
     sock.sendall(rest)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        b = sock.recv(4096)
-        assert b, "closed during the upgrade"
-        buf += b
-    head, after = buf.split(b"\r\n\r\n", 1)
-    wshandshake.check_client_response(http1.parse_response(head + b"\r\n\r\n"), key)
+    after = read_101(sock, key)
     sock.sendall(
         wsframe.build_frame(wsframe.OP_BINARY, b"served after the stop", True, os.urandom(4))
     )
