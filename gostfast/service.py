@@ -645,7 +645,7 @@ class Orchestrator:
             socks = self.metrics_sockets or bind(cfg.addr)
         except MetricsBindError as exc:
             raise StartError(str(exc)) from None
-        self.metrics_server = MetricsServer(cfg, socks, scrape_registry(m))
+        self.metrics_server = MetricsServer(cfg, socks, scrape_registry(m), m)
         await self.metrics_server.start()
 
     def _scope(self, service: str, kind: str) -> SharedScope | None:

@@ -60,6 +60,7 @@ class Tunnel:
         "bytes_out",
         "_token",
         "_series",
+        "_service_series",
     )
 
     def __init__(self, service: str, ep: Endpoint, log: logging.Logger) -> None:
@@ -74,9 +75,12 @@ class Tunnel:
         self.bytes_out = 0  # target -> client (GOST's output)
         self._token = current.set(self)
         m = metrics.active
-        self._series = series = m.client(service, ep.client_ip) if m is not None else None
-        if series is not None:
-            series.started()
+        if m is None:
+            self._series = self._service_series = None
+        else:
+            self._series = m.client(service, ep.client_ip)
+            self._service_series = m.service(service)
+            self._series.started()
 
     def dialling(self, target: str, route: str) -> None:
         """The router is reaching ``target`` by ``route`` (the last attempt is kept)."""
@@ -87,24 +91,25 @@ class Tunnel:
         self.error = error
 
     def relaying(self, opened: bool) -> None:
-        m = metrics.active
-        if m is not None:
-            g = m.service(self.service).tunnels_open
-            g.inc() if opened else g.dec()
+        s = self._service_series
+        if s is not None:
+            s.count_tunnel(1 if opened else -1)
 
     def end(self) -> None:
         seconds = time.monotonic() - self.start
         current.reset(self._token)
         ep = self.ep
         series = self._series
-        m = metrics.active
-        if series is not None and m is not None:
-            series.ended(bool(self.error))
-            m.service(self.service).duration.observe(seconds)
+        if series is not None:
+            self._service_series.took(seconds)
             # GOST counts bytes on the accepted TCP connection: its peer labels them
-            if ep.peer_ip != ep.client_ip:
-                series = m.client(self.service, ep.peer_ip)
-            series.transferred(self.bytes_in, self.bytes_out)
+            if ep.peer_ip == ep.client_ip:
+                series.ended(bool(self.error), self.bytes_in, self.bytes_out)
+            else:
+                series.ended(bool(self.error), 0, 0)
+                m = metrics.active
+                if m is not None:
+                    m.client(self.service, ep.peer_ip).ended(None, self.bytes_in, self.bytes_out)
         if self.log.isEnabledFor(logging.INFO):
             remote = tcp_peer(ep)
             fields = {

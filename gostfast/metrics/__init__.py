@@ -6,6 +6,18 @@ a single ``if metrics.active`` at a tunnel's start and end, a session's
 start and end, a handshake's failure, never per chunk. ``None`` (no
 ``metrics:`` configured) costs the data path nothing.
 
+Why counts are plain ints first: a prometheus_client ``inc()`` takes a lock
+(and under ``--workers`` writes an mmap file), ``labels()`` hashes the labels,
+``observe()`` walks the buckets in Python: about 4 us per tunnel in all, on a
+connection that costs the whole process about 90-190 us. The hooks add to
+plain ints on per-series objects (``ClientSeries``, ``ServiceSeries``,
+``NodeSeries``, each found by one dict lookup) and mark the series dirty;
+``flush()`` moves what changed into prometheus_client's values. A scrape
+flushes first (so a scrape reads every count up to its own arrival), and
+under ``--workers`` each worker also flushes every ``FLUSH_PERIOD`` seconds
+and as it stops, since a scrape answered by one worker reads the others'
+files.
+
 Under ``--workers`` the supervisor sets ``PROMETHEUS_MULTIPROC_DIR`` before
 any worker imports prometheus_client, so every value lands in a per-worker
 mmap file and a scrape sums them (server.py); gauges are ``livesum`` (a dead
@@ -18,6 +30,7 @@ from __future__ import annotations
 
 import os
 import socket
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,6 +38,8 @@ if TYPE_CHECKING:
 
 HOST = socket.gethostname()
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: how often a worker moves its counts into the shared files (--workers only)
+FLUSH_PERIOD = 1.0
 
 # GOST's buckets (x/metrics/prom.go)
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60)
@@ -124,12 +139,14 @@ class Metrics:
 
         self._clients: dict[tuple[str, str], ClientSeries] = {}
         self._services: dict[str, ServiceSeries] = {}
+        self._nodes: dict[tuple[str, str], NodeSeries] = {}
+        #: series counted into since the last flush (each listed once: its ``dirty`` flag)
+        self.dirty: list[_Series] = []
 
     # -- hooks (each called once per event, never per chunk) ----------------------
 
     def client(self, service: str, client: str) -> ClientSeries:
-        """A service's series for one client IP (prometheus_client's ``labels()`` costs
-        microseconds; a request pays one dict lookup instead)."""
+        """A service's series for one client IP: one dict lookup per request."""
         s = self._clients.get((service, client))
         if s is None:
             s = self._clients[(service, client)] = ClientSeries(self, service, client)
@@ -149,65 +166,225 @@ class Metrics:
         self.chain_errors.labels(HOST, chain, node).inc()
 
     def node_connected(self, chain: str, node: str, seconds: float) -> None:
-        self.node_connect.labels(HOST, chain, node).observe(seconds)
+        s = self._nodes.get((chain, node))
+        if s is None:
+            s = self._nodes[(chain, node)] = NodeSeries(self, chain, node)
+        s.connect.observe(seconds)
+        if not s.dirty:
+            s.dirty = True
+            self.dirty.append(s)
 
     def ws_failure(self, service: str, reason: str) -> None:
         self.ws_failures.labels(HOST, service, reason).inc()
 
     def tls_handshake_took(self, service: str, seconds: float) -> None:
-        self.tls_handshake.labels(HOST, service).observe(seconds)
+        self.service(service).tls_took(seconds)
 
     def mws_session(self, service: str, session) -> None:
         """An mws server session opened: counted open until it ends."""
-        sessions = self.mws_sessions.labels(HOST, service)
-        sessions.inc()
-        session.done.add_done_callback(lambda _f: sessions.dec())
+        s = self.service(service)
+        s.count_session(1)
+        session.done.add_done_callback(lambda _f: s.count_session(-1))
+
+    def flush(self) -> None:
+        """Move every count since the last flush into prometheus_client's values."""
+        dirty, self.dirty = self.dirty, []
+        for s in dirty:
+            s.dirty = False
+            s.flush()
 
 
-class ClientSeries:
+class _Series:
+    """What every series object has: its metrics and whether it waits for a flush."""
+
+    __slots__ = ("_m", "dirty")
+
+    def __init__(self, m: Metrics) -> None:
+        self._m = m
+        self.dirty = False
+
+    def _touch(self) -> None:
+        if not self.dirty:
+            self.dirty = True
+            self._m.dirty.append(self)
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+
+class LocalHistogram:
+    """A histogram's per-bucket counts and sum in plain numbers, added to a
+    prometheus_client histogram child at a flush.
+
+    prometheus_client keeps a histogram as one non-cumulative count per upper bound
+    (``+Inf`` last) and a sum, added to by ``observe``; ``drain_into`` adds the counts
+    gathered here to those same values, so the exposition is what ``observe`` per
+    value would have made (tests/unit/test_metrics_flush.py checks it).
+    """
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds  # the child's upper bounds, +Inf included
+        self.counts = [0] * len(bounds)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def drain_into(self, child) -> None:
+        counts = self.counts
+        for i, n in enumerate(counts):
+            if n:
+                child._buckets[i].inc(n)  # prometheus_client's per-bound values
+                counts[i] = 0
+        child._sum.inc(self.sum)
+        self.sum = 0.0
+
+
+class ClientSeries(_Series):
     """The series GOST labels with (service, client), each made on its first count, as
     GOST's (a series at 0 that nothing counted is never served)."""
 
-    __slots__ = ("_m", "_labels", "_requests", "_in_flight", "_errors", "_input", "_output")
+    __slots__ = (
+        "_labels",
+        "requests",
+        "in_flight",
+        "errors",
+        "bytes_in",
+        "bytes_out",
+        "_requests",
+        "_in_flight",
+        "_errors",
+        "_input",
+        "_output",
+    )
 
     def __init__(self, m: Metrics, service: str, client: str) -> None:
-        self._m = m
+        super().__init__(m)
         self._labels = (HOST, service, client)
+        self.requests = self.in_flight = self.errors = self.bytes_in = self.bytes_out = 0
         self._requests = self._in_flight = self._errors = self._input = self._output = None
 
     def started(self) -> None:
-        if self._requests is None:
-            self._requests = self._m.requests.labels(*self._labels)
-            self._in_flight = self._m.in_flight.labels(*self._labels)
-        self._requests.inc()
-        self._in_flight.inc()
+        self.requests += 1
+        self.in_flight += 1
+        self._touch()
 
-    def ended(self, error: bool) -> None:
-        self._in_flight.dec()
-        if error:
+    def ended(self, error: bool | None, bytes_in: int, bytes_out: int) -> None:
+        """A request of this series ended (``error`` None: only bytes, which GOST
+        labels with the TCP peer, are this series' when a proxy named the client)."""
+        if error is not None:
+            self.in_flight -= 1
+            if error:
+                self.errors += 1
+        self.bytes_in += bytes_in
+        self.bytes_out += bytes_out
+        self._touch()
+
+    def flush(self) -> None:
+        m, labels = self._m, self._labels
+        if self.requests:
+            if self._requests is None:
+                self._requests = m.requests.labels(*labels)
+                self._in_flight = m.in_flight.labels(*labels)
+            self._requests.inc(self.requests)
+            self.requests = 0
+        if self._in_flight is not None:
+            self._in_flight.set(self.in_flight)  # this process's requests open now
+        if self.errors:
             if self._errors is None:
-                self._errors = self._m.handler_errors.labels(*self._labels)
-            self._errors.inc()
-
-    def transferred(self, bytes_in: int, bytes_out: int) -> None:
-        if bytes_in:
+                self._errors = m.handler_errors.labels(*labels)
+            self._errors.inc(self.errors)
+            self.errors = 0
+        if self.bytes_in:
             if self._input is None:
-                self._input = self._m.input_bytes.labels(*self._labels)
-            self._input.inc(bytes_in)
-        if bytes_out:
+                self._input = m.input_bytes.labels(*labels)
+            self._input.inc(self.bytes_in)
+            self.bytes_in = 0
+        if self.bytes_out:
             if self._output is None:
-                self._output = self._m.output_bytes.labels(*self._labels)
-            self._output.inc(bytes_out)
+                self._output = m.output_bytes.labels(*labels)
+            self._output.inc(self.bytes_out)
+            self.bytes_out = 0
 
 
-class ServiceSeries:
+class ServiceSeries(_Series):
     """The series labelled with the service alone."""
 
-    __slots__ = ("duration", "tunnels_open")
+    __slots__ = (
+        "duration",
+        "tunnels_open",
+        "sessions",
+        "streams",
+        "tls",
+        "_labels",
+        "_duration",
+        "_tunnels_open",
+        "_sessions",
+        "_streams",
+        "_tls",
+    )
 
     def __init__(self, m: Metrics, service: str) -> None:
-        self.duration = m.duration.labels(HOST, service)
-        self.tunnels_open = m.tunnels_open.labels(HOST, service)
+        super().__init__(m)
+        self._labels = (HOST, service)
+        self._duration = m.duration.labels(HOST, service)
+        self._tunnels_open = m.tunnels_open.labels(HOST, service)
+        self._sessions = self._streams = None  # mws listeners only
+        self._tls = self.tls = None  # wss/mwss listeners only
+        self.duration = LocalHistogram(tuple(self._duration._upper_bounds))
+        self.tunnels_open = self.sessions = self.streams = 0
+
+    def took(self, seconds: float) -> None:
+        self.duration.observe(seconds)
+        self._touch()
+
+    def count_tunnel(self, delta: int) -> None:
+        self.tunnels_open += delta
+        self._touch()
+
+    def count_session(self, delta: int) -> None:
+        if self._sessions is None:
+            self._sessions = self._m.mws_sessions.labels(*self._labels)
+            self._streams = self._m.mws_streams.labels(*self._labels)
+        self.sessions += delta
+        self._touch()
+
+    def count_stream(self, delta: int) -> None:
+        self.streams += delta
+        self._touch()
+
+    def tls_took(self, seconds: float) -> None:
+        if self.tls is None:
+            self._tls = self._m.tls_handshake.labels(*self._labels)
+            self.tls = LocalHistogram(tuple(self._tls._upper_bounds))
+        self.tls.observe(seconds)
+        self._touch()
+
+    def flush(self) -> None:
+        self.duration.drain_into(self._duration)
+        self._tunnels_open.set(self.tunnels_open)
+        if self._sessions is not None:
+            self._sessions.set(self.sessions)
+            self._streams.set(self.streams)
+        if self.tls is not None:
+            self.tls.drain_into(self._tls)
+
+
+class NodeSeries(_Series):
+    """A chain node's connect times (``gost_chain_node_connect_duration_seconds``)."""
+
+    __slots__ = ("connect", "_connect")
+
+    def __init__(self, m: Metrics, chain: str, node: str) -> None:
+        super().__init__(m)
+        self._connect = m.node_connect.labels(HOST, chain, node)
+        self.connect = LocalHistogram(tuple(self._connect._upper_bounds))
+
+    def flush(self) -> None:
+        self.connect.drain_into(self._connect)
 
 
 #: the metrics of this process, None when no ``metrics:`` is configured

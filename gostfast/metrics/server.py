@@ -24,6 +24,8 @@ import socket
 
 from gostfast.config.model import MetricsConfig
 from gostfast.config.url import split_host_port
+from gostfast.metrics import FLUSH_PERIOD
+from gostfast.metrics import multiprocess as metrics_multiprocess
 from gostfast.proto import http1
 from gostfast.users import Users
 
@@ -96,8 +98,14 @@ def scrape_registry(metrics):
 class MetricsServer:
     """Serves ``cfg`` on ``socks`` (bound by ``bind``) from ``registry``."""
 
-    def __init__(self, cfg: MetricsConfig, socks: list[socket.socket], registry) -> None:
+    def __init__(
+        self, cfg: MetricsConfig, socks: list[socket.socket], registry, counts=None
+    ) -> None:
         self.cfg = cfg
+        #: the process's ``Metrics``: flushed before each scrape, and under --workers
+        #: every FLUSH_PERIOD and at the close (the other workers read our files)
+        self.counts = counts
+        self._flusher: asyncio.TimerHandle | None = None
         self.path = cfg.path or "/metrics"
         self.users = Users(cfg.auths, required=cfg.auth_required)
         self.socks = socks
@@ -112,11 +120,23 @@ class MetricsServer:
                 server = await asyncio.start_server(self._serve, sock=sock)
             self._servers.append(server)
         log.info("metrics: serving %s on %s", self.path, self.cfg.addr)
+        if self.counts is not None and metrics_multiprocess():
+            self._flush_periodically()
+
+    def _flush_periodically(self) -> None:
+        self.counts.flush()
+        loop = asyncio.get_running_loop()
+        self._flusher = loop.call_later(FLUSH_PERIOD, self._flush_periodically)
 
     def close(self) -> None:
         for server in self._servers:
             server.close()
         self._servers.clear()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        if self.counts is not None:
+            self.counts.flush()  # under --workers: what this worker counted stays summed
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -150,6 +170,8 @@ class MetricsServer:
             return 204, [], b""
         if self.users and not self._authorized(req):
             return 401, [], b""
+        if self.counts is not None:
+            self.counts.flush()  # on the loop, which alone adds to the counts
         loop = asyncio.get_running_loop()
         # collecting reads every worker's files under --workers: off the loop
         body, ctype = await loop.run_in_executor(None, _exposition, self.registry)

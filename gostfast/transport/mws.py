@@ -52,14 +52,14 @@ class _MuxServing:
         on_stream, on_stream_gone = on_accept, None
         m = metrics.active
         if m is not None:  # streams counted open until the session forgets them
-            streams = m.mws_streams.labels(metrics.HOST, self.spec.service)
+            count = m.service(self.spec.service).count_stream
 
             def on_stream(st) -> None:
-                streams.inc()
+                count(1)
                 on_accept(st)
 
             def on_stream_gone(_st) -> None:
-                streams.dec()
+                count(-1)
 
         s = Session(
             ws,
