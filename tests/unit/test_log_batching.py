@@ -1,0 +1,113 @@
+"""logsetup.LoopBatchedHandler: the lines of one loop iteration in one write, order kept.
+
+Why: the access log is one line per tunnel; a write and a flush per line was
+most of the line's cost. These tests read what reaches the stream, write by write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from gostfast.logsetup import LoopBatchedHandler
+
+
+class Stream:
+    """A stream that records each write and each flush."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+        self.flushes = 0
+
+    def write(self, text: str) -> None:
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def _logger(stream: Stream) -> tuple[logging.Logger, LoopBatchedHandler]:
+    handler = LoopBatchedHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger(f"test_log_batching.{id(stream)}")
+    log.propagate = False
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    return log, handler
+
+
+def test_lines_of_one_iteration_go_out_in_one_write_after_it() -> None:
+    stream = Stream()
+    log, _ = _logger(stream)
+
+    async def main() -> None:
+        for i in range(3):
+            log.info("line %d", i)
+        assert stream.writes == []  # kept until the loop ran what was ready
+        await asyncio.sleep(0)
+        assert stream.writes == ["line 0\nline 1\nline 2\n"]
+        log.info("line 3")
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert stream.writes == ["line 0\nline 1\nline 2\n", "line 3\n"]
+    assert stream.flushes >= 2
+
+
+def test_a_warning_goes_out_at_once_after_the_lines_kept_before_it() -> None:
+    stream = Stream()
+    log, _ = _logger(stream)
+
+    async def main() -> None:
+        log.info("a")
+        log.warning("b")
+        assert stream.writes == ["a\nb\n"]
+
+    asyncio.run(main())
+
+
+def test_without_a_loop_and_from_other_threads_every_line_is_written_at_once() -> None:
+    stream = Stream()
+    log, _ = _logger(stream)
+    log.info("no loop")
+    assert stream.writes == ["no loop\n"]
+
+    async def main() -> None:
+        log.info("kept")
+        t = threading.Thread(target=log.info, args=("from a thread",))
+        t.start()
+        t.join()
+        # the thread's line went out, after the line the loop kept before it
+        assert stream.writes == ["no loop\n", "kept\nfrom a thread\n"]
+
+    asyncio.run(main())
+
+
+def test_flush_and_close_write_what_is_kept() -> None:
+    stream = Stream()
+    log, handler = _logger(stream)
+
+    async def main() -> None:
+        log.info("x")
+        handler.flush()
+        assert stream.writes == ["x\n"]
+        log.info("y")
+        handler.close()
+        assert stream.writes == ["x\n", "y\n"]
+
+    asyncio.run(main())
+
+
+def test_too_many_kept_lines_are_written_without_waiting() -> None:
+    stream = Stream()
+    log, _ = _logger(stream)
+
+    async def main() -> None:
+        for i in range(LoopBatchedHandler.MAX_KEPT):
+            log.info("%d", i)
+        assert (
+            len(stream.writes) == 1 and stream.writes[0].count("\n") == LoopBatchedHandler.MAX_KEPT
+        )
+
+    asyncio.run(main())
