@@ -25,9 +25,9 @@ if sys.platform == "win32":
 COMPILE_ARGS = ["-O3", "-g0"]
 LINK_ARGS = ["-Wl,-S,-x"] if sys.platform == "darwin" else ["-Wl,-s"]
 
-from Cython.Build import cythonize
-from setuptools import Extension, setup
-from setuptools.command.build_ext import build_ext
+from Cython.Build import cythonize  # noqa: E402  (after the platform check)
+from setuptools import Extension, setup  # noqa: E402
+from setuptools.command.build_ext import build_ext  # noqa: E402
 
 
 class StrictBuildExt(build_ext):
