@@ -356,7 +356,7 @@ class Orchestrator:
     def _bypass(self, rules: list) -> Bypass:
         """A place's bypass, rebuilt whenever a loader changes one of its rules."""
         bypass = Bypass([self.lists.current("bypasses", r) for r in rules])
-        self.lists.follow("bypasses", rules, bypass.reset)
+        self.lists.follow("bypasses", rules, bypass, Bypass.reset)
         return bypass
 
     def _host_mapper(self, hosts: HostsConfig | None) -> HostMapper | None:
@@ -364,7 +364,7 @@ class Orchestrator:
         if hosts is None:
             return None
         mapper = HostMapper([self.lists.current("hosts", hosts)])
-        self.lists.follow("hosts", [hosts], mapper.reset)
+        self.lists.follow("hosts", [hosts], mapper, HostMapper.reset)
         return mapper
 
     def _limiter(self, section: str, cfg: Any, make: Callable[[Any], Any]) -> Any:
@@ -372,7 +372,7 @@ class Orchestrator:
         if cfg is None:
             return None
         limiter = make(self.lists.current(section, cfg))
-        self.lists.follow(section, [cfg], lambda cfgs: limiter.reset(cfgs[0]))
+        self.lists.follow(section, [cfg], limiter, lambda lim, cfgs: lim.reset(cfgs[0]))
         return limiter
 
     def _router(self, sp: ServicePlan) -> Router:
@@ -449,7 +449,8 @@ class Orchestrator:
         self.lists.follow(
             "authers",
             svc.handler.authers,
-            lambda cfgs: hspec.users.reset([a for c in cfgs for a in c.auths]),
+            hspec.users,
+            lambda users, cfgs: users.reset([a for c in cfgs for a in c.auths]),
         )
         handler = sp.handler.component.factory(hspec)
         rlimiter = self._limiter(
@@ -475,7 +476,7 @@ class Orchestrator:
         admission = None
         if svc.admission:
             admission = Admission([self.lists.current("admissions", a) for a in svc.admission])
-            self.lists.follow("admissions", svc.admission, admission.reload)
+            self.lists.follow("admissions", svc.admission, admission, Admission.reload)
         return sp.listener.component.factory(
             ListenerSpec(
                 svc.name,

@@ -21,7 +21,7 @@ from gostfast.proto.addr import encode_text
 class Users:
     """The service's users (``HandlerSpec.auths``); falsy when clients need not log in."""
 
-    __slots__ = ("_passwords", "_required")
+    __slots__ = ("_passwords", "_required", "__weakref__")  # a loader follows it weakly
 
     def __init__(self, auths: Sequence[Auth], required: bool = False) -> None:
         self._required = required

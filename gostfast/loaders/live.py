@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -44,7 +45,8 @@ _SINGULAR = {
     "limiters": "limiter",
 }
 
-Rebuild = Callable[[list[Any]], Awaitable[None] | None]
+#: ``rebuild(part, current configs)``: what a follower does to the part it keeps current
+Rebuild = Callable[[Any, list[Any]], Awaitable[None] | None]
 
 
 class LiveList:
@@ -58,8 +60,15 @@ class LiveList:
         self.sources = sources_of(base.loader)
         self._good: list[tuple] = [() for _ in self.sources]  # each source's last good
         self._reported: list[set[str]] = [set() for _ in self.sources]
-        self._followers: list[Callable[[], Awaitable[None] | None]] = []
+        #: (the part followed, weakly; what rebuilds it): a part that the running
+        #: configuration no longer holds (a web-API change rebuilt its handler) is gone
+        #: from here with it, so followers do not pile up change after change
+        self._followers: list[tuple[weakref.ref, Callable[[Any], Awaitable[None] | None]]] = []
         self.what = f"{_SINGULAR[section]} {base.name}"
+
+    def add_follower(self, target: Any, follower: Callable[[Any], Awaitable[None] | None]) -> None:
+        """Call ``follower(target)`` at each change, while ``target`` lives (held weakly)."""
+        self._followers.append((weakref.ref(target), follower))
 
     @property
     def period(self) -> float:
@@ -104,9 +113,13 @@ class LiveList:
             return
         self.value = value
         log.info("%s: %d entries loaded", self.what, len(loaded))
-        for follower in list(self._followers):
+        self._followers = [f for f in self._followers if f[0]() is not None]
+        for ref, follower in list(self._followers):
+            part = ref()
+            if part is None:
+                continue
             try:
-                result = follower()
+                result = follower(part)
                 if inspect.isawaitable(result):
                     await result
             except Exception:  # one part failing to rebuild must not stop the others
@@ -219,18 +232,20 @@ class LiveLists:
         live = self.lists.get((section, part.name)) if part is not None else None
         return live.value if live is not None else part
 
-    def follow(self, section: str, parts: Sequence[Any], rebuild: Rebuild) -> None:
-        """Call ``rebuild(current parts)`` whenever one of ``parts`` is reloaded with a
-        changed value (not now: the caller built its part from ``current`` already)."""
+    def follow(self, section: str, parts: Sequence[Any], target: Any, rebuild: Rebuild) -> None:
+        """Call ``rebuild(target, current parts)`` whenever one of ``parts`` is reloaded
+        with a changed value (not now: the caller built ``target`` from ``current``
+        already), for as long as ``target`` lives: it is held weakly, so a runtime part
+        dropped by a change stops being rebuilt without being told."""
         lives = [self.lists[(section, p.name)] for p in parts if (section, p.name) in self.lists]
         if not lives:
             return
 
-        def changed() -> Awaitable[None] | None:
-            return rebuild([self.current(section, p) for p in parts])
+        def changed(part: Any) -> Awaitable[None] | None:
+            return rebuild(part, [self.current(section, p) for p in parts])
 
         for live in lives:
-            live._followers.append(changed)
+            live.add_follower(target, changed)
 
     async def load_all(self) -> None:
         """Read every list once (at start, before any listener binds)."""

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 
 import pytest
 from loader_support import ListServer
 from support import free_port
 
+from gostfast.chain.bypass import Bypass
 from gostfast.config.errors import ConfigError
 from gostfast.config.model import Auth, BypassConfig, LimiterConfig, LoaderConfig
 from gostfast.config.yaml import load_text
@@ -107,7 +109,8 @@ def test_a_live_list_keeps_each_sources_last_good_entries(tmp_path, caplog) -> N
     base = BypassConfig("b", ("192.0.2.1",), loader=LoaderConfig(file=str(good)))
     live = LiveList("bypasses", base)
     seen: list[tuple[str, ...]] = []
-    live._followers.append(lambda: seen.append(live.value.matchers))
+    part = Bypass([base])  # the runtime part kept current: followed while it lives
+    live.add_follower(part, lambda _part: seen.append(live.value.matchers))
 
     async def run() -> None:
         await live.load()
@@ -133,7 +136,7 @@ def test_follow_rebuilds_a_part_from_every_list_it_uses(tmp_path) -> None:
     lists = LiveLists()
     lists.lists[("climiters", "c")] = LiveList("climiters", lim)
     limiter = ConnLimiter(lists.current("climiters", lim))
-    lists.follow("climiters", [lim], lambda cfgs: limiter.reset(cfgs[0]))
+    lists.follow("climiters", [lim], limiter, lambda part, cfgs: part.reset(cfgs[0]))
     held = limiter.acquire("10.0.0.1")
     assert held is not None and limiter.acquire("10.0.0.1") is None  # "$ 1"
     asyncio.run(lists.load_all())  # now "$ 1" then "$ 5": the later line wins
@@ -234,3 +237,24 @@ def test_a_traffic_limiter_reset_applies_to_the_next_tunnel_only() -> None:
     lim.reset(LimiterConfig("l", ()))  # the open tunnel keeps its gate; new ones get none
     assert not lim.active and lim.open(object(), "10.0.0.1") is None
     assert gate is not None
+
+
+def test_a_part_dropped_by_a_change_is_no_longer_followed(tmp_path) -> None:
+    """Each web-API change rebuilds its handlers and so follows the kept lists again:
+    the old parts, once dropped, must not be rebuilt (nor held) at every reload."""
+    f = tmp_path / "l.txt"
+    f.write_text("$ 5\n")
+    lim = LimiterConfig("c", ("$ 1",), LoaderConfig(file=str(f)))
+    lists = LiveLists()
+    live = lists.lists[("climiters", "c")] = LiveList("climiters", lim)
+    rebuilt: list[str] = []
+    for name in ("old", "new"):
+        limiter = ConnLimiter(lists.current("climiters", lim))
+        lists.follow("climiters", [lim], limiter, lambda part, cfgs, n=name: rebuilt.append(n))
+        if name == "old":
+            old = weakref.ref(limiter)
+            del limiter  # what a change does to the handler it replaces
+    assert old() is None
+    asyncio.run(lists.load_all())
+    assert rebuilt == ["new"]
+    assert len(live._followers) == 1
