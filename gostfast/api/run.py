@@ -11,7 +11,8 @@ from typing import Any
 from gostfast.api.controller import Controller
 from gostfast.api.document import Document, merge
 from gostfast.api.server import ApiServer
-from gostfast.config.gost_output import api_section
+from gostfast.config.gost_output import api_section, metrics_section
+from gostfast.config.model import MetricsConfig
 from gostfast.service import Orchestrator, Plan, plan
 
 
@@ -48,6 +49,7 @@ def controller_and_plan(p: Plan, documents: list[Any]) -> tuple[Controller, Plan
     assert p.config.api is not None
     doc = merge([_as_gost(part) for part in documents])
     doc["api"] = api_section(p.config.api)
+    _metrics_from_the_command(doc, p.config.metrics)
     controller = Controller(Document(doc))
     with _no_warnings_again():
         running = plan(controller.config)
@@ -56,6 +58,18 @@ def controller_and_plan(p: Plan, documents: list[Any]) -> tuple[Controller, Plan
     running.config.workers, running.config.workers_text = p.config.workers, p.config.workers_text
     running.config.metrics = p.config.metrics
     return controller, running
+
+
+def _metrics_from_the_command(doc: dict[str, Any], m: MetricsConfig | None) -> None:
+    """GET /config shows the metrics that run: ``-metrics`` replaces the files' block,
+    ``GOST_METRICS`` its address (a block naming an auther keeps the name)."""
+    if m is None:
+        return
+    section = doc.get("metrics")
+    if isinstance(section, dict) and section.get("auther"):
+        doc["metrics"] = {**section, "addr": m.addr}
+    else:
+        doc["metrics"] = metrics_section(m)
 
 
 class _InProcess:

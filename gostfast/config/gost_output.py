@@ -305,6 +305,13 @@ def _metrics(m: MetricsConfig | None, authers: list[dict[str, Any]]) -> dict[str
     return _compact(out)
 
 
+def metrics_section(m: MetricsConfig) -> dict[str, Any]:
+    """GOST's ``metrics:`` of a block with at most one user (``-metrics``, ``GOST_METRICS``)."""
+    section = _metrics(m, [])
+    assert section is not None
+    return section
+
+
 def _compact(d: dict[str, Any]) -> dict[str, Any]:
     """Leave out what GOST's encoder leaves out (omitempty)."""
     return {k: v for k, v in d.items() if v not in (None, "", {}, [])}

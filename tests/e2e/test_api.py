@@ -24,6 +24,7 @@ from api_support import (
     ws_service,
     ws_tag,
 )
+from metrics_support import value, wait_value
 from proxy_support import recv_head
 from support import free_port, is_listening, output, wait_port
 from workers_support import MWSClient, WSClient, wait_for
@@ -317,4 +318,25 @@ def test_authers_hops_and_limiters_through_their_endpoints(procs, tmp_path, targ
     status, _, got = api.call("DELETE", "/config/climiters/one")
     assert status == 500 and "unknown climiter 'one'" in got["msg"], got
     held.sock.close()
+    assert proc.poll() is None, output(proc)
+
+
+def test_config_shows_and_serves_the_metrics_the_command_line_set(procs, targets) -> None:
+    """``-metrics`` beside ``-api``: the address is served, and GET /config names it."""
+    svc, api_port, m = free_port(), free_port(), free_port()
+    proc = procs.gostfast(
+        "-L", f"tcp://127.0.0.1:{svc}/127.0.0.1:{targets[0]}",
+        f"-api=127.0.0.1:{api_port}", f"-metrics=prom:s3cret@127.0.0.1:{m}?path=/m",
+    )  # fmt: skip
+    for p in (svc, api_port, m):
+        wait_port(p, proc=proc)
+    assert TcpTunnel(svc).tag == b"A"
+    samples = wait_value(m, "gost_service_requests_total", 1, ("prom", "s3cret"), path="/m")
+    assert value(samples, "gost_services") == 1
+    got = Api(api_port, auth=None).config()["metrics"]
+    assert got == {
+        "addr": f"127.0.0.1:{m}",
+        "path": "/m",
+        "auth": {"username": "prom", "password": "s3cret"},
+    }
     assert proc.poll() is None, output(proc)
