@@ -350,6 +350,8 @@ class Orchestrator:
         self._hops_by_chain: dict[str, list[Hop]] = {}
         self._hops_by_config: dict[tuple[int, int], Hop] = {}
         self._not_accepting: Callable[[], None] | None = None
+        #: listeners closed by a live change while handshakes were in flight on them
+        self._retired: set[Listener] = set()
         #: the named lists with loaders (file, redis, http), polled while running
         self.lists = LiveLists.from_config(p.config)
 
@@ -585,7 +587,7 @@ class Orchestrator:
             await self._relisten_in_place(in_place, old_plan, by_name, listeners, servings, started)
         except BaseException:  # ConfigError, StartError, or a bug: as it was, then raise
             for r in started.values():
-                r.listener.close()
+                self._retire(r.listener)
             self.plan = old_plan
             self._hops_by_chain, self._hops_by_config = old_hops
             self.lists = old_lists
@@ -593,9 +595,9 @@ class Orchestrator:
             raise
         for n in d.relisten:
             if n in moved:
-                self.running[n].listener.close()
+                self._retire(self.running[n].listener)
         for n in d.removed:
-            self.running.pop(n).listener.close()
+            self._retire(self.running.pop(n).listener)
             log.info("%s: stopped (removed; its open tunnels run to their end)", n)
         for n in d.reroute:
             self.running[n].serving.replace(servings[n])
@@ -613,7 +615,7 @@ class Orchestrator:
         switched: list[str] = []
         try:
             for n in names:
-                self.running[n].listener.close()
+                self._retire(self.running[n].listener)
                 switched.append(n)
                 await self._listen(by_name[n], listeners[n], servings[n])
                 started[n] = _Running(listeners[n], servings[n])
@@ -692,6 +694,14 @@ class Orchestrator:
 
         return on_accept
 
+    def _retire(self, listener: Listener) -> None:
+        """Close a listener a live change replaced or removed; the handshakes it has in
+        flight are still waited for by the shutdown (as the running listeners' are)."""
+        listener.close()
+        self._retired = {x for x in self._retired if x.handshakes()}
+        if listener.handshakes():
+            self._retired.add(listener)
+
     def close_listeners(self) -> None:
         for r in self.running.values():
             r.listener.close()
@@ -713,7 +723,7 @@ class Orchestrator:
         closes is waited for too (``Listener.handshakes``): it becomes a tunnel, or
         fails on its own timeouts.
         """
-        listeners = [r.listener for r in self.running.values()]
+        listeners = [r.listener for r in self.running.values()] + list(self._retired)
         self.close_listeners()
         if self._not_accepting is not None:
             self._not_accepting()

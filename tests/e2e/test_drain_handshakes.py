@@ -15,6 +15,7 @@ import signal
 import socket
 
 import pytest
+from api_support import Api
 from proxy_support import TCPServer, echo
 from support import client_tls, free_port, is_listening, output, read_101, wsframe
 from workers_support import children, connections_by_pid, start_workers, wait_for
@@ -100,3 +101,27 @@ def test_reload_serves_an_upgrade_in_flight_on_the_old_worker(procs, tmp_path, e
     sock.close()
     sup.send_signal(signal.SIGTERM)
     assert sup.wait(30) == 0, output(sup)
+
+
+def test_sigterm_serves_an_upgrade_in_flight_on_a_listener_the_api_removed(
+    procs, echo_server
+) -> None:
+    """A web-API change closes a listener mid-upgrade, then the stop comes: the drain
+    waits for that upgrade too (it used to look at the running listeners only)."""
+    port, api_port = free_port(), free_port()
+    gf = procs.gostfast(
+        "--grace", "30",
+        "-L", f"ws://127.0.0.1:{port}/127.0.0.1:{echo_server.port}?path=/ws",
+        f"-api=127.0.0.1:{api_port}",
+        wait_ports=[port, api_port],
+    )  # fmt: skip
+    sock, key, rest = _half_upgrade(port, tls=False)
+    wait_for(lambda: connections_by_pid(port, [gf.pid]).get(gf.pid), 20, "the accept", gf)
+    Api(api_port, auth=None).ok("DELETE", "/config/services/service-0")
+    wait_for(lambda: not is_listening(port), 20, "the listener to close", gf)
+    gf.send_signal(signal.SIGTERM)
+    wait_for(lambda: "waiting up to 30s for 1 open" in output(gf), 20, "the drain", gf)
+    assert _finish_and_echo(sock, key, rest) == b"served after the stop", output(gf)
+    sock.close()
+    assert gf.wait(30) == 0, output(gf)
+    assert "Traceback" not in output(gf)
