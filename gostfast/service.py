@@ -584,7 +584,9 @@ class Orchestrator:
                 await self._listen(by_name[n], listeners[n], servings[n])
                 started[n] = _Running(listeners[n], servings[n])
             in_place = [n for n in d.relisten if n not in started]
-            await self._relisten_in_place(in_place, old_plan, by_name, listeners, servings, started)
+            await self._relisten_in_place(
+                in_place, old_plan, old_lists, by_name, listeners, servings, started
+            )
         except BaseException:  # ConfigError, StartError, or a bug: as it was, then raise
             for r in started.values():
                 self._retire(r.listener)
@@ -608,10 +610,11 @@ class Orchestrator:
         return d
 
     async def _relisten_in_place(
-        self, names, old_plan: Plan, by_name, listeners, servings, started
+        self, names, old_plan: Plan, old_lists: LiveLists, by_name, listeners, servings, started
     ) -> None:
         """Restart listeners that keep their address: close, bind anew. On a failure the
-        old listeners of those already switched get a rebuilt twin of themselves back."""
+        old listeners of those already switched get a rebuilt twin of themselves back,
+        built from the old plan and the old named lists (the admissions it judges by)."""
         switched: list[str] = []
         try:
             for n in names:
@@ -621,6 +624,7 @@ class Orchestrator:
                 started[n] = _Running(listeners[n], servings[n])
         except (ConfigError, StartError):
             new_plan, self.plan = self.plan, old_plan  # the old listeners' global TLS
+            new_lists, self.lists = self.lists, old_lists
             try:
                 for n in switched:
                     started.pop(n, None)
@@ -633,7 +637,7 @@ class Orchestrator:
                     except (ConfigError, StartError) as exc:
                         log.error("%s: could not be restarted: %s", n, exc)
             finally:
-                self.plan = new_plan
+                self.plan, self.lists = new_plan, new_lists
             raise
 
     async def _start_metrics(self) -> None:
