@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Instructions a gostfast server process executes per new connection and per MiB.
+
+``bench/tunnel.py`` and ``bench/cpu_cost.py`` measure seconds, which move with
+whatever else the machine runs; on a shared 2-vCPU box a 3 % question (what
+do the metrics cost?) drowns in that. Instructions do not: valgrind's
+callgrind counts them, the same for the same binary and input whatever the
+load (the tool library's env notes; perf's counters are not exposed on this
+VM). So this runs the gostfast *server* of a case under callgrind, drives it
+with a fixed workload from native clients, and reports
+
+- instructions per new connection: two runs, ``--conns`` and ``2 x --conns``
+  sequential connections (connect, 64 bytes there and back, close), the
+  difference over ``--conns`` (start-up and shutdown cancel out);
+- instructions per MiB: one run that also pushes ``--mib`` MiB through one
+  tunnel, against the first run.
+
+for each variant of the server: ``base`` (the default: access log at info),
+``metrics`` (``-metrics`` on, scraped once at the end so the flush is paid),
+``warn`` (``GOST_LOGGER_LEVEL=warn``: no access log). Ratios are against
+``base``. The client end is refpeer's (Go): only the server is counted.
+Instructions are not time (a cache miss costs more than an add), but for a
+change that adds Python work to a path, the instruction ratio is that work.
+
+    python bench/instructions.py --cases tcp,ws,mws [--conns 300] [--mib 32]
+
+Loopback only; every process is stopped at the end. Takes minutes (the
+server runs ~50x slower under valgrind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import tunnel  # noqa: E402  (the harness next to this file: ports, refpeer)
+
+VARIANTS = ("base", "metrics", "warn")
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"port {port} never opened")
+
+
+def _exchange(port: int, n: int) -> None:
+    """``n`` sequential connections: 64 bytes there and back, then close."""
+    msg = b"x" * 64
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+            s.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise RuntimeError("tunnel closed early")
+                got += chunk
+
+
+def _push(port: int, mib: int) -> None:
+    """``mib`` MiB through one tunnel to the echo and back."""
+    block = b"\0" * (1 << 16)
+    total = mib << 20
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
+        s.setblocking(True)
+        sent = received = 0
+        while received < total:
+            if sent < total:
+                sent += s.send(block[: min(len(block), total - sent)])
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                raise RuntimeError("tunnel closed early")
+            received += len(chunk)
+
+
+def _server_cmd(scheme: str, port: int, echo: int) -> list[str]:
+    if scheme == "tcp":
+        return ["-L", f"tcp://127.0.0.1:{port}/127.0.0.1:{echo}"]
+    return ["-L", f"{scheme}://127.0.0.1:{port}/127.0.0.1:{echo}"]
+
+
+def _client_cmd(refpeer: str, scheme: str, listen: int, server: int) -> list[str] | None:
+    if scheme == "tcp":
+        return None  # the load connects to the forward service itself
+    return [
+        refpeer, "client", "-mode", scheme, "-listen", f"127.0.0.1:{listen}",
+        "-server", f"ws://127.0.0.1:{server}/ws",
+    ]  # fmt: skip
+
+
+def run_once(
+    refpeer: str, scheme: str, variant: str, conns: int, mib: int, echo: int, out_dir: str
+) -> int:
+    """Instructions of one server run under callgrind."""
+    port, entry, mport = tunnel.free_port(), tunnel.free_port(), tunnel.free_port()
+    out = os.path.join(out_dir, f"cg.{scheme}.{variant}.{conns}.{mib}.{port}")
+    cmd = [
+        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+        sys.executable, "-m", "gostfast", *_server_cmd(scheme, port, echo),
+    ]  # fmt: skip
+    env = dict(os.environ)
+    if variant == "metrics":
+        cmd.append(f"-metrics=127.0.0.1:{mport}")
+    if variant == "warn":
+        env["GOST_LOGGER_LEVEL"] = "warn"
+    procs: list[subprocess.Popen] = []
+    try:
+        server = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        procs.append(server)
+        _wait_port(port, server)
+        client_cmd = _client_cmd(refpeer, scheme, entry, port)
+        if client_cmd is None:
+            entry = port
+        else:
+            client = subprocess.Popen(
+                client_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            procs.append(client)
+            _wait_port(entry, client)
+        _exchange(entry, conns)
+        if mib:
+            _push(entry, mib)
+        if variant == "metrics":
+            with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=60) as r:
+                r.read()
+        time.sleep(0.5)  # the last tunnels end (mws: the stream's FIN)
+        server.send_signal(signal.SIGTERM)
+        server.wait(180)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    text = Path(out).read_text(errors="replace")
+    m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+    if m is None:
+        raise RuntimeError(f"no instruction total in {out}")
+    os.unlink(out)
+    return int(m.group(1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--cases", default="tcp,ws,mws", help="comma-separated: tcp, ws, mws")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--conns", type=int, default=300)
+    ap.add_argument("--mib", type=int, default=32)
+    args = ap.parse_args()
+    refpeer = tunnel.find_refpeer()
+    echo_port = tunnel.free_port()
+    echo = subprocess.Popen(
+        [refpeer, "tcpecho", "-listen", f"127.0.0.1:{echo_port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    rows = []
+    try:
+        _wait_port(echo_port, echo)
+        with tempfile.TemporaryDirectory() as out_dir:
+            for scheme in args.cases.split(","):
+                base = None
+                for variant in args.variants.split(","):
+                    one = run_once(refpeer, scheme, variant, args.conns, 0, echo_port, out_dir)
+                    two = run_once(refpeer, scheme, variant, 2 * args.conns, 0, echo_port, out_dir)
+                    bulk = run_once(
+                        refpeer, scheme, variant, args.conns, args.mib, echo_port, out_dir
+                    )
+                    per_conn = (two - one) / args.conns
+                    per_mib = (bulk - one) / args.mib if args.mib else 0.0
+                    if base is None:
+                        base = (per_conn, per_mib)
+                    rows.append((scheme, variant, per_conn, per_mib, per_conn / base[0],
+                                 per_mib / base[1] if base[1] else 0.0))  # fmt: skip
+                    print(
+                        f"{scheme:4s} {variant:8s} {per_conn:12.0f} instr/conn "
+                        f"({per_conn / base[0]:.3f}x)  {per_mib:12.0f} instr/MiB "
+                        f"({(per_mib / base[1]) if base[1] else 0:.3f}x)",
+                        flush=True,
+                    )
+    finally:
+        echo.kill()
+        echo.wait()
+
+
+if __name__ == "__main__":
+    main()
