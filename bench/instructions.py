@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Instructions a gostfast server process executes per new connection and per MiB.
+"""Instructions a gostfast server process executes per new connection.
 
 ``bench/tunnel.py`` and ``bench/cpu_cost.py`` measure seconds, which move with
 whatever else the machine runs; on a shared 2-vCPU box a 3 % question (what
@@ -9,20 +9,19 @@ load (the tool library's env notes; perf's counters are not exposed on this
 VM). So this runs the gostfast *server* of a case under callgrind, drives it
 with a fixed workload from native clients, and reports
 
-- instructions per new connection: two runs, ``--conns`` and ``2 x --conns``
-  sequential connections (connect, 64 bytes there and back, close), the
-  difference over ``--conns`` (start-up and shutdown cancel out);
-- instructions per MiB: one run that also pushes ``--mib`` MiB through one
-  tunnel, against the first run.
-
-for each variant of the server: ``base`` (the default: access log at info),
+instructions per new connection: two runs, ``--conns`` and ``2 x --conns``
+sequential connections (connect, 64 bytes there and back, close), the
+difference over ``--conns`` (start-up and shutdown cancel out), for each variant of the server: ``base`` (the default: access log at info),
 ``metrics`` (``-metrics`` on, scraped once at the end so the flush is paid),
 ``warn`` (``GOST_LOGGER_LEVEL=warn``: no access log). Ratios are against
 ``base``. The client end is refpeer's (Go): only the server is counted.
 Instructions are not time (a cache miss costs more than an add), but for a
 change that adds Python work to a path, the instruction ratio is that work.
+Not per MiB: how many bytes one read brings depends on how far the slowed
+server falls behind, so the count per MiB moved by 40 % between two runs of
+the same tree; the throughput rows are bench/tunnel.py's.
 
-    python bench/instructions.py --cases tcp,ws,mws [--conns 300] [--mib 32]
+    python bench/instructions.py --cases tcp,ws,mws [--conns 400] [--variants base,metrics]
 
 Loopback only; every process is stopped at the end. Takes minutes (the
 server runs ~50x slower under valgrind).
@@ -35,6 +34,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,7 +49,7 @@ import tunnel  # noqa: E402  (the harness next to this file: ports, refpeer)
 VARIANTS = ("base", "metrics", "warn")
 
 
-def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 600.0) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
@@ -76,22 +76,6 @@ def _exchange(port: int, n: int) -> None:
                 got += chunk
 
 
-def _push(port: int, mib: int) -> None:
-    """``mib`` MiB through one tunnel to the echo and back."""
-    block = b"\0" * (1 << 16)
-    total = mib << 20
-    with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
-        s.setblocking(True)
-        sent = received = 0
-        while received < total:
-            if sent < total:
-                sent += s.send(block[: min(len(block), total - sent)])
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                raise RuntimeError("tunnel closed early")
-            received += len(chunk)
-
-
 def _server_cmd(scheme: str, port: int, echo: int) -> list[str]:
     if scheme == "tcp":
         return ["-L", f"tcp://127.0.0.1:{port}/127.0.0.1:{echo}"]
@@ -107,12 +91,10 @@ def _client_cmd(refpeer: str, scheme: str, listen: int, server: int) -> list[str
     ]  # fmt: skip
 
 
-def run_once(
-    refpeer: str, scheme: str, variant: str, conns: int, mib: int, echo: int, out_dir: str
-) -> int:
+def run_once(refpeer: str, scheme: str, variant: str, conns: int, echo: int, out_dir: str) -> int:
     """Instructions of one server run under callgrind."""
     port, entry, mport = tunnel.free_port(), tunnel.free_port(), tunnel.free_port()
-    out = os.path.join(out_dir, f"cg.{scheme}.{variant}.{conns}.{mib}.{port}")
+    out = os.path.join(out_dir, f"cg.{scheme}.{variant}.{conns}.{port}")
     cmd = [
         "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
         sys.executable, "-m", "gostfast", *_server_cmd(scheme, port, echo),
@@ -139,8 +121,6 @@ def run_once(
             procs.append(client)
             _wait_port(entry, client)
         _exchange(entry, conns)
-        if mib:
-            _push(entry, mib)
         if variant == "metrics":
             with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=60) as r:
                 r.read()
@@ -167,7 +147,7 @@ def main() -> None:
     ap.add_argument("--cases", default="tcp,ws,mws", help="comma-separated: tcp, ws, mws")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--conns", type=int, default=300)
-    ap.add_argument("--mib", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=1, help="pairs of runs per variant (median)")
     args = ap.parse_args()
     refpeer = tunnel.find_refpeer()
     echo_port = tunnel.free_port()
@@ -175,28 +155,23 @@ def main() -> None:
         [refpeer, "tcpecho", "-listen", f"127.0.0.1:{echo_port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    rows = []
     try:
         _wait_port(echo_port, echo)
         with tempfile.TemporaryDirectory() as out_dir:
             for scheme in args.cases.split(","):
                 base = None
                 for variant in args.variants.split(","):
-                    one = run_once(refpeer, scheme, variant, args.conns, 0, echo_port, out_dir)
-                    two = run_once(refpeer, scheme, variant, 2 * args.conns, 0, echo_port, out_dir)
-                    bulk = run_once(
-                        refpeer, scheme, variant, args.conns, args.mib, echo_port, out_dir
-                    )
-                    per_conn = (two - one) / args.conns
-                    per_mib = (bulk - one) / args.mib if args.mib else 0.0
-                    if base is None:
-                        base = (per_conn, per_mib)
-                    rows.append((scheme, variant, per_conn, per_mib, per_conn / base[0],
-                                 per_mib / base[1] if base[1] else 0.0))  # fmt: skip
+                    counts = []
+                    for _ in range(args.repeat):
+                        one = run_once(refpeer, scheme, variant, args.conns, echo_port, out_dir)
+                        two = run_once(refpeer, scheme, variant, 2 * args.conns, echo_port, out_dir)
+                        counts.append((two - one) / args.conns)
+                    per_conn = statistics.median(counts)
+                    base = base or per_conn
+                    spread = ", ".join(f"{c:.0f}" for c in counts)
                     print(
-                        f"{scheme:4s} {variant:8s} {per_conn:12.0f} instr/conn "
-                        f"({per_conn / base[0]:.3f}x)  {per_mib:12.0f} instr/MiB "
-                        f"({(per_mib / base[1]) if base[1] else 0:.3f}x)",
+                        f"{scheme:4s} {variant:8s} {per_conn:10.0f} instr/conn "
+                        f"({per_conn / base:.3f}x of {args.variants.split(',')[0]})  runs: {spread}",
                         flush=True,
                     )
     finally:
