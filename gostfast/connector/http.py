@@ -39,10 +39,6 @@ GO_USER_AGENT = "Go-http-client/1.1"
 _EXCLUDED = {"host", "user-agent", "content-length", "transfer-encoding", "trailer"}
 
 
-def _clean(value: str) -> str:
-    return value.replace("\r", " ").replace("\n", " ").strip(" \t")
-
-
 def build_connect(
     address: str, auth: tuple[str, str] | None = None, extra: dict[str, str] | None = None
 ) -> bytes:
@@ -57,11 +53,11 @@ def build_connect(
     agent = fields.get("User-Agent", [GO_USER_AGENT])[0]
     lines = [f"CONNECT {address} HTTP/1.1\r\n", f"Host: {address}\r\n"]
     if agent:
-        lines.append(f"User-Agent: {_clean(agent)}\r\n")
+        lines.append(f"User-Agent: {http1.clean_value(agent)}\r\n")
     for name in sorted(fields):
         if name.lower() in _EXCLUDED:
             continue
-        lines += [f"{name}: {_clean(v)}\r\n" for v in fields[name]]
+        lines += [f"{name}: {http1.clean_value(v)}\r\n" for v in fields[name]]
     lines.append("\r\n")
     return "".join(lines).encode("utf-8", "surrogateescape")
 

@@ -45,9 +45,6 @@ configuration error). ``probeResist``/``knock``: handler/_probe.py.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-from collections.abc import Iterable
 
 from gostfast import registry
 from gostfast.components import Handler, HandlerSpec
@@ -60,8 +57,8 @@ from gostfast.handler import _httpbody as body
 from gostfast.handler import _probe
 from gostfast.handler._httppool import UpstreamPool
 from gostfast.proto import http1
-from gostfast.proto.addr import split_host_port
-from gostfast.proto.errors import AddressError
+from gostfast.proto import http1_body as framing
+from gostfast.proto.http1 import basic_proxy_auth, go_response, parse_absolute, split_authority
 from gostfast.relay import relay
 from gostfast.traffic import Gate, pacer
 from gostfast.tunnel import counting
@@ -134,91 +131,6 @@ _HOP_BY_HOP = frozenset(
 _READ_ERRORS = (asyncio.IncompleteReadError, asyncio.LimitOverrunError, EndpointClosed, OSError)
 
 
-def _clean(value: str) -> str:
-    """Go writes header values with CR/LF turned into spaces and trimmed."""
-    return value.replace("\r", " ").replace("\n", " ").strip(" \t")
-
-
-def go_response(
-    status: int,
-    headers: Iterable[tuple[str, str]] = (),
-    *,
-    content_length: int | None = None,
-    version: str = "HTTP/1.1",
-) -> bytes:
-    """A body-less response as Go's ``http.Response.Write`` puts it on the wire.
-
-    ``content_length=None`` is Go's ContentLength -1: ``Connection: close`` comes
-    first (unless a Connection header already says close). ``0`` adds
-    ``Content-Length: 0`` after the fields. Fields are sorted by name, as Go's
-    Header.Write does.
-    """
-    headers = list(headers)
-    lines = [f"{version} {status:03d} {http1.status_text(status)}\r\n"]
-    if content_length is None:
-        says_close = any(
-            k.lower() == "connection" and "close" in v.lower().replace(" ", "").split(",")
-            for k, v in headers
-        )
-        if not says_close:
-            lines.append("Connection: close\r\n")
-    for name, value in sorted(headers, key=lambda kv: kv[0]):
-        lines.append(f"{name}: {_clean(value)}\r\n")
-    if content_length == 0:
-        lines.append("Content-Length: 0\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1", "replace")
-
-
-def basic_proxy_auth(value: str | None) -> tuple[str, str]:
-    """(user, password) from ``Basic b64(user:pass)``; ("", "") when absent or broken."""
-    if not value or not value.startswith("Basic "):
-        return "", ""
-    try:
-        decoded = base64.b64decode(value[6:], validate=True).decode("utf-8", "surrogateescape")
-    except (binascii.Error, ValueError):
-        return "", ""
-    user, sep, password = decoded.partition(":")
-    return (user, password) if sep else ("", "")
-
-
-def split_authority(authority: str) -> tuple[str, int] | None:
-    """``host[:port]`` -> (host, port) with port 80 by default; None if it is not valid."""
-    if "@" in authority:
-        authority = authority.rsplit("@", 1)[1]
-    if authority.startswith("[") and authority.endswith("]"):
-        host, port_text = authority[1:-1], ""  # [v6] without a port
-    elif ":" not in authority:
-        host, port_text = authority, ""
-    else:
-        try:
-            host, port_text = split_host_port(authority)
-        except AddressError:
-            return None
-    if not port_text:
-        return host, 80
-    if not port_text.isdigit() or not port_text.isascii() or int(port_text) > 65535:
-        return None
-    return host, int(port_text)
-
-
-def parse_absolute(target: str) -> tuple[str, str, str] | None:
-    """``scheme://authority/path?q`` -> (scheme, authority, origin-form target)."""
-    scheme, sep, rest = target.partition("://")
-    if not sep or not scheme or not http1.is_token(scheme):
-        return None
-    cut = len(rest)
-    for ch in "/?#":
-        i = rest.find(ch)
-        if 0 <= i < cut:
-            cut = i
-    authority, path = rest[:cut], rest[cut:]
-    path = path.split("#", 1)[0]
-    if not path.startswith("/"):
-        path = "/" + path
-    return scheme.lower(), authority, path
-
-
 def _connection_tokens(msg: http1.Request | http1.Response) -> set[str]:
     return {
         t.strip(" \t").lower() for v in msg.get_all("Connection") for t in v.split(",") if t.strip()
@@ -240,10 +152,10 @@ def _reusable(
     if not upload.done() or upload.cancelled() or upload.exception() is not None:
         return False
     try:
-        length = body.response_length(resp, req.method)
-    except body.BodyError:
+        length = framing.response_length(resp, req.method)
+    except framing.BodyError:
         return False
-    return length != body.UNTIL_CLOSE and not upstream.closed and not upstream.at_eof
+    return length != framing.UNTIL_CLOSE and not upstream.closed and not upstream.at_eof
 
 
 def _hostname(req: http1.Request, authority: str) -> str:
@@ -291,7 +203,7 @@ class HTTPHandler(Handler):
         self.compression = bool(opts.get("compression"))
         #: GOST's probeResist/knock: a decoy instead of 407 (validated in the plan)
         self.probe = _probe.parse(opts.probe_resist or "", opts.knock or "")
-        agent_line = f"Proxy-Agent: {_clean(self.proxy_agent)}\r\n"
+        agent_line = f"Proxy-Agent: {http1.clean_value(self.proxy_agent)}\r\n"
         self.connect_ok = f"HTTP/1.1 200 Connection established\r\n{agent_line}\r\n".encode(
             "latin-1", "replace"
         )
@@ -422,8 +334,8 @@ class HTTPHandler(Handler):
         else:
             client_keep = "close" not in conn_tokens and proxy_conn != "close"
         try:
-            req_length = body.request_length(req)
-        except body.BodyError as exc:
+            req_length = framing.request_length(req)
+        except framing.BodyError as exc:
             self._bad_request(ep, str(exc))
         upgrade = req.get("Upgrade") if "upgrade" in conn_tokens else None
 
@@ -435,7 +347,7 @@ class HTTPHandler(Handler):
             headers += [("Connection", "Upgrade"), ("Upgrade", upgrade)]
         elif self.pool is None:  # Go's Transport with keep-alives off
             headers.append(("Connection", "close"))
-        if req_length == body.CHUNKED:
+        if req_length == framing.CHUNKED:
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         # Go's Transport asks for gzip only when the client named no encoding and no range
         gzip_asked = (
@@ -543,8 +455,8 @@ class HTTPHandler(Handler):
     ) -> bool:
         """Stream the response to the client; True when the connection stays open."""
         try:
-            length = body.response_length(resp, req.method)
-        except body.BodyError as exc:
+            length = framing.response_length(resp, req.method)
+        except framing.BodyError as exc:
             self.spec.log.info("%s: bad response from upstream: %s", ep.peer, exc)
             self._refuse(ep, go_response(503, (), content_length=0, version=req.version))
         gunzip = (
@@ -552,7 +464,7 @@ class HTTPHandler(Handler):
             and (resp.get("Content-Encoding") or "").strip().lower() == "gzip"
             and length != 0
         )
-        dechunk = (http10 and length == body.CHUNKED) or gunzip
+        dechunk = (http10 and length == framing.CHUNKED) or gunzip
         headers = _forwardable(resp.headers, _connection_tokens(resp))
         if gunzip:  # Go drops both: the length of what comes out is unknown
             dropped = ("content-encoding", "content-length", "transfer-encoding")
@@ -561,7 +473,7 @@ class HTTPHandler(Handler):
                 headers.append(("Transfer-Encoding", "chunked"))
         elif dechunk:
             headers = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
-        keep = client_keep and length != body.UNTIL_CLOSE and not (dechunk and http10)
+        keep = client_keep and length != framing.UNTIL_CLOSE and not (dechunk and http10)
         if not keep:
             headers.append(("Connection", "close"))
         elif http10:
@@ -578,7 +490,7 @@ class HTTPHandler(Handler):
             else:
                 pace = counting(pacer(gate, False), False)
                 await body.copy_body(upstream, ep, length, dechunk, pace=pace)
-        except (*_READ_ERRORS, body.BodyError) as exc:
+        except (*_READ_ERRORS, framing.BodyError) as exc:
             self.spec.log.info("%s: response body cut: %s", ep.peer, exc or type(exc).__name__)
             ep.abort()
             raise _Close from None

@@ -15,14 +15,14 @@ registry.load_builtins()
 from gostfast.config.model import Auth  # noqa: E402
 from gostfast.connector.http import build_connect  # noqa: E402
 from gostfast.connector.relay import build_request as relay_request  # noqa: E402
-from gostfast.handler import _httpbody as body  # noqa: E402
-from gostfast.handler.http import (  # noqa: E402
+from gostfast.proto import http1  # noqa: E402
+from gostfast.proto import http1_body as body  # noqa: E402
+from gostfast.proto.http1 import (  # noqa: E402
     basic_proxy_auth,
     go_response,
     parse_absolute,
     split_authority,
 )
-from gostfast.proto import http1  # noqa: E402
 from gostfast.users import Users  # noqa: E402
 
 
