@@ -51,6 +51,7 @@ __all__ = [
     "parse_absolute",
     "canonical_header_key",
     "is_token",
+    "is_target",
     "status_text",
 ]
 
@@ -109,6 +110,12 @@ class HTTPHeadError(ProtocolError):
 def is_token(text: str) -> bool:
     """True when ``text`` is a non-empty RFC 9110 token (method, header name)."""
     return _TOKEN_RE.match(text) is not None
+
+
+def is_target(text: str) -> bool:
+    """True when ``text`` can be a request target: non-empty, no space or control
+    (one would end the request line early or split the head)."""
+    return bool(text) and _TARGET_BAD_RE.search(text) is None
 
 
 def status_text(status: int) -> str:
@@ -216,7 +223,7 @@ def parse_request(head) -> Request:
         raise HTTPHeadError(f"malformed request line {line!r}")
     if not is_token(method):
         raise HTTPHeadError(f"invalid method {method!r}")
-    if not target or _TARGET_BAD_RE.search(target):
+    if not is_target(target):
         raise HTTPHeadError(f"invalid request target {target!r}")
     _check_version(version, line)
     return Request(method, target, version, _parse_headers(lines[1:]))
@@ -258,7 +265,7 @@ def build_request(method: str, target: str, headers, version: str = "HTTP/1.1") 
     """
     if not is_token(method):
         raise ValueError(f"invalid method {method!r}")
-    if not target or _TARGET_BAD_RE.search(target):
+    if not is_target(target):
         raise ValueError(f"invalid request target {target!r}")
     parts = [f"{method} {target} {version}\r\n", *_header_lines(headers), "\r\n"]
     return "".join(parts).encode("latin-1")
