@@ -252,9 +252,12 @@ def _route_text(nodes: list[Node]) -> str:
 
 
 def _give_up(ep: Endpoint, node: Node, exc: BaseException, what: str) -> None:
-    """A connector failed on ``ep``: close it; raise a DialError for an I/O error."""
+    """A connector failed on ``ep``: close it; raise a DialError for an I/O error or a
+    peer fault (a node's broken answer, or a target the node's protocol cannot carry,
+    which the connectors raise as an AddressError). Any other exception is a bug of
+    ours and goes on as it is (a traceback), never taken for a failed dial."""
     ep.abort()
-    if isinstance(exc, (OSError, asyncio.IncompleteReadError, ValueError)) and not isinstance(
+    if isinstance(exc, (OSError, asyncio.IncompleteReadError, *PEER_FAULTS)) and not isinstance(
         exc, DialError
     ):
         raise DialError(f"{node.name} ({node.addr}) -> {what}: {exc}") from exc

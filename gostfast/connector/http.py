@@ -13,6 +13,11 @@ writes the request's own). The response head must arrive within ``timeout``
 (0: no limit, as GOST) and say 200, else DialError naming the status. Bytes the
 proxy sent after the response head stay in the endpoint for the caller (GOST's
 throw-away bufio reader would lose them).
+
+A target with a space or a control character in it (a socks5 client can name
+such a domain) would end the request line early or split the head: it is
+refused as an AddressError (the peer-fault family, errors.PEER_FAULTS) before
+anything is sent, as Go refuses to write an invalid Host header.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
 from gostfast.proto import http1
 from gostfast.proto.addr import encode_text
+from gostfast.proto.errors import AddressError
 from gostfast.timeouts import within
 
 HTTP_CONNECTOR_OPTIONS = (
@@ -39,14 +45,13 @@ GO_USER_AGENT = "Go-http-client/1.1"
 _EXCLUDED = {"host", "user-agent", "content-length", "transfer-encoding", "trailer"}
 
 
-def _clean(value: str) -> str:
-    return value.replace("\r", " ").replace("\n", " ").strip(" \t")
-
-
 def build_connect(
     address: str, auth: tuple[str, str] | None = None, extra: dict[str, str] | None = None
 ) -> bytes:
-    """The CONNECT request head Go writes for GOST's http connector."""
+    """The CONNECT request head Go writes for GOST's http connector; AddressError
+    for an ``address`` a request line cannot carry."""
+    if not http1.is_target(address):
+        raise AddressError(f"cannot be sent over http: {address!r} has a space or control")
     fields: dict[str, list[str]] = {}
     for name, value in (extra or {}).items():
         fields.setdefault(http1.canonical_header_key(name), []).append(str(value))
@@ -57,11 +62,11 @@ def build_connect(
     agent = fields.get("User-Agent", [GO_USER_AGENT])[0]
     lines = [f"CONNECT {address} HTTP/1.1\r\n", f"Host: {address}\r\n"]
     if agent:
-        lines.append(f"User-Agent: {_clean(agent)}\r\n")
+        lines.append(f"User-Agent: {http1.clean_value(agent)}\r\n")
     for name in sorted(fields):
         if name.lower() in _EXCLUDED:
             continue
-        lines += [f"{name}: {_clean(v)}\r\n" for v in fields[name]]
+        lines += [f"{name}: {http1.clean_value(v)}\r\n" for v in fields[name]]
     lines.append("\r\n")
     return "".join(lines).encode("utf-8", "surrogateescape")
 

@@ -11,6 +11,12 @@ response from the first bytes received (see ``gostfast.connector._lazy``). With
 A response status other than 0 is a DialError naming the status (nodelay), or
 ends the tunnel with a HandshakeError naming it (lazy).
 
+A target the ADDR feature cannot carry (a domain over 255 bytes) came from the
+peer that asked for it: an AddressError (the peer-fault family,
+errors.PEER_FAULTS), so the asking handler answers its client as for any failed
+connect; credentials USERAUTH cannot carry are the node's configuration, a
+DialError naming them.
+
 ``nodelay=true`` here needs ``nodelay=true`` on the server too, as with GOST: a
 lazy server answers only together with the target's first bytes, so a client
 that waits for the answer before sending anything waits forever when the target
@@ -33,7 +39,7 @@ from gostfast.connector._lazy import LazyRelayRequest
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
 from gostfast.proto import relay as rp
-from gostfast.proto.errors import RelayError
+from gostfast.proto.errors import AddressError, RelayError
 from gostfast.timeouts import within
 from gostfast.udp.packet import PacketTunnel
 from gostfast.udp.stream import RelayUdpStream, UdpTunStream
@@ -45,12 +51,25 @@ RELAY_CONNECTOR_OPTIONS = (
 
 
 def build_request(host: str, port: int, user: str | None = None, password: str = "") -> bytes:
-    """GOST's relay CONNECT request for ``host:port`` (USERAUTH before ADDR, as GOST)."""
+    """GOST's relay CONNECT request for ``host:port`` (USERAUTH before ADDR, as GOST).
+
+    AddressError when ``host:port`` cannot be carried, ValueError for the credentials.
+    """
     features: list[rp.Feature] = []
     if user is not None:
         features.append(rp.UserAuth(user, password))
-    features.append(rp.Addr(host, port))
+    features.append(encodable_addr(host, port))
     return rp.encode_request(rp.Request(cmd=rp.CMD_CONNECT, features=features))
+
+
+def encodable_addr(host: str, port: int) -> rp.Addr:
+    """The ADDR feature for a peer's target; AddressError when it cannot be encoded."""
+    addr = rp.Addr(host, port)
+    try:
+        addr.encode_value()
+    except ValueError as exc:
+        raise AddressError(f"cannot be sent over relay: {exc}") from None
+    return addr
 
 
 class RelayConnector(Connector):
@@ -65,13 +84,18 @@ class RelayConnector(Connector):
 
     async def connect(self, ep: Endpoint, host: str, port: int) -> Endpoint:
         auth = self.spec.auth
-        request = build_request(
-            host,
-            port,
-            auth.username if auth is not None else None,
-            auth.password if auth is not None else "",
-        )
         where = f"{self.spec.node}: relay CONNECT {join_host_port(host, port)}"
+        try:
+            request = build_request(
+                host,
+                port,
+                auth.username if auth is not None else None,
+                auth.password if auth is not None else "",
+            )
+        except AddressError:
+            raise
+        except ValueError as exc:  # the target was checked: what is left is USERAUTH
+            raise DialError(f"{where}: the node's credentials: {exc}") from None
         if not self.nodelay:
             return LazyRelayRequest(ep, request, where)
         await self._exchange(ep, request, where, self.timeout)
@@ -95,14 +119,22 @@ class RelayConnector(Connector):
         if target is None:
             where = f"{self.spec.node}: relay UDP association"
             features = [*self._auth(), udp, rp.Addr("0.0.0.0", 0)]
-            request = rp.encode_request(
-                rp.Request(cmd=rp.CMD_BIND | rp.FLAG_UDP, features=features)
-            )
+            try:
+                request = rp.encode_request(
+                    rp.Request(cmd=rp.CMD_BIND | rp.FLAG_UDP, features=features)
+                )
+            except ValueError as exc:  # ADDR is fixed: only USERAUTH can be too long
+                raise DialError(f"{where}: the node's credentials: {exc}") from None
             await self._exchange(ep, request, where, self.timeout)
             return UdpTunStream(ep, name, log)
         where = f"{self.spec.node}: relay UDP CONNECT {join_host_port(*target)}"
-        features = [udp, *self._auth(), rp.Addr(*target)]
-        request = rp.encode_request(rp.Request(cmd=rp.CMD_CONNECT | rp.FLAG_UDP, features=features))
+        features = [udp, *self._auth(), encodable_addr(*target)]
+        try:
+            request = rp.encode_request(
+                rp.Request(cmd=rp.CMD_CONNECT | rp.FLAG_UDP, features=features)
+            )
+        except ValueError as exc:  # the target was checked: what is left is USERAUTH
+            raise DialError(f"{where}: the node's credentials: {exc}") from None
         if self.nodelay:
             await self._exchange(ep, request, where, self.timeout)
             carrier: Endpoint = ep

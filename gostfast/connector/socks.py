@@ -8,6 +8,13 @@ request carries a domain unresolved (ATYP 3), an IP literal as ATYP 1/4, and an
 empty host as 127.0.0.1 (as GOST). A reply other than 0 is a DialError naming
 the code.
 
+A target the protocol cannot carry (a domain over 255 bytes, a NUL in a SOCKS4a
+domain) came from the peer that asked for it: it is refused as an AddressError
+(the peer-fault family, errors.PEER_FAULTS), so the asking handler answers its
+client as for any failed connect and logs one line; credentials the protocol
+cannot carry (over 255 bytes) are the node's configuration, a DialError naming
+them.
+
 UDP (the last hop of a UDP route, ``connect_udp``): GOST's UDP-TUN, command
 0xF3 with DST 0.0.0.0:0 and datagrams framed on the stream (``udp.stream``).
 
@@ -35,7 +42,7 @@ from gostfast.errors import DialError
 from gostfast.proto import socks4 as s4
 from gostfast.proto import socks5 as s5
 from gostfast.proto.addr import encode_text
-from gostfast.proto.errors import ProtocolError
+from gostfast.proto.errors import AddressError, ProtocolError
 from gostfast.timeouts import within
 from gostfast.udp.packet import PacketTunnel
 from gostfast.udp.stream import UdpTunStream
@@ -118,14 +125,21 @@ class Socks5Connector(_SocksConnector):
         method = await read_message(ep, s5.parse_method_reply)
         if method == s5.METHOD_USERPASS:
             user, password = (auth.username, auth.password) if auth else ("", "")
-            ep.write(s5.build_userpass(user, password))
+            try:
+                ep.write(s5.build_userpass(user, password))
+            except ValueError as exc:
+                raise DialError(f"{where}: the node's credentials: {exc}") from None
             if not await read_message(ep, s5.parse_userpass_reply):
                 raise DialError(f"{where}: authentication failed")
         elif method == s5.METHOD_NONE_ACCEPTABLE:
             raise DialError(f"{where}: no acceptable authentication method")
         elif method != s5.METHOD_NOAUTH:
             raise DialError(f"{where}: server chose method 0x{method:02x}, which was not offered")
-        ep.write(s5.build_request(cmd, host, port))
+        try:
+            request = s5.build_request(cmd, host, port)
+        except ValueError as exc:
+            raise AddressError(f"cannot be sent over socks5: {exc}") from None
+        ep.write(request)
         rep, _, _ = await read_message(ep, s5.parse_reply)
         if rep != s5.REP_SUCCEEDED:
             text = _REPLY_TEXT.get(rep, "unknown reply")
@@ -136,10 +150,10 @@ def _socks4a_request(host: str, port: int, userid: str) -> bytes:
     """SOCKS4a CONNECT with the host as a domain, whatever it looks like (as gosocks4)."""
     name = encode_text(host)
     user = encode_text(userid)
-    if b"\x00" in name or b"\x00" in user:
-        raise ValueError("SOCKS4a host and userid must not contain NUL")
-    if len(name) > s4.MAX_DOMAIN_LEN or len(user) > s4.MAX_USERID_LEN:
-        raise ValueError("SOCKS4a host or userid longer than 255 bytes")
+    if b"\x00" in name or len(name) > s4.MAX_DOMAIN_LEN:
+        raise AddressError("cannot be sent over socks4a: a NUL in it or longer than 255 bytes")
+    if b"\x00" in user or len(user) > s4.MAX_USERID_LEN:
+        raise ValueError("SOCKS4a userid with a NUL or longer than 255 bytes")
     head = bytes((s4.VERSION, s4.CMD_CONNECT)) + port.to_bytes(2, "big")
     return head + b"\x00\x00\x00\x01" + user + b"\x00" + name + b"\x00"
 
@@ -149,11 +163,17 @@ class Socks4Connector(_SocksConnector):
 
     async def _exchange(self, ep: Endpoint, host: str, port: int, where: str) -> None:
         userid = self.spec.auth.username if self.spec.auth is not None else ""
-        if self.spec.options.get("disable4a"):
-            ip = await self._resolve4(host, where)
-            request = s4.build_request(s4.CMD_CONNECT, ip, port, userid)
-        else:
-            request = _socks4a_request(host, port, userid)
+        disable4a = self.spec.options.get("disable4a")
+        ip = await self._resolve4(host, where) if disable4a else ""
+        try:
+            if disable4a:
+                request = s4.build_request(s4.CMD_CONNECT, ip, port, userid)
+            else:
+                request = _socks4a_request(host, port, userid)
+        except ProtocolError:
+            raise
+        except ValueError as exc:  # the target was checked: what is left is the userid
+            raise DialError(f"{where}: the node's user name: {exc}") from None
         ep.write(request)
         code, _, _ = await read_message(ep, s4.parse_reply)
         if code != s4.REP_GRANTED:

@@ -7,8 +7,8 @@ full). Chunked bodies are passed through byte for byte (chunk sizes, extensions
 and trailers included) while their framing is followed, so the proxy knows where
 the message ends; ``dechunk=True`` forwards only the data (for HTTP/1.0 peers).
 
-Framing (RFC 9112 section 6): ``Framing.length`` is a byte count, or CHUNKED,
-or UNTIL_CLOSE (a response with neither header: the body ends at EOF).
+Where a body ends (a byte count, CHUNKED or UNTIL_CLOSE) is decided from the head
+alone, sans-IO, in proto/http1_body.py; this module only moves the bytes.
 """
 
 from __future__ import annotations
@@ -18,67 +18,14 @@ import re
 import zlib
 
 from gostfast.endpoint import Endpoint
-from gostfast.proto.errors import ProtocolError
-from gostfast.proto.http1 import Request, Response
+from gostfast.proto.http1_body import CHUNKED, UNTIL_CLOSE, BodyError
 from gostfast.traffic import Pace
-
-CHUNKED = -1
-UNTIL_CLOSE = -2
 
 PIECE = 256 * 1024
 _MAX_CHUNK_LINE = 4096
 _SMALL_CHUNK = 16384  # chunks up to this size are copied in one write
 _MAX_TRAILER_LINE = 16384
 _HEX = re.compile(rb"[0-9a-fA-F]{1,16}\Z")
-
-
-class BodyError(ProtocolError):
-    """A body whose framing is broken (bad chunk size, bad Content-Length...)."""
-
-
-def _content_length(msg: Request | Response) -> int | None:
-    values = msg.get_all("Content-Length")
-    if not values:
-        return None
-    parts = {p.strip() for v in values for p in v.split(",")}
-    if len(parts) != 1:
-        raise BodyError(f"conflicting Content-Length values {values}")
-    text = parts.pop()
-    if not text.isdigit() or not text.isascii() or len(text) > 18:
-        raise BodyError(f"invalid Content-Length {text!r}")
-    return int(text)
-
-
-def _is_chunked(msg: Request | Response) -> bool | None:
-    """None: no Transfer-Encoding; True: chunked is the final coding; False: it is not."""
-    codings = [c.strip().lower() for v in msg.get_all("Transfer-Encoding") for c in v.split(",")]
-    codings = [c for c in codings if c]
-    if not codings:
-        return None
-    return codings[-1] == "chunked"
-
-
-def request_length(req: Request) -> int:
-    """How the request body is framed: a byte count (0: none) or CHUNKED."""
-    chunked = _is_chunked(req)
-    if chunked is not None:
-        if not chunked:
-            raise BodyError("request Transfer-Encoding does not end in chunked")
-        return CHUNKED
-    n = _content_length(req)
-    return n or 0
-
-
-def response_length(resp: Response, method: str) -> int:
-    """How the response body is framed, given the request method."""
-    status = resp.status
-    if method == "HEAD" or 100 <= status < 200 or status in (204, 304):
-        return 0
-    chunked = _is_chunked(resp)
-    if chunked is not None:
-        return CHUNKED if chunked else UNTIL_CLOSE
-    n = _content_length(resp)
-    return UNTIL_CLOSE if n is None else n
 
 
 async def copy_exact(src: Endpoint, dst: Endpoint, n: int, pace: Pace | None = None) -> None:

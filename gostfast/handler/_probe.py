@@ -28,7 +28,7 @@ from gostfast.chain.route import tcp_connect
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
 from gostfast.handler import _httpbody as body
-from gostfast.proto import http1
+from gostfast.proto import http1, http1_body
 from gostfast.proto.addr import split_host_port
 from gostfast.proto.errors import AddressError
 from gostfast.relay import relay
@@ -96,10 +96,8 @@ async def answer(
 ) -> None:
     """Send ``ep`` the decoy for ``req`` (its raw head is ``head``); ``fallback`` (GOST's
     503) when the decoy cannot be had. The caller closes ``ep`` afterwards."""
-    from gostfast.handler.http import go_response  # the one Go-shaped response builder
-
     if pr.kind == "code":
-        ep.write(go_response(int(pr.value)))
+        ep.write(http1.go_response(int(pr.value)))
     elif pr.kind == "file":
         try:
             data = Path(pr.value).read_bytes()
@@ -145,7 +143,7 @@ async def _web(url: str, ep: Endpoint, fallback: bytes, log: logging.Logger) -> 
         )
         raw = await asyncio.wait_for(upstream.readuntil(b"\r\n\r\n", http1.MAX_HEAD), WEB_TIMEOUT)
         resp = http1.parse_response(raw)
-        length = body.response_length(resp, "GET")
+        length = http1_body.response_length(resp, "GET")
         ep.write(raw)
         sent = True
         await asyncio.wait_for(body.copy_body(upstream, ep, length), WEB_TIMEOUT)

@@ -1,8 +1,11 @@
 """HTTP/1.1 message heads (request/status line + header fields), sans-IO.
 
 Used by the websocket upgrade (wshandshake) on both sides, and by the HTTP proxy
-handler and connector. Only the head is handled here: bodies, chunking and
-connection reuse belong to the callers.
+handler and connector. Only the head is handled here: body framing is
+http1_body.py, streaming bodies and connection reuse belong to the callers.
+What the proxy reads from and writes into heads beyond the grammar (the
+authority of a target, Basic proxy credentials, Go's byte layout of a
+body-less answer) is here too, so both ends share one sans-IO copy.
 
 Parsing is strict where a sloppy parser would let two peers disagree about the
 message, and tolerant where Go's net/http is (GOST is a Go program, so a head Go
@@ -22,10 +25,14 @@ Invariants: no I/O, no clock, no state; never imports asyncio or socket.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gostfast.proto.errors import ProtocolError
+from gostfast.proto.addr import split_host_port
+from gostfast.proto.errors import AddressError, ProtocolError
 
 __all__ = [
     "MAX_HEAD",
@@ -37,8 +44,14 @@ __all__ = [
     "parse_response",
     "build_request",
     "build_response",
+    "go_response",
+    "clean_value",
+    "basic_proxy_auth",
+    "split_authority",
+    "parse_absolute",
     "canonical_header_key",
     "is_token",
+    "is_target",
     "status_text",
 ]
 
@@ -97,6 +110,12 @@ class HTTPHeadError(ProtocolError):
 def is_token(text: str) -> bool:
     """True when ``text`` is a non-empty RFC 9110 token (method, header name)."""
     return _TOKEN_RE.match(text) is not None
+
+
+def is_target(text: str) -> bool:
+    """True when ``text`` can be a request target: non-empty, no space or control
+    (one would end the request line early or split the head)."""
+    return bool(text) and _TARGET_BAD_RE.search(text) is None
 
 
 def status_text(status: int) -> str:
@@ -204,7 +223,7 @@ def parse_request(head) -> Request:
         raise HTTPHeadError(f"malformed request line {line!r}")
     if not is_token(method):
         raise HTTPHeadError(f"invalid method {method!r}")
-    if not target or _TARGET_BAD_RE.search(target):
+    if not is_target(target):
         raise HTTPHeadError(f"invalid request target {target!r}")
     _check_version(version, line)
     return Request(method, target, version, _parse_headers(lines[1:]))
@@ -246,7 +265,7 @@ def build_request(method: str, target: str, headers, version: str = "HTTP/1.1") 
     """
     if not is_token(method):
         raise ValueError(f"invalid method {method!r}")
-    if not target or _TARGET_BAD_RE.search(target):
+    if not is_target(target):
         raise ValueError(f"invalid request target {target!r}")
     parts = [f"{method} {target} {version}\r\n", *_header_lines(headers), "\r\n"]
     return "".join(parts).encode("latin-1")
@@ -276,3 +295,88 @@ def build_response(
         headers.append(("Content-Length", str(len(body))))
     parts = [f"{version} {status:03d} {reason}\r\n", *_header_lines(headers), "\r\n"]
     return "".join(parts).encode("latin-1") + bytes(body)
+
+
+def clean_value(value: str) -> str:
+    """A header value as Go writes it: CR/LF turned into spaces, then trimmed."""
+    return value.replace("\r", " ").replace("\n", " ").strip(" \t")
+
+
+def go_response(
+    status: int,
+    headers: Iterable[tuple[str, str]] = (),
+    *,
+    content_length: int | None = None,
+    version: str = "HTTP/1.1",
+) -> bytes:
+    """A body-less response as Go's ``http.Response.Write`` puts it on the wire.
+
+    ``content_length=None`` is Go's ContentLength -1: ``Connection: close`` comes
+    first (unless a Connection header already says close). ``0`` adds
+    ``Content-Length: 0`` after the fields. Fields are sorted by name, as Go's
+    Header.Write does.
+    """
+    headers = list(headers)
+    lines = [f"{version} {status:03d} {status_text(status)}\r\n"]
+    if content_length is None:
+        says_close = any(
+            k.lower() == "connection" and "close" in v.lower().replace(" ", "").split(",")
+            for k, v in headers
+        )
+        if not says_close:
+            lines.append("Connection: close\r\n")
+    for name, value in sorted(headers, key=lambda kv: kv[0]):
+        lines.append(f"{name}: {clean_value(value)}\r\n")
+    if content_length == 0:
+        lines.append("Content-Length: 0\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1", "replace")
+
+
+def basic_proxy_auth(value: str | None) -> tuple[str, str]:
+    """(user, password) from ``Basic b64(user:pass)``; ("", "") when absent or broken."""
+    if not value or not value.startswith("Basic "):
+        return "", ""
+    try:
+        decoded = base64.b64decode(value[6:], validate=True).decode("utf-8", "surrogateescape")
+    except (binascii.Error, ValueError):
+        return "", ""
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else ("", "")
+
+
+def split_authority(authority: str) -> tuple[str, int] | None:
+    """``host[:port]`` -> (host, port) with port 80 by default; None if it is not valid."""
+    if "@" in authority:
+        authority = authority.rsplit("@", 1)[1]
+    if authority.startswith("[") and authority.endswith("]"):
+        host, port_text = authority[1:-1], ""  # [v6] without a port
+    elif ":" not in authority:
+        host, port_text = authority, ""
+    else:
+        try:
+            host, port_text = split_host_port(authority)
+        except AddressError:
+            return None
+    if not port_text:
+        return host, 80
+    if not port_text.isdigit() or not port_text.isascii() or int(port_text) > 65535:
+        return None
+    return host, int(port_text)
+
+
+def parse_absolute(target: str) -> tuple[str, str, str] | None:
+    """``scheme://authority/path?q`` -> (scheme, authority, origin-form target)."""
+    scheme, sep, rest = target.partition("://")
+    if not sep or not scheme or not is_token(scheme):
+        return None
+    cut = len(rest)
+    for ch in "/?#":
+        i = rest.find(ch)
+        if 0 <= i < cut:
+            cut = i
+    authority, path = rest[:cut], rest[cut:]
+    path = path.split("#", 1)[0]
+    if not path.startswith("/"):
+        path = "/" + path
+    return scheme.lower(), authority, path

@@ -15,14 +15,17 @@ registry.load_builtins()
 from gostfast.config.model import Auth  # noqa: E402
 from gostfast.connector.http import build_connect  # noqa: E402
 from gostfast.connector.relay import build_request as relay_request  # noqa: E402
-from gostfast.handler import _httpbody as body  # noqa: E402
-from gostfast.handler.http import (  # noqa: E402
+from gostfast.connector.socks import _socks4a_request  # noqa: E402
+from gostfast.errors import PEER_FAULTS  # noqa: E402
+from gostfast.proto import http1  # noqa: E402
+from gostfast.proto import http1_body as body  # noqa: E402
+from gostfast.proto.errors import AddressError  # noqa: E402
+from gostfast.proto.http1 import (  # noqa: E402
     basic_proxy_auth,
     go_response,
     parse_absolute,
     split_authority,
 )
-from gostfast.proto import http1  # noqa: E402
 from gostfast.users import Users  # noqa: E402
 
 
@@ -179,3 +182,26 @@ def test_response_framing():
     assert body.response_length(_resp(200), "GET") == body.UNTIL_CLOSE
     assert body.response_length(_resp(200, "Transfer-Encoding: chunked"), "GET") == body.CHUNKED
     assert body.response_length(_resp(200, "Transfer-Encoding: gzip"), "GET") == body.UNTIL_CLOSE
+
+
+def test_targets_a_node_protocol_cannot_carry_are_peer_faults():
+    """A client's target the next hop cannot encode is the client's fault (the handler
+    answers as for a failed connect); the node's own credentials are not."""
+    long_host = "a" * 300
+    for refuse in (
+        lambda: build_connect("x HTTP/1.1\r\nInjected: 1"),
+        lambda: build_connect("a b:80"),
+        lambda: relay_request(long_host, 80),
+        lambda: _socks4a_request(long_host, 80, ""),
+        lambda: _socks4a_request("a\x00b", 80, ""),
+    ):
+        with pytest.raises(AddressError) as info:
+            refuse()
+        assert isinstance(info.value, PEER_FAULTS)
+    for config in (
+        lambda: relay_request("example.com", 80, "u" * 300),
+        lambda: _socks4a_request("example.com", 80, "u" * 300),
+    ):
+        with pytest.raises(ValueError) as info:
+            config()
+        assert not isinstance(info.value, AddressError)
