@@ -48,11 +48,12 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from gostfast import registry
 from gostfast.components import Handler, HandlerSpec
 from gostfast.config.errors import ConfigError
-from gostfast.config.options import idle_timeout_opt, opt, unsupported
+from gostfast.config.options import ComponentOptions, idle_timeout_option, option, unsupported
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError, EndpointClosed
@@ -69,49 +70,54 @@ from gostfast.tunnel import counting
 #: GOST's Proxy-Agent when ``proxyAgent`` is unset or empty (x/handler/http)
 DEFAULT_PROXY_AGENT = "gost/3.0"
 
-HTTP_OPTIONS = (
+
+@dataclass(frozen=True)
+class HTTPOptions(ComponentOptions):
+    """The http handler's metadata (GOST's x/handler/http metadata.go)."""
+
     # GOST (config/parsing/service): client addresses that skip authentication
-    unsupported("skipauth", "skipauth"),
-    opt("proxy_agent", "str", DEFAULT_PROXY_AGENT, "http.proxyAgent", "proxyAgent"),
-    opt("auth_basic_realm", "str", "", "authBasicRealm"),
-    opt("header", "map", None, "http.header", "header", doc="extra response header fields"),
-    opt(
-        "read_timeout",
-        "duration",
-        15.0,
-        "readTimeout",
-        doc="upstream response header timeout (0: 15s, negative: none)",
-    ),
-    idle_timeout_opt("CONNECT tunnels: end a direction after this long without bytes (0: never)"),
-    opt(
-        "keepalive",
-        "bool",
+    skipauth: str | None = unsupported("skipauth")
+    proxy_agent: str = option(DEFAULT_PROXY_AGENT, "http.proxyAgent", "proxyAgent")
+    auth_basic_realm: str = option("", "authBasicRealm")
+    header: dict[str, str] | None = option(
+        None, "http.header", "header", doc="extra response header fields"
+    )
+    read_timeout: float = option(
+        15.0, "readTimeout", doc="upstream response header timeout (0: 15s, negative: none)"
+    )
+    idle_timeout: float = idle_timeout_option(
+        "CONNECT tunnels: end a direction after this long without bytes (0: never)"
+    )
+    keepalive: bool = option(
         False,
         "http.keepalive",
         "keepalive",
         doc="forward proxying: keep upstream connections for the next request (30 s idle)",
-    ),
-    opt(
-        "compression",
-        "bool",
+    )
+    compression: bool = option(
         False,
         "http.compression",
         "compression",
         doc="forward proxying: ask origins for gzip and hand the body on decompressed",
-    ),
-    opt(
-        "probe_resist",
-        "str",
+    )
+    probe_resist: str = option(
         "",
         "probeResist",
         "probe_resist",
         doc="a failed log-in gets a decoy: code:N, web:URL, host:HOST:PORT or file:PATH",
-    ),
-    opt("knock", "str", "", "knock", doc="hosts whose requests get the honest 407"),
-    unsupported("udp", "udp", default=False),
-    unsupported("sniffing", "sniffing", default=False),
-    unsupported("hash", "hash", default=""),
-)
+    )
+    knock: str = option("", "knock", doc="hosts whose requests get the honest 407")
+    udp: bool = unsupported("udp", default=False, kind="str")
+    sniffing: bool = unsupported("sniffing", default=False, kind="str")
+    hash: str = unsupported("hash", default="")
+
+    def check(self, where: str) -> None:
+        """probeResist must be one of GOST's forms, checked when the config is planned."""
+        try:
+            _probe.parse(self.probe_resist or "", self.knock or "")
+        except ValueError as exc:
+            raise ConfigError(f"{where}.probeResist", str(exc)) from None
+
 
 DEFAULT_REALM = "gost"
 
@@ -254,14 +260,6 @@ def _hostname(req: http1.Request, authority: str) -> str:
     return target[0] if target else ""
 
 
-def validate_http_options(options, where: str) -> None:
-    """probeResist must be one of GOST's forms, checked when the config is planned."""
-    try:
-        _probe.parse(options.probe_resist or "", options.knock or "")
-    except ValueError as exc:
-        raise ConfigError(f"{where}.probeResist", str(exc)) from None
-
-
 def _retrieve(task: asyncio.Future) -> None:
     """Mark a background copy's failure as seen (it is acted on where it matters)."""
     if not task.cancelled():
@@ -272,8 +270,8 @@ class _Close(Exception):
     """Internal: the client connection is finished (answered, or gone)."""
 
 
-class HTTPHandler(Handler):
-    def __init__(self, spec: HandlerSpec) -> None:
+class HTTPHandler(Handler[HTTPOptions]):
+    def __init__(self, spec: HandlerSpec[HTTPOptions]) -> None:
         super().__init__(spec)
         opts = spec.options
         self.users = spec.users
@@ -286,9 +284,9 @@ class HTTPHandler(Handler):
         self.read_timeout = 15.0 if timeout == 0 else (None if timeout < 0 else timeout)
         self.idle_timeout = opts.idle_timeout
         #: GOST's keepalive: idle upstream connections, shared by the service's clients
-        self.pool = UpstreamPool() if opts.get("keepalive") else None
+        self.pool = UpstreamPool() if opts.keepalive else None
         #: GOST's compression (Go's Transport with DisableCompression off)
-        self.compression = bool(opts.get("compression"))
+        self.compression = opts.compression
         #: GOST's probeResist/knock: a decoy instead of 407 (validated in the plan)
         self.probe = _probe.parse(opts.probe_resist or "", opts.knock or "")
         agent_line = f"Proxy-Agent: {_clean(self.proxy_agent)}\r\n"
@@ -611,4 +609,4 @@ class HTTPHandler(Handler):
         await relay(ep, upstream)
 
 
-registry.handlers.register("http", HTTPHandler, HTTP_OPTIONS, validate_http_options)
+registry.handlers.register("http", HTTPHandler, HTTPOptions)
