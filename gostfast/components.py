@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 OpenConn = Callable[[], Awaitable[Endpoint]]
 
 #: a component's options class: each spec carries its component's parsed, typed options
-OptionsT = TypeVar("OptionsT", bound=ComponentOptions)
+OptionsT = TypeVar("OptionsT", bound=ComponentOptions, covariant=True)
 
 
 @dataclass

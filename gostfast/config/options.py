@@ -23,7 +23,6 @@ option has aliases the first key present wins (``ws.path`` beats ``path``).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -198,8 +197,18 @@ def _kind_of(annotation: Any, where: str) -> str:
     raise TypeError(f"{where}: no option kind for the annotation {annotation!r}")
 
 
-@functools.cache
+#: each options class's resolved fields, made at its first use (registration)
+_DECLARED: dict[type, tuple[Option, ...]] = {}
+
+
 def _declared(cls: type[ComponentOptions]) -> tuple[Option, ...]:
+    found = _DECLARED.get(cls)
+    if found is None:
+        found = _DECLARED[cls] = _resolve(cls)
+    return found
+
+
+def _resolve(cls: type[ComponentOptions]) -> tuple[Option, ...]:
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
