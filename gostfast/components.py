@@ -14,12 +14,12 @@ import socket
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from gostfast.admission import Admission
 from gostfast.chain.bypass import Bypass
 from gostfast.config.model import Auth, TLSConfig
-from gostfast.config.options import Options
+from gostfast.config.options import ComponentOptions
 from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import DialError
 from gostfast.limits import ConnLimiter
@@ -32,13 +32,16 @@ if TYPE_CHECKING:
 
 OpenConn = Callable[[], Awaitable[Endpoint]]
 
+#: a component's options class: each spec carries its component's parsed, typed options
+OptionsT = TypeVar("OptionsT", bound=ComponentOptions, covariant=True)
+
 
 @dataclass
-class ListenerSpec:
+class ListenerSpec(Generic[OptionsT]):
     service: str
     host: str | None  # None: all interfaces
     port: int
-    options: Options
+    options: OptionsT
     tls: TLSConfig | None
     global_tls: TLSConfig | None
     log: logging.Logger
@@ -52,9 +55,9 @@ class ListenerSpec:
 
 
 @dataclass
-class HandlerSpec:
+class HandlerSpec(Generic[OptionsT]):
     service: str
-    options: Options
+    options: OptionsT
     auths: list[Auth]
     router: Router
     forwarder: Selector | None  # selects forwarder nodes (ForwardNode)
@@ -72,26 +75,26 @@ class HandlerSpec:
 
 
 @dataclass
-class DialerSpec:
+class DialerSpec(Generic[OptionsT]):
     node: str
     addr: str
-    options: Options
+    options: OptionsT
     tls: TLSConfig | None
     log: logging.Logger
 
 
 @dataclass
-class ConnectorSpec:
+class ConnectorSpec(Generic[OptionsT]):
     node: str
-    options: Options
+    options: OptionsT
     auth: Auth | None
     log: logging.Logger
 
 
-class Listener(ABC):
+class Listener(ABC, Generic[OptionsT]):
     """Accepts connections; ``start`` binds (raising OSError) and returns."""
 
-    def __init__(self, spec: ListenerSpec) -> None:
+    def __init__(self, spec: ListenerSpec[OptionsT]) -> None:
         self.spec = spec
 
     @abstractmethod
@@ -142,33 +145,33 @@ class Listener(ABC):
         """Where it listens, for the start-up log."""
 
 
-class Handler(ABC):
+class Handler(ABC, Generic[OptionsT]):
     """Serves one accepted endpoint until its tunnel ends."""
 
-    def __init__(self, spec: HandlerSpec) -> None:
+    def __init__(self, spec: HandlerSpec[OptionsT]) -> None:
         self.spec = spec
 
     @abstractmethod
     async def handle(self, ep: Endpoint) -> None: ...
 
 
-class Dialer(ABC):
+class Dialer(ABC, Generic[OptionsT]):
     """Makes a node's transport; ``open_conn`` yields the raw connection to the node."""
 
     #: True when many tunnels share one underlying connection (mws)
     multiplex = False
 
-    def __init__(self, spec: DialerSpec) -> None:
+    def __init__(self, spec: DialerSpec[OptionsT]) -> None:
         self.spec = spec
 
     @abstractmethod
     async def dial(self, addr: str, open_conn: OpenConn) -> Endpoint: ...
 
 
-class Connector(ABC):
+class Connector(ABC, Generic[OptionsT]):
     """Asks a node to connect to ``host:port`` over an established transport."""
 
-    def __init__(self, spec: ConnectorSpec) -> None:
+    def __init__(self, spec: ConnectorSpec[OptionsT]) -> None:
         self.spec = spec
 
     @abstractmethod

@@ -14,10 +14,11 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from typing import cast
 
 from gostfast.service import Plan, ServicePlan
 from gostfast.transport.accept import listen_addrinfos, listen_socket
-from gostfast.transport.tcp import listen_backlog
+from gostfast.transport.tcp import ServerSocketOptions, listen_backlog
 
 AddrKey = tuple[str | None, int]
 
@@ -70,7 +71,8 @@ class ListenSockets:
         return new
 
     def _bind_group(self, sp: ServicePlan) -> list[list[socket.socket]]:
-        backlog = listen_backlog(sp.listener.options.get("backlog"))
+        options = cast(ServerSocketOptions, sp.listener.options)  # every TCP-based listener's
+        backlog = listen_backlog(options.backlog)
         groups: list[list[socket.socket]] = [[] for _ in range(self.slots)]
         try:
             port = sp.port

@@ -2,7 +2,7 @@
 
 A component module registers itself at import with one line, e.g.::
 
-    listeners.register("ws", WSListener, WS_OPTIONS)
+    listeners.register("ws", WSListener, WSListenerOptions)
 
 and ``load_builtins()`` imports every module of the component packages, so a
 new transport or protocol is one module with one registration line.
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gostfast.config.options import Option
+from gostfast.config.options import ComponentOptions
 
 _PACKAGES = ("gostfast.transport", "gostfast.handler", "gostfast.connector")
 
@@ -26,9 +26,8 @@ class Component:
     kind: str
     name: str
     factory: Callable[..., Any]
-    options: tuple[Option, ...]
-    #: cross-option checks run in the plan phase: validate(options, where) raises ConfigError
-    validate: Callable[[Any, str], None] | None = None
+    #: the component's options class: ``options.parse(md, where)`` in the plan phase
+    options: type[ComponentOptions]
 
 
 class Registry:
@@ -42,12 +41,12 @@ class Registry:
         self,
         name: str,
         factory: Callable[..., Any],
-        options: tuple[Option, ...] = (),
-        validate: Callable[[Any, str], None] | None = None,
+        options: type[ComponentOptions] = ComponentOptions,
     ) -> None:
         if name in self._items:
             raise ValueError(f"{self.kind} '{name}' registered twice")
-        self._items[name] = Component(self.kind, name, factory, tuple(options), validate)
+        options.declared()  # a field declared wrong fails here, as its module is imported
+        self._items[name] = Component(self.kind, name, factory, options)
 
     def get(self, name: str) -> Component | None:
         return self._items.get(name)

@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +45,7 @@ from gostfast.config.model import (
     NodeLabels,
     ServiceConfig,
 )
-from gostfast.config.options import Options, known_keys, parse_options
+from gostfast.config.options import ComponentOptions
 from gostfast.config.url import split_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import PEER_FAULTS, GostfastError
@@ -65,7 +65,7 @@ class Part:
     """One planned component: its registry entry and parsed options."""
 
     component: registry.Component
-    options: Options
+    options: ComponentOptions
 
 
 @dataclass
@@ -143,12 +143,7 @@ def _lookup(reg: registry.Registry, name: str, path: str) -> registry.Component:
     return comp
 
 
-def _validate(comp: registry.Component, options: Options, where: str) -> None:
-    if comp.validate is not None:
-        comp.validate(options, where)
-
-
-def _warn_unknown(md: dict[str, Any], known: set[str], path: str, skip: frozenset[str]) -> None:
+def _warn_unknown(md: dict[str, Any], known: Set[str], path: str, skip: frozenset[str]) -> None:
     for key in md:
         if key not in known and key not in skip:
             log.warning("%s: unknown metadata key '%s' ignored", path, key)
@@ -185,15 +180,15 @@ def _plan_parts(
     comps = [_lookup(reg, name, at(where, f"{label}.type")) for reg, name, _, label in parts]
     md_wheres = [at(where, f"{label}.metadata") for _, _, _, label in parts]
     opts = [
-        parse_options(comp.options, md, md_where)
+        comp.options.parse(md, md_where)
         for comp, (_, _, md, _), md_where in zip(comps, parts, md_wheres, strict=True)
     ]
-    for comp, o, md_where in zip(comps, opts, md_wheres, strict=True):
-        _validate(comp, o, md_where)
+    for o, md_where in zip(opts, md_wheres, strict=True):
+        o.check(md_where)
     _refuse_gost_keys(own_md, refused, at(where, "metadata"))
     known_any: set[str] = set(own_known)
     for comp, (_, _, md, _), md_where in zip(comps, parts, md_wheres, strict=True):
-        known = known_keys(comp.options)
+        known = comp.options.known_keys()
         _warn_unknown(md, known, md_where, shared)
         known_any |= known
     _warn_unknown(own_md, set(own_known), at(where, "metadata"), shared)
@@ -266,7 +261,7 @@ def known_metadata_keys(kind: str, type_: str) -> set[str]:
     if kind == "node":
         return set(LABEL_KEYS)
     comp = registry.BY_KIND[kind].get(type_)
-    return known_keys(comp.options) if comp is not None else set()
+    return set(comp.options.known_keys()) if comp is not None else set()
 
 
 def _own_option(md: dict[str, Any], key: str, parse, default: Any, where: str) -> Any:

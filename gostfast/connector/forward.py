@@ -16,4 +16,4 @@ class ForwardConnector(Connector):
         return ep
 
 
-registry.connectors.register("forward", ForwardConnector, ())
+registry.connectors.register("forward", ForwardConnector)  # reads no metadata

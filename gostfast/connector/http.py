@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import dataclass
 
 from gostfast import registry
 from gostfast.components import Connector, ConnectorSpec
-from gostfast.config.options import opt
+from gostfast.config.options import ComponentOptions, option
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
@@ -36,10 +37,14 @@ from gostfast.proto.addr import encode_text
 from gostfast.proto.errors import AddressError
 from gostfast.timeouts import within
 
-HTTP_CONNECTOR_OPTIONS = (
-    opt("timeout", "duration", 0.0, "timeout", "connectTimeout", doc="CONNECT answer deadline"),
-    opt("header", "map", None, "header", doc="extra request header fields"),
-)
+
+@dataclass(frozen=True)
+class HTTPConnectorOptions(ComponentOptions):
+    """The http connector's metadata (GOST's x/connector/http metadata.go)."""
+
+    timeout: float = option(0.0, "timeout", "connectTimeout", doc="CONNECT answer deadline")
+    header: dict[str, str] | None = option(None, "header", doc="extra request header fields")
+
 
 GO_USER_AGENT = "Go-http-client/1.1"
 _EXCLUDED = {"host", "user-agent", "content-length", "transfer-encoding", "trailer"}
@@ -71,8 +76,8 @@ def build_connect(
     return "".join(lines).encode("utf-8", "surrogateescape")
 
 
-class HTTPConnector(Connector):
-    def __init__(self, spec: ConnectorSpec) -> None:
+class HTTPConnector(Connector[HTTPConnectorOptions]):
+    def __init__(self, spec: ConnectorSpec[HTTPConnectorOptions]) -> None:
         super().__init__(spec)
         auth = spec.auth
         self.auth = (auth.username, auth.password) if auth is not None else None
@@ -100,4 +105,4 @@ class HTTPConnector(Connector):
         return ep
 
 
-registry.connectors.register("http", HTTPConnector, HTTP_CONNECTOR_OPTIONS)
+registry.connectors.register("http", HTTPConnector, HTTPConnectorOptions)

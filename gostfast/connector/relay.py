@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from gostfast import registry
 from gostfast._handshake import read_message
 from gostfast.components import Connector, ConnectorSpec
-from gostfast.config.options import opt
+from gostfast.config.options import ComponentOptions, option
 from gostfast.config.url import join_host_port
 from gostfast.connector._lazy import LazyRelayRequest
 from gostfast.endpoint import Endpoint
@@ -44,10 +45,13 @@ from gostfast.timeouts import within
 from gostfast.udp.packet import PacketTunnel
 from gostfast.udp.stream import RelayUdpStream, UdpTunStream
 
-RELAY_CONNECTOR_OPTIONS = (
-    opt("connect_timeout", "duration", 0.0, "connectTimeout", doc="nodelay response deadline"),
-    opt("nodelay", "bool", False, "nodelay", doc="exchange the header before returning"),
-)
+
+@dataclass(frozen=True)
+class RelayConnectorOptions(ComponentOptions):
+    """The relay connector's metadata (GOST's x/connector/relay metadata.go)."""
+
+    connect_timeout: float = option(0.0, "connectTimeout", doc="nodelay response deadline")
+    nodelay: bool = option(False, "nodelay", doc="exchange the header before returning")
 
 
 def build_request(host: str, port: int, user: str | None = None, password: str = "") -> bytes:
@@ -72,8 +76,8 @@ def encodable_addr(host: str, port: int) -> rp.Addr:
     return addr
 
 
-class RelayConnector(Connector):
-    def __init__(self, spec: ConnectorSpec) -> None:
+class RelayConnector(Connector[RelayConnectorOptions]):
+    def __init__(self, spec: ConnectorSpec[RelayConnectorOptions]) -> None:
         super().__init__(spec)
         self.nodelay = bool(spec.options.nodelay)
         self.timeout = spec.options.connect_timeout
@@ -159,4 +163,4 @@ class RelayConnector(Connector):
             raise DialError(f"{where}: status {resp.status} {text}")
 
 
-registry.connectors.register("relay", RelayConnector, RELAY_CONNECTOR_OPTIONS)
+registry.connectors.register("relay", RelayConnector, RelayConnectorOptions)

@@ -31,11 +31,13 @@ import asyncio
 import ipaddress
 import logging
 import socket
+from dataclasses import dataclass
+from typing import TypeVar
 
 from gostfast import registry
 from gostfast._handshake import read_message
 from gostfast.components import Connector
-from gostfast.config.options import notls_opt, opt, unsupported
+from gostfast.config.options import ComponentOptions, notls_option, option, unsupported
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
@@ -47,18 +49,27 @@ from gostfast.timeouts import within
 from gostfast.udp.packet import PacketTunnel
 from gostfast.udp.stream import UdpTunStream
 
-_TIMEOUT = opt("timeout", "duration", 0.0, "timeout", doc="SOCKS handshake deadline")
 
-SOCKS5_CONNECTOR_OPTIONS = (
-    _TIMEOUT,
-    notls_opt("true is what gostfast does: TLS methods are never offered"),
+@dataclass(frozen=True)
+class SocksConnectorOptions(ComponentOptions):
+    """What the socks4 and socks5 connectors both read (GOST's x/connector/socks)."""
+
+    timeout: float = option(0.0, "timeout", doc="SOCKS handshake deadline")
+
+
+@dataclass(frozen=True)
+class Socks5ConnectorOptions(SocksConnectorOptions):
+    notls: bool = notls_option("true is what gostfast does: TLS methods are never offered")
     # GOST's relay=udp: UDP by a standard UDP ASSOCIATE to the node; gostfast uses UDP-TUN
-    unsupported("relay", "relay", default=""),
-)
-SOCKS4_CONNECTOR_OPTIONS = (
-    _TIMEOUT,
-    opt("disable4a", "bool", False, "disable4a", doc="resolve here and send SOCKS4"),
-)
+    relay: str = unsupported("relay", default="")
+
+
+@dataclass(frozen=True)
+class Socks4ConnectorOptions(SocksConnectorOptions):
+    disable4a: bool = option(False, "disable4a", doc="resolve here and send SOCKS4")
+
+
+_S = TypeVar("_S", bound=SocksConnectorOptions)
 
 _REPLY_TEXT = {
     s5.REP_GENERAL_FAILURE: "general failure",
@@ -72,7 +83,7 @@ _REPLY_TEXT = {
 }
 
 
-class _SocksConnector(Connector):
+class _SocksConnector(Connector[_S]):
     what = "socks"
 
     async def connect(self, ep: Endpoint, host: str, port: int) -> Endpoint:
@@ -96,7 +107,7 @@ class _SocksConnector(Connector):
         raise NotImplementedError
 
 
-class Socks5Connector(_SocksConnector):
+class Socks5Connector(_SocksConnector[Socks5ConnectorOptions]):
     what = "socks5"
 
     async def connect_udp(
@@ -158,12 +169,12 @@ def _socks4a_request(host: str, port: int, userid: str) -> bytes:
     return head + b"\x00\x00\x00\x01" + user + b"\x00" + name + b"\x00"
 
 
-class Socks4Connector(_SocksConnector):
+class Socks4Connector(_SocksConnector[Socks4ConnectorOptions]):
     what = "socks4"
 
     async def _exchange(self, ep: Endpoint, host: str, port: int, where: str) -> None:
         userid = self.spec.auth.username if self.spec.auth is not None else ""
-        disable4a = self.spec.options.get("disable4a")
+        disable4a = self.spec.options.disable4a
         ip = await self._resolve4(host, where) if disable4a else ""
         try:
             if disable4a:
@@ -195,7 +206,7 @@ class Socks4Connector(_SocksConnector):
         return str(infos[0][4][0])
 
 
-registry.connectors.register("socks5", Socks5Connector, SOCKS5_CONNECTOR_OPTIONS)
-registry.connectors.register("socks", Socks5Connector, SOCKS5_CONNECTOR_OPTIONS)
-registry.connectors.register("socks4", Socks4Connector, SOCKS4_CONNECTOR_OPTIONS)
-registry.connectors.register("socks4a", Socks4Connector, SOCKS4_CONNECTOR_OPTIONS)
+registry.connectors.register("socks5", Socks5Connector, Socks5ConnectorOptions)
+registry.connectors.register("socks", Socks5Connector, Socks5ConnectorOptions)
+registry.connectors.register("socks4", Socks4Connector, Socks4ConnectorOptions)
+registry.connectors.register("socks4a", Socks4Connector, Socks4ConnectorOptions)

@@ -12,34 +12,29 @@ HTTP handler like any other byte, which answers 400 Bad Request.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from gostfast import registry
 from gostfast.components import Handler, HandlerSpec
-from gostfast.config.options import Option
 from gostfast.endpoint import Endpoint
 from gostfast.errors import EndpointClosed
-from gostfast.handler.http import HTTP_OPTIONS, HTTPHandler, validate_http_options
-from gostfast.handler.socks import SOCKS4_OPTIONS, SOCKS5_OPTIONS, Socks4Handler, Socks5Handler
+from gostfast.handler.http import HTTPHandler, HTTPOptions
+from gostfast.handler.socks import Socks4Handler, Socks4Options, Socks5Handler, Socks5Options
 
 
-def _union(*groups: tuple[Option, ...]) -> tuple[Option, ...]:
-    """All sub-handlers' options; where two declare one name, a supported one wins.
+@dataclass(frozen=True)
+class AutoOptions(Socks4Options, Socks5Options, HTTPOptions):
+    """All sub-handlers' options (HTTP's, then SOCKS5's, then SOCKS4's new ones); where
+    two declare one name the later base's field stands (at the first one's place).
 
     So ``udp=true`` on auto turns on SOCKS5 UDP ASSOCIATE (GOST passes the
     metadata to every sub-handler); HTTP's UDP tunnel, not implemented, stays off.
+    The probeResist check is HTTP's.
     """
-    seen: dict[str, Option] = {}
-    for group in groups:
-        for o in group:
-            if o.name not in seen or (o.supported and not seen[o.name].supported):
-                seen[o.name] = o
-    return tuple(seen.values())
 
 
-AUTO_OPTIONS = _union(HTTP_OPTIONS, SOCKS5_OPTIONS, SOCKS4_OPTIONS)
-
-
-class AutoHandler(Handler):
-    def __init__(self, spec: HandlerSpec) -> None:
+class AutoHandler(Handler[AutoOptions]):
+    def __init__(self, spec: HandlerSpec[AutoOptions]) -> None:
         super().__init__(spec)
         self.http = HTTPHandler(spec)
         self.socks4 = Socks4Handler(spec)
@@ -61,4 +56,4 @@ class AutoHandler(Handler):
             await self.http.handle(ep)
 
 
-registry.handlers.register("auto", AutoHandler, AUTO_OPTIONS, validate_http_options)
+registry.handlers.register("auto", AutoHandler, AutoOptions)

@@ -8,29 +8,35 @@ direction of the tunnel after that long without bytes, as GOST's pipe does.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from gostfast import registry
 from gostfast.chain.forwarder import dial_forwarder
 from gostfast.components import Handler
-from gostfast.config.options import idle_timeout_opt, non_positive_is, unsupported
+from gostfast.config.options import (
+    ComponentOptions,
+    idle_timeout_option,
+    non_positive_is,
+    unsupported,
+)
 from gostfast.endpoint import Endpoint
 from gostfast.relay import relay
 
-FORWARD_OPTIONS = (
-    # GOST (handler/forward/local): the sniffing read deadline (<= 0 = 15s)
-    unsupported(
-        "read_timeout",
-        "readTimeout",
-        default=15.0,
-        kind="duration",
-        convert=non_positive_is(15.0),
-    ),
-    idle_timeout_opt("end a direction of the tunnel after this long without bytes (0: never)"),
-    unsupported("sniffing", "sniffing", default=False),
-    unsupported("proxyProtocol", "proxyprotocol"),
-)
+
+@dataclass(frozen=True)
+class ForwardOptions(ComponentOptions):
+    """The forward/tcp handler's metadata (GOST's x/handler/forward/local metadata.go)."""
+
+    # GOST: the sniffing read deadline (<= 0 = 15s)
+    read_timeout: float = unsupported("readTimeout", default=15.0, convert=non_positive_is(15.0))
+    idle_timeout: float = idle_timeout_option(
+        "end a direction of the tunnel after this long without bytes (0: never)"
+    )
+    sniffing: bool = unsupported("sniffing", default=False, kind="str")
+    proxyProtocol: str | None = unsupported("proxyprotocol")
 
 
-class ForwardHandler(Handler):
+class ForwardHandler(Handler[ForwardOptions]):
     async def handle(self, ep: Endpoint) -> None:
         log = self.spec.log
         forwarder = self.spec.forwarder
@@ -46,5 +52,5 @@ class ForwardHandler(Handler):
         await relay(ep, upstream, self.spec.options.idle_timeout)
 
 
-registry.handlers.register("forward", ForwardHandler, FORWARD_OPTIONS)
-registry.handlers.register("tcp", ForwardHandler, FORWARD_OPTIONS)
+registry.handlers.register("forward", ForwardHandler, ForwardOptions)
+registry.handlers.register("tcp", ForwardHandler, ForwardOptions)

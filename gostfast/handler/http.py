@@ -36,12 +36,13 @@ configuration error). ``probeResist``/``knock``: handler/_probe.py.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import NoReturn
 
 from gostfast import registry
 from gostfast.components import Handler, HandlerSpec
 from gostfast.config.errors import ConfigError
-from gostfast.config.options import idle_timeout_opt, opt, unsupported
+from gostfast.config.options import ComponentOptions, idle_timeout_option, option, unsupported
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import EndpointClosed
@@ -56,49 +57,54 @@ from gostfast.traffic import Gate
 #: GOST's Proxy-Agent when ``proxyAgent`` is unset or empty (x/handler/http)
 DEFAULT_PROXY_AGENT = "gost/3.0"
 
-HTTP_OPTIONS = (
+
+@dataclass(frozen=True)
+class HTTPOptions(ComponentOptions):
+    """The http handler's metadata (GOST's x/handler/http metadata.go)."""
+
     # GOST (config/parsing/service): client addresses that skip authentication
-    unsupported("skipauth", "skipauth"),
-    opt("proxy_agent", "str", DEFAULT_PROXY_AGENT, "http.proxyAgent", "proxyAgent"),
-    opt("auth_basic_realm", "str", "", "authBasicRealm"),
-    opt("header", "map", None, "http.header", "header", doc="extra response header fields"),
-    opt(
-        "read_timeout",
-        "duration",
-        15.0,
-        "readTimeout",
-        doc="upstream response header timeout (0: 15s, negative: none)",
-    ),
-    idle_timeout_opt("CONNECT tunnels: end a direction after this long without bytes (0: never)"),
-    opt(
-        "keepalive",
-        "bool",
+    skipauth: str | None = unsupported("skipauth")
+    proxy_agent: str = option(DEFAULT_PROXY_AGENT, "http.proxyAgent", "proxyAgent")
+    auth_basic_realm: str = option("", "authBasicRealm")
+    header: dict[str, str] | None = option(
+        None, "http.header", "header", doc="extra response header fields"
+    )
+    read_timeout: float = option(
+        15.0, "readTimeout", doc="upstream response header timeout (0: 15s, negative: none)"
+    )
+    idle_timeout: float = idle_timeout_option(
+        "CONNECT tunnels: end a direction after this long without bytes (0: never)"
+    )
+    keepalive: bool = option(
         False,
         "http.keepalive",
         "keepalive",
         doc="forward proxying: keep upstream connections for the next request (30 s idle)",
-    ),
-    opt(
-        "compression",
-        "bool",
+    )
+    compression: bool = option(
         False,
         "http.compression",
         "compression",
         doc="forward proxying: ask origins for gzip and hand the body on decompressed",
-    ),
-    opt(
-        "probe_resist",
-        "str",
+    )
+    probe_resist: str = option(
         "",
         "probeResist",
         "probe_resist",
         doc="a failed log-in gets a decoy: code:N, web:URL, host:HOST:PORT or file:PATH",
-    ),
-    opt("knock", "str", "", "knock", doc="hosts whose requests get the honest 407"),
-    unsupported("udp", "udp", default=False),
-    unsupported("sniffing", "sniffing", default=False),
-    unsupported("hash", "hash", default=""),
-)
+    )
+    knock: str = option("", "knock", doc="hosts whose requests get the honest 407")
+    udp: bool = unsupported("udp", default=False, kind="str")
+    sniffing: bool = unsupported("sniffing", default=False, kind="str")
+    hash: str = unsupported("hash", default="")
+
+    def check(self, where: str) -> None:
+        """probeResist must be one of GOST's forms, checked when the config is planned."""
+        try:
+            _probe.parse(self.probe_resist or "", self.knock or "")
+        except ValueError as exc:
+            raise ConfigError(f"{where}.probeResist", str(exc)) from None
+
 
 DEFAULT_REALM = "gost"
 
@@ -111,16 +117,8 @@ def _hostname(req: http1.Request, authority: str) -> str:
     return target[0] if target else ""
 
 
-def validate_http_options(options, where: str) -> None:
-    """probeResist must be one of GOST's forms, checked when the config is planned."""
-    try:
-        _probe.parse(options.probe_resist or "", options.knock or "")
-    except ValueError as exc:
-        raise ConfigError(f"{where}.probeResist", str(exc)) from None
-
-
-class HTTPHandler(Handler):
-    def __init__(self, spec: HandlerSpec) -> None:
+class HTTPHandler(Handler[HTTPOptions]):
+    def __init__(self, spec: HandlerSpec[HTTPOptions]) -> None:
         super().__init__(spec)
         opts = spec.options
         self.users = spec.users
@@ -143,9 +141,9 @@ class HTTPHandler(Handler):
             self.extra_headers,
             15.0 if timeout == 0 else (None if timeout < 0 else timeout),
             # GOST's keepalive: idle upstream connections, shared by the service's clients
-            UpstreamPool() if opts.get("keepalive") else None,
+            UpstreamPool() if opts.keepalive else None,
             # GOST's compression (Go's Transport with DisableCompression off)
-            bool(opts.get("compression")),
+            opts.compression,
         )
 
     # ------------------------------------------------------------- responses
@@ -235,4 +233,4 @@ class HTTPHandler(Handler):
         await self.forwarder.forward(ep, req, authority, target, origin, gate)
 
 
-registry.handlers.register("http", HTTPHandler, HTTP_OPTIONS, validate_http_options)
+registry.handlers.register("http", HTTPHandler, HTTPOptions)

@@ -37,12 +37,13 @@ Differences from GOST, on purpose:
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from gostfast import registry
 from gostfast._handshake import read_message
 from gostfast.chain.forwarder import dial_forwarder
 from gostfast.components import Handler, HandlerSpec
-from gostfast.config.options import opt, unsupported
+from gostfast.config.options import ComponentOptions, option, unsupported
 from gostfast.config.url import join_host_port
 from gostfast.connector._lazy import LazyRelayResponse
 from gostfast.endpoint import Endpoint
@@ -52,20 +53,26 @@ from gostfast.proto.errors import RelayError
 from gostfast.relay import relay
 from gostfast.timeouts import within
 from gostfast.udp.direct import DirectPacket
-from gostfast.udp.packet import DEFAULT_BUFFER_SIZE, udp_buffer_size_opt
+from gostfast.udp.packet import DEFAULT_BUFFER_SIZE, udp_buffer_size_option
 from gostfast.udp.pipe import pipe_packets
 from gostfast.udp.stream import RelayUdpStream, UdpTunStream
 
-RELAY_OPTIONS = (
+
+@dataclass(frozen=True)
+class RelayOptions(ComponentOptions):
+    """The relay handler's metadata (GOST's x/handler/relay metadata.go)."""
+
     # GOST (config/parsing/service): client addresses that skip authentication
-    unsupported("skipauth", "skipauth"),
-    opt("read_timeout", "duration", 15.0, "readTimeout", doc="time to read the request"),
-    opt("nodelay", "bool", False, "nodelay", doc="write the OK response at once"),
-    opt("bind", "bool", False, "bind", doc="serve BIND with FLAG_UDP (a UDP association)"),
-    udp_buffer_size_opt("longest UDP datagram taken from the client (<= 0: 4096)"),
-    unsupported("sniffing", "sniffing", default=False),
-    unsupported("hash", "hash", default=""),
-)
+    skipauth: str | None = unsupported("skipauth")
+    read_timeout: float = option(15.0, "readTimeout", doc="time to read the request")
+    nodelay: bool = option(False, "nodelay", doc="write the OK response at once")
+    bind: bool = option(False, "bind", doc="serve BIND with FLAG_UDP (a UDP association)")
+    udp_buffer_size: int = udp_buffer_size_option(
+        "longest UDP datagram taken from the client (<= 0: 4096)"
+    )
+    sniffing: bool = unsupported("sniffing", default=False, kind="str")
+    hash: str = unsupported("hash", default="")
+
 
 OK_RESPONSE = rp.encode_response(rp.Response())
 
@@ -74,8 +81,8 @@ def _response(status: int) -> bytes:
     return rp.encode_response(rp.Response(status=status))
 
 
-class RelayHandler(Handler):
-    def __init__(self, spec: HandlerSpec) -> None:
+class RelayHandler(Handler[RelayOptions]):
+    def __init__(self, spec: HandlerSpec[RelayOptions]) -> None:
         super().__init__(spec)
         self.users = spec.users
         timeout = spec.options.read_timeout
@@ -231,4 +238,4 @@ class RelayHandler(Handler):
         ep.close()
 
 
-registry.handlers.register("relay", RelayHandler, RELAY_OPTIONS)
+registry.handlers.register("relay", RelayHandler, RelayOptions)

@@ -39,11 +39,19 @@ malformed requests close without a reply.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from typing import Any
 
 from gostfast import registry
 from gostfast._handshake import read_message
 from gostfast.components import Handler, HandlerSpec
-from gostfast.config.options import notls_opt, opt, refused_when, unsupported
+from gostfast.config.options import (
+    ComponentOptions,
+    notls_option,
+    option,
+    refused_when,
+    unsupported,
+)
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
@@ -55,62 +63,63 @@ from gostfast.proto import socks5 as s5
 from gostfast.proto.errors import ProtocolError
 from gostfast.relay import relay
 from gostfast.timeouts import within
-from gostfast.udp.packet import udp_buffer_size_opt
+from gostfast.udp.packet import udp_buffer_size_option
 
-_READ_TIMEOUT = opt(
-    "read_timeout", "duration", 15.0, "readTimeout", doc="time to read the SOCKS handshake"
-)
 
-SOCKS5_OPTIONS = (
+def _read_timeout_option() -> Any:
+    return option(15.0, "readTimeout", doc="time to read the SOCKS handshake")
+
+
+@dataclass(frozen=True)
+class Socks5Options(ComponentOptions):
+    """The socks5 handler's metadata (GOST's x/handler/socks/v5 metadata.go)."""
+
     # GOST (config/parsing/service): client addresses that skip authentication
-    unsupported("skipauth", "skipauth"),
-    _READ_TIMEOUT,
-    notls_opt("true is what gostfast does: TLS methods are never chosen"),
-    opt("bind", "bool", False, "bind", doc="serve BIND (listens on this host)"),
-    opt("udp", "bool", False, "udp", doc="serve UDP ASSOCIATE and UDP-TUN (through the chain)"),
-    udp_buffer_size_opt(
+    skipauth: str | None = unsupported("skipauth")
+    read_timeout: float = _read_timeout_option()
+    notls: bool = notls_option("true is what gostfast does: TLS methods are never chosen")
+    bind: bool = option(False, "bind", doc="serve BIND (listens on this host)")
+    udp: bool = option(False, "udp", doc="serve UDP ASSOCIATE and UDP-TUN (through the chain)")
+    udp_buffer_size: int = udp_buffer_size_option(
         "UDP datagram buffer: longer datagrams are cut there, UDP-TUN ones dropped (<= 0: 4096)"
-    ),
-    opt(
-        "udp_resolve_domain",
-        "bool",
+    )
+    udp_resolve_domain: bool = option(
         False,
         "udp.resolveDomain",
         "udpResolveDomain",
         convert=refused_when(True, "udp.resolveDomain=true"),
         doc="false only: replies carry the source as the upstream names it",
-    ),
-    opt("udp_bind_min", "int", 0, "udp.bindRange.min", "udp.minPort", minimum=0, maximum=65535),
-    opt("udp_bind_max", "int", 0, "udp.bindRange.max", "udp.maxPort", minimum=0, maximum=65535),
-    opt(
-        "public_addr",
-        "str",
+    )
+    udp_bind_min: int = option(0, "udp.bindRange.min", "udp.minPort", minimum=0, maximum=65535)
+    udp_bind_max: int = option(0, "udp.bindRange.max", "udp.maxPort", minimum=0, maximum=65535)
+    public_addr: str = option(
         "",
         "socks.publicAddr",
         "publicAddr",
         doc="BND.ADDR of BIND replies (of UDP ones when it is an IP)",
-    ),
-    unsupported("tor", "tor", "enableTor", "socks5.tor", default=False),
-    unsupported("comp", "comp", default=False, kind="bool"),  # GOST: mbind compatibility mode
-    unsupported("sniffing", "sniffing", default=False),
-    unsupported("hash", "hash", default=""),
-)
+    )
+    tor: bool = unsupported("tor", "enableTor", "socks5.tor", default=False, kind="str")
+    comp: bool = unsupported("comp", default=False)  # GOST: mbind compatibility mode
+    sniffing: bool = unsupported("sniffing", default=False, kind="str")
+    hash: str = unsupported("hash", default="")
 
-SOCKS4_OPTIONS = (
+
+@dataclass(frozen=True)
+class Socks4Options(ComponentOptions):
+    """The socks4 handler's metadata (GOST's x/handler/socks/v4 metadata.go)."""
+
     # GOST (config/parsing/service): client addresses that skip authentication
-    unsupported("skipauth", "skipauth"),
-    _READ_TIMEOUT,
-    unsupported("sniffing", "sniffing", default=False),
-    unsupported("hash", "hash", default=""),
-)
+    skipauth: str | None = unsupported("skipauth")
+    read_timeout: float = _read_timeout_option()
+    sniffing: bool = unsupported("sniffing", default=False, kind="str")
+    hash: str = unsupported("hash", default="")
 
 
 _TIMEOUTS = (asyncio.TimeoutError, TimeoutError)
 _BAD_INPUT = (ProtocolError, asyncio.IncompleteReadError, ValueError)
 
 
-def _read_timeout(spec: HandlerSpec) -> float:
-    value = spec.options.read_timeout
+def _read_timeout(value: float) -> float:
     return value if value > 0 else 15.0  # GOST: <= 0 means 15 s
 
 
@@ -123,11 +132,11 @@ def _bound_address(upstream: Endpoint) -> tuple[str, int]:
     return "0.0.0.0", 0
 
 
-class Socks5Handler(Handler):
-    def __init__(self, spec: HandlerSpec) -> None:
+class Socks5Handler(Handler[Socks5Options]):
+    def __init__(self, spec: HandlerSpec[Socks5Options]) -> None:
         super().__init__(spec)
         self.users = spec.users
-        self.read_timeout = _read_timeout(spec)
+        self.read_timeout = _read_timeout(spec.options.read_timeout)
         options = spec.options
         self.enable_bind = bool(options.bind)
         self.enable_udp = bool(options.udp)
@@ -249,11 +258,11 @@ class Socks5Handler(Handler):
         await relay(ep, upstream)
 
 
-class Socks4Handler(Handler):
-    def __init__(self, spec: HandlerSpec) -> None:
+class Socks4Handler(Handler[Socks4Options]):
+    def __init__(self, spec: HandlerSpec[Socks4Options]) -> None:
         super().__init__(spec)
         self.users = spec.users
-        self.read_timeout = _read_timeout(spec)
+        self.read_timeout = _read_timeout(spec.options.read_timeout)
 
     async def handle(self, ep: Endpoint) -> None:
         log = self.spec.log
@@ -296,7 +305,7 @@ class Socks4Handler(Handler):
         await relay(ep, upstream)
 
 
-registry.handlers.register("socks5", Socks5Handler, SOCKS5_OPTIONS)
-registry.handlers.register("socks", Socks5Handler, SOCKS5_OPTIONS)
-registry.handlers.register("socks4", Socks4Handler, SOCKS4_OPTIONS)
-registry.handlers.register("socks4a", Socks4Handler, SOCKS4_OPTIONS)
+registry.handlers.register("socks5", Socks5Handler, Socks5Options)
+registry.handlers.register("socks", Socks5Handler, Socks5Options)
+registry.handlers.register("socks4", Socks4Handler, Socks4Options)
+registry.handlers.register("socks4a", Socks4Handler, Socks4Options)

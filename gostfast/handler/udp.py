@@ -18,8 +18,6 @@ from gostfast.endpoint import Endpoint
 from gostfast.transport.udp import UdpClient
 from gostfast.udp.pipe import pipe_packets
 
-UDP_OPTIONS = ()
-
 
 class UdpForwardHandler(Handler):
     async def handle(self, ep: Endpoint | UdpClient) -> None:  # type: ignore[override]
@@ -47,4 +45,4 @@ class UdpForwardHandler(Handler):
         )
 
 
-registry.handlers.register("udp", UdpForwardHandler, UDP_OPTIONS)
+registry.handlers.register("udp", UdpForwardHandler)  # reads no metadata

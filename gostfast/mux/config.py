@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from gostfast.config.errors import ConfigError
-from gostfast.config.options import opt, unsupported
+from gostfast.config.options import ComponentOptions, option, unsupported
 
 
 def _mux_type(value: str) -> str:
@@ -13,37 +14,53 @@ def _mux_type(value: str) -> str:
     return value if value == "yamux" else "smux"
 
 
-MUX_OPTIONS = (
-    opt(
-        "mux_type",
-        "str",
+@dataclass(frozen=True)
+class MuxOptions(ComponentOptions):
+    """GOST's ``mux.*`` metadata of the mws/mwss listener and dialer; ``smux`` is the
+    session settings they make (the one place they are made)."""
+
+    mux_type: str = option(
         "smux",
         "mux.type",
         convert=_mux_type,
         choices=("smux",),
         doc="yamux is not implemented; any other value is smux, as GOST",
-    ),
-    opt(
-        "mux_version",
-        "int",
-        1,
-        "mux.version",
-        doc="smux protocol version, 1 or 2 (both ends must match)",
-    ),
-    opt("mux_keepalive_disabled", "bool", False, "mux.keepaliveDisabled"),
-    opt("mux_keepalive_interval", "duration", 10.0, "mux.keepaliveInterval", doc="NOP period"),
-    opt(
-        "mux_keepalive_timeout",
-        "duration",
-        30.0,
-        "mux.keepaliveTimeout",
-        doc="close when silent this long",
-    ),
-    opt("mux_max_frame_size", "int", 32768, "mux.maxFrameSize"),
-    opt("mux_max_receive_buffer", "int", 4194304, "mux.maxReceiveBuffer"),
-    opt("mux_max_stream_buffer", "int", 65536, "mux.maxStreamBuffer"),
-    unsupported("mux_max_stream_window", "mux.maxstreamwindow", default=0, kind="int"),
-)
+    )
+    mux_version: int = option(
+        1, "mux.version", doc="smux protocol version, 1 or 2 (both ends must match)"
+    )
+    mux_keepalive_disabled: bool = option(False, "mux.keepaliveDisabled")
+    mux_keepalive_interval: float = option(10.0, "mux.keepaliveInterval", doc="NOP period")
+    mux_keepalive_timeout: float = option(
+        30.0, "mux.keepaliveTimeout", doc="close when silent this long"
+    )
+    mux_max_frame_size: int = option(32768, "mux.maxFrameSize")
+    mux_max_receive_buffer: int = option(4194304, "mux.maxReceiveBuffer")
+    mux_max_stream_buffer: int = option(65536, "mux.maxStreamBuffer")
+    mux_max_stream_window: int = unsupported("mux.maxstreamwindow", default=0)
+
+    @functools.cached_property
+    def smux(self) -> SmuxConfig:
+        """GOST's mapping: non-positive values keep smux's defaults (``check`` has
+        verified the result in the plan phase)."""
+        d = SmuxConfig()
+        return SmuxConfig(
+            version=self.mux_version if self.mux_version > 0 else 1,
+            keepalive_disabled=self.mux_keepalive_disabled,
+            keepalive_interval=_positive_or(self.mux_keepalive_interval, d.keepalive_interval),
+            keepalive_timeout=_positive_or(self.mux_keepalive_timeout, d.keepalive_timeout),
+            max_frame_size=_positive_or(self.mux_max_frame_size, d.max_frame_size),
+            max_receive_buffer=_positive_or(self.mux_max_receive_buffer, d.max_receive_buffer),
+            max_stream_buffer=_positive_or(self.mux_max_stream_buffer, d.max_stream_buffer),
+        )
+
+    def check(self, where: str) -> None:
+        """xtaci/smux VerifyConfig's rules on the settings these options make."""
+        self.smux.verify(where)
+
+
+def _positive_or(value, default):
+    return value if value > 0 else default
 
 
 @dataclass(frozen=True)
@@ -55,30 +72,6 @@ class SmuxConfig:
     max_frame_size: int = 32768
     max_receive_buffer: int = 4194304
     max_stream_buffer: int = 65536
-
-    @classmethod
-    def from_options(cls, o, where: str = "mux") -> SmuxConfig:
-        """GOST's mapping: non-positive values keep smux's defaults; then smux's VerifyConfig."""
-        d = cls()
-        cfg = cls(
-            version=o.mux_version if o.mux_version > 0 else 1,
-            keepalive_disabled=o.mux_keepalive_disabled,
-            keepalive_interval=o.mux_keepalive_interval
-            if o.mux_keepalive_interval > 0
-            else d.keepalive_interval,
-            keepalive_timeout=o.mux_keepalive_timeout
-            if o.mux_keepalive_timeout > 0
-            else d.keepalive_timeout,
-            max_frame_size=o.mux_max_frame_size if o.mux_max_frame_size > 0 else d.max_frame_size,
-            max_receive_buffer=o.mux_max_receive_buffer
-            if o.mux_max_receive_buffer > 0
-            else d.max_receive_buffer,
-            max_stream_buffer=o.mux_max_stream_buffer
-            if o.mux_max_stream_buffer > 0
-            else d.max_stream_buffer,
-        )
-        cfg.verify(where)
-        return cfg
 
     def verify(self, where: str = "mux") -> None:
         """xtaci/smux VerifyConfig's rules, as errors naming the option."""

@@ -11,26 +11,23 @@ tunnels on it see an error, the next dial builds a new session.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from gostfast import metrics, registry
-from gostfast.components import OpenConn
+from gostfast.components import DialerSpec, ListenerSpec, OpenConn
 from gostfast.endpoint import Endpoint
-from gostfast.mux.config import MUX_OPTIONS, SmuxConfig
+from gostfast.mux.config import MuxOptions, SmuxConfig
 from gostfast.mux.session import Session, SessionClosed
 from gostfast.transport.ws import (
-    DIALER_OPTIONS,
-    LISTENER_OPTIONS,
     WSDialer,
+    WSDialerOptions,
     WSListener,
+    WSListenerOptions,
     WSSListener,
+    max_message_size_option,
     ws_handshake,
 )
-
-
-def _check_mux(options, where: str) -> None:
-    SmuxConfig.from_options(options, where)
 
 
 class _MuxServing:
@@ -42,9 +39,9 @@ class _MuxServing:
     session that ends with its last stream, not before its first.
     """
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec: ListenerSpec[MWSListenerOptions]) -> None:
         super().__init__(spec)
-        self._smux = SmuxConfig.from_options(spec.options)  # once, not per websocket
+        self._smux: SmuxConfig = spec.options.smux
         self._sessions: set[Session] = set()
         self._draining = False
 
@@ -95,9 +92,9 @@ class MWSDialer(WSDialer):
 
     multiplex = True
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec: DialerSpec[MWSDialerOptions]) -> None:
         super().__init__(spec)
-        self.config = SmuxConfig.from_options(spec.options)
+        self.config: SmuxConfig = spec.options.smux
         self.sessions: dict[str, Session] = {}
         self._lock = asyncio.Lock()
 
@@ -153,25 +150,28 @@ class MWSSDialer(MWSDialer):
 MWS_MAX_MESSAGE_SIZE = 4194304
 
 
-def _mws_options(options: tuple) -> tuple:
-    """The ws options with mws's default message limit."""
-    return tuple(
-        dataclasses.replace(
-            o,
-            default=MWS_MAX_MESSAGE_SIZE,
-            doc="gostfast: largest message accepted (1009 above it); 0 = unlimited as "
-            "gorilla. Default 4 MiB, smux's default maxReceiveBuffer: GOST's smux sends "
-            "one frame (<= 64 KiB) per message",
-        )
-        if o.name == "max_message_size"
-        else o
-        for o in options
-    )
+_MWS_MAX_MESSAGE_SIZE_DOC = (
+    "gostfast: largest message accepted (1009 above it); 0 = unlimited as gorilla. "
+    "Default 4 MiB, smux's default maxReceiveBuffer: GOST's smux sends one frame "
+    "(<= 64 KiB) per message"
+)
 
 
-_LISTENER = _mws_options(LISTENER_OPTIONS) + MUX_OPTIONS
-_DIALER = _mws_options(DIALER_OPTIONS) + MUX_OPTIONS
-registry.listeners.register("mws", MWSListener, _LISTENER, _check_mux)
-registry.listeners.register("mwss", MWSSListener, _LISTENER, _check_mux)
-registry.dialers.register("mws", MWSDialer, _DIALER, _check_mux)
-registry.dialers.register("mwss", MWSSDialer, _DIALER, _check_mux)
+@dataclass(frozen=True)
+class MWSListenerOptions(MuxOptions, WSListenerOptions):
+    """The ws listener's options with mws's message limit, then GOST's ``mux.*``."""
+
+    max_message_size: int = max_message_size_option(MWS_MAX_MESSAGE_SIZE, _MWS_MAX_MESSAGE_SIZE_DOC)
+
+
+@dataclass(frozen=True)
+class MWSDialerOptions(MuxOptions, WSDialerOptions):
+    """The ws dialer's options with mws's message limit, then GOST's ``mux.*``."""
+
+    max_message_size: int = max_message_size_option(MWS_MAX_MESSAGE_SIZE, _MWS_MAX_MESSAGE_SIZE_DOC)
+
+
+registry.listeners.register("mws", MWSListener, MWSListenerOptions)
+registry.listeners.register("mwss", MWSSListener, MWSListenerOptions)
+registry.dialers.register("mws", MWSDialer, MWSDialerOptions)
+registry.dialers.register("mwss", MWSSDialer, MWSDialerOptions)

@@ -5,39 +5,59 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from gostfast import registry
-from gostfast.components import Dialer, Listener, OpenConn
-from gostfast.config.options import opt, unsupported
+from gostfast.components import Dialer, Listener, ListenerSpec, OpenConn
+from gostfast.config.options import ComponentOptions, option, unsupported
 from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.transport.accept import socket_addresses
 
-#: listener-side TCP socket options shared by every TCP-based listener (GOST's names)
-TCP_LISTEN_OPTIONS = (
-    opt("keepalive", "bool", False, "keepalive", doc="TCP keepalive on accepted sockets"),
-    opt("keepalive_idle", "duration", 0.0, "keepalive.idle"),
-    opt("keepalive_interval", "duration", 0.0, "keepalive.interval"),
-    opt("keepalive_count", "int", 0, "keepalive.count", minimum=0),
-    opt(
-        "backlog",
-        "int",
+
+@dataclass(frozen=True)
+class TCPListenOptions(ComponentOptions):
+    """The tcp listener's metadata (GOST's x/listener/tcp metadata.go)."""
+
+    keepalive: bool = option(False, "keepalive", doc="TCP keepalive on accepted sockets")
+    keepalive_idle: float = option(0.0, "keepalive.idle")
+    keepalive_interval: float = option(0.0, "keepalive.interval")
+    keepalive_count: int = option(0, "keepalive.count", minimum=0)
+    backlog: int = option(
         0,
         "backlog",
         minimum=0,
         doc="listen(2) queue length; 0 = the system maximum (net.core.somaxconn), as Go's",
-    ),
-    unsupported("mptcp", "mptcp", default=False),
-    unsupported("reuseport", "reuseport", default=False, kind="bool"),
-    unsupported("proxyProtocol", "proxyprotocol"),
-)
+    )
+    mptcp: bool = unsupported("mptcp", default=False, kind="str")
+    reuseport: bool = unsupported("reuseport", default=False)
+    proxyProtocol: str | None = unsupported("proxyprotocol")
 
-#: GOST's tcp dialer (x/dialer/tcp): TCP keepalive on the dialed socket, not implemented
-TCP_DIAL_OPTIONS = (
-    unsupported("keepalive", "keepalive", default=False, kind="bool"),
-    unsupported("keepalive_idle", "keepalive.idle", default=0.0, kind="duration"),
-    unsupported("keepalive_interval", "keepalive.interval", default=0.0, kind="duration"),
-    unsupported("keepalive_count", "keepalive.count", default=0, kind="int"),
-)
+
+@dataclass(frozen=True)
+class TCPDialOptions(ComponentOptions):
+    """GOST's tcp dialer (x/dialer/tcp): TCP keepalive on the dialed socket, not implemented."""
+
+    keepalive: bool = unsupported("keepalive", default=False)
+    keepalive_idle: float = unsupported("keepalive.idle", default=0.0)
+    keepalive_interval: float = unsupported("keepalive.interval", default=0.0)
+    keepalive_count: int = unsupported("keepalive.count", default=0)
+
+
+class ServerSocketOptions(Protocol):
+    """What a TCP-based listener's options (tcp's, ws's) say about its sockets: the
+    listen queue and TCP keepalive on accepted connections, under GOST's names."""
+
+    @property
+    def backlog(self) -> int: ...
+    @property
+    def keepalive(self) -> bool: ...
+    @property
+    def keepalive_idle(self) -> float: ...
+    @property
+    def keepalive_interval(self) -> float: ...
+    @property
+    def keepalive_count(self) -> int: ...
 
 
 def system_backlog() -> int:
@@ -65,7 +85,7 @@ def server_addresses(servers: list[asyncio.AbstractServer]) -> list[str]:
     return [addr for server in servers for addr in socket_addresses(server.sockets)]
 
 
-async def open_servers(spec, factory, ssl=None) -> list[asyncio.AbstractServer]:
+async def open_servers(spec: ListenerSpec[Any], factory, ssl=None) -> list[asyncio.AbstractServer]:
     """The servers a listener accepts on: its own bind of ``host:port``, or, under the
     supervisor (``--workers``), one server per socket the supervisor bound and shared.
 
@@ -73,7 +93,7 @@ async def open_servers(spec, factory, ssl=None) -> list[asyncio.AbstractServer]:
     protocol ``factory``'s business.
     """
     loop = asyncio.get_running_loop()
-    backlog = listen_backlog(spec.options.get("backlog"))
+    backlog = listen_backlog(spec.options.backlog)  # tcp's and ws's: ServerSocketOptions
     if spec.sockets:
         return [
             await loop.create_server(factory, sock=sock, backlog=backlog, ssl=ssl)
@@ -90,25 +110,25 @@ def close_servers(servers: list[asyncio.AbstractServer]) -> None:
         server.close()
 
 
-def apply_keepalive(sock: socket.socket | None, options) -> None:
+def apply_keepalive(sock: socket.socket | None, options: ServerSocketOptions) -> None:
     """Turn on TCP keepalive with GOST's idle/interval/count options when asked."""
-    if sock is None or not options.get("keepalive"):
+    if sock is None or not options.keepalive:
         return
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, attr in (
-        ("keepalive_idle", "TCP_KEEPIDLE"),
-        ("keepalive_interval", "TCP_KEEPINTVL"),
+    for value, attr in (
+        (options.keepalive_idle, "TCP_KEEPIDLE"),
+        (options.keepalive_interval, "TCP_KEEPINTVL"),
     ):
-        if options.get(name) and hasattr(socket, attr):
-            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, attr), max(1, int(options[name])))
-    if options.get("keepalive_count") and hasattr(socket, "TCP_KEEPCNT"):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, options["keepalive_count"])
+        if value and hasattr(socket, attr):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, attr), max(1, int(value)))
+    if options.keepalive_count and hasattr(socket, "TCP_KEEPCNT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, options.keepalive_count)
 
 
-class TCPListener(Listener):
+class TCPListener(Listener[TCPListenOptions]):
     """Accepts TCP connections; each is a TCPEndpoint handed to the service."""
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec: ListenerSpec[TCPListenOptions]) -> None:
         super().__init__(spec)
         self._servers: list[asyncio.AbstractServer] = []
 
@@ -136,12 +156,12 @@ class TCPListener(Listener):
         return server_addresses(self._servers)
 
 
-class TCPDialer(Dialer):
+class TCPDialer(Dialer[TCPDialOptions]):
     """The raw connection is the transport."""
 
     async def dial(self, addr: str, open_conn: OpenConn) -> Endpoint:
         return await open_conn()
 
 
-registry.listeners.register("tcp", TCPListener, TCP_LISTEN_OPTIONS)
-registry.dialers.register("tcp", TCPDialer, TCP_DIAL_OPTIONS)
+registry.listeners.register("tcp", TCPListener, TCPListenOptions)
+registry.dialers.register("tcp", TCPDialer, TCPDialOptions)

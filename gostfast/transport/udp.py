@@ -27,32 +27,29 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from gostfast import registry
-from gostfast.components import Listener
-from gostfast.config.options import opt, unsupported
+from gostfast.components import Listener, ListenerSpec
+from gostfast.config.options import ComponentOptions, option, unsupported
 from gostfast.config.url import join_host_port
 from gostfast.proto.addr import unmap_ip
 from gostfast.udp.direct import DatagramSide, backlogged
 from gostfast.udp.packet import PacketTunnel
 
-UDP_LISTEN_OPTIONS = (
-    opt("ttl", "duration", 5.0, "ttl", "keepalive.ttl", doc="idle time that ends an association"),
-    opt("keepalive", "bool", False, "keepalive", doc="keep an association after its first reply"),
-    opt(
-        "read_buffer_size", "int", 4096, "readBufferSize", "udp.bufferSize", doc="longest datagram"
-    ),
-    opt(
-        "read_queue_size",
-        "int",
-        128,
-        "readQueueSize",
-        "recvQueueSize",
-        doc="datagrams held while dialling",
-    ),
-    opt("backlog", "int", 128, "backlog", doc="associations alive at once"),
-    unsupported("stateless", "stateless", default=False, kind="bool"),
-)
+
+@dataclass(frozen=True)
+class UDPListenOptions(ComponentOptions):
+    """The udp listener's metadata (GOST's x/listener/udp metadata.go)."""
+
+    ttl: float = option(5.0, "ttl", "keepalive.ttl", doc="idle time that ends an association")
+    keepalive: bool = option(False, "keepalive", doc="keep an association after its first reply")
+    read_buffer_size: int = option(4096, "readBufferSize", "udp.bufferSize", doc="longest datagram")
+    read_queue_size: int = option(
+        128, "readQueueSize", "recvQueueSize", doc="datagrams held while dialling"
+    )
+    backlog: int = option(128, "backlog", doc="associations alive at once")
+    stateless: bool = unsupported("stateless", default=False)
 
 
 def _listen_socket(host: str | None, port: int) -> socket.socket:
@@ -140,17 +137,17 @@ class UdpClient(PacketTunnel):
         self.close()
 
 
-class UDPListener(Listener):
+class UDPListener(Listener[UDPListenOptions]):
     """Binds a UDP socket and turns each new client address into an association."""
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec: ListenerSpec[UDPListenOptions]) -> None:
         super().__init__(spec)
         options = spec.options
-        self.ttl = _positive(options.get("ttl"), 5.0)
-        self.keepalive = bool(options.keepalive)
-        self.read_buffer_size = _positive(options.get("read_buffer_size"), 4096)
-        self.read_queue_size = _positive(options.get("read_queue_size"), 128)
-        self.backlog = _positive(options.get("backlog"), 128)
+        self.ttl = _positive(options.ttl, 5.0)
+        self.keepalive = options.keepalive
+        self.read_buffer_size = _positive(options.read_buffer_size, 4096)
+        self.read_queue_size = _positive(options.read_queue_size, 128)
+        self.backlog = _positive(options.backlog, 128)
         self.transport: asyncio.DatagramTransport | None = None
         self._clients: dict[tuple, UdpClient] = {}
         self._on_accept: Callable | None = None
@@ -228,4 +225,4 @@ class UDPListener(Listener):
         return [join_host_port(*self.transport.get_extra_info("sockname")[:2])]
 
 
-registry.listeners.register("udp", UDPListener, UDP_LISTEN_OPTIONS)
+registry.listeners.register("udp", UDPListener, UDPListenOptions)

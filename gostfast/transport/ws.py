@@ -20,10 +20,11 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from gostfast import metrics, registry
-from gostfast.components import Dialer, Listener, OpenConn
-from gostfast.config.options import non_positive_is, opt, unsupported
+from gostfast.components import Dialer, DialerSpec, Listener, ListenerSpec, OpenConn
+from gostfast.config.options import ComponentOptions, non_positive_is, option, unsupported
 from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import HandshakeError
 from gostfast.proto import http1, wshandshake
@@ -45,16 +46,20 @@ log = logging.getLogger("gostfast.ws")
 
 def _compression(doc: str):
     """GOST's enableCompression: gorilla's permessage-deflate, no context takeover."""
-    return opt(
-        "enable_compression", "bool", False, "ws.enableCompression", "enableCompression", doc=doc
-    )
+    return option(False, "ws.enableCompression", "enableCompression", doc=doc)
 
 
-LISTENER_OPTIONS = (
-    opt("path", "str", "/ws", "ws.path", "path"),
-    opt(
-        "backlog",
-        "int",
+def max_message_size_option(default: int, doc: str):
+    """gostfast's ``ws.maxMessageSize`` (gorilla's read limit, which GOST leaves unset)."""
+    return option(default, "ws.maxMessageSize", "maxMessageSize", minimum=0, doc=doc)
+
+
+@dataclass(frozen=True)
+class WSListenerOptions(ComponentOptions):
+    """The ws/wss listener's metadata (GOST's x/listener/ws metadata.go)."""
+
+    path: str = option("/ws", "ws.path", "path")
+    backlog: int = option(
         0,
         "ws.backlog",
         "backlog",
@@ -62,113 +67,92 @@ LISTENER_OPTIONS = (
         doc="GOST: the queue of accepted connections (128); gostfast hands every connection "
         "to the handler at once, so it sizes the listen(2) queue instead; 0 = the system "
         "maximum (net.core.somaxconn), as Go's listen",
-    ),
-    opt(
-        "handshake_timeout",
-        "duration",
+    )
+    handshake_timeout: float = option(
         0.0,
         "ws.handshakeTimeout",
         "handshakeTimeout",
         doc="whole upgrade (request read + answer); 0 = none, as GOST",
-    ),
-    opt(
-        "read_header_timeout",
-        "duration",
+    )
+    read_header_timeout: float = option(
         0.0,
         "ws.readHeaderTimeout",
         "readHeaderTimeout",
         doc="reading the request head; 0 = none, as GOST",
-    ),
-    opt(
-        "read_buffer_size",
-        "int",
+    )
+    read_buffer_size: int = option(
         0,
         "ws.readBufferSize",
         "readBufferSize",
         minimum=0,
         doc="SO_RCVBUF of accepted sockets when > 0",
-    ),
-    opt(
-        "write_buffer_size",
-        "int",
+    )
+    write_buffer_size: int = option(
         0,
         "ws.writeBufferSize",
         "writeBufferSize",
         minimum=0,
         doc="largest frame payload we send (messages above it are fragmented); 0 = no limit",
-    ),
-    opt("header", "map", None, "ws.header", "header", doc="extra headers in the 101 response"),
-    opt(
-        "max_message_size",
-        "int",
+    )
+    header: dict[str, str] | None = option(
+        None, "ws.header", "header", doc="extra headers in the 101 response"
+    )
+    max_message_size: int = max_message_size_option(
         16 * 1024 * 1024,
-        "ws.maxMessageSize",
-        "maxMessageSize",
-        minimum=0,
-        doc="gostfast: largest message accepted (1009 above it); 0 = unlimited as gorilla. "
+        "gostfast: largest message accepted (1009 above it); 0 = unlimited as gorilla. "
         "GOST peers send one message per write (<= 64 KiB), so 16 MiB only stops abuse",
-    ),
-    _compression(
+    )
+    enable_compression: bool = _compression(
         "permessage-deflate when a client offers it; an inflated message over "
         "maxMessageSize closes with 1009"
-    ),
-    opt("keepalive", "bool", False, "keepalive", doc="TCP keepalive on accepted sockets"),
-    opt("keepalive_idle", "duration", 0.0, "keepalive.idle"),
-    opt("keepalive_interval", "duration", 0.0, "keepalive.interval"),
-    opt("keepalive_count", "int", 0, "keepalive.count", minimum=0),
-    unsupported("mptcp", "mptcp", default=False),
-    unsupported("proxyProtocol", "proxyprotocol"),
-)
+    )
+    keepalive: bool = option(False, "keepalive", doc="TCP keepalive on accepted sockets")
+    keepalive_idle: float = option(0.0, "keepalive.idle")
+    keepalive_interval: float = option(0.0, "keepalive.interval")
+    keepalive_count: int = option(0, "keepalive.count", minimum=0)
+    mptcp: bool = unsupported("mptcp", default=False, kind="str")
+    proxyProtocol: str | None = unsupported("proxyprotocol")
 
-DIALER_OPTIONS = (
-    opt("host", "str", "", "ws.host", "host", doc="Host header (default: the node address)"),
-    opt("path", "str", "/ws", "ws.path", "path"),
-    opt("header", "map", None, "ws.header", "header", doc="extra request headers"),
-    opt("keepalive", "bool", False, "ws.keepalive", "keepalive", doc="websocket ping keepalive"),
-    opt(
-        "ttl",
-        "duration",
+
+@dataclass(frozen=True)
+class WSDialerOptions(ComponentOptions):
+    """The ws/wss dialer's metadata (GOST's x/dialer/ws metadata.go)."""
+
+    host: str = option("", "ws.host", "host", doc="Host header (default: the node address)")
+    path: str = option("/ws", "ws.path", "path")
+    header: dict[str, str] | None = option(None, "ws.header", "header", doc="extra request headers")
+    keepalive: bool = option(False, "ws.keepalive", "keepalive", doc="websocket ping keepalive")
+    ttl: float = option(
         15.0,
         "ttl",
         "keepalive.interval",
         convert=non_positive_is(15.0),
         doc="ping period (<= 0: 15s, as GOST)",
-    ),
-    opt("handshake_timeout", "duration", 0.0, "ws.handshakeTimeout", "handshakeTimeout"),
-    opt(
-        "max_message_size",
-        "int",
-        16 * 1024 * 1024,
-        "ws.maxMessageSize",
-        "maxMessageSize",
-        minimum=0,
-        doc="gostfast: largest message accepted; 0 = unlimited",
-    ),
-    opt(
-        "read_buffer_size",
-        "int",
+    )
+    handshake_timeout: float = option(0.0, "ws.handshakeTimeout", "handshakeTimeout")
+    max_message_size: int = max_message_size_option(
+        16 * 1024 * 1024, "gostfast: largest message accepted; 0 = unlimited"
+    )
+    read_buffer_size: int = option(
         0,
         "ws.readBufferSize",
         "readBufferSize",
         minimum=0,
         doc="SO_RCVBUF of the first hop's socket when > 0",
-    ),
-    opt(
-        "write_buffer_size",
-        "int",
+    )
+    write_buffer_size: int = option(
         0,
         "ws.writeBufferSize",
         "writeBufferSize",
         minimum=0,
         doc="largest frame payload we send; 0 = no limit",
-    ),
-    _compression("offer permessage-deflate; used if the server agrees"),
+    )
+    enable_compression: bool = _compression("offer permessage-deflate; used if the server agrees")
     # GOST (x/dialer/ws, x/dialer/mws): TCP keepalive on the dialed socket
-    unsupported("tcp_keepalive", "tcp.keepalive", default=False, kind="bool"),
-    unsupported("tcp_keepalive_idle", "tcp.keepalive.idle", default=0.0, kind="duration"),
-    unsupported("tcp_keepalive_interval", "tcp.keepalive.interval", default=0.0, kind="duration"),
-    unsupported("tcp_keepalive_count", "tcp.keepalive.count", default=0, kind="int"),
-)
+    tcp_keepalive: bool = unsupported("tcp.keepalive", default=False)
+    tcp_keepalive_idle: float = unsupported("tcp.keepalive.idle", default=0.0)
+    tcp_keepalive_interval: float = unsupported("tcp.keepalive.interval", default=0.0)
+    tcp_keepalive_count: int = unsupported("tcp.keepalive.count", default=0)
 
 
 def ws_endpoint_class(compressed: bool) -> type[WSEndpoint]:
@@ -355,13 +339,13 @@ def _shorter(*timeouts: float) -> float | None:
     return min(set_) if set_ else None
 
 
-class WSListener(Listener):
+class WSListener(Listener[WSListenerOptions]):
     """HTTP/1.1 upgrade server; each websocket is one accepted endpoint."""
 
     secure = False
     scheme = "ws"
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec: ListenerSpec[WSListenerOptions]) -> None:
         super().__init__(spec)
         self._servers: list[asyncio.AbstractServer] = []
         #: wss: the TLS handshakes in flight (tasks); every ws upgrade in flight
@@ -490,7 +474,7 @@ class WSSListener(WSListener):
     secure = True
     scheme = "wss"
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec: ListenerSpec[WSListenerOptions]) -> None:
         super().__init__(spec)
         self._acceptor: Acceptor | None = None
         self._ssl: ssl.SSLContext | None = None
@@ -579,7 +563,9 @@ def _request_parts(host: str, path: str, headers: tuple, compress: bool) -> tupl
     return wshandshake.client_request_parts(host, path, headers, compress)
 
 
-async def ws_handshake(raw: Endpoint, addr: str, options, log_: logging.Logger) -> WSEndpoint:
+async def ws_handshake(
+    raw: Endpoint, addr: str, options: WSDialerOptions, log_: logging.Logger
+) -> WSEndpoint:
     """GOST's client upgrade over ``raw``; returns the websocket endpoint or raises HandshakeError."""
     host = options.host or addr
     key = wshandshake.make_key(random_pool.take(16))
@@ -622,10 +608,10 @@ async def ws_handshake(raw: Endpoint, addr: str, options, log_: logging.Logger) 
     return ws
 
 
-class WSDialer(Dialer):
+class WSDialer(Dialer[WSDialerOptions]):
     secure = False
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec: DialerSpec[WSDialerOptions]) -> None:
         super().__init__(spec)
         self._ssl = None
         if self.secure:
@@ -672,7 +658,7 @@ class WSSDialer(WSDialer):
     secure = True
 
 
-registry.listeners.register("ws", WSListener, LISTENER_OPTIONS)
-registry.listeners.register("wss", WSSListener, LISTENER_OPTIONS)
-registry.dialers.register("ws", WSDialer, DIALER_OPTIONS)
-registry.dialers.register("wss", WSSDialer, DIALER_OPTIONS)
+registry.listeners.register("ws", WSListener, WSListenerOptions)
+registry.listeners.register("wss", WSSListener, WSListenerOptions)
+registry.dialers.register("ws", WSDialer, WSDialerOptions)
+registry.dialers.register("wss", WSSDialer, WSDialerOptions)

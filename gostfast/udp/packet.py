@@ -13,8 +13,9 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
-from gostfast.config.options import Option, opt
+from gostfast.config.options import option
 
 #: (source host, source port, payload) of a datagram coming back
 Receiver = Callable[[str, int, bytes | memoryview], None]
@@ -26,11 +27,9 @@ DEFAULT_BUFFER_SIZE = 4096
 """GOST's ``udpBufferSize`` when it is unset or <= 0 (x/internal/util/socks, udp.Relay)."""
 
 
-def udp_buffer_size_opt(doc: str) -> Option:
+def udp_buffer_size_option(doc: str) -> Any:
     """GOST's ``udp.bufferSize``/``udpBufferSize`` handler option (socks5, relay)."""
-    return opt(
-        "udp_buffer_size", "int", DEFAULT_BUFFER_SIZE, "udp.bufferSize", "udpBufferSize", doc=doc
-    )
+    return option(DEFAULT_BUFFER_SIZE, "udp.bufferSize", "udpBufferSize", doc=doc)
 
 
 class PacketTunnel(ABC):

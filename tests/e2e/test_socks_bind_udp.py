@@ -26,9 +26,8 @@ from support import GOSTFAST, Procs, free_port
 
 from gostfast.chain.route import Router
 from gostfast.components import HandlerSpec
-from gostfast.config.options import parse_options
 from gostfast.endpoint import TCPEndpoint
-from gostfast.handler.socks import SOCKS5_OPTIONS, Socks5Handler
+from gostfast.handler.socks import Socks5Handler, Socks5Options
 from gostfast.proto import socks5 as s5
 
 LOOPBACK = bytes([127, 0, 0, 1])
@@ -220,7 +219,7 @@ def in_process(options: dict, scenario, *, bind_wait: float | None = None, timeo
         loop = asyncio.get_running_loop()
         spec = HandlerSpec(
             "t",
-            parse_options(SOCKS5_OPTIONS, options, "t"),
+            Socks5Options.parse(options, "t"),
             [],
             Router(),
             None,

@@ -6,11 +6,14 @@ handler/socks/v5, dialer/tcp, dialer/ws, dialer/mws and listener/tcp metadata.go
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import pytest
 
 from gostfast import registry
 from gostfast.config.errors import ConfigError
-from gostfast.config.options import parse_options
+from gostfast.config.options import ComponentOptions, option, unsupported
 
 WHERE = "services[0].x.metadata"
 WS_DIALERS = ("ws", "wss", "mws", "mwss")
@@ -25,7 +28,7 @@ def _options(kind: str, name: str):
 
 
 def _parse(kind: str, name: str, md: dict):
-    return parse_options(_options(kind, name), {k.lower(): v for k, v in md.items()}, WHERE)
+    return _options(kind, name).parse({k.lower(): v for k, v in md.items()}, WHERE)
 
 
 REFUSED = [
@@ -178,4 +181,55 @@ def test_value_gostfast_lacks_is_refused_by_name(kind, name, key, value, what) -
     ],
 )
 def test_value_gostfast_does_is_accepted(kind, name, key, value, field, parsed) -> None:
-    assert _parse(kind, name, {key: value})[field] is parsed
+    assert getattr(_parse(kind, name, {key: value}), field) is parsed
+
+
+# ------------------------------------------------- how an options class declares its fields
+
+
+@dataclass(frozen=True)
+class _Sample(ComponentOptions):
+    ttl: float = option(15.0, "ttl", "keepalive.interval")
+    header: dict[str, str] | None = option(None, "ws.header", "header")
+    sniffing: bool = unsupported("sniffing", default=False, kind="str")
+
+
+def test_a_field_is_parsed_as_its_annotation_says() -> None:
+    kinds = [(o.name, o.kind) for o in _Sample.declared()]
+    assert kinds == [("ttl", "duration"), ("header", "map"), ("sniffing", "str")]
+    opts = _Sample.parse({"keepalive.interval": "1m", "header": {"a": 1}}, WHERE)
+    assert (opts.ttl, opts.header, opts.sniffing) == (60.0, {"a": "1"}, False)
+    assert _Sample.known_keys() == {"ttl", "keepalive.interval", "ws.header", "header", "sniffing"}
+
+
+def test_parsed_options_are_typed_attributes_not_a_dict() -> None:
+    opts = _Sample.parse({}, WHERE)
+    with pytest.raises(AttributeError):
+        opts.tll  # noqa: B018 (a misspelt option is an error, not a default)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.ttl = 1.0  # type: ignore[misc]
+    assert opts.items() == [("ttl", 15.0), ("header", None), ("sniffing", False)]
+
+
+def test_a_field_declared_wrong_fails_when_its_class_is_first_used() -> None:
+    @dataclass(frozen=True)
+    class Plain(ComponentOptions):
+        path: str = "/ws"
+
+    @dataclass(frozen=True)
+    class Unreadable(ComponentOptions):
+        paths: list[str] = option((), "paths")
+
+    with pytest.raises(TypeError, match=r"Plain\.path: declare it with option"):
+        Plain.declared()
+    with pytest.raises(TypeError, match=r"Unreadable\.paths: no option kind"):
+        Unreadable.declared()
+
+
+def test_no_metadata_key_is_read_by_two_options_of_a_component() -> None:
+    """A key two fields claim would feed both (or, in GOST, only one): never declared so."""
+    registry.load_builtins()
+    for reg in registry.BY_KIND.values():
+        for name in reg.names():
+            keys = [k for o in reg.get(name).options.declared() for k in o.all_keys()]
+            assert len(keys) == len(set(keys)), f"{reg.kind} {name}: {sorted(keys)}"

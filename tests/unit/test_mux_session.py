@@ -18,9 +18,8 @@ from loops import run
 
 import gostfast.mux.session as session_mod
 from gostfast.config.errors import ConfigError
-from gostfast.config.options import parse_options
 from gostfast.endpoint import TCPEndpoint
-from gostfast.mux.config import MUX_OPTIONS, SmuxConfig
+from gostfast.mux.config import MuxOptions, SmuxConfig
 from gostfast.mux.session import GoAway, Session, SessionClosed
 
 U32 = 0xFFFFFFFF
@@ -803,30 +802,28 @@ def test_config_version_3_is_rejected_naming_the_option():
         SmuxConfig(version=3).verify()
     msg = str(ei.value)
     assert "mux.version" in msg and "1, 2" in msg, msg
-    opts = parse_options(MUX_OPTIONS, {"mux.version": "3"}, "-F 'mws://x:1'")
+    opts = MuxOptions.parse({"mux.version": "3"}, "-F 'mws://x:1'")
     with pytest.raises(ConfigError) as ei:
-        SmuxConfig.from_options(opts, "node")
+        opts.check("node")
     assert "mux.version" in str(ei.value) and "1, 2" in str(ei.value)
 
 
 def test_config_timeout_below_interval_names_both():
-    opts = parse_options(
-        MUX_OPTIONS, {"mux.keepaliveinterval": "60s", "mux.keepalivetimeout": "30s"}, "md"
-    )
+    opts = MuxOptions.parse({"mux.keepaliveinterval": "60s", "mux.keepalivetimeout": "30s"}, "md")
     with pytest.raises(ConfigError) as ei:
-        SmuxConfig.from_options(opts, "node")
+        opts.check("node")
     msg = str(ei.value)
     assert "mux.keepaliveTimeout" in msg and "mux.keepaliveInterval" in msg, msg
     # only the interval set above the default timeout (GOST's classic trap) fails the same way
-    opts = parse_options(MUX_OPTIONS, {"mux.keepaliveinterval": "60s"}, "md")
+    opts = MuxOptions.parse({"mux.keepaliveinterval": "60s"}, "md")
     with pytest.raises(ConfigError, match="mux.keepaliveInterval"):
-        SmuxConfig.from_options(opts)
+        opts.check("mux")
     # keepalive disabled: no check
     SmuxConfig(keepalive_disabled=True, keepalive_interval=60, keepalive_timeout=1).verify()
 
 
 def test_config_defaults_are_smux_defaults():
-    cfg = SmuxConfig.from_options(parse_options(MUX_OPTIONS, {}, "md"))
+    cfg = MuxOptions.parse({}, "md").smux
     assert cfg == SmuxConfig(
         version=1,
         keepalive_disabled=False,
@@ -841,14 +838,14 @@ def test_config_defaults_are_smux_defaults():
 @pytest.mark.parametrize("value", ["", "smux", "xsmux", "Yamux"])
 def test_config_mux_type_other_than_yamux_is_smux(value):
     """GOST (internal/util/mux muxType): "" and any value but exactly "yamux" mean smux."""
-    opts = parse_options(MUX_OPTIONS, {"mux.type": value}, "md")
+    opts = MuxOptions.parse({"mux.type": value}, "md")
     assert opts.mux_type == "smux"
-    assert SmuxConfig.from_options(opts) == SmuxConfig()
+    assert opts.smux == SmuxConfig()
 
 
 def test_config_mux_type_yamux_is_refused_naming_the_option():
     with pytest.raises(ConfigError) as ei:
-        parse_options(MUX_OPTIONS, {"mux.type": "yamux"}, "-F 'mws://x:1' (dialer.metadata)")
+        MuxOptions.parse({"mux.type": "yamux"}, "-F 'mws://x:1' (dialer.metadata)")
     assert ei.value.path == "-F 'mws://x:1' (dialer.metadata.mux.type)"
     assert ei.value.message == "'yamux' is not allowed (allowed: smux)"
 

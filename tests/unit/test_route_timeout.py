@@ -17,7 +17,6 @@ from gostfast import registry
 from gostfast.chain.route import ROUTE_TIMEOUT, Hop, Node, Router
 from gostfast.chain.selector import Selector
 from gostfast.components import ConnectorSpec, DialerSpec
-from gostfast.config.options import parse_options
 from gostfast.errors import DialError
 
 
@@ -26,10 +25,8 @@ def _node(name: str, port: int, connector: str) -> Node:
     log = logging.getLogger("test")
     d = registry.dialers.get("tcp")
     c = registry.connectors.get(connector)
-    dialer = d.factory(
-        DialerSpec(name, f"127.0.0.1:{port}", parse_options(d.options, {}, "d"), None, log)
-    )
-    conn = c.factory(ConnectorSpec(name, parse_options(c.options, {}, "c"), None, log))
+    dialer = d.factory(DialerSpec(name, f"127.0.0.1:{port}", d.options.parse({}, "d"), None, log))
+    conn = c.factory(ConnectorSpec(name, c.options.parse({}, "c"), None, log))
     return Node(name, f"127.0.0.1:{port}", "127.0.0.1", port, dialer, conn)
 
 
