@@ -103,6 +103,7 @@ class TextFormatter(logging.Formatter):
         super().__init__(fmt)
         self._second = -1
         self._stamp = ""
+        self._with_pid = "%(process)" in (fmt or "")
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         if datefmt is not None:
@@ -120,6 +121,23 @@ class TextFormatter(logging.Formatter):
             return line
         return line + " " + " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
 
+    def info_line(self, name: str, message: str, fields: Mapping[str, object]) -> str:
+        """What ``format`` makes of an info record of logger ``name`` with ``fields``
+        (and no exception), without the record (``access_line``'s way)."""
+        created = time.time()
+        second = int(created)
+        if second != self._second:
+            self._stamp = time.strftime(self.default_time_format, self.converter(created))
+            self._second = second
+        head = self._fmt % {  # type: ignore[operator]
+            "asctime": self.default_msec_format % (self._stamp, (created - second) * 1000),
+            "levelname": "INFO",
+            "process": os.getpid() if self._with_pid else 0,
+            "name": name,
+            "message": message,
+        }
+        return head + " " + " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
+
 
 class JSONFormatter(logging.Formatter):
     """One JSON object per line: time (RFC 3339, ms), level, msg, logger (and ``pid``
@@ -130,24 +148,84 @@ class JSONFormatter(logging.Formatter):
         self.pid = pid
 
     def format(self, record: logging.LogRecord) -> str:
-        local = time.localtime(record.created)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", local)
-        offset = time.strftime("%z", local)
-        entry = {
-            "time": f"{stamp}.{int(record.msecs):03d}{offset[:3]}:{offset[3:]}",
-            "level": _LOGRUS_NAMES.get(record.levelno, record.levelname.lower()),
-            "msg": record.getMessage(),
-            "logger": record.name,
-        }
-        if self.pid:
-            entry["pid"] = record.process
-        fields = getattr(record, "fields", None)
-        if fields:
-            for k, v in fields.items():
-                entry.setdefault(k, round(v * 1e9) if isinstance(v, float) else v)
+        entry = self._entry(
+            record.created,
+            record.msecs,
+            _LOGRUS_NAMES.get(record.levelno, record.levelname.lower()),
+            record.getMessage(),
+            record.name,
+            record.process,
+            getattr(record, "fields", None),
+        )
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
+
+    def info_line(self, name: str, message: str, fields: Mapping[str, object]) -> str:
+        """What ``format`` makes of an info record of logger ``name`` with ``fields``."""
+        created = time.time()
+        msecs = (created - int(created)) * 1000
+        entry = self._entry(created, msecs, "info", message, name, os.getpid(), fields)
+        return json.dumps(entry, ensure_ascii=False)
+
+    def _entry(self, created, msecs, level, message, name, process, fields) -> dict:
+        local = time.localtime(created)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", local)
+        offset = time.strftime("%z", local)
+        entry = {
+            "time": f"{stamp}.{int(msecs):03d}{offset[:3]}:{offset[3:]}",
+            "level": level,
+            "msg": message,
+            "logger": name,
+        }
+        if self.pid:
+            entry["pid"] = process
+        if fields:
+            for k, v in fields.items():
+                entry.setdefault(k, round(v * 1e9) if isinstance(v, float) else v)
+        return entry
+
+
+#: (the root handler, its formatter) as ``configure`` set them: the access line's short way
+_access: tuple[LoopBatchedHandler, TextFormatter | JSONFormatter] | None = None
+
+
+def _as_configured(log: logging.Logger, handler: logging.Handler) -> bool:
+    """Whether a line of ``log`` would reach ``handler`` alone, unfiltered: no logger on
+    the way (``log`` to the root) has a filter or a handler of its own, none is
+    disabled, and the root has ``handler`` only (a test's capture handler, say, makes
+    this False and the line takes logging's own way)."""
+    c: logging.Logger | None = log
+    while c is not None:
+        if c.filters or c.disabled:
+            return False
+        if c.parent is None:
+            return c.handlers == [handler] and not handler.filters
+        if c.handlers or not c.propagate:
+            return False
+        c = c.parent
+    return False
+
+
+def access_line(log: logging.Logger, message: str, fields: Mapping[str, object]) -> None:
+    """Log ``message`` with ``fields`` at info on ``log`` (the caller checked the level).
+
+    Why not ``log.info`` alone: a gateway logs one such line per tunnel, and logging's
+    record, its walk over the handlers and the generic formatting were about half of
+    the line's cost (bench/instructions.py: the access line was 18 % of a ws
+    server's instructions per connection). When logging is as ``configure`` left it,
+    the formatter makes the same line from the parts (tests/unit/test_log_batching.py
+    holds the two ways to the same text) and the handler keeps it; otherwise this is
+    ``log.info``.
+    """
+    fast = _access
+    if fast is not None and _as_configured(log, fast[0]):
+        handler, formatter = fast
+        line = formatter.info_line(log.name, message, fields)
+        with handler.lock:  # type: ignore[union-attr]
+            handler.keep(line, logging.INFO)
+        return
+    log.info("%s", message, extra={"fields": fields})
 
 
 def effective_level(cfg: LogConfig | None, debug: bool, environ: Mapping[str, str]) -> str:
@@ -184,6 +262,8 @@ def configure(
     )
     root.addHandler(handler)
     root.setLevel(_LEVELS[level])
+    global _access
+    _access = (handler, handler.formatter) if isinstance(handler, LoopBatchedHandler) else None
     # what a record gathers that no format here prints, paid on every line (one access
     # line per request): the caller's frame, the thread, the process unless asked
     logging._srcfile = None  # type: ignore[attr-defined]
@@ -228,9 +308,14 @@ class LoopBatchedHandler(logging.StreamHandler):
         except Exception:
             self.handleError(record)
             return
+        self.keep(line, record.levelno)
+
+    def keep(self, line: str, level: int) -> None:
+        """Write ``line`` at the end of this loop iteration (see the class); the caller
+        holds the handler's lock (``emit``, ``access_line``)."""
         kept = self._kept
         kept.append(line)
-        if record.levelno >= logging.WARNING or len(kept) >= self.MAX_KEPT:
+        if level >= logging.WARNING or len(kept) >= self.MAX_KEPT:
             self._write_kept()
             return
         try:

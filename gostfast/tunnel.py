@@ -19,7 +19,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from gostfast import metrics
+from gostfast import logsetup, metrics
 from gostfast.endpoint import Endpoint
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class Tunnel:
             }
             if self.error:
                 fields["error"] = self.error
-            self.log.info("%s >< %s", ep.peer, self.target or "-", extra={"fields": fields})
+            logsetup.access_line(self.log, f"{ep.peer} >< {self.target or '-'}", fields)
         # a task this one started may keep the context (and so this record) alive: let go
         # of the connection, which may hold TLS buffers (issue 18)
         self.ep = None  # type: ignore[assignment]

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
+import time
 
+import pytest
+
+from gostfast import logsetup
+from gostfast.config.model import LogConfig
 from gostfast.logsetup import LoopBatchedHandler
 
 
@@ -111,3 +117,63 @@ def test_too_many_kept_lines_are_written_without_waiting() -> None:
         )
 
     asyncio.run(main())
+
+
+def _both_ways(monkeypatch, cfg: LogConfig, pid: bool, fields: dict) -> tuple[str, str]:
+    """The access line through logging's own way and through access_line's short way,
+    at the same instant, into the same configured handler."""
+    monkeypatch.setattr(time, "time", lambda: 1764780000.123456)
+    monkeypatch.setattr(time, "time_ns", lambda: 1764780000123456000)
+    stream = Stream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logsetup.configure(cfg, False, {}, pid=pid)
+        log = logging.getLogger("gostfast.service.svc")
+        log.info("%s >< %s", "127.0.0.1:1", "127.0.0.1:2", extra={"fields": fields})
+        logsetup.access_line(log, "127.0.0.1:1 >< 127.0.0.1:2", fields)
+        root.handlers[0].flush()
+    finally:
+        root.handlers[:], root.level = saved
+        logsetup._access = None
+    lines = "".join(stream.writes).splitlines()
+    assert len(lines) == 2, lines
+    return lines[0], lines[1]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize("pid", [False, True], ids=["one", "workers"])
+def test_the_access_lines_short_way_writes_what_logging_writes(monkeypatch, fmt, pid) -> None:
+    fields = {
+        "service": "svc",
+        "client": "127.0.0.1:1",
+        "dst": "a b=c",  # quoted in text
+        "route": "node-0@127.0.0.1:9 > node-1@[::1]:9",
+        "duration": 0.0123,
+        "inputBytes": 64,
+        "outputBytes": 0,
+        "error": 'dial: "refused"',
+    }
+    logged, short = _both_ways(monkeypatch, LogConfig(format=fmt), pid, fields)
+    assert short == logged
+    assert "127.0.0.1:1 >< 127.0.0.1:2" in short
+
+
+def test_the_short_way_steps_aside_for_a_capture_handler(monkeypatch, caplog) -> None:
+    """A handler added after configure (pytest's caplog here) sees every access line."""
+    stream = Stream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logsetup.configure(LogConfig(), False, {})
+        root.addHandler(caplog.handler)
+        log = logging.getLogger("gostfast.service.svc")
+        logsetup.access_line(log, "a >< b", {"inputBytes": 1})
+        root.handlers[0].flush()
+    finally:
+        root.handlers[:], root.level = saved
+        logsetup._access = None
+    assert [r.getMessage() for r in caplog.records] == ["a >< b"]
+    assert "a >< b inputBytes=1" in "".join(stream.writes)
