@@ -60,7 +60,6 @@ class Tunnel:
         "bytes_out",
         "_token",
         "_series",
-        "_service_series",
     )
 
     def __init__(self, service: str, ep: Endpoint, log: logging.Logger) -> None:
@@ -76,10 +75,9 @@ class Tunnel:
         self._token = current.set(self)
         m = metrics.active
         if m is None:
-            self._series = self._service_series = None
+            self._series = None
         else:
             self._series = m.client(service, ep.client_ip)
-            self._service_series = m.service(service)
             self._series.started()
 
     def dialling(self, target: str, route: str) -> None:
@@ -91,9 +89,9 @@ class Tunnel:
         self.error = error
 
     def relaying(self, opened: bool) -> None:
-        s = self._service_series
-        if s is not None:
-            s.count_tunnel(1 if opened else -1)
+        series = self._series
+        if series is not None:
+            series.service.count_tunnel(1 if opened else -1)
 
     def end(self) -> None:
         seconds = time.monotonic() - self.start
@@ -101,15 +99,14 @@ class Tunnel:
         ep = self.ep
         series = self._series
         if series is not None:
-            self._service_series.took(seconds)
             # GOST counts bytes on the accepted TCP connection: its peer labels them
             if ep.peer_ip == ep.client_ip:
-                series.ended(bool(self.error), self.bytes_in, self.bytes_out)
+                series.ended(bool(self.error), seconds, self.bytes_in, self.bytes_out)
             else:
-                series.ended(bool(self.error), 0, 0)
+                series.ended(bool(self.error), seconds, 0, 0)
                 m = metrics.active
                 if m is not None:
-                    m.client(self.service, ep.peer_ip).ended(None, self.bytes_in, self.bytes_out)
+                    m.client(self.service, ep.peer_ip).transferred(self.bytes_in, self.bytes_out)
         if self.log.isEnabledFor(logging.INFO):
             remote = tcp_peer(ep)
             fields = {

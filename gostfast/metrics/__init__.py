@@ -146,10 +146,12 @@ class Metrics:
     # -- hooks (each called once per event, never per chunk) ----------------------
 
     def client(self, service: str, client: str) -> ClientSeries:
-        """A service's series for one client IP: one dict lookup per request."""
+        """A service's series for one client IP (with its service's, ``.service``): one
+        dict lookup per request."""
         s = self._clients.get((service, client))
         if s is None:
-            s = self._clients[(service, client)] = ClientSeries(self, service, client)
+            s = ClientSeries(self, service, client, self.service(service))
+            self._clients[(service, client)] = s
         return s
 
     def service(self, service: str) -> ServiceSeries:
@@ -204,6 +206,8 @@ class _Series:
         self.dirty = False
 
     def _touch(self) -> None:
+        """Queue this series for the next flush (callers test ``dirty`` first: a call
+        saved per count on the hot hooks)."""
         if not self.dirty:
             self.dirty = True
             self._m.dirty.append(self)
@@ -249,6 +253,7 @@ class ClientSeries(_Series):
 
     __slots__ = (
         "_labels",
+        "service",
         "requests",
         "in_flight",
         "errors",
@@ -261,27 +266,40 @@ class ClientSeries(_Series):
         "_output",
     )
 
-    def __init__(self, m: Metrics, service: str, client: str) -> None:
+    def __init__(self, m: Metrics, service: str, client: str, series: ServiceSeries) -> None:
         super().__init__(m)
         self._labels = (HOST, service, client)
+        self.service = series
         self.requests = self.in_flight = self.errors = self.bytes_in = self.bytes_out = 0
         self._requests = self._in_flight = self._errors = self._input = self._output = None
 
     def started(self) -> None:
         self.requests += 1
         self.in_flight += 1
-        self._touch()
+        if not self.dirty:
+            self._touch()
 
-    def ended(self, error: bool | None, bytes_in: int, bytes_out: int) -> None:
-        """A request of this series ended (``error`` None: only bytes, which GOST
-        labels with the TCP peer, are this series' when a proxy named the client)."""
-        if error is not None:
-            self.in_flight -= 1
-            if error:
-                self.errors += 1
+    def ended(self, error: bool, seconds: float, bytes_in: int, bytes_out: int) -> None:
+        """A request of this series ended after ``seconds``, with these bytes."""
+        self.in_flight -= 1
+        if error:
+            self.errors += 1
         self.bytes_in += bytes_in
         self.bytes_out += bytes_out
-        self._touch()
+        if not self.dirty:
+            self._touch()
+        s = self.service
+        s.duration.observe(seconds)
+        if not s.dirty:
+            s._touch()
+
+    def transferred(self, bytes_in: int, bytes_out: int) -> None:
+        """Bytes that GOST labels with this series (the TCP peer) when a proxy in front
+        named another client for the request."""
+        self.bytes_in += bytes_in
+        self.bytes_out += bytes_out
+        if not self.dirty:
+            self._touch()
 
     def flush(self) -> None:
         m, labels = self._m, self._labels
@@ -337,13 +355,10 @@ class ServiceSeries(_Series):
         self.duration = LocalHistogram(tuple(self._duration._upper_bounds))
         self.tunnels_open = self.sessions = self.streams = 0
 
-    def took(self, seconds: float) -> None:
-        self.duration.observe(seconds)
-        self._touch()
-
     def count_tunnel(self, delta: int) -> None:
         self.tunnels_open += delta
-        self._touch()
+        if not self.dirty:
+            self._touch()
 
     def count_session(self, delta: int) -> None:
         if self._sessions is None:
@@ -354,7 +369,8 @@ class ServiceSeries(_Series):
 
     def count_stream(self, delta: int) -> None:
         self.streams += delta
-        self._touch()
+        if not self.dirty:
+            self._touch()
 
     def tls_took(self, seconds: float) -> None:
         if self.tls is None:

@@ -77,12 +77,11 @@ def test_hooks_count_nothing_until_a_flush_then_exactly_what_happened() -> None:
     c = m.client("svc", "10.0.0.1")
     for _ in range(3):
         c.started()
-    c.ended(False, 100, 7)
-    c.ended(True, 5, 0)
-    m.client("svc", "10.0.0.2").ended(None, 11, 13)  # bytes of a proxied client's peer
+    c.ended(False, 0.003, 100, 7)
+    c.ended(True, 0.3, 5, 0)
+    m.client("svc", "10.0.0.2").transferred(11, 13)  # bytes of a proxied client's peer
     svc = m.service("svc")
-    svc.took(0.003)
-    svc.took(0.3)
+    assert c.service is svc
     svc.count_tunnel(1)
     m.node_connected("chain-0", "node-0", 0.02)
     assert _sample(m, "gost_service_requests_total", client="10.0.0.1") is None
@@ -102,13 +101,14 @@ def test_hooks_count_nothing_until_a_flush_then_exactly_what_happened() -> None:
     assert _sample(m, "gost_chain_node_connect_duration_seconds_count", node="node-0") == 1
     # a second flush adds only what came after the first
     c.started()
-    c.ended(False, 1, 1)
+    c.ended(False, 0.001, 1, 1)
     svc.count_tunnel(-1)
     m.flush()
     m.flush()
     assert _sample(m, "gost_service_requests_total", client="10.0.0.1") == 4
     assert _sample(m, "gost_service_requests_in_flight", client="10.0.0.1") == 1
     assert _sample(m, "gost_service_transfer_input_bytes_total", client="10.0.0.1") == 106
+    assert _sample(m, "gost_service_request_duration_seconds_count", service="svc") == 3
     assert _sample(m, "gostfast_service_tunnels_open", service="svc") == 0
     assert m.dirty == []
 
