@@ -1,12 +1,12 @@
 """A websocket carrying a byte stream, as GOST's ws transport does (the WSEndpoint).
 
-GOST's mapping (go-gost/x internal/util/ws): every write is ONE binary
-message; reads return payload bytes across message boundaries (text messages
-count as data, empty ones are skipped); pings are answered with pongs. On top
-of GOST we keep the close handshake: our EOF sends a close frame (1000) and a
-received close frame is the peer's EOF, so half-close crosses the tunnel; a
-protocol violation closes this one connection with its status code (1002,
-1007, 1009) and one log line.
+The protocol itself -- the close handshake, pings and pongs, keepalive decisions,
+failing a connection that breaks RFC 6455 -- is proto/wsconnection.py's sans-IO
+``WSConnection``; this module is its adapter to endpoints: it feeds the connection
+what the inner endpoint delivers, carries out the events it returns (payload up,
+frames down, EOF, close), runs the keepalive timer and writes the log lines.
+GOST's mapping of a byte stream onto messages is there too; what stays here is
+writing: every write is ONE binary message, framed by the codec directly.
 
 The endpoint sits on an inner endpoint (TCP, TLS, or a stream of another
 tunnel in a chain) as that endpoint's sink, so the frame codec sees bytes
@@ -17,11 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import time
+from time import monotonic
 
 from gostfast._core import select
 from gostfast.endpoint import Endpoint, LayeredEndpoint
+from gostfast.proto.wsconnection import (
+    ABORT,
+    CLOSE,
+    EOF,
+    FAIL,
+    SEND,
+    RandomPool,
+    WSConnection,
+    random_pool,
+)
 
 wsframe = select("wsframe")
 
@@ -33,57 +42,26 @@ OP_PONG = wsframe.OP_PONG
 OP_CLOSE = wsframe.OP_CLOSE
 WSProtocolError = wsframe.WSProtocolError
 
+__all__ = ["WSEndpoint", "RandomPool", "random_pool", "WSProtocolError"]
+
 log = logging.getLogger("gostfast.ws")
 
-
-class RandomPool:
-    """Client frame masks (and handshake nonces) from the OS's random source, fetched
-    4 KiB at a time: one getrandom(2) per ~1000 masks or 256 keys, not one each."""
-
-    __slots__ = ("_pool", "_pos")
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._pos = 0
-
-    def take(self, n: int) -> bytes:
-        """``n`` (<= 4096) random bytes nobody else gets."""
-        if self._pos + n > len(self._pool):
-            self._pool = os.urandom(4096)
-            self._pos = 0
-        m = self._pool[self._pos : self._pos + n]
-        self._pos += n
-        return m
-
-    def next(self) -> bytes:
-        return self.take(4)
-
-
-random_pool = RandomPool()
+# bound once: CPython 3.11 compiles ``name.method()`` on an imported name as an
+# attribute load plus a bound-method call, ~30 ns more per masked frame than this
+_next_mask = random_pool.next
 
 
 class WSEndpoint(LayeredEndpoint):
     """A websocket as a byte stream; the sink of its ``inner`` endpoint.
 
-    permessage-deflate lives in a subclass (transport/wsconn_deflate.py) so that this
-    uncompressed path stays exactly as it is; ``compressed`` tells the parser whether
-    RSV1 may appear.
+    permessage-deflate's sending lives in a subclass (transport/wsconn_deflate.py) so
+    that this uncompressed write stays exactly as it is; ``compressed`` tells the
+    connection whether RSV1 may appear (and so whether messages are inflated).
     """
 
     compressed = False
 
-    __slots__ = (
-        "is_server",
-        "_parser",
-        "_max_frame",
-        "_close_sent",
-        "_close_received",
-        "last_received",
-        "_keepalive",
-        "_ttl",
-        "close_code",
-        "_pong_owed",
-    )
+    __slots__ = ("is_server", "_ws", "_max_frame", "_keepalive")
 
     def __init__(
         self,
@@ -97,47 +75,38 @@ class WSEndpoint(LayeredEndpoint):
         super().__init__(inner, attach=False)
         self.is_server = is_server
         self.peer = peer or inner.peer
-        self._parser = wsframe.FrameParser(is_server, max_message_size, self.compressed)
+        self._ws = WSConnection(
+            is_server,
+            max_message_size=max_message_size,
+            compressed=self.compressed,
+            now=monotonic(),
+        )
         self._max_frame = max_frame_size
-        self._close_sent = False
-        self._close_received = False
-        self.last_received = time.monotonic()
         self._keepalive: asyncio.TimerHandle | None = None
-        self._ttl = 0.0
-        self.close_code: int | None = None  # what the peer's close frame said
-        self._pong_owed: bytes | None = None  # the last ping's payload, while writing is paused
         inner.attach(self)
+
+    @property
+    def close_code(self) -> int | None:
+        """What the peer's close frame said (None: no code, or no close frame yet)."""
+        return self._ws.close_code
+
+    @property
+    def last_received(self) -> float:
+        """When a frame last arrived (time.monotonic())."""
+        return self._ws.last_received
 
     # ------------------------------------------------------ sink of ``inner``
     def on_data(self, ep: Endpoint, data) -> None:
-        try:
-            events = self._parser.feed(data)
-        except WSProtocolError as exc:
-            # what arrived before the bad frame is delivered first, as gorilla does
-            self._handle(getattr(exc, "events", None) or ())
-            self._fail(exc.close_code, exc.reason)
-            return
-        self.last_received = time.monotonic()
-        self._handle(events)
-
-    def _handle(self, events) -> None:
-        for op, payload in events:
+        # WSConnection.receive_events, inlined: a data message goes up with no call of its own
+        ws = self._ws
+        for op, payload in ws.receive_data(data, monotonic()):
             if op == OP_BINARY or op == OP_TEXT:
                 if len(payload):
                     self._feed(payload)
-            elif op == OP_PING:
-                if self._close_sent:
-                    pass
-                elif self._writing_paused:
-                    # a peer that pings and never reads would have us queue pong
-                    # after pong without end; RFC 6455 5.5.3 lets a pong answer
-                    # only the latest ping, so one is owed until writing resumes
-                    self._pong_owed = bytes(payload)
-                else:
-                    self._send_frame(OP_PONG, payload)
-            elif op == OP_CLOSE:
-                self._on_close_frame(payload)
-            # OP_PONG: liveness only (last_received above)
+            else:
+                self._run(ws.receive_frame(op, payload))
+                if not ws.reading:
+                    return  # nothing after the peer's close frame (or a failure) is read
 
     def on_eof(self, ep: Endpoint) -> None:
         # TCP EOF: the peer will send nothing more (GOST peers close without a
@@ -146,16 +115,53 @@ class WSEndpoint(LayeredEndpoint):
 
     def on_close(self, ep: Endpoint, exc: BaseException | None) -> None:
         self._stop_keepalive()
+        self._ws.connection_lost()
         self._closed_by_peer(exc)
 
+    def on_write_paused(self, ep: Endpoint) -> None:
+        self._ws.pause_writing()
+        self._write_paused()
+
     def on_write_resumed(self, ep: Endpoint) -> None:
-        owed, self._pong_owed = self._pong_owed, None
-        if owed is not None and not self._close_sent:
-            self._send_frame(OP_PONG, owed)
+        self._run(self._ws.resume_writing())
         self._write_resumed()
+
+    # ------------------------------------------------- the connection's events
+    def _do(self, kind: int, value) -> None:
+        """Carry out one event of the connection (proto/wsconnection.py lists them)."""
+        if kind == SEND:
+            self.inner.write(value)
+        elif kind == EOF:
+            log.debug("%s: close frame %s %s", self.peer, *value)
+            self._feed_eof()
+        elif kind == CLOSE:
+            self.inner.close()
+        elif kind == FAIL:
+            # a protocol violation: one log line, this connection closed
+            log.warning(
+                "ws peer %s: %s (closing with %d)", self.peer, value.reason, value.close_code
+            )
+            self._stop_keepalive()
+            self.inner.close()
+            self._closed_by_peer(value)
+        elif kind == ABORT:
+            log.warning(
+                "ws peer %s: no answer for %.1fs (keepalive ttl %gs); closing",
+                self.peer,
+                value,
+                self._ws.ttl,
+            )
+            self.inner.abort()
+        elif len(value):  # a data message: an inflated one (receive_frame)
+            self._feed(value)
+
+    def _run(self, events: list) -> None:
+        for kind, value in events:
+            self._do(kind, value)
 
     # ------------------------------------------------------------- frames
     def _send_frame(self, opcode: int, payload=b"", fin: bool = True, rsv1: bool = False) -> None:
+        """One data frame to ``inner``: a big server payload goes behind its header unjoined."""
         if self.is_server:
             if len(payload) > 4096:
                 self.inner.writelines(
@@ -164,7 +170,7 @@ class WSEndpoint(LayeredEndpoint):
             else:
                 self.inner.write(wsframe.build_frame(opcode, payload, fin, None, rsv1))
         else:
-            self.inner.write(wsframe.build_frame(opcode, payload, fin, random_pool.next(), rsv1))
+            self.inner.write(wsframe.build_frame(opcode, payload, fin, _next_mask(), rsv1))
 
     def _send_fragmented(self, data, rsv1: bool = False) -> None:
         """One message in frames of at most ``max_frame_size`` (RSV1 on the first only)."""
@@ -178,34 +184,9 @@ class WSEndpoint(LayeredEndpoint):
             self._send_frame(OP_CONT, view[pos:end], end == n)
             pos = end
 
-    def _on_close_frame(self, payload) -> None:
-        try:
-            code, reason = wsframe.parse_close_payload(payload)
-        except WSProtocolError as exc:
-            self._fail(exc.close_code, exc.reason)
-            return
-        self.close_code = code
-        self._close_received = True
-        log.debug("%s: close frame %s %s", self.peer, code, reason)
-        if self._close_sent:
-            self._feed_eof()
-            self.inner.close()  # handshake complete
-        else:
-            self._feed_eof()  # our side answers when its own sending is done (write_eof/close)
-
-    def _fail(self, code: int, reason: str) -> None:
-        """A protocol violation: one log line, a close frame with ``code``, this connection closed."""
-        log.warning("ws peer %s: %s (closing with %d)", self.peer, reason, code)
-        self._stop_keepalive()
-        if not self._close_sent and not self.inner.closed:
-            self._close_sent = True
-            self._send_frame(OP_CLOSE, wsframe.build_close_payload(code, ""))
-        self.inner.close()
-        self._closed_by_peer(WSProtocolError(code, reason))
-
     # ---------------------------------------------------------- Endpoint API
     def write(self, data) -> None:
-        if self._close_sent or self._closed:
+        if not self._ws.can_send:  # our close frame is sent, or the connection is gone
             return
         n = len(data)
         if n == 0:
@@ -222,19 +203,11 @@ class WSEndpoint(LayeredEndpoint):
 
     def write_eof(self) -> None:
         """Our sending is done: a normal-closure close frame (reading goes on until the peer's)."""
-        if self._close_sent or self._closed:
-            return
-        self._close_sent = True
-        self._send_frame(OP_CLOSE, wsframe.build_close_payload(wsframe.CLOSE_NORMAL, ""))
-        if self._close_received:
-            self.inner.close()
+        self._run(self._ws.send_eof())
 
     def close(self) -> None:
         self._stop_keepalive()
-        if not self._close_sent and not self._closed and not self.inner.closed:
-            self._close_sent = True
-            self._send_frame(OP_CLOSE, wsframe.build_close_payload(wsframe.CLOSE_NORMAL, ""))
-        self.inner.close()
+        self._run(self._ws.close())
 
     def abort(self) -> None:
         self._stop_keepalive()
@@ -244,34 +217,19 @@ class WSEndpoint(LayeredEndpoint):
     def start_keepalive(self, ttl: float) -> None:
         """Ping every ``ttl`` s; drop the connection when nothing arrived for 2 x ttl.
 
-        GOST's dialer refreshes its deadline only on pongs; any frame from the
-        peer proves it alive, so any frame refreshes ours. The timer calls a
-        bound method: a closure rescheduling itself would be a reference cycle
-        keeping this endpoint (and its connection's buffers) past its close.
+        The timer calls a bound method: a closure rescheduling itself would be a
+        reference cycle keeping this endpoint (and its connection's buffers) past
+        its close.
         """
-        self._ttl = ttl
-        self.last_received = time.monotonic()
+        self._ws.start_keepalive(ttl, monotonic())
         self._keepalive = asyncio.get_running_loop().call_later(ttl, self._keepalive_tick)
 
     def _keepalive_tick(self) -> None:
-        if self._closed:
-            return
-        ttl = self._ttl
-        silent = time.monotonic() - self.last_received
-        if silent >= 2 * ttl:
-            log.warning(
-                "ws peer %s: no answer for %.1fs (keepalive ttl %gs); closing",
-                self.peer,
-                silent,
-                ttl,
-            )
-            self._keepalive = None
-            self.inner.abort()
-            return
-        self._send_frame(OP_PING, b"")
-        self._keepalive = asyncio.get_running_loop().call_later(
-            min(ttl, max(0.05, 2 * ttl - silent)), self._keepalive_tick
-        )
+        self._keepalive = None
+        events, delay = self._ws.keepalive_due(monotonic())
+        if delay is not None:
+            self._keepalive = asyncio.get_running_loop().call_later(delay, self._keepalive_tick)
+        self._run(events)
 
     def _stop_keepalive(self) -> None:
         if self._keepalive is not None:

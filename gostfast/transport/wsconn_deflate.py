@@ -1,12 +1,13 @@
 """A websocket byte stream with permessage-deflate negotiated (GOST's ``enableCompression``).
 
-Kept apart from WSEndpoint so the uncompressed path is untouched: this subclass only
+Kept apart from WSEndpoint so the uncompressed write is untouched: this subclass only
 changes what a data message's body is. Every write is one compressed BINARY message
 (RSV1 on its first frame), as gorilla compresses every data message once the
 extension is on (GOST calls EnableWriteCompression(true)); control frames are never
-compressed. A received message flagged COMPRESSED is inflated, bounded by the same
+compressed. Receiving is the connection's (proto/wsconnection.py, built with
+``compressed``): a message flagged COMPRESSED is inflated, bounded by the same
 ``max_message_size`` that limits wire bytes; an uncompressed one (RSV1 clear, which
-RFC 7692 allows) is passed on as before. Corrupt deflate data closes this connection
+RFC 7692 allows) is passed on as before; corrupt deflate data fails the connection
 with 1007, an inflated size over the limit with 1009, each with WSEndpoint's one
 log line naming the peer.
 """
@@ -14,16 +15,14 @@ log line naming the peer.
 from __future__ import annotations
 
 from gostfast.endpoint import Endpoint
-from gostfast.proto.wsdeflate import Inflater, shared_deflater
-from gostfast.transport.wsconn import OP_BINARY, WSEndpoint, WSProtocolError, wsframe
-
-COMPRESSED = wsframe.COMPRESSED
+from gostfast.proto.wsdeflate import shared_deflater
+from gostfast.transport.wsconn import OP_BINARY, WSEndpoint
 
 
 class DeflateWSEndpoint(WSEndpoint):
     """WSEndpoint whose data messages are deflated (RFC 7692, no context takeover)."""
 
-    __slots__ = ("_deflater", "_inflater")
+    __slots__ = ("_deflater",)
 
     compressed = True
 
@@ -31,33 +30,10 @@ class DeflateWSEndpoint(WSEndpoint):
         """WSEndpoint's arguments; ``max_message_size`` also bounds inflated messages."""
         # set before WSEndpoint attaches to ``inner``, which may deliver data at once
         self._deflater = shared_deflater()
-        self._inflater = Inflater(options.get("max_message_size", 0))  # a keyword argument
         super().__init__(inner, is_server, **options)
 
-    def _handle(self, events) -> None:
-        if self._closed:  # failed on an earlier message: nothing more is delivered
-            return
-        plain = WSEndpoint._handle
-        for event in events:
-            op, payload = event
-            if not op & COMPRESSED:
-                plain(self, (event,))
-                continue
-            try:
-                data = self._inflater.message(payload)
-            except WSProtocolError as exc:
-                self._fail(exc.close_code, exc.reason)
-                return
-            if data:
-                self._feed(data)
-
-    def _fail(self, code: int, reason: str) -> None:
-        # once: a parser error met after an inflate failure in the same chunk adds nothing
-        if not self._closed:
-            super()._fail(code, reason)
-
     def write(self, data) -> None:
-        if self._close_sent or self._closed or not len(data):
+        if not self._ws.can_send or not len(data):
             return
         body = self._deflater.message(data)
         mf = self._max_frame
