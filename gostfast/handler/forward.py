@@ -32,7 +32,7 @@ class ForwardOptions(ComponentOptions):
     idle_timeout: float = idle_timeout_option(
         "end a direction of the tunnel after this long without bytes (0: never)"
     )
-    sniffing: bool = unsupported("sniffing", default=False, kind="str")
+    sniffing: bool = unsupported("sniffing", default=False)
     proxyProtocol: str | None = unsupported("proxyprotocol")
 
 

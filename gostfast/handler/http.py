@@ -94,8 +94,8 @@ class HTTPOptions(ComponentOptions):
         doc="a failed log-in gets a decoy: code:N, web:URL, host:HOST:PORT or file:PATH",
     )
     knock: str = option("", "knock", doc="hosts whose requests get the honest 407")
-    udp: bool = unsupported("udp", default=False, kind="str")
-    sniffing: bool = unsupported("sniffing", default=False, kind="str")
+    udp: bool = unsupported("udp", default=False)
+    sniffing: bool = unsupported("sniffing", default=False)
     hash: str = unsupported("hash", default="")
 
     def check(self, where: str) -> None:

@@ -70,7 +70,7 @@ class RelayOptions(ComponentOptions):
     udp_buffer_size: int = udp_buffer_size_option(
         "longest UDP datagram taken from the client (<= 0: 4096)"
     )
-    sniffing: bool = unsupported("sniffing", default=False, kind="str")
+    sniffing: bool = unsupported("sniffing", default=False)
     hash: str = unsupported("hash", default="")
 
 

@@ -98,9 +98,9 @@ class Socks5Options(ComponentOptions):
         "publicAddr",
         doc="BND.ADDR of BIND replies (of UDP ones when it is an IP)",
     )
-    tor: bool = unsupported("tor", "enableTor", "socks5.tor", default=False, kind="str")
+    tor: bool = unsupported("tor", "enableTor", "socks5.tor", default=False)
     comp: bool = unsupported("comp", default=False)  # GOST: mbind compatibility mode
-    sniffing: bool = unsupported("sniffing", default=False, kind="str")
+    sniffing: bool = unsupported("sniffing", default=False)
     hash: str = unsupported("hash", default="")
 
 
@@ -111,7 +111,7 @@ class Socks4Options(ComponentOptions):
     # GOST (config/parsing/service): client addresses that skip authentication
     skipauth: str | None = unsupported("skipauth")
     read_timeout: float = _read_timeout_option()
-    sniffing: bool = unsupported("sniffing", default=False, kind="str")
+    sniffing: bool = unsupported("sniffing", default=False)
     hash: str = unsupported("hash", default="")
 
 

@@ -29,7 +29,7 @@ class TCPListenOptions(ComponentOptions):
         minimum=0,
         doc="listen(2) queue length; 0 = the system maximum (net.core.somaxconn), as Go's",
     )
-    mptcp: bool = unsupported("mptcp", default=False, kind="str")
+    mptcp: bool = unsupported("mptcp", default=False)
     reuseport: bool = unsupported("reuseport", default=False)
     proxyProtocol: str | None = unsupported("proxyprotocol")
 

@@ -110,7 +110,7 @@ class WSListenerOptions(ComponentOptions):
     keepalive_idle: float = option(0.0, "keepalive.idle")
     keepalive_interval: float = option(0.0, "keepalive.interval")
     keepalive_count: int = option(0, "keepalive.count", minimum=0)
-    mptcp: bool = unsupported("mptcp", default=False, kind="str")
+    mptcp: bool = unsupported("mptcp", default=False)
     proxyProtocol: str | None = unsupported("proxyprotocol")
 
 

@@ -67,6 +67,8 @@ REFUSED = [("handler", *r) for r in REFUSED] + [
     ],
     # listener/tcp/metadata.go
     ("listener", "tcp", "reuseport", "true"),
+    ("listener", "tcp", "mptcp", "TRUE"),
+    ("handler", "forward", "sniffing", "t"),
 ]
 
 
@@ -90,6 +92,12 @@ def test_gost_key_we_lack_is_refused_by_name(kind: str, name: str, key: str, val
         ("dialer", "tcp", "keepalive.count", "0"),
         ("dialer", "mws", "tcp.keepalive.idle", "0s"),
         ("listener", "tcp", "reuseport", "F"),
+        # GOST reads these bools with strconv.ParseBool: any spelling of false is off
+        ("listener", "tcp", "mptcp", "FALSE"),
+        ("listener", "ws", "mptcp", "f"),
+        ("handler", "http", "udp", "False"),
+        ("handler", "socks5", "tor", "0"),
+        ("handler", "relay", "sniffing", "F"),
     ],
 )
 def test_refused_key_at_gost_default_is_accepted(kind: str, name: str, key: str, value) -> None:
