@@ -91,7 +91,10 @@ class Tunnel:
     def relaying(self, opened: bool) -> None:
         series = self._series
         if series is not None:
-            series.service.count_tunnel(1 if opened else -1)
+            s = series.service
+            s.tunnels_open += 1 if opened else -1
+            if not s.dirty:
+                s._touch()
 
     def end(self) -> None:
         seconds = time.monotonic() - self.start

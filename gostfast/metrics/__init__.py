@@ -30,11 +30,21 @@ from __future__ import annotations
 
 import os
 import socket
+import weakref
 from bisect import bisect_left
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+
+
+class MuxListener(Protocol):
+    """What the mws gauges read of a listener, at a flush."""
+
+    def session_count(self) -> int: ...
+
+    def stream_count(self) -> int: ...
+
 
 HOST = socket.gethostname()
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -142,6 +152,8 @@ class Metrics:
         self._nodes: dict[tuple[str, str], NodeSeries] = {}
         #: series counted into since the last flush (each listed once: its ``dirty`` flag)
         self.dirty: list[_Series] = []
+        #: services with mws listeners, whose session and stream gauges a flush reads
+        self.polled: list[ServiceSeries] = []
 
     # -- hooks (each called once per event, never per chunk) ----------------------
 
@@ -182,11 +194,16 @@ class Metrics:
     def tls_handshake_took(self, service: str, seconds: float) -> None:
         self.service(service).tls_took(seconds)
 
-    def mws_session(self, service: str, session) -> None:
-        """An mws server session opened: counted open until it ends."""
+    def mws_listener(self, service: str, listener: MuxListener) -> None:
+        """An mws/mwss listener of ``service``: its sessions and streams are read at each
+        flush (``gostfast_mws_sessions``/``_streams``), nothing is counted per stream."""
         s = self.service(service)
-        s.count_session(1)
-        session.done.add_done_callback(lambda _f: s.count_session(-1))
+        if s.mux is None:
+            s.mux = weakref.WeakSet()
+            s._sessions = self.mws_sessions.labels(*s._labels)
+            s._streams = self.mws_streams.labels(*s._labels)
+            self.polled.append(s)
+        s.mux.add(listener)
 
     def flush(self) -> None:
         """Move every count since the last flush into prometheus_client's values."""
@@ -194,6 +211,8 @@ class Metrics:
         for s in dirty:
             s.dirty = False
             s.flush()
+        for s in self.polled:
+            s.flush_mux()
 
 
 class _Series:
@@ -289,7 +308,9 @@ class ClientSeries(_Series):
         if not self.dirty:
             self._touch()
         s = self.service
-        s.duration.observe(seconds)
+        d = s.duration  # LocalHistogram.observe, inline: once per tunnel
+        d.counts[bisect_left(d.bounds, seconds)] += 1
+        d.sum += seconds
         if not s.dirty:
             s._touch()
 
@@ -334,8 +355,7 @@ class ServiceSeries(_Series):
     __slots__ = (
         "duration",
         "tunnels_open",
-        "sessions",
-        "streams",
+        "mux",
         "tls",
         "_labels",
         "_duration",
@@ -350,27 +370,11 @@ class ServiceSeries(_Series):
         self._labels = (HOST, service)
         self._duration = m.duration.labels(HOST, service)
         self._tunnels_open = m.tunnels_open.labels(HOST, service)
-        self._sessions = self._streams = None  # mws listeners only
+        self.mux: weakref.WeakSet[MuxListener] | None = None  # mws listeners only
+        self._sessions = self._streams = None
         self._tls = self.tls = None  # wss/mwss listeners only
         self.duration = LocalHistogram(tuple(self._duration._upper_bounds))
-        self.tunnels_open = self.sessions = self.streams = 0
-
-    def count_tunnel(self, delta: int) -> None:
-        self.tunnels_open += delta
-        if not self.dirty:
-            self._touch()
-
-    def count_session(self, delta: int) -> None:
-        if self._sessions is None:
-            self._sessions = self._m.mws_sessions.labels(*self._labels)
-            self._streams = self._m.mws_streams.labels(*self._labels)
-        self.sessions += delta
-        self._touch()
-
-    def count_stream(self, delta: int) -> None:
-        self.streams += delta
-        if not self.dirty:
-            self._touch()
+        self.tunnels_open = 0
 
     def tls_took(self, seconds: float) -> None:
         if self.tls is None:
@@ -382,11 +386,15 @@ class ServiceSeries(_Series):
     def flush(self) -> None:
         self.duration.drain_into(self._duration)
         self._tunnels_open.set(self.tunnels_open)
-        if self._sessions is not None:
-            self._sessions.set(self.sessions)
-            self._streams.set(self.streams)
         if self.tls is not None:
             self.tls.drain_into(self._tls)
+
+    def flush_mux(self) -> None:
+        """The sessions and streams open now on the service's mws listeners (a listener
+        that closed stays here while a session of it lives)."""
+        listeners = list(self.mux or ())
+        self._sessions.set(sum(x.session_count() for x in listeners))
+        self._streams.set(sum(x.stream_count() for x in listeners))
 
 
 class NodeSeries(_Series):

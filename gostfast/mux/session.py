@@ -339,7 +339,6 @@ class Session:
         client: bool,
         on_stream: Callable[[Stream], None] | None = None,
         name: str = "",
-        on_stream_gone: Callable[[Stream], None] | None = None,
     ) -> None:
         self.conn = conn
         self.config = config
@@ -347,8 +346,6 @@ class Session:
         self.client = client
         self.name = name or conn.peer
         self.on_stream = on_stream
-        #: called once for each stream the session lets go of (closed, or lost with it)
-        self.on_stream_gone = on_stream_gone
         self.streams: dict[int, Stream] = {}
         self._next_id = 1 if client else 0
         self._parser = smux.FrameParser(config.version, strict=True)
@@ -395,8 +392,6 @@ class Session:
     def _forget(self, st: Stream) -> None:
         if self.streams.get(st.sid) is st:
             del self.streams[st.sid]
-            if self.on_stream_gone is not None:
-                self.on_stream_gone(st)
         st._gone = True
         st._drop_pending()
         if self.draining and not self.streams:
@@ -611,8 +606,6 @@ class Session:
         streams = list(self.streams.values())
         self.streams.clear()
         for st in streams:
-            if self.on_stream_gone is not None:
-                self.on_stream_gone(st)
             st._drop_pending()
             st._session_lost(exc)
         if not self.done.done():

@@ -46,31 +46,22 @@ class _MuxServing:
         self._draining = False
 
     def _accepted_ws(self, ws: Endpoint, on_accept: Callable[[Endpoint], None]) -> None:
-        on_stream, on_stream_gone = on_accept, None
-        m = metrics.active
-        if m is not None:  # streams counted open until the session forgets them
-            count = m.service(self.spec.service).count_stream
-
-            def on_stream(st) -> None:
-                count(1)
-                on_accept(st)
-
-            def on_stream_gone(_st) -> None:
-                count(-1)
-
-        s = Session(
-            ws,
-            self._smux,
-            client=False,
-            on_stream=on_stream,
-            name=ws.peer,
-            on_stream_gone=on_stream_gone,
-        )
-        if m is not None:
-            m.mws_session(self.spec.service, s)
+        s = Session(ws, self._smux, client=False, on_stream=on_accept, name=ws.peer)
         s.draining = self._draining
         self._sessions.add(s)
         s.done.add_done_callback(lambda _: self._sessions.discard(s))
+
+    async def start(self, on_accept: Callable[[Endpoint], None]) -> None:
+        await super().start(on_accept)
+        m = metrics.active
+        if m is not None:  # the session and stream gauges read this listener
+            m.mws_listener(self.spec.service, self)
+
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    def stream_count(self) -> int:
+        return sum(len(s.streams) for s in self._sessions)
 
     def close(self) -> None:
         self._draining = True

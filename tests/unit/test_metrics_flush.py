@@ -82,7 +82,8 @@ def test_hooks_count_nothing_until_a_flush_then_exactly_what_happened() -> None:
     m.client("svc", "10.0.0.2").transferred(11, 13)  # bytes of a proxied client's peer
     svc = m.service("svc")
     assert c.service is svc
-    svc.count_tunnel(1)
+    svc.tunnels_open += 1  # as Tunnel.relaying counts
+    svc._touch()
     m.node_connected("chain-0", "node-0", 0.02)
     assert _sample(m, "gost_service_requests_total", client="10.0.0.1") is None
     m.flush()
@@ -102,7 +103,8 @@ def test_hooks_count_nothing_until_a_flush_then_exactly_what_happened() -> None:
     # a second flush adds only what came after the first
     c.started()
     c.ended(False, 0.001, 1, 1)
-    svc.count_tunnel(-1)
+    svc.tunnels_open -= 1
+    svc._touch()
     m.flush()
     m.flush()
     assert _sample(m, "gost_service_requests_total", client="10.0.0.1") == 4
@@ -118,6 +120,6 @@ def test_a_series_is_queued_for_the_flush_once_however_often_it_counts() -> None
     c = m.client("svc", "10.0.0.1")
     for _ in range(50):
         c.started()
-        m.service("svc").count_stream(1)
-    assert len(m.dirty) == 2
+        c.ended(False, 0.001, 1, 1)
+    assert len(m.dirty) == 2  # the client's series and its service's
     assert metrics.FLUSH_PERIOD > 0

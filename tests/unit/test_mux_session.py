@@ -960,30 +960,26 @@ def test_a_large_write_goes_out_in_connection_writes_of_at_most_256_kib(smux):
     run(main())
 
 
-def test_on_stream_gone_once_per_stream_closed_or_lost_with_the_session(smux):
-    """What the mws metrics count open streams by: one call for each, however it ends."""
+def test_open_streams_are_what_the_session_holds_however_a_stream_ends(smux):
+    """What the mws metrics read at a flush (``len(session.streams)``): a stream done
+    both ways leaves, a new one with a gone sid counts, a closed session holds none."""
 
     async def main():
         conn, peer = await endpoints()
-        accepted, gone = [], []
-        s = Session(
-            conn,
-            SmuxConfig(**QUIET),
-            client=False,
-            on_stream=accepted.append,
-            on_stream_gone=gone.append,
-        )
+        accepted = []
+        s = Session(conn, SmuxConfig(**QUIET), client=False, on_stream=accepted.append)
         peer.write(smux.encode_syn(1, 3) + smux.encode_syn(1, 5) + smux.encode_syn(1, 7))
         await until(lambda: len(accepted) == 3, what="three streams")
+        assert sorted(s.streams) == [3, 5, 7]
         accepted[0].close()  # our FIN, then the peer's: the stream is done
         assert await read_frame(peer) == (1, smux.CMD_FIN, 3, b"")
         peer.write(smux.encode_fin(1, 3))
-        await until(lambda: gone == [accepted[0]], what="stream 3 gone")
+        await until(lambda: sorted(s.streams) == [5, 7], what="stream 3 gone")
         peer.write(smux.encode_syn(1, 3))  # a duplicate of a gone sid is a new stream
         await until(lambda: len(accepted) == 4, what="the fourth stream")
-        s.close()  # the rest go with the session, each once
-        assert sorted(st.sid for st in gone) == [3, 3, 5, 7]
-        assert len({id(st) for st in gone}) == 4
+        assert sorted(s.streams) == [3, 5, 7] and s.streams[3] is accepted[3]
+        s.close()  # the rest go with the session
+        assert s.streams == {}
         close_all(peer)
 
     run(main())
