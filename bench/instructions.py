@@ -22,6 +22,7 @@ server falls behind, so the count per MiB moved by 40 % between two runs of
 the same tree; the throughput rows are bench/tunnel.py's.
 
     python bench/instructions.py --cases tcp,ws,mws [--conns 400] [--variants base,metrics]
+    PYTHONPATH=/tmp/old python bench/instructions.py ...   # another tree (with its .so files)
 
 Loopback only; every process is stopped at the end. Takes minutes (the
 server runs ~50x slower under valgrind).
@@ -106,8 +107,8 @@ def run_once(refpeer: str, scheme: str, variant: str, conns: int, echo: int, out
         env["GOST_LOGGER_LEVEL"] = "warn"
     procs: list[subprocess.Popen] = []
     try:
-        server = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        server = subprocess.Popen(  # cwd: python -m would import a gostfast/ found there first
+            cmd, env=env, cwd=out_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         procs.append(server)
         _wait_port(port, server)
