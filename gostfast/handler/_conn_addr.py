@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 
 from gostfast.endpoint import Endpoint
-from gostfast.proto.addr import unmap_ip
+from gostfast.proto.addr import AddressError, split_host_port, unmap_ip
 
 _MAX_DEPTH = 8  # layers to look through (TLS over ws over an smux stream is 3)
 
@@ -46,12 +46,11 @@ def _socket_address(ep: Endpoint, which: str) -> tuple | None:
 
 def _host_of_peer_text(peer: str) -> str | None:
     """The host in ``Endpoint.peer`` text (``1.2.3.4:5``, ``[::1]:5``, ``x:5#3``)."""
-    text = peer.split("#", 1)[0]
-    if text.startswith("["):
-        end = text.find("]")
-        return text[1:end] if end > 0 else None
-    host, sep, _ = text.rpartition(":")
-    return host if sep and host else None
+    try:
+        host, _ = split_host_port(peer.split("#", 1)[0])
+    except AddressError:
+        return None
+    return host or None
 
 
 def local_ip(ep: Endpoint) -> str | None:
