@@ -37,9 +37,6 @@ wsframe = select("wsframe")
 OP_BINARY = wsframe.OP_BINARY
 OP_TEXT = wsframe.OP_TEXT
 OP_CONT = wsframe.OP_CONT
-OP_PING = wsframe.OP_PING
-OP_PONG = wsframe.OP_PONG
-OP_CLOSE = wsframe.OP_CLOSE
 WSProtocolError = wsframe.WSProtocolError
 
 __all__ = ["WSEndpoint", "RandomPool", "random_pool", "WSProtocolError"]
