@@ -108,11 +108,14 @@ class TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         if datefmt is not None:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
+        return self._asctime(record.created, record.msecs)
+
+    def _asctime(self, created: float, msecs: float) -> str:
+        second = int(created)
         if second != self._second:
-            self._stamp = time.strftime(self.default_time_format, self.converter(record.created))
+            self._stamp = time.strftime(self.default_time_format, self.converter(created))
             self._second = second
-        return self.default_msec_format % (self._stamp, record.msecs)
+        return self.default_msec_format % (self._stamp, msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
@@ -125,12 +128,8 @@ class TextFormatter(logging.Formatter):
         """What ``format`` makes of an info record of logger ``name`` with ``fields``
         (and no exception), without the record (``access_line``'s way)."""
         created = time.time()
-        second = int(created)
-        if second != self._second:
-            self._stamp = time.strftime(self.default_time_format, self.converter(created))
-            self._second = second
         head = self._fmt % {  # type: ignore[operator]
-            "asctime": self.default_msec_format % (self._stamp, (created - second) * 1000),
+            "asctime": self._asctime(created, (created - int(created)) * 1000),
             "levelname": "INFO",
             "process": os.getpid() if self._with_pid else 0,
             "name": name,

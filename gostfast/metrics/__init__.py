@@ -2,8 +2,8 @@
 
 Why one process-wide object (``active``): GOST enables its metrics globally
 (``xmetrics.Enable``) and every component asks that switch; the hooks here are
-a single ``if metrics.active`` at a tunnel's start and end, a session's
-start and end, a handshake's failure, never per chunk. ``None`` (no
+a single ``if metrics.active`` at a tunnel's start and end, a chain dial, a
+handshake's end, an mws listener's start, never per chunk or per smux stream. ``None`` (no
 ``metrics:`` configured) costs the data path nothing.
 
 Why counts are plain ints first: a prometheus_client ``inc()`` takes a lock
@@ -185,8 +185,7 @@ class Metrics:
             s = self._nodes[(chain, node)] = NodeSeries(self, chain, node)
         s.connect.observe(seconds)
         if not s.dirty:
-            s.dirty = True
-            self.dirty.append(s)
+            s._touch()
 
     def ws_failure(self, service: str, reason: str) -> None:
         self.ws_failures.labels(HOST, service, reason).inc()
