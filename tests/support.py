@@ -412,3 +412,30 @@ def assert_alive_and_clean(proc: subprocess.Popen) -> None:
     log = output(proc)
     for bad in ("Traceback", "Task exception was never retrieved", "Exception in callback"):
         assert bad not in log, log[-3000:]
+
+
+class Recorder:
+    """An endpoint's consumer that records what it is given (data, EOF, the close),
+    for tests of endpoints without sockets (smux streams, the websocket adapter)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.eof = False
+        self.closed = False
+        self.close_exc: BaseException | None = None
+
+    def on_data(self, ep, data) -> None:
+        self.data += data
+
+    def on_eof(self, ep) -> None:
+        self.eof = True
+
+    def on_close(self, ep, exc) -> None:
+        self.closed = True
+        self.close_exc = exc
+
+    def on_write_paused(self, ep) -> None:
+        pass
+
+    def on_write_resumed(self, ep) -> None:
+        pass

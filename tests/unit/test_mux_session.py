@@ -15,6 +15,7 @@ import socket
 
 import pytest
 from loops import run
+from support import Recorder
 
 import gostfast.mux.session as session_mod
 from gostfast.config.errors import ConfigError
@@ -81,32 +82,6 @@ async def until(cond, timeout: float = 5.0, what: str = "condition") -> None:
         if asyncio.get_running_loop().time() > end:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.005)
-
-
-class Recorder:
-    """A sink that records what a stream delivers."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.eof = False
-        self.closed = False
-        self.close_exc: BaseException | None = None
-
-    def on_data(self, ep, data) -> None:
-        self.data += data
-
-    def on_eof(self, ep) -> None:
-        self.eof = True
-
-    def on_close(self, ep, exc) -> None:
-        self.closed = True
-        self.close_exc = exc
-
-    def on_write_paused(self, ep) -> None:
-        pass
-
-    def on_write_resumed(self, ep) -> None:
-        pass
 
 
 def recording_server(conn, cfg=None, *, paused: bool = False):

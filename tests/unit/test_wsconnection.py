@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import Recorder
 
 from gostfast._core import select
 from gostfast.endpoint import Endpoint
@@ -337,7 +338,7 @@ def test_keepalive_ticks_stop_when_the_connection_is_gone():
 
 
 # ----------------------------------------------- the adapter does what the machine says
-class _Recorder(Endpoint):
+class _RecordingInner(Endpoint):
     """An inner endpoint that records what the websocket writes and whether it closed it."""
 
     def __init__(self) -> None:
@@ -362,28 +363,6 @@ class _Recorder(Endpoint):
         pass
 
     def resume_reading(self) -> None:
-        pass
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.eof = False
-        self.close_exc: BaseException | None = None
-
-    def on_data(self, ep, data) -> None:
-        self.data += data
-
-    def on_eof(self, ep) -> None:
-        self.eof = True
-
-    def on_close(self, ep, exc) -> None:
-        self.close_exc = exc
-
-    def on_write_paused(self, ep) -> None:
-        pass
-
-    def on_write_resumed(self, ep) -> None:
         pass
 
 
@@ -422,7 +401,7 @@ def test_ws_endpoint_agrees_with_the_state_machine(frames, data):
             elif kind == FAIL:
                 want_fail = (value.close_code, value.reason)
 
-    inner, sink = _Recorder(), _Sink()
+    inner, sink = _RecordingInner(), Recorder()
     endpoint = WSEndpoint(inner, is_server=True)
     endpoint.attach(sink)
     for chunk in chunks:
