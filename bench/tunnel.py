@@ -7,9 +7,12 @@ under test (gostfast processes, or the baseline), and a Go load client
 (``refpeer tcpbench`` for throughput, ``refpeer rps`` for the 64-byte
 request/response rate and the new-connection rate, with 1 client -- the
 latency figure -- and with 32 and 128 clients in parallel -- the capacity
-figures a gateway is judged by). Rounds are interleaved
-(gostfast, baseline, gostfast, ...) and each figure is the median of the
-rounds; the ratio is gostfast / baseline. Loopback only; every process is
+figures a gateway is judged by). Rounds are interleaved and the order
+within a round alternates (gostfast then baseline, then baseline then
+gostfast, ...): on a small VM whoever runs first in a round was measured up to
+~8 % slower (an A/A run, the same topology on both sides), so a fixed order
+biased every ratio one way. Each figure is the median of the rounds; the ratio
+is gostfast / baseline; use an even number of rounds. Loopback only; every process is
 stopped at the end.
 
 A case is a pair of topologies (lists of commands with {port} placeholders and
@@ -510,7 +513,7 @@ def main() -> int:
         "--clients",
         default="1,32,128",
         help="clients in parallel for the rps / conn-rate rows (refpeer rps -conns): 1 is the "
-        "latency figure, 32 and 128 the capacity figures",
+        "latency figure, 32 and 128 the capacity figures; empty: no rps rows",
     )
     ap.add_argument("--json", help="write the results here")
     ap.add_argument(
@@ -543,8 +546,8 @@ def run(args: argparse.Namespace) -> int:
         if args.cases == "everything"
         else args.cases.split(",")
     )
-    conns = [int(c) for c in args.conns.split(",")]
-    clients = [int(c) for c in args.clients.split(",")]
+    conns = [int(c) for c in args.conns.split(",") if c]
+    clients = [int(c) for c in args.clients.split(",") if c]
     runner = Runner(refpeer)
     results: dict[str, dict] = {}
     try:
@@ -561,7 +564,8 @@ def run(args: argparse.Namespace) -> int:
             case = all_cases[name]
             runs: dict[str, list[dict[str, float]]] = {"subject": [], "baseline": []}
             for rnd in range(args.rounds):
-                for role in ("subject", "baseline"):
+                order = ("subject", "baseline") if rnd % 2 == 0 else ("baseline", "subject")
+                for role in order:
                     topo = getattr(case, role)
                     m = runner.measure(topo, args.mib * MiB, conns, args.seconds, clients)
                     runs[role].append(m)
