@@ -22,8 +22,9 @@ the wire and differs inside only where callbacks replace goroutines:
   v1 has no per-stream window, so a stream whose reader stopped filled the
   receiver's budget and stalled every other stream (iperf3 -R, issue 19). A
   receiver sends a NOP carrying the stream's sid per ``CREDIT`` bytes it
-  delivered (smux sends NOP with sid 0 only and ignores any NOP); a sender that
-  got one knows its peer credits and keeps at most ``INITIAL_PEER_WINDOW``
+  delivered (smux sends NOP with sid 0 only and ignores any NOP), and every v1
+  end says it credits with a first NOP for ``ANNOUNCE_SID``; a sender that got
+  either knows its peer credits and keeps at most ``INITIAL_PEER_WINDOW``
   uncredited bytes in flight per stream, as in v2. A peer that never credits
   (GOST, refpeer) is sent to as smux v1 is, without limit.
 * FIN: ``write_eof`` sends FIN and keeps reading (the far end may still
@@ -57,6 +58,14 @@ INITIAL_PEER_WINDOW = 262144
 #: NOP with sid 0 only and ignores every NOP, whatever its sid. Both ends must count
 #: the same, so this is a constant of the extension, not a setting
 CREDIT = 65536
+#: the sid of the NOP each v1 end sends first in a session, "I credit": no stream has it
+#: (client streams are 3, 5, ...; server streams even), so an older gostfast counts it
+#: as a credit for no stream and smux ignores it. Without it a sender learned of its
+#: peer's credits only from the first credit, after the peer delivered 64 KiB: in the
+#: meantime it sent without limit, and 4 MiB sent so spent the receiver's budget,
+#: stopped its reading and with it the credits its own replies waited for (an echo
+#: tunnel hung: docs/smux-protocol.md section 12)
+ANNOUNCE_SID = 1
 _U32 = 0xFFFFFFFF
 #: payloads queued for a paused stream that are smaller than this are joined into
 #: one buffer of the stream's own, so a flood of tiny frames costs its bytes, not a
@@ -369,6 +378,8 @@ class Session:
         self._timers: list[asyncio.TimerHandle] = []
         self.draining = False  # close once no stream is open (``drain``)
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
+        if self.version == 1:  # first, before any frame the bytes already read may cause
+            conn.write(smux.encode_header(1, smux.CMD_NOP, 0, ANNOUNCE_SID))
         conn.attach(self)
         if not config.keepalive_disabled:
             self._start_keepalive()
@@ -465,7 +476,8 @@ class Session:
         st = self.streams.get(sid)
         if cmd == smux.CMD_NOP:
             # sid 0: liveness only (smux sends no other). Else a gostfast peer's
-            # credit for that stream (v1): from then this peer's streams are windowed
+            # announcement (ANNOUNCE_SID) or credit for that stream (v1): from then
+            # this peer's streams are windowed
             if sid and self.version == 1:
                 self.peer_credits = True
                 if st is not None:

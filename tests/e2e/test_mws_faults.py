@@ -244,8 +244,9 @@ def test_client_keepalive_drops_a_silent_server(procs):
     assert 2.9 <= tunnel_after <= 4.0, f"tunnel dropped {tunnel_after:.2f}s after the upgrade"
     assert 2.9 <= ws_after <= 4.0, f"websocket closed {ws_after:.2f}s after the upgrade"
     frames = seen["frames"]
-    assert frames[:2] == [(SYN, 3), (PSH, 3)], frames
-    assert frames[2:].count((NOP, 0)) >= 2, frames  # a NOP every second meanwhile
+    # gostfast's v1 credit announcement (docs/smux-protocol.md section 12), then the stream
+    assert frames[:3] == [(NOP, 1), (SYN, 3), (PSH, 3)], frames
+    assert frames[3:].count((NOP, 0)) >= 2, frames  # a NOP every second meanwhile
     lines = wait_log(client, re.compile(r"keepalive timeout"))
     assert len(lines) == 1 and f"127.0.0.1:{rport}" in lines[0], lines
     assert client.poll() is None

@@ -99,6 +99,15 @@ def recording_server(conn, cfg=None, *, paused: bool = False):
     return s, streams, rec
 
 
+#: what every v1 session writes first: a NOP for sid 1, "this end credits" (issue 19)
+ANNOUNCE = h("0103000001000000")
+
+
+async def announced(peer: TCPEndpoint) -> None:
+    """Read the v1 session's first frame, its credit announcement."""
+    assert await read_raw(peer, 8) == ANNOUNCE
+
+
 def close_all(*eps: TCPEndpoint) -> None:
     for ep in eps:
         ep.abort()
@@ -111,6 +120,7 @@ def test_client_stream_ids_are_3_5_7_and_syn_bytes(smux):
     async def main():
         conn, peer = await endpoints()
         s = Session(conn, SmuxConfig(**QUIET), client=True)
+        await announced(peer)
         sids = [s.open_stream().sid for _ in range(3)]
         assert sids == [3, 5, 7]
         wire = await read_raw(peer, 24)
@@ -126,6 +136,7 @@ def test_syn_psh_fin_bytes_match_the_spec_vectors(smux):
     async def main():
         conn, peer = await endpoints()
         s = Session(conn, SmuxConfig(**QUIET), client=True)
+        await announced(peer)
         st = s.open_stream()
         st.write(b"hello")
         st.write_eof()
@@ -146,6 +157,7 @@ def test_nop_bytes_every_keepalive_interval(smux):
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         s = Session(conn, SmuxConfig(keepalive_interval=0.1, keepalive_timeout=30.0), client=True)
+        await announced(peer)
         nops = [await read_raw(peer, 8) for _ in range(3)]
         elapsed = loop.time() - t0
         assert nops == [h("01 03 00 00 00 00 00 00")] * 3
@@ -160,6 +172,7 @@ def test_write_is_split_at_max_frame_size(smux):
     async def main():
         conn, peer = await endpoints()
         s = Session(conn, SmuxConfig(max_frame_size=32768, **QUIET), client=True)
+        await announced(peer)
         st = s.open_stream()
         data = bytes(range(256)) * 274  # 70144 bytes
         st.write(data)
@@ -183,6 +196,7 @@ def test_server_session_accepts_syn_and_delivers_psh(smux):
         conn, peer = await endpoints()
         accepted = []
         s = Session(conn, SmuxConfig(**QUIET), client=False, on_stream=accepted.append)
+        await announced(peer)
         peer.write(h("0100000003000000") + h("01020500030000006865") + b"llo")
         await until(lambda: accepted, what="the accepted stream")
         st = accepted[0]
@@ -358,6 +372,7 @@ def test_v1_receiver_credits_every_64_kib_it_delivers_and_none_while_paused(smux
     async def main():
         conn, peer = await endpoints()
         s, streams, rec = recording_server(conn, SmuxConfig(version=1, **QUIET))
+        await announced(peer)
         peer.write(smux.encode_syn(1, 3) + bytes(smux.encode_data(1, 3, b"a" * 65535, 32768)))
         await until(lambda: len(rec.data) == 65535, what="65535 bytes delivered")
         await assert_silent(peer)  # one byte short of a credit
@@ -380,6 +395,7 @@ def test_v1_sender_keeps_256_kib_in_flight_once_the_peer_credits(smux):
     async def main():
         conn, peer = await endpoints()
         s = Session(conn, SmuxConfig(version=1, **QUIET), client=True)
+        await announced(peer)
         st = s.open_stream()
         assert await read_frame(peer) == (1, 0, 3, b"")
         first = b"f" * 65536  # before any credit: smux v1, no window
@@ -419,6 +435,48 @@ def test_v1_sender_keeps_256_kib_in_flight_once_the_peer_credits(smux):
     run(main())
 
 
+def test_v1_announcement_windows_a_stream_from_its_first_byte(smux):
+    """A peer's announcement (NOP sid 1) before any data: the first stream keeps 256 KiB in
+    flight from byte 0. Before it, a sender learned only from the first credit, and what it
+    sent meanwhile (4 MiB once, through an echo tunnel) spent the receiver's budget and hung
+    the tunnel: the receiver stopped reading, and with it the credits its replies needed."""
+
+    async def main():
+        conn, peer = await endpoints()
+        peer.write(ANNOUNCE)
+        s = Session(conn, SmuxConfig(version=1, **QUIET), client=True)
+        await announced(peer)
+        await until(lambda: s.peer_credits, what="the announcement")
+        st = s.open_stream()
+        assert await read_frame(peer) == (1, 0, 3, b"")
+        st.write(bytes(1 << 20))
+        got = 0
+        while got < 262144:
+            got += len((await read_frame(peer))[3])
+        assert got == 262144
+        await assert_silent(peer, 0.3)
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_a_session_announcement_is_no_stream_s_credit(smux):
+    """The announcement names no stream: a stream the peer never credited keeps its window."""
+
+    async def main():
+        conn, peer = await endpoints()
+        s, streams, rec = recording_server(conn, SmuxConfig(version=1, **QUIET))
+        await announced(peer)
+        peer.write(h("0100000003000000") + ANNOUNCE)  # SYN 3, then an announcement
+        await until(lambda: 3 in streams and s.peer_credits, what="SYN and announcement")
+        assert streams[3]._room() == session_mod.INITIAL_PEER_WINDOW
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
 def test_v1_window_is_lifted_when_the_peer_sends_fin(smux):
     """After FIN a GOST peer has forgotten the stream: no credit may come, so the queued
     bytes go out at once (smux v1 drops them, or a half-closed peer reads them)."""
@@ -426,6 +484,7 @@ def test_v1_window_is_lifted_when_the_peer_sends_fin(smux):
     async def main():
         conn, peer = await endpoints()
         s = Session(conn, SmuxConfig(version=1, **QUIET), client=True)
+        await announced(peer)
         st = s.open_stream()
         assert await read_frame(peer) == (1, 0, 3, b"")
         peer.write(credit(7))  # a credit for no open stream still marks a crediting peer
@@ -579,6 +638,7 @@ def test_write_eof_sends_fin_and_the_stream_still_receives(smux):
     async def main():
         conn, peer = await endpoints()
         s = Session(conn, SmuxConfig(**QUIET), client=True)
+        await announced(peer)
         st = s.open_stream()
         st.write_eof()
         assert await read_raw(peer, 16) == h("01000000030000000101000003000000")
@@ -600,6 +660,7 @@ def test_peer_fin_first_then_write_eof_forgets_the_stream(smux):
     async def main():
         conn, peer = await endpoints()
         s = Session(conn, SmuxConfig(**QUIET), client=True)
+        await announced(peer)
         st = s.open_stream()
         await read_raw(peer, 8)
         peer.write(bytes(smux.encode_data(1, 3, b"data", 32768)) + smux.encode_fin(1, 3))
@@ -626,6 +687,7 @@ def test_close_sends_fin_once_and_forgets(smux):
     async def main():
         conn, peer = await endpoints()
         s = Session(conn, SmuxConfig(**QUIET), client=True)
+        await announced(peer)
         st = s.open_stream()
         st.close()
         st.close()
@@ -664,6 +726,7 @@ def test_a_draining_session_closes_once_its_last_stream_ends(smux):
         conn, peer = await endpoints()
         accepted = []
         s = Session(conn, SmuxConfig(**QUIET), client=False, on_stream=accepted.append)
+        await announced(peer)
         peer.write(h("0100000003000000") + h("0100000005000000"))
         await until(lambda: len(accepted) == 2, what="two streams")
         s.drain()
@@ -687,6 +750,7 @@ def test_an_idle_session_closes_as_it_is_drained(smux):
     async def main():
         conn, peer = await endpoints()
         s = Session(conn, SmuxConfig(**QUIET), client=False, on_stream=lambda st: None)
+        await announced(peer)
         s.drain()
         assert s.closed
         assert await asyncio.wait_for(peer.read(65536), 5) == b""
@@ -698,6 +762,7 @@ def test_protocol_error_closes_the_session(smux):
     async def main():
         conn, peer = await endpoints()
         s = Session(conn, SmuxConfig(**QUIET), client=False, on_stream=lambda st: None)
+        await announced(peer)
         peer.write(h("0207000000000000"))  # unknown command 7
         assert await asyncio.wait_for(peer.read(), 5) == b""
         assert s.closed
@@ -711,6 +776,7 @@ def test_keepalive_timeout_closes_a_silent_session(smux):
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         s = Session(conn, SmuxConfig(keepalive_interval=0.1, keepalive_timeout=0.3), client=True)
+        await announced(peer)
         st = s.open_stream()
         rec = Recorder()
         st.attach(rec)
@@ -739,6 +805,7 @@ def test_goaway_when_stream_ids_are_exhausted(smux):
     async def main():
         conn, peer = await endpoints()
         s = Session(conn, SmuxConfig(**QUIET), client=True)
+        await announced(peer)
         s._next_id = U32 - 2  # the next id is the last one: 4294967295
         last = s.open_stream()
         assert last.sid == U32
@@ -917,6 +984,7 @@ def test_a_large_write_goes_out_in_connection_writes_of_at_most_256_kib(smux):
         _, conn = await loop.create_connection(Counting, sock=a)
         _, peer = await loop.create_connection(TCPEndpoint, sock=b)
         s = Session(conn, SmuxConfig(**QUIET), client=True)
+        await announced(peer)
         st = s.open_stream()
         data = bytes(range(256)) * 4096 * 5  # 5 MiB
         st.write(data)
@@ -927,8 +995,9 @@ def test_a_large_write_goes_out_in_connection_writes_of_at_most_256_kib(smux):
             got += payload
         assert bytes(got) == data
         frames_per_write = -(-session_mod.SEND_MESSAGE_MAX // 32768)
-        assert max(sent[1:]) <= session_mod.SEND_MESSAGE_MAX + 8 * frames_per_write
-        assert len(sent) == 1 + 20
+        assert sent[:2] == [8, 8]  # the announcement, the SYN
+        assert max(sent[2:]) <= session_mod.SEND_MESSAGE_MAX + 8 * frames_per_write
+        assert len(sent) == 2 + 20
         s.close()
         close_all(peer)
 
@@ -943,6 +1012,7 @@ def test_open_streams_are_what_the_session_holds_however_a_stream_ends(smux):
         conn, peer = await endpoints()
         accepted = []
         s = Session(conn, SmuxConfig(**QUIET), client=False, on_stream=accepted.append)
+        await announced(peer)
         peer.write(smux.encode_syn(1, 3) + smux.encode_syn(1, 5) + smux.encode_syn(1, 7))
         await until(lambda: len(accepted) == 3, what="three streams")
         assert sorted(s.streams) == [3, 5, 7]
