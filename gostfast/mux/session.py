@@ -213,8 +213,10 @@ class Stream(Endpoint):
     # ------------------------------------------------------------- sending
     def _room(self) -> int:
         s = self.session
-        if s.version == 1 and (not s.peer_credits or self._fin_received):
-            return 1 << 62  # smux v1: no limit; after FIN no credit is sure to come
+        if s.version == 1 and (not s.peer_credits or self._fin_received or s._conn_read_paused):
+            # smux v1: no limit; after FIN no credit is sure to come; and while our own
+            # reading is stopped we would not see one (Session._charge)
+            return 1 << 62
         inflight = (self._num_written - self._peer_consumed) & _U32
         if inflight >= 1 << 31:  # peer consumed more than we wrote: smux's ErrConsumed
             return 0
@@ -258,9 +260,10 @@ class Stream(Endpoint):
         if self._fin_sent or self._gone or not len(data):
             return
         s = self.session
-        if s.version == 1 and not s.peer_credits:
-            self._send_data(data)
-            return
+        if s.version == 1 and (not s.peer_credits or s._conn_read_paused):
+            if not self._sendq:  # else behind what waits (_flush_sendq sends it soon)
+                self._send_data(data)
+                return
         if self._sendq:
             self._sendq.append(memoryview(data))
             self._sendq_bytes += len(data)
@@ -547,6 +550,23 @@ class Session:
         if self._bucket <= 0 and not self._conn_read_paused:
             self._conn_read_paused = True
             self.conn.pause_reading()
+            if self.version == 1 and self.peer_credits:
+                self._lift_windows()
+
+    def _lift_windows(self) -> None:
+        """v1 credits while the budget stops our reading: send as smux v1 does, unwindowed.
+
+        The peer's credits arrive on the connection we stopped reading, so a stream
+        waiting for one would wait for good, and with it whatever its source is: an
+        echo-like target that stops reading while it cannot write keeps our paused
+        streams full, which keeps the budget spent (32 echo tunnels whose clients read
+        late hung so). smux v1 senders never wait for the receiver; until our reading
+        resumes, neither do ours. What they send meanwhile stays counted: once credits
+        flow again a stream that went ahead waits until they cover it.
+        """
+        for st in list(self.streams.values()):
+            if st._sendq:
+                st._flush_sendq()
 
     def _refund(self, n: int) -> None:
         self._bucket += n

@@ -461,6 +461,36 @@ def test_v1_announcement_windows_a_stream_from_its_first_byte(smux):
     run(main())
 
 
+def test_v1_windows_are_lifted_while_the_budget_stops_reading(smux):
+    """Credits arrive on the connection a spent budget stopped reading: until it reads
+    again a window-blocked stream sends as smux v1 does (an echo tunnel hung without)."""
+
+    async def main():
+        conn, peer = await endpoints()
+        peer.write(ANNOUNCE)
+        cfg = SmuxConfig(version=1, max_receive_buffer=65536, **QUIET)
+        s = Session(conn, cfg, client=True)
+        await announced(peer)
+        await until(lambda: s.peer_credits, what="the announcement")
+        st = s.open_stream()
+        st.attach(Recorder())
+        assert await read_frame(peer) == (1, 0, 3, b"")
+        st.write(bytes(300000))
+        got = 0
+        while got < 262144:
+            got += len((await read_frame(peer))[3])
+        await assert_silent(peer, 0.2)  # the window: 37856 bytes wait for a credit
+        st.pause_reading()  # its reader stops: what the peer sends now is charged
+        peer.write(h("0102ffff03000000") + bytes(65535) + h("0102010003000000") + b"x")
+        while got < 300000:  # the budget is spent: the rest goes without a credit
+            got += len((await read_frame(peer))[3])
+        assert got == 300000 and s._conn_read_paused
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
 def test_a_session_announcement_is_no_stream_s_credit(smux):
     """The announcement names no stream: a stream the peer never credited keeps its window."""
 
