@@ -79,6 +79,9 @@ def go_duration(seconds: float) -> str:
     return f"{minutes}m{text}" if minutes else text
 
 
+#: a string as json.dumps(..., ensure_ascii=False) writes it
+_json_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
 #: a field value written bare in text lines; anything else is quoted (as slog's text handler)
 _BARE = re.compile(r'[^\s="\\\x00-\x1f\x7f]+')
 
@@ -243,6 +246,9 @@ class JSONFormatter(logging.Formatter):
     def __init__(self, pid: bool = False) -> None:
         super().__init__()
         self.pid = pid
+        self._second = -1  # the second ``_stamp`` and ``_offset`` are of (``access``)
+        self._stamp = ""
+        self._offset = ""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = self._entry(
@@ -279,11 +285,30 @@ class JSONFormatter(logging.Formatter):
         bytes_out: int,
         error: str,
     ) -> str:
-        """``info_line`` of ``access_fields(...)``."""
-        fields = access_fields(
-            service, client, remote, dst, route, seconds, bytes_in, bytes_out, error
+        """``info_line`` of ``access_fields(...)``, written out directly: json.dumps of
+        the entry and the two strftime calls per line were ~110k instructions; the
+        time up to the second is made once a second, the strings are escaped as
+        json.dumps escapes them (``ensure_ascii=False``) and the keys are literals."""
+        created = time.time()
+        second = int(created)
+        if second != self._second:
+            local = time.localtime(created)
+            offset = time.strftime("%z", local)
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", local)
+            self._offset = f"{offset[:3]}:{offset[3:]}"
+            self._second = second
+        enc = _json_str
+        pid = f', "pid": {os.getpid()}' if self.pid else ""
+        line = (
+            f'{{"time": "{self._stamp}.{int((created - second) * 1000):03d}{self._offset}",'
+            f' "level": "info", "msg": {enc(message)}, "logger": {enc(name)}{pid},'
+            f' "service": {enc(service)}, "client": {enc(client)}, "remote": {enc(remote)},'
+            f' "dst": {enc(dst)}, "route": {enc(route)}, "duration": {round(seconds * 1e9)},'
+            f' "inputBytes": {bytes_in}, "outputBytes": {bytes_out}'
         )
-        return self.info_line(name, message, fields)
+        if error:
+            return f'{line}, "error": {enc(error)}}}'
+        return line + "}"
 
     def _entry(self, created, msecs, level, message, name, process, fields) -> dict:
         local = time.localtime(created)
