@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import threading
 import time
@@ -234,3 +235,22 @@ def test_the_short_way_steps_aside_for_a_capture_handler(monkeypatch, caplog) ->
         "a >< b service=s client=c remote=r dst=d route=direct duration=1s inputBytes=1"
         in "".join(stream.writes)
     )
+
+
+def test_a_forked_worker_names_its_own_pid_in_the_access_line() -> None:
+    """The text head (with the pid, under --workers) is made once per logger: a forked
+    child must not keep its parent's."""
+    formatter = logsetup.TextFormatter(logsetup.TEXT_FORMAT_PID)
+    args = ("gostfast.service.svc", "a >< b", "s", "c", "r", "d", "direct", 1.0, 1, 2, "")
+    assert f"INFO [{os.getpid()}] gostfast.service.svc: a >< b" in formatter.access(*args)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        os.write(write, formatter.access(*args).encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(child, 0)
+    with os.fdopen(read, "rb") as r:
+        line = r.read().decode()
+    assert status == 0
+    assert f"INFO [{child}] gostfast.service.svc: a >< b service=s" in line
