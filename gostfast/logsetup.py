@@ -79,6 +79,9 @@ def go_duration(seconds: float) -> str:
     return f"{minutes}m{text}" if minutes else text
 
 
+#: a string as json.dumps(..., ensure_ascii=False) writes it
+_json_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
 #: a field value written bare in text lines; anything else is quoted (as slog's text handler)
 _BARE = re.compile(r'[^\s="\\\x00-\x1f\x7f]+')
 
@@ -104,6 +107,14 @@ class TextFormatter(logging.Formatter):
         self._second = -1
         self._stamp = ""
         self._with_pid = "%(process)" in (fmt or "")
+        f = self._fmt or ""
+        # the formats configure sets: the part between the time and the message is
+        # the same for every line of a logger, made once (``_head``)
+        self._heads: dict[str, str] | None = (
+            _HEADS.setdefault(f, {})
+            if f.startswith("%(asctime)s") and f.endswith("%(message)s")
+            else None
+        )
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         if datefmt is not None:
@@ -126,7 +137,7 @@ class TextFormatter(logging.Formatter):
 
     def info_line(self, name: str, message: str, fields: Mapping[str, object]) -> str:
         """What ``format`` makes of an info record of logger ``name`` with ``fields``
-        (and no exception), without the record (``access_line``'s way)."""
+        (and no exception), without the record."""
         created = time.time()
         head = self._fmt % {  # type: ignore[operator]
             "asctime": self._asctime(created, (created - int(created)) * 1000),
@@ -137,6 +148,96 @@ class TextFormatter(logging.Formatter):
         }
         return head + " " + " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
 
+    def access(
+        self,
+        name: str,
+        message: str,
+        service: str,
+        client: str,
+        remote: str,
+        dst: str,
+        route: str,
+        seconds: float,
+        bytes_in: int,
+        bytes_out: int,
+        error: str,
+    ) -> str:
+        """``info_line`` of ``access_fields(...)``, made straight from the values.
+
+        Why: the generic way (a dict, a generator, a regex per value, the format's
+        mapping) was ~58k instructions a line. Here the head is made once per logger,
+        the five strings are checked bare with one regex over their concatenation
+        (each is bare if all are and none is empty) and the keys are literals."""
+        heads = self._heads
+        if heads is None:
+            return self.info_line(
+                name,
+                message,
+                access_fields(
+                    service, client, remote, dst, route, seconds, bytes_in, bytes_out, error
+                ),
+            )
+        created = time.time()
+        second = int(created)
+        if second != self._second:
+            self._stamp = time.strftime(self.default_time_format, self.converter(created))
+            self._second = second
+        head = heads.get(name)
+        if head is None:
+            head = self._head(name)
+        if (
+            service
+            and client
+            and remote
+            and dst
+            and route
+            and _BARE.fullmatch(f"{service}{client}{remote}{dst}{route}")
+        ):
+            line = (
+                f"{self._stamp},{int((created - second) * 1000):03d}{head}{message}"
+                f" service={service} client={client} remote={remote} dst={dst} route={route}"
+                f" duration={go_duration(seconds)} inputBytes={bytes_in} outputBytes={bytes_out}"
+            )
+        else:
+            tv = _text_value
+            line = (
+                f"{self._stamp},{int((created - second) * 1000):03d}{head}{message}"
+                f" service={tv(service)} client={tv(client)} remote={tv(remote)}"
+                f" dst={tv(dst)} route={tv(route)} duration={go_duration(seconds)}"
+                f" inputBytes={bytes_in} outputBytes={bytes_out}"
+            )
+        if error:
+            line += f" error={_text_value(error)}"
+        return line
+
+    def _head(self, name: str) -> str:
+        """What the format puts between the time and the message for logger ``name``
+        at info (" INFO gostfast.service.x: "), kept for the next line."""
+        head = self._fmt % {  # type: ignore[operator]
+            "asctime": "",
+            "levelname": "INFO",
+            "process": os.getpid() if self._with_pid else 0,
+            "name": name,
+            "message": "",
+        }
+        heads = self._heads
+        if heads is not None:
+            heads[name] = head
+        return head
+
+
+#: TextFormatter's heads per format and logger name; a forked child (--workers) has
+#: another pid, so it starts over
+_HEADS: dict[str, dict[str, str]] = {}
+
+
+def _forget_heads() -> None:
+    for heads in _HEADS.values():
+        heads.clear()
+
+
+os.register_at_fork(after_in_child=_forget_heads)
+
 
 class JSONFormatter(logging.Formatter):
     """One JSON object per line: time (RFC 3339, ms), level, msg, logger (and ``pid``
@@ -145,6 +246,9 @@ class JSONFormatter(logging.Formatter):
     def __init__(self, pid: bool = False) -> None:
         super().__init__()
         self.pid = pid
+        self._second = -1  # the second ``_stamp`` and ``_offset`` are of (``access``)
+        self._stamp = ""
+        self._offset = ""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = self._entry(
@@ -166,6 +270,45 @@ class JSONFormatter(logging.Formatter):
         msecs = (created - int(created)) * 1000
         entry = self._entry(created, msecs, "info", message, name, os.getpid(), fields)
         return json.dumps(entry, ensure_ascii=False)
+
+    def access(
+        self,
+        name: str,
+        message: str,
+        service: str,
+        client: str,
+        remote: str,
+        dst: str,
+        route: str,
+        seconds: float,
+        bytes_in: int,
+        bytes_out: int,
+        error: str,
+    ) -> str:
+        """``info_line`` of ``access_fields(...)``, written out directly: json.dumps of
+        the entry and the two strftime calls per line were ~110k instructions; the
+        time up to the second is made once a second, the strings are escaped as
+        json.dumps escapes them (``ensure_ascii=False``) and the keys are literals."""
+        created = time.time()
+        second = int(created)
+        if second != self._second:
+            local = time.localtime(created)
+            offset = time.strftime("%z", local)
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", local)
+            self._offset = f"{offset[:3]}:{offset[3:]}"
+            self._second = second
+        enc = _json_str
+        pid = f', "pid": {os.getpid()}' if self.pid else ""
+        line = (
+            f'{{"time": "{self._stamp}.{int((created - second) * 1000):03d}{self._offset}",'
+            f' "level": "info", "msg": {enc(message)}, "logger": {enc(name)}{pid},'
+            f' "service": {enc(service)}, "client": {enc(client)}, "remote": {enc(remote)},'
+            f' "dst": {enc(dst)}, "route": {enc(route)}, "duration": {round(seconds * 1e9)},'
+            f' "inputBytes": {bytes_in}, "outputBytes": {bytes_out}'
+        )
+        if error:
+            return f'{line}, "error": {enc(error)}}}'
+        return line + "}"
 
     def _entry(self, created, msecs, level, message, name, process, fields) -> dict:
         local = time.localtime(created)
@@ -206,24 +349,68 @@ def _as_configured(log: logging.Logger, handler: logging.Handler) -> bool:
     return False
 
 
-def access_line(log: logging.Logger, message: str, fields: Mapping[str, object]) -> None:
-    """Log ``message`` with ``fields`` at info on ``log`` (the caller checked the level).
+def access_fields(
+    service: str,
+    client: str,
+    remote: str,
+    dst: str,
+    route: str,
+    seconds: float,
+    bytes_in: int,
+    bytes_out: int,
+    error: str,
+) -> dict[str, object]:
+    """The access line's fields, in the line's order (``error`` only when there is one):
+    what a record of logging's own way carries as ``extra={"fields": ...}``."""
+    fields: dict[str, object] = {
+        "service": service,
+        "client": client,
+        "remote": remote,
+        "dst": dst,
+        "route": route,
+        "duration": seconds,
+        "inputBytes": bytes_in,
+        "outputBytes": bytes_out,
+    }
+    if error:
+        fields["error"] = error
+    return fields
+
+
+def access_line(
+    log: logging.Logger,
+    message: str,
+    service: str,
+    client: str,
+    remote: str,
+    dst: str,
+    route: str,
+    seconds: float,
+    bytes_in: int,
+    bytes_out: int,
+    error: str = "",
+) -> None:
+    """Log a tunnel's access line (``message`` and the fields ``access_fields`` names)
+    at info on ``log`` (the caller checked the level).
 
     Why not ``log.info`` alone: a gateway logs one such line per tunnel, and logging's
-    record, its walk over the handlers and the generic formatting were about half of
-    the line's cost (bench/instructions.py: the access line was 18 % of a ws
-    server's instructions per connection). When logging is as ``configure`` left it,
-    the formatter makes the same line from the parts (tests/unit/test_log_batching.py
-    holds the two ways to the same text) and the handler keeps it; otherwise this is
-    ``log.info``.
+    record, its walk over the handlers and the generic formatting were most of the
+    line's cost (bench/instructions.py, docs/performance.md). When logging is as
+    ``configure`` left it, the formatter makes the same line straight from the values
+    (tests/unit/test_log_batching.py holds the two ways to the same bytes) and the
+    handler keeps it; otherwise this is ``log.info`` with the fields.
     """
     fast = _access
     if fast is not None and _as_configured(log, fast[0]):
         handler, formatter = fast
-        line = formatter.info_line(log.name, message, fields)
+        line = formatter.access(
+            log.name, message, service, client, remote, dst, route, seconds, bytes_in,
+            bytes_out, error,
+        )  # fmt: skip
         with handler.lock:  # type: ignore[union-attr]
             handler.keep(line, logging.INFO)
         return
+    fields = access_fields(service, client, remote, dst, route, seconds, bytes_in, bytes_out, error)
     log.info("%s", message, extra={"fields": fields})
 
 

@@ -112,19 +112,20 @@ class Tunnel:
                     m.client(self.service, ep.peer_ip).transferred(self.bytes_in, self.bytes_out)
         if self.log.isEnabledFor(logging.INFO):
             remote = tcp_peer(ep)
-            fields = {
-                "service": self.service,
-                "client": client_of(ep, remote),
-                "remote": remote,
-                "dst": self.target,
-                "route": self.route or ("direct" if self.target else ""),
-                "duration": seconds,
-                "inputBytes": self.bytes_in,
-                "outputBytes": self.bytes_out,
-            }
-            if self.error:
-                fields["error"] = self.error
-            logsetup.access_line(self.log, f"{ep.peer} >< {self.target or '-'}", fields)
+            target = self.target
+            logsetup.access_line(
+                self.log,
+                f"{ep.peer} >< {target or '-'}",
+                service=self.service,
+                client=client_of(ep, remote),
+                remote=remote,
+                dst=target,
+                route=self.route or ("direct" if target else ""),
+                seconds=seconds,
+                bytes_in=self.bytes_in,
+                bytes_out=self.bytes_out,
+                error=self.error,
+            )
         # a task this one started may keep the context (and so this record) alive: let go
         # of the connection, which may hold TLS buffers (issue 18)
         self.ep = None  # type: ignore[assignment]

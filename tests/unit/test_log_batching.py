@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import threading
 import time
@@ -119,7 +120,7 @@ def test_too_many_kept_lines_are_written_without_waiting() -> None:
     asyncio.run(main())
 
 
-def _both_ways(monkeypatch, cfg: LogConfig, pid: bool, fields: dict) -> tuple[str, str]:
+def _both_ways(monkeypatch, cfg: LogConfig, pid: bool, values: dict) -> tuple[str, str]:
     """The access line through logging's own way and through access_line's short way,
     at the same instant, into the same configured handler."""
     monkeypatch.setattr(time, "time", lambda: 1764780000.123456)
@@ -131,8 +132,9 @@ def _both_ways(monkeypatch, cfg: LogConfig, pid: bool, fields: dict) -> tuple[st
     try:
         logsetup.configure(cfg, False, {}, pid=pid)
         log = logging.getLogger("gostfast.service.svc")
+        fields = logsetup.access_fields(**values)
         log.info("%s >< %s", "127.0.0.1:1", "127.0.0.1:2", extra={"fields": fields})
-        logsetup.access_line(log, "127.0.0.1:1 >< 127.0.0.1:2", fields)
+        logsetup.access_line(log, "127.0.0.1:1 >< 127.0.0.1:2", **values)
         root.handlers[0].flush()
     finally:
         root.handlers[:], root.level = saved
@@ -142,22 +144,75 @@ def _both_ways(monkeypatch, cfg: LogConfig, pid: bool, fields: dict) -> tuple[st
     return lines[0], lines[1]
 
 
+#: values of an access line: all bare, some quoted, some empty, with an error or not
+ACCESS_VALUES = {
+    "bare": dict(
+        service="svc",
+        client="127.0.0.1:1",
+        remote="127.0.0.1:1",
+        dst="127.0.0.1:2",
+        route="direct",
+        seconds=0.000812345,
+        bytes_in=64,
+        bytes_out=0,
+        error="",
+    ),
+    "quoted": dict(
+        service="svc",
+        client="127.0.0.1:1",
+        remote="[::1]:3",
+        dst="a b=c",  # quoted in text
+        route="node-0@127.0.0.1:9 > node-1@[::1]:9",
+        seconds=0.0123,
+        bytes_in=64,
+        bytes_out=0,
+        error='dial: "refused"',
+    ),
+    "empty": dict(
+        service="svc",
+        client="10.0.0.7",
+        remote="127.0.0.1:1",
+        dst="",
+        route="",
+        seconds=75.5,
+        bytes_in=0,
+        bytes_out=0,
+        error="handshake: bad request",
+    ),
+    "unicode": dict(
+        service="sv\u00e9",
+        client="127.0.0.1:1",
+        remote="127.0.0.1:1",
+        dst="h\u00f4te:80",
+        route="d\u00a0x",  # a no-break space: quoted
+        seconds=1.5e-7,
+        bytes_in=1 << 40,
+        bytes_out=3,
+        error="",
+    ),
+}
+
+
 @pytest.mark.parametrize("fmt", ["text", "json"])
 @pytest.mark.parametrize("pid", [False, True], ids=["one", "workers"])
-def test_the_access_lines_short_way_writes_what_logging_writes(monkeypatch, fmt, pid) -> None:
-    fields = {
-        "service": "svc",
-        "client": "127.0.0.1:1",
-        "dst": "a b=c",  # quoted in text
-        "route": "node-0@127.0.0.1:9 > node-1@[::1]:9",
-        "duration": 0.0123,
-        "inputBytes": 64,
-        "outputBytes": 0,
-        "error": 'dial: "refused"',
-    }
-    logged, short = _both_ways(monkeypatch, LogConfig(format=fmt), pid, fields)
+@pytest.mark.parametrize("values", list(ACCESS_VALUES.values()), ids=list(ACCESS_VALUES))
+def test_the_access_lines_short_way_writes_what_logging_writes(
+    monkeypatch, fmt, pid, values
+) -> None:
+    logged, short = _both_ways(monkeypatch, LogConfig(format=fmt), pid, values)
     assert short == logged
     assert "127.0.0.1:1 >< 127.0.0.1:2" in short
+
+
+def test_a_bare_text_access_line_reads_as_before(monkeypatch) -> None:
+    """The exact bytes (the short way must not drift with logging's way)."""
+    _, short = _both_ways(monkeypatch, LogConfig(), False, ACCESS_VALUES["bare"])
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1764780000))
+    assert short == (
+        f"{stamp},123 INFO gostfast.service.svc: 127.0.0.1:1 >< 127.0.0.1:2 service=svc"
+        " client=127.0.0.1:1 remote=127.0.0.1:1 dst=127.0.0.1:2 route=direct"
+        " duration=812.345\u00b5s inputBytes=64 outputBytes=0"
+    )
 
 
 def test_the_short_way_steps_aside_for_a_capture_handler(monkeypatch, caplog) -> None:
@@ -170,10 +225,32 @@ def test_the_short_way_steps_aside_for_a_capture_handler(monkeypatch, caplog) ->
         logsetup.configure(LogConfig(), False, {})
         root.addHandler(caplog.handler)
         log = logging.getLogger("gostfast.service.svc")
-        logsetup.access_line(log, "a >< b", {"inputBytes": 1})
+        logsetup.access_line(log, "a >< b", "s", "c", "r", "d", "direct", 1.0, 1, 2)
         root.handlers[0].flush()
     finally:
         root.handlers[:], root.level = saved
         logsetup._access = None
     assert [r.getMessage() for r in caplog.records] == ["a >< b"]
-    assert "a >< b inputBytes=1" in "".join(stream.writes)
+    assert (
+        "a >< b service=s client=c remote=r dst=d route=direct duration=1s inputBytes=1"
+        in "".join(stream.writes)
+    )
+
+
+def test_a_forked_worker_names_its_own_pid_in_the_access_line() -> None:
+    """The text head (with the pid, under --workers) is made once per logger: a forked
+    child must not keep its parent's."""
+    formatter = logsetup.TextFormatter(logsetup.TEXT_FORMAT_PID)
+    args = ("gostfast.service.svc", "a >< b", "s", "c", "r", "d", "direct", 1.0, 1, 2, "")
+    assert f"INFO [{os.getpid()}] gostfast.service.svc: a >< b" in formatter.access(*args)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        os.write(write, formatter.access(*args).encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(child, 0)
+    with os.fdopen(read, "rb") as r:
+        line = r.read().decode()
+    assert status == 0
+    assert f"INFO [{child}] gostfast.service.svc: a >< b service=s" in line
