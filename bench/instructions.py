@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
-"""Instructions a gostfast server process executes per new connection.
+"""Instructions a gostfast process executes per new connection, server or client end.
 
 ``bench/tunnel.py`` and ``bench/cpu_cost.py`` measure seconds, which move with
 whatever else the machine runs; on a shared 2-vCPU box a 3 % question (what
 do the metrics cost?) drowns in that. Instructions do not: valgrind's
 callgrind counts them, the same for the same binary and input whatever the
 load (the tool library's env notes; perf's counters are not exposed on this
-VM). So this runs the gostfast *server* of a case under callgrind, drives it
-with a fixed workload from native clients, and reports
+VM). So this runs one gostfast end of a case under callgrind (``--end server``:
+the listener, refpeer's client in front; ``--end client``: a ``-L tcp://
+-F forward+ws://`` dialer, refpeer's server behind), drives it with a fixed
+workload from native clients, and reports
 
 instructions per new connection: two runs, ``--conns`` and ``2 x --conns``
 sequential connections (connect, 64 bytes there and back, close), the
 difference over ``--conns`` (start-up and shutdown cancel out), for each variant of the server: ``base`` (the default: access log at info),
 ``metrics`` (``-metrics`` on, scraped once at the end so the flush is paid),
 ``warn`` (``GOST_LOGGER_LEVEL=warn``: no access log). Ratios are against
-``base``. The client end is refpeer's (Go): only the server is counted.
+``base``. The other end is refpeer's (Go): only the gostfast end is counted.
+``tcp`` has no client end of its own (a forward service dials the target
+itself), so its ``client`` row runs the same forward as its ``server`` row.
 Instructions are not time (a cache miss costs more than an add), but for a
 change that adds Python work to a path, the instruction ratio is that work.
 Not per MiB: how many bytes one read brings depends on how far the slowed
@@ -22,6 +26,7 @@ server falls behind, so the count per MiB moved by 40 % between two runs of
 the same tree; the throughput rows are bench/tunnel.py's.
 
     python bench/instructions.py --cases tcp,ws,mws [--conns 400] [--variants base,metrics]
+    python bench/instructions.py --end server,client --cases ws,mws --variants base,warn
     PYTHONPATH=/tmp/old python bench/instructions.py ...   # another tree (with its .so files)
 
 Loopback only; every process is stopped at the end. Takes minutes (the
@@ -77,28 +82,48 @@ def _exchange(port: int, n: int) -> None:
                 got += chunk
 
 
-def _server_cmd(scheme: str, port: int, echo: int) -> list[str]:
-    if scheme == "tcp":
-        return ["-L", f"tcp://127.0.0.1:{port}/127.0.0.1:{echo}"]
-    return ["-L", f"{scheme}://127.0.0.1:{port}/127.0.0.1:{echo}"]
-
-
-def _client_cmd(refpeer: str, scheme: str, listen: int, server: int) -> list[str] | None:
-    if scheme == "tcp":
-        return None  # the load connects to the forward service itself
+def _gostfast_cmd(end: str, scheme: str, port: int, target: int) -> list[str]:
+    """The gostfast end's arguments: it listens on ``port``; a server (and tcp's forward)
+    pipes to ``target``, the echo; a client dials the websocket server at ``target``."""
+    if scheme == "tcp" or end == "server":
+        return ["-L", f"{scheme}://127.0.0.1:{port}/127.0.0.1:{target}"]
     return [
-        refpeer, "client", "-mode", scheme, "-listen", f"127.0.0.1:{listen}",
-        "-server", f"ws://127.0.0.1:{server}/ws",
+        "-L", f"tcp://127.0.0.1:{port}/127.0.0.1:{target}",
+        "-F", f"forward+{scheme}://127.0.0.1:{target}",
     ]  # fmt: skip
 
 
-def run_once(refpeer: str, scheme: str, variant: str, conns: int, echo: int, out_dir: str) -> int:
-    """Instructions of one server run under callgrind."""
-    port, entry, mport = tunnel.free_port(), tunnel.free_port(), tunnel.free_port()
-    out = os.path.join(out_dir, f"cg.{scheme}.{variant}.{conns}.{port}")
+def _peer_cmd(refpeer: str, end: str, scheme: str, port: int, other: int) -> list[str]:
+    """refpeer's end of the tunnel, listening on ``port``: its client in front of the
+    gostfast server at ``other``, or its server (piping to the echo at ``other``)
+    behind a gostfast client."""
+    if end == "server":
+        return [
+            refpeer, "client", "-mode", scheme, "-listen", f"127.0.0.1:{port}",
+            "-server", f"ws://127.0.0.1:{other}/ws",
+        ]  # fmt: skip
+    return [
+        refpeer, "server", "-mode", scheme, "-listen", f"127.0.0.1:{port}",
+        "-target", f"127.0.0.1:{other}",
+    ]  # fmt: skip
+
+
+def _spawn(cmd: list[str], procs: list[subprocess.Popen], port: int, **kw) -> None:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    procs.append(proc)
+    _wait_port(port, proc)
+
+
+def run_once(
+    refpeer: str, end: str, scheme: str, variant: str, conns: int, echo: int, out_dir: str
+) -> int:
+    """Instructions of one run of the gostfast ``end`` under callgrind."""
+    port, peer, mport = tunnel.free_port(), tunnel.free_port(), tunnel.free_port()
+    out = os.path.join(out_dir, f"cg.{end}.{scheme}.{variant}.{conns}.{port}")
+    client_end = end == "client" and scheme != "tcp"
     cmd = [
-        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-        sys.executable, "-m", "gostfast", *_server_cmd(scheme, port, echo),
+        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+        "-m", "gostfast", *_gostfast_cmd(end, scheme, port, peer if client_end else echo),
     ]  # fmt: skip
     env = dict(os.environ)
     if variant == "metrics":
@@ -107,27 +132,22 @@ def run_once(refpeer: str, scheme: str, variant: str, conns: int, echo: int, out
         env["GOST_LOGGER_LEVEL"] = "warn"
     procs: list[subprocess.Popen] = []
     try:
-        server = subprocess.Popen(  # cwd: python -m would import a gostfast/ found there first
-            cmd, env=env, cwd=out_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        procs.append(server)
-        _wait_port(port, server)
-        client_cmd = _client_cmd(refpeer, scheme, entry, port)
-        if client_cmd is None:
-            entry = port
-        else:
-            client = subprocess.Popen(
-                client_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            procs.append(client)
-            _wait_port(entry, client)
+        if client_end:  # refpeer's server first: the gostfast client dials it
+            _spawn(_peer_cmd(refpeer, end, scheme, peer, echo), procs, peer)
+        # cwd: python -m would import a gostfast/ found there first
+        _spawn(cmd, procs, port, env=env, cwd=out_dir)
+        gostfast = procs[-1]
+        entry = port
+        if scheme != "tcp" and not client_end:
+            _spawn(_peer_cmd(refpeer, end, scheme, peer, port), procs, peer)
+            entry = peer
         _exchange(entry, conns)
         if variant == "metrics":
             with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=60) as r:
                 r.read()
         time.sleep(0.5)  # the last tunnels end (mws: the stream's FIN)
-        server.send_signal(signal.SIGTERM)
-        server.wait(180)
+        gostfast.send_signal(signal.SIGTERM)
+        gostfast.wait(180)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -146,10 +166,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--cases", default="tcp,ws,mws", help="comma-separated: tcp, ws, mws")
+    ap.add_argument(
+        "--end", default="server", help="comma-separated: server, client (the end counted)"
+    )
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--conns", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=1, help="pairs of runs per variant (median)")
     args = ap.parse_args()
+    bad = set(args.end.split(",")) - {"server", "client"}
+    if bad:
+        ap.error(f"--end: {', '.join(sorted(bad))}: each end is server or client")
     refpeer = tunnel.find_refpeer()
     echo_port = tunnel.free_port()
     echo = subprocess.Popen(
@@ -159,19 +185,23 @@ def main() -> None:
     try:
         _wait_port(echo_port, echo)
         with tempfile.TemporaryDirectory() as out_dir:
-            for scheme in args.cases.split(","):
+            for end, scheme in ((e, c) for e in args.end.split(",") for c in args.cases.split(",")):
                 base = None
                 for variant in args.variants.split(","):
                     counts = []
                     for _ in range(args.repeat):
-                        one = run_once(refpeer, scheme, variant, args.conns, echo_port, out_dir)
-                        two = run_once(refpeer, scheme, variant, 2 * args.conns, echo_port, out_dir)
+                        one = run_once(
+                            refpeer, end, scheme, variant, args.conns, echo_port, out_dir
+                        )
+                        two = run_once(
+                            refpeer, end, scheme, variant, 2 * args.conns, echo_port, out_dir
+                        )
                         counts.append((two - one) / args.conns)
                     per_conn = statistics.median(counts)
                     base = base or per_conn
                     spread = ", ".join(f"{c:.0f}" for c in counts)
                     print(
-                        f"{scheme:4s} {variant:8s} {per_conn:10.0f} instr/conn "
+                        f"{scheme:4s} {end:6s} {variant:8s} {per_conn:10.0f} instr/conn "
                         f"({per_conn / base:.3f}x of {args.variants.split(',')[0]})  runs: {spread}",
                         flush=True,
                     )

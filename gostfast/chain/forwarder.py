@@ -8,6 +8,7 @@ the forward handler and by the relay handler's forward mode.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -20,6 +21,15 @@ from gostfast.endpoint import Endpoint
 from gostfast.errors import DialError
 
 T = TypeVar("T")
+
+
+@functools.lru_cache(maxsize=1024)
+def _host_port(addr: str, name: str) -> tuple[str, int]:
+    """A node's (host, port), split once per address rather than once per connection
+    (the configuration checked it; a live update brings new addresses, the cache keeps
+    the last 1024)."""
+    host, port = split_host_port(addr, name)
+    return host, int(port)
 
 
 async def dial_forwarder(
@@ -35,9 +45,9 @@ async def dial_forwarder(
     handler passes a datagram tunnel's)."""
     errors = []
     for node in forwarder.order():
-        host, port = split_host_port(node.addr, node.name)
+        host, port = _host_port(node.addr, node.name)
         try:
-            upstream = await (dial or router.dial)(host, int(port))
+            upstream = await (dial or router.dial)(host, port)
         except DialError as exc:
             forwarder.mark_failed(node)
             errors.append(str(exc))

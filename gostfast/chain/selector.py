@@ -67,8 +67,11 @@ class Selector(Generic[T]):
     def order(self, exclude: Callable[[T], bool] | None = None) -> list[T]:
         """All items in the order to try them: healthy ones by strategy (backups after the
         others), then the rest; without those ``exclude`` rejects (a node's bypass)."""
-        now = time.monotonic()
         n = len(self.items)
+        if n == 1:  # one node (a plain -F or forward target): every strategy gives it
+            item = self.items[0]
+            return [] if exclude is not None and exclude(item) else [item]
+        now = time.monotonic()
         strategy = self.config.strategy
         if strategy == "round":
             start = self._next % n
