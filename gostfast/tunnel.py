@@ -77,8 +77,7 @@ class Tunnel:
         if m is None:
             self._series = None
         else:
-            self._series = m.client(service, ep.client_ip)
-            self._series.started()
+            self._series = m.request_started(service, ep.client_ip)
 
     def dialling(self, target: str, route: str) -> None:
         """The router is reaching ``target`` by ``route`` (the last attempt is kept)."""

@@ -74,9 +74,9 @@ def _sample(m: Metrics, name: str, **labels) -> float | None:
 
 def test_hooks_count_nothing_until_a_flush_then_exactly_what_happened() -> None:
     m = Metrics()
-    c = m.client("svc", "10.0.0.1")
     for _ in range(3):
-        c.started()
+        c = m.request_started("svc", "10.0.0.1")
+    assert c is m.client("svc", "10.0.0.1")
     c.ended(False, 0.003, 100, 7)
     c.ended(True, 0.3, 5, 0)
     m.client("svc", "10.0.0.2").transferred(11, 13)  # bytes of a proxied client's peer
@@ -101,7 +101,7 @@ def test_hooks_count_nothing_until_a_flush_then_exactly_what_happened() -> None:
     assert _sample(m, "gostfast_service_tunnels_open", service="svc") == 1
     assert _sample(m, "gost_chain_node_connect_duration_seconds_count", node="node-0") == 1
     # a second flush adds only what came after the first
-    c.started()
+    m.request_started("svc", "10.0.0.1")
     c.ended(False, 0.001, 1, 1)
     svc.tunnels_open -= 1
     svc._touch()
@@ -117,9 +117,8 @@ def test_hooks_count_nothing_until_a_flush_then_exactly_what_happened() -> None:
 
 def test_a_series_is_queued_for_the_flush_once_however_often_it_counts() -> None:
     m = Metrics()
-    c = m.client("svc", "10.0.0.1")
     for _ in range(50):
-        c.started()
+        c = m.request_started("svc", "10.0.0.1")
         c.ended(False, 0.001, 1, 1)
     assert len(m.dirty) == 2  # the client's series and its service's
     assert metrics.FLUSH_PERIOD > 0
