@@ -23,7 +23,10 @@ Instructions are not time (a cache miss costs more than an add), but for a
 change that adds Python work to a path, the instruction ratio is that work.
 Not per MiB: how many bytes one read brings depends on how far the slowed
 server falls behind, so the count per MiB moved by 40 % between two runs of
-the same tree; the throughput rows are bench/tunnel.py's.
+the same tree; the throughput rows are bench/tunnel.py's. Each pair of runs has one
+``PYTHONHASHSEED`` (``--repeat K``: seeds 0 .. K-1, the median): with a random
+seed per process the start-up alone moved ~1M instructions between the two
+runs of a pair, ~10k per connection at ``--conns 100``.
 
     python bench/instructions.py --cases tcp,ws,mws [--conns 400] [--variants base,metrics]
     python bench/instructions.py --end server,client --cases ws,mws --variants base,warn
@@ -115,7 +118,14 @@ def _spawn(cmd: list[str], procs: list[subprocess.Popen], port: int, **kw) -> No
 
 
 def run_once(
-    refpeer: str, end: str, scheme: str, variant: str, conns: int, echo: int, out_dir: str
+    refpeer: str,
+    end: str,
+    scheme: str,
+    variant: str,
+    conns: int,
+    echo: int,
+    out_dir: str,
+    seed: int = 0,
 ) -> int:
     """Instructions of one run of the gostfast ``end`` under callgrind."""
     port, peer, mport = tunnel.free_port(), tunnel.free_port(), tunnel.free_port()
@@ -125,7 +135,13 @@ def run_once(
         "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
         "-m", "gostfast", *_gostfast_cmd(end, scheme, port, peer if client_end else echo),
     ]  # fmt: skip
-    env = dict(os.environ)
+    # a fixed hash seed for both runs of a pair: string hashes decide how far each of
+    # the millions of dict lookups at start-up probes, so with a random seed per process
+    # the start-up cost moved by ~1M instructions between the N and the 2N run (~10k
+    # per connection at --conns 100, a 5 % "metrics cost" that seeded reruns did not
+    # show); the layout a seed gives also moves the per-connection cost by ~1-3 %, so
+    # --repeat takes a new seed for each pair and reports the median
+    env = dict(os.environ, PYTHONHASHSEED=str(seed))
     if variant == "metrics":
         cmd.append(f"-metrics=127.0.0.1:{mport}")
     if variant == "warn":
@@ -171,7 +187,12 @@ def main() -> None:
     )
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--conns", type=int, default=300)
-    ap.add_argument("--repeat", type=int, default=1, help="pairs of runs per variant (median)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="pairs of runs per variant, hash seeds 0, 1, ... (the median)",
+    )
     args = ap.parse_args()
     bad = set(args.end.split(",")) - {"server", "client"}
     if bad:
@@ -189,12 +210,10 @@ def main() -> None:
                 base = None
                 for variant in args.variants.split(","):
                     counts = []
-                    for _ in range(args.repeat):
-                        one = run_once(
-                            refpeer, end, scheme, variant, args.conns, echo_port, out_dir
-                        )
-                        two = run_once(
-                            refpeer, end, scheme, variant, 2 * args.conns, echo_port, out_dir
+                    for seed in range(args.repeat):
+                        one, two = (
+                            run_once(refpeer, end, scheme, variant, n, echo_port, out_dir, seed)
+                            for n in (args.conns, 2 * args.conns)
                         )
                         counts.append((two - one) / args.conns)
                     per_conn = statistics.median(counts)
