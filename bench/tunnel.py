@@ -12,7 +12,8 @@ within a round alternates (gostfast then baseline, then baseline then
 gostfast, ...): on a small VM whoever runs first in a round was measured up to
 ~8 % slower (an A/A run, the same topology on both sides), so a fixed order
 biased every ratio one way. Each figure is the median of the rounds; the ratio
-is gostfast / baseline; use an even number of rounds. Loopback only; every process is
+is gostfast / baseline (of those medians), and ``paired`` the median of each round's
+own ratio, which cancels drift over the run; use an even number of rounds. Loopback only; every process is
 stopped at the end.
 
 A case is a pair of topologies (lists of commands with {port} placeholders and
@@ -533,6 +534,22 @@ def main() -> int:
         return run(args)
 
 
+def paired_ratios(runs: dict[str, list[dict[str, float]]]) -> dict[str, float]:
+    """The median over rounds of each round's own gostfast / baseline ratio.
+
+    Why beside the ratio of medians: the two measurements of one round are seconds
+    apart, so whatever else slows the machine for a minute slows both; a per-round
+    ratio cancels that drift, which the ratio of two medians taken over the whole
+    run does not (on this VM the conn/s rows drift 8-9 % within a run)."""
+    out: dict[str, float] = {}
+    pairs = list(zip(runs["subject"], runs["baseline"], strict=True))
+    for k in runs["subject"][0] if pairs else ():
+        per_round = [s[k] / b[k] for s, b in pairs if b.get(k)]
+        if per_round:
+            out[k] = statistics.median(per_round)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     """Measure every case asked for and print the medians and ratios."""
     if args.cpus:
@@ -584,6 +601,7 @@ def run(args: argparse.Namespace) -> int:
                 "baseline": case.baseline.label,
                 "median": med,
                 "ratio": ratio,
+                "paired": paired_ratios(runs),
                 "runs": runs,
             }
     finally:
@@ -597,6 +615,7 @@ def run(args: argparse.Namespace) -> int:
         for k in r["median"]["subject"]:
             print(
                 f"  {k:<24} {r['median']['subject'][k]:>10.1f} {r['median']['baseline'][k]:>10.1f}   ratio {r['ratio'].get(k, float('nan')):.2f}"
+                f"   paired {r['paired'].get(k, float('nan')):.2f}"
             )
     if args.json:
         machine = {
