@@ -210,8 +210,8 @@ IPERF_RUNS = int(os.environ.get("GOSTFAST_IPERF_RUNS", "5"))  # 100 for the issu
 #: with smux (refpeer) at one end no credits flow, so the v1 hazard is smux's own: loops
 #: hang in 0.5-3% of runs (a refpeer pair: 0/300 beside them), since in a mixed pair the
 #: receiving end is the slower one and its websocket's receive queue, ahead of the results,
-#: grows to 2-33 MB (a refpeer pair's: under 0.9 MB). The overdraft lowered the gostfast
-#: receiver's rate (12/900 before, 6/1200 with it), not to 0 (docs/smux-protocol.md section 12)
+#: grows to 2-33 MB (a refpeer pair's: under 0.9 MB). With the overdraft a gostfast receiver
+#: hung 8/1500 (before: 12/1200, within chance of it; docs/smux-protocol.md section 12)
 SMUX_V1_HAZARD = pytest.mark.xfail(
     strict=False,
     reason="smux v1 with a smux peer has no per-stream bound: a run can hang when iperf3 "
