@@ -6,10 +6,13 @@ the wire and differs inside only where callbacks replace goroutines:
 * Receiving: frames from the shared connection go straight to each stream's
   sink (the relay) in the arrival callback. A stream whose reader is paused
   (its relay's destination is full) queues payloads; queued bytes are
-  charged to the session-wide budget (``max_receive_buffer``), and when that
-  is spent the shared connection stops reading until streams drain, exactly
-  smux's bucket (in v1 with a smux peer this blocks every stream behind unread
-  ones, as in smux: docs/smux-protocol.md section 12). Bytes handed to a sink
+  charged to the session-wide budget (``max_receive_buffer``). When that is
+  spent the shared connection stops reading until streams drain, as smux's
+  bucket, unless some open stream's reader still takes data: then it goes on
+  until one more ``max_receive_buffer`` is held (the overdraft; at most twice
+  the budget per session), so a reply queued behind unread streams' frames
+  still arrives more often (in v1 with a smux peer nothing bounds those frames:
+  docs/smux-protocol.md section 12). Bytes handed to a sink
   count as read: that is what v2 UPD frames report (after the first read, then
   every ``max_stream_buffer/2``) and what v1 credits count.
 * Sending: PSH frames go out at once while they fit (backpressure comes from
@@ -188,7 +191,10 @@ class Stream(Endpoint):
     def _on_fin(self) -> None:
         if self._fin_received:
             return
+        was = self._takes()
         self._fin_received = True
+        if was:
+            self.session._taker_lost()
         if not self._pending:
             self._feed_eof()
         if self._fin_sent:
@@ -311,14 +317,25 @@ class Stream(Endpoint):
         return self._sendq_bytes + self.session.conn.get_write_buffer_size()
 
     # ------------------------------------------------------------- reading
+    def _takes(self) -> bool:
+        """Whether a payload for this stream now would reach its reader (Session._takers)."""
+        return not (self._reading_paused or self._fin_received or self._gone)
+
     def pause_reading(self) -> None:
+        if self._reading_paused:
+            return
+        was = self._takes()
         self._reading_paused = True
+        if was:
+            self.session._taker_lost()
 
     def resume_reading(self) -> None:
         if not self._reading_paused:
             return
         self._reading_paused = False
         s = self.session
+        if self._takes():
+            s._taker_gained()
         while self._pending and not self._reading_paused:
             payload = self._pending.popleft()
             if payload is self._tail:  # handed on: nothing may join (resize) it now
@@ -366,6 +383,9 @@ class Session:
         self.peer_credits = False
         self._credits = bytearray()  # credit NOPs due, sent in one write per received chunk
         self._bucket = config.max_receive_buffer
+        #: open streams whose reader takes data now (not paused, no FIN received): while
+        #: one does, a spent budget may overdraw by one more max_receive_buffer (_charge)
+        self._takers = 0
         self._conn_read_paused = False
         self._conn_write_paused = False
         self._resume_turn = 0  # where on_write_resumed starts next (fairness)
@@ -398,6 +418,7 @@ class Session:
         self._next_id = sid
         st = Stream(self, sid)
         self.streams[sid] = st
+        self._takers += 1
         self._send(smux.encode_syn(self.version, sid))
         if self._conn_write_paused:
             st._write_paused()
@@ -406,7 +427,10 @@ class Session:
     def _forget(self, st: Stream) -> None:
         if self.streams.get(st.sid) is st:
             del self.streams[st.sid]
+        was = st._takes()
         st._gone = True
+        if was:
+            self._taker_lost()
         st._drop_pending()
         if self.draining and not self.streams:
             asyncio.get_running_loop().call_soon(self._close_if_idle)
@@ -493,6 +517,7 @@ class Session:
             self._junk_run = 0
             st = Stream(self, sid)
             self.streams[sid] = st
+            self._takers += 1
             if self._conn_write_paused:
                 st._write_paused()
             if self.on_stream is not None:
@@ -547,11 +572,42 @@ class Session:
     # ---------------------------------------------------------- the budget
     def _charge(self, n: int) -> None:
         self._bucket -= n
-        if self._bucket <= 0 and not self._conn_read_paused:
-            self._conn_read_paused = True
-            self.conn.pause_reading()
-            if self.version == 1 and self.peer_credits:
-                self._lift_windows()
+        if self._bucket <= 0 and not self._conn_read_paused and not self._may_read():
+            self._stop_reading()
+
+    def _may_read(self) -> bool:
+        """Whether the connection may be read with the budget where it is: the overdraft.
+
+        Within the budget, always. Once it is spent, only while some open stream's
+        reader can take data, and until one more ``max_receive_buffer`` is held: the
+        frames for that stream (iperf3 -R's control stream, its results) may sit behind
+        more of the paused streams' frames than the budget holds, and a smux v1 peer
+        bounds nothing per stream (docs/smux-protocol.md section 12). Every stream
+        paused: no frame read now can reach a reader, so reading stops at once, as
+        smux's ``recvLoop``. Memory: at most twice the budget per session.
+        """
+        b = self._bucket
+        return b > 0 or (self._takers > 0 and b > -self.config.max_receive_buffer)
+
+    def _stop_reading(self) -> None:
+        self._conn_read_paused = True
+        self.conn.pause_reading()
+        if self.version == 1 and self.peer_credits:
+            self._lift_windows()
+
+    def _taker_lost(self) -> None:
+        self._takers -= 1
+        if not self._takers and self._bucket <= 0 and not self._conn_read_paused:
+            self._stop_reading()  # the overdraft was for a stream that now takes nothing
+
+    def _taker_gained(self) -> None:
+        self._takers += 1
+        if self._conn_read_paused and self._may_read():
+            self._start_reading()
+
+    def _start_reading(self) -> None:
+        self._conn_read_paused = False
+        self.conn.resume_reading()
 
     def _lift_windows(self) -> None:
         """v1 credits while the budget stops our reading: send as smux v1 does, unwindowed.
@@ -570,9 +626,8 @@ class Session:
 
     def _refund(self, n: int) -> None:
         self._bucket += n
-        if self._bucket > 0 and self._conn_read_paused:
-            self._conn_read_paused = False
-            self.conn.resume_reading()
+        if self._conn_read_paused and self._may_read():
+            self._start_reading()
 
     # --------------------------------------------------------------- output
     def _send(self, frame) -> None:
@@ -603,7 +658,7 @@ class Session:
         if self.closed:
             return
         timeout = self.config.keepalive_timeout
-        if not self._data_ready and self._bucket > 0:
+        if not self._data_ready and not self._conn_read_paused:
             self._fail(f"keepalive timeout: no frame for {timeout:g}s")
             return
         self._data_ready = False

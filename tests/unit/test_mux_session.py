@@ -553,9 +553,59 @@ def test_v2_session_ignores_stream_nops(smux):
 
 
 def test_session_bucket_pauses_the_shared_connection_and_resumes(smux):
+    """Every open stream paused: reading stops as soon as the budget is spent (smux's
+    recvLoop), other streams' frames wait behind, and the reader's resume frees them."""
+
     async def main():
         conn, peer = await endpoints()
-        rec3, rec5 = Recorder(), Recorder()
+        s, streams, rec = recording_server(
+            conn, SmuxConfig(max_receive_buffer=256 * 1024, **QUIET), paused=True
+        )
+        chunk = bytes(range(256)) * 128  # 32768
+        peer.write(smux.encode_syn(1, 3) + smux.encode_syn(1, 5))
+        for _ in range(8):  # exactly 256 KiB for stream 3
+            peer.write(bytes(smux.encode_data(1, 3, chunk, 32768)))
+        await until(
+            lambda: conn.transport is not None and not conn.transport.is_reading(),
+            what="the shared connection to pause reading",
+        )
+        assert streams[3]._pending_bytes == 256 * 1024 and s._bucket == 0
+        assert rec.data == b""
+        # head-of-line: stream 5's data waits in the socket meanwhile (5 is paused too)
+        peer.write(bytes(smux.encode_data(1, 5, b"after", 32768)))
+        await asyncio.sleep(0.3)
+        assert streams[5]._pending_bytes == 0 and not conn.transport.is_reading()
+        streams[3].resume_reading()  # the paused stream reads: everything flows again
+        await until(lambda: streams[5]._pending_bytes == 5, what="stream 5's data")
+        assert conn.transport.is_reading()
+        assert rec.data == chunk * 8
+        assert streams[3]._pending_bytes == 0
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_a_stream_that_takes_data_lets_the_budget_overdraw_once(smux):
+    """The overdraft (issue 19): while another open stream's reader takes data, a spent
+    budget keeps the connection read until one more max_receive_buffer is held, so a
+    reply behind the unread streams' frames still gets through; then reading stops.
+    It stops at once when the last such stream pauses or gets FIN, and resumes when
+    one takes data again while the overdraft has room."""
+
+    class Sipping(Recorder):
+        """Pauses its stream again after each payload while ``sip`` is set."""
+
+        sip = False
+
+        def on_data(self, ep, data) -> None:
+            super().on_data(ep, data)
+            if self.sip:
+                ep.pause_reading()
+
+    async def main():
+        conn, peer = await endpoints()
+        rec3, rec5 = Sipping(), Recorder()
         streams = {}
 
         def on_stream(st):
@@ -564,29 +614,44 @@ def test_session_bucket_pauses_the_shared_connection_and_resumes(smux):
             if st.sid == 3:
                 st.pause_reading()
 
-        cfg = SmuxConfig(max_receive_buffer=256 * 1024, max_stream_buffer=65536, **QUIET)
+        budget = 256 * 1024
+        cfg = SmuxConfig(max_receive_buffer=budget, **QUIET)
         s = Session(conn, cfg, client=False, on_stream=on_stream)
         chunk = bytes(range(256)) * 128  # 32768
+        reading = lambda: conn.transport.is_reading()  # noqa: E731
         peer.write(smux.encode_syn(1, 3) + smux.encode_syn(1, 5))
-        for _ in range(8):  # exactly 256 KiB for the paused stream
+        for _ in range(8):  # the budget, spent on stream 3
             peer.write(bytes(smux.encode_data(1, 3, chunk, 32768)))
-        await until(
-            lambda: conn.transport is not None and not conn.transport.is_reading(),
-            what="the shared connection to pause reading",
-        )
-        assert streams[3]._pending_bytes == 256 * 1024
-        assert rec3.data == b""
-        # head-of-line: another stream's data waits in the socket meanwhile
-        peer.write(bytes(smux.encode_data(1, 5, b"after", 32768)))
+        peer.write(bytes(smux.encode_data(1, 5, b"reply", 32768)))  # behind them
+        await until(lambda: rec5.data == b"reply", what="stream 5's reply past the budget")
+        assert s._bucket == 0 and reading()
+        for _ in range(7):  # 7/8 of the overdraft
+            peer.write(bytes(smux.encode_data(1, 3, chunk, 32768)))
+        peer.write(bytes(smux.encode_data(1, 5, b"two", 32768)))
+        await until(lambda: rec5.data == b"replytwo", what="stream 5's second reply")
+        assert s._bucket == -7 * 32768 and reading()
+        peer.write(bytes(smux.encode_data(1, 3, chunk, 32768)))  # the overdraft's last
+        await until(lambda: not reading(), what="reading to stop at twice the budget")
+        assert s._bucket == -budget and streams[3]._pending_bytes == 2 * budget
+        peer.write(bytes(smux.encode_data(1, 5, b"late", 32768)))
         await asyncio.sleep(0.3)
-        assert rec5.data == b""
-        assert not conn.transport.is_reading()
-        # the paused stream reads: everything flows again
-        streams[3].resume_reading()
-        await until(lambda: rec5.data == b"after", what="stream 5's data")
-        assert conn.transport.is_reading()
-        assert rec3.data == chunk * 8
-        assert streams[3]._pending_bytes == 0
+        assert rec5.data == b"replytwo"  # held in the socket: the session holds 2x at most
+        # stream 3 reads some: the overdraft has room again, and stream 5 takes data
+        rec3.sip = True
+        streams[3].resume_reading()  # delivers one payload, then pauses again
+        await until(lambda: rec5.data == b"replytwolate", what="stream 5 after a refund")
+        assert reading() and s._bucket > -budget
+        # stream 5 pauses: no open stream takes data, so reading stops at once
+        streams[5].pause_reading()
+        assert not reading()
+        streams[5].resume_reading()  # takes again: the overdraft has room, reading resumes
+        assert reading()
+        peer.write(smux.encode_fin(1, 5))  # no more for 5: no one takes, reading stops
+        await until(lambda: not reading(), what="reading to stop after stream 5's FIN")
+        rec3.sip = False
+        streams[3].resume_reading()  # everything queued is delivered: the budget refills
+        assert reading() and s._bucket == budget
+        assert rec3.data == chunk * 16
         s.close()
         close_all(peer)
 
@@ -610,7 +675,8 @@ def test_closing_a_paused_stream_refunds_the_bucket(smux):
         cfg = SmuxConfig(max_receive_buffer=65536, max_stream_buffer=65536, **QUIET)
         s = Session(conn, cfg, client=False, on_stream=on_stream)
         peer.write(smux.encode_syn(1, 3) + smux.encode_syn(1, 5))
-        peer.write(bytes(smux.encode_data(1, 3, b"p" * 65536, 32768)))
+        # the budget and its overdraft (stream 5 takes data), all for stream 3
+        peer.write(bytes(smux.encode_data(1, 3, b"p" * 131072, 32768)))
         await until(lambda: not conn.transport.is_reading(), what="pause")
         peer.write(bytes(smux.encode_data(1, 5, b"next", 32768)))
         streams[3].close()  # never read: its queued bytes go back to the bucket
