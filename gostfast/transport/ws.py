@@ -598,7 +598,9 @@ async def ws_handshake(
         raise HandshakeError(f"ws {addr}: {exc}") from None
     raw.write(b"%s%s%s" % (prefix, key.encode("ascii"), suffix))
     try:
-        head = await within(options.handshake_timeout, raw.readuntil(b"\r\n\r\n", http1.MAX_HEAD))
+        read = raw.readuntil(b"\r\n\r\n", http1.MAX_HEAD)
+        limit = options.handshake_timeout  # GOST's default, 0: none, so no within() frame
+        head = await (within(limit, read) if limit > 0 else read)
         if wshandshake.is_plain_accept(head, key):  # what gorilla and gostfast answer
             compress = False
         else:
