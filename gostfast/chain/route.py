@@ -26,7 +26,7 @@ from gostfast.config.model import NodeLabels
 from gostfast.config.url import join_host_port
 from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.errors import PEER_FAULTS, DialError
-from gostfast.timeouts import within
+from gostfast.timeouts import HAS_UNCANCEL, Deadline, within
 from gostfast.udp.direct import DirectPacket
 from gostfast.udp.packet import PacketTunnel
 
@@ -44,11 +44,20 @@ def dial_host(host: str) -> str:
     return host or "127.0.0.1"
 
 
-async def tcp_connect(host: str, port: int, timeout: float | None = CONNECT_TIMEOUT) -> TCPEndpoint:
-    """A TCP endpoint connected to host:port (TCP_NODELAY on), or DialError."""
+async def tcp_connect(
+    host: str, port: int, timeout: float | None = CONNECT_TIMEOUT, deadline: Deadline | None = None
+) -> TCPEndpoint:
+    """A TCP endpoint connected to host:port (TCP_NODELAY on), or DialError.
+
+    ``deadline``: the route's, which bounds this connect by ``timeout`` too,
+    without a timer of its own."""
     loop = asyncio.get_running_loop()
+    connect = loop.create_connection(TCPEndpoint, dial_host(host), port)
     try:
-        _, ep = await within(timeout, loop.create_connection(TCPEndpoint, dial_host(host), port))
+        if deadline is None:
+            _, ep = await within(timeout, connect)
+        else:
+            _, ep = await deadline.step(timeout, connect)
     except (OSError, asyncio.TimeoutError) as exc:
         reason = (
             exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc) or "timed out")
@@ -155,23 +164,36 @@ class Router:
             tunnel.dialling(target, _route_text(nodes) if nodes else "")
         if not nodes:
             return await tcp_connect(host, port, self.direct_timeout)
+        last = len(nodes) - 1
+        timeout = self.timeout
         try:
-            return await within(self.timeout, self._connect_via(nodes, len(nodes) - 1, host, port))
+            if timeout is None or timeout <= 0 or not HAS_UNCANCEL:
+                return await within(timeout, self._connect_via(nodes, last, host, port, None))
+            # one timer for the route and its first TCP connect (timeouts.Deadline)
+            deadline = Deadline(timeout, CONNECT_TIMEOUT)
+            try:
+                return await self._connect_via(nodes, last, host, port, deadline)
+            except asyncio.CancelledError:
+                if deadline.timed_out():
+                    raise asyncio.TimeoutError from None
+                raise
+            finally:
+                deadline.close()
         except asyncio.TimeoutError:
             route = _route_text(nodes)
             raise DialError(
                 f"dial {host}:{port} via {route}: no answer within {self.timeout:g}s"
             ) from None
 
-    async def _open_hop(self, nodes: list[Node], i: int) -> Endpoint:
+    async def _open_hop(self, nodes: list[Node], i: int, deadline: Deadline | None) -> Endpoint:
         node = nodes[i]
 
         host = (node.hosts.lookup(node.host) if node.hosts else None) or node.host
 
         async def open_raw() -> Endpoint:
             if i == 0:
-                return await tcp_connect(host, node.port)
-            return await self._connect_via(nodes, i - 1, host, node.port)
+                return await tcp_connect(host, node.port, CONNECT_TIMEOUT, deadline)
+            return await self._connect_via(nodes, i - 1, host, node.port, deadline)
 
         start = time.monotonic()
         try:
@@ -191,7 +213,7 @@ class Router:
         """Every hop up to the last node's transport: GOST's chainRoute.connect, whose
         failures are its chain errors (labelled with the route's first node, as GOST)."""
         try:
-            return await self._open_hop(nodes, len(nodes) - 1)
+            return await self._open_hop(nodes, len(nodes) - 1, None)
         except Exception:
             self._chain_error(nodes)
             raise
@@ -201,15 +223,17 @@ class Router:
         if m is not None:
             m.chain_error(self.chain_name, nodes[0].name)
 
-    async def _connect_via(self, nodes: list[Node], i: int, host: str, port: int) -> Endpoint:
+    async def _connect_via(
+        self, nodes: list[Node], i: int, host: str, port: int, deadline: Deadline | None
+    ) -> Endpoint:
         if i == len(nodes) - 1:  # _open_route's work inline: one coroutine less per dial
             try:
-                ep = await self._open_hop(nodes, i)
+                ep = await self._open_hop(nodes, i, deadline)
             except Exception:
                 self._chain_error(nodes)
                 raise
         else:
-            ep = await self._open_hop(nodes, i)
+            ep = await self._open_hop(nodes, i, deadline)
         node = nodes[i]
         try:
             return await node.connector.connect(ep, host, port)

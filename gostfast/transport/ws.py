@@ -245,8 +245,7 @@ class _Upgrade:
         self.buf = bytearray()
         self.timer: asyncio.TimerHandle | None = None
         self._waiter: asyncio.Future | None = None
-        o = listener.spec.options
-        limit = _shorter(o.handshake_timeout, o.read_header_timeout)
+        limit = listener._upgrade_limit
         if limit is not None:
             self.timer = asyncio.get_running_loop().call_later(limit, self._timed_out)
         listener._upgrading.add(self)
@@ -352,6 +351,10 @@ class WSListener(Listener[WSListenerOptions]):
         self._pending: set[asyncio.Task] = set()
         self._upgrading: set[_Upgrade] = set()
         o = spec.options
+        #: handshakeTimeout and readHeaderTimeout, the shorter (one timer per upgrade)
+        self._upgrade_limit = _shorter(o.handshake_timeout, o.read_header_timeout)
+        #: GOST's own upgrade request to this path, answered without a parse
+        self._plain_key = wshandshake.plain_request_matcher(o.path)
         self._extra = list((o.header or {}).items())
         for name, _ in self._extra:  # fail at start, not on the first client
             if not http1.is_token(name):
@@ -386,6 +389,12 @@ class WSListener(Listener[WSListenerOptions]):
 
     def _serve_head(self, ep: TCPEndpoint, head: bytes, on_accept) -> None:
         """Answer one complete request head: the 101 and a websocket, or an error response."""
+        plain = self._plain_key
+        key = plain(head) if plain is not None else None
+        if key is not None:  # what GOST's (gorilla's) dialer sends: valid, no proxy, no deflate
+            ep.write(wshandshake.build_server_response(key, self._extra))
+            self._open_ws(ep, False, ep.peer, ep.client_ip, on_accept)
+            return
         o = self.spec.options
         try:
             req = http1.parse_request(head)
@@ -424,16 +433,25 @@ class WSListener(Listener[WSListenerOptions]):
             return
         compress = o.enable_compression and wshandshake.offers_deflate(req)
         ep.write(wshandshake.build_server_response(key, self._extra, compress))
+        self._open_ws(
+            ep, compress, client_address(req, ep.peer), forwarded or ep.client_ip, on_accept
+        )
+
+    def _open_ws(
+        self, ep: TCPEndpoint, compress: bool, peer: str, client_ip: str, on_accept
+    ) -> None:
+        """The 101 is written: the websocket over ``ep``, handed on."""
+        o = self.spec.options
         ws = ws_endpoint_class(compress)(
             ep,
             is_server=True,
             max_message_size=o.max_message_size,
             max_frame_size=o.write_buffer_size,
-            peer=client_address(req, ep.peer),
+            peer=peer,
         )
         # for logs and handlers: the client a proxy in front named, else the TCP peer;
         # limiters key on ``peer_ip`` (the TCP peer), which a header cannot choose
-        ws.client_ip = forwarded or ep.client_ip
+        ws.client_ip = client_ip
         self._accepted_ws(ws, on_accept)
 
     def _accepted_ws(self, ws: Endpoint, on_accept: Callable[[Endpoint], None]) -> None:
@@ -580,7 +598,9 @@ async def ws_handshake(
         raise HandshakeError(f"ws {addr}: {exc}") from None
     raw.write(b"%s%s%s" % (prefix, key.encode("ascii"), suffix))
     try:
-        head = await within(options.handshake_timeout, raw.readuntil(b"\r\n\r\n", http1.MAX_HEAD))
+        read = raw.readuntil(b"\r\n\r\n", http1.MAX_HEAD)
+        limit = options.handshake_timeout  # GOST's default, 0: none, so no within() frame
+        head = await (within(limit, read) if limit > 0 else read)
         if wshandshake.is_plain_accept(head, key):  # what gorilla and gostfast answer
             compress = False
         else:

@@ -254,6 +254,100 @@ def test_server_accepts_gost_client_request():
     assert hs.check_server_request(req, True) == RFC_KEY
 
 
+# what refpeer's client (gorilla v1.5.3) sent, captured on a socket
+_GORILLA_HEAD = (
+    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:54659\r\nUser-Agent: Go-http-client/1.1\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: OQUFF+d9v+U/AAAf+UHefA==\r\n"
+    b"Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n\r\n"
+)
+
+
+def test_plain_request_is_what_gost_and_gorilla_send():
+    plain = hs.plain_request_matcher("/ws")
+    assert plain(_GORILLA_HEAD) == "OQUFF+d9v+U/AAAf+UHefA=="
+    assert plain(hs.build_client_request("h:1", "/ws", RFC_KEY)) == RFC_KEY
+    assert hs.plain_request_matcher("/a b")(hs.build_client_request("h", "/a b", RFC_KEY))
+    # anything else takes the full parse
+    assert plain(hs.build_client_request("h:1", "/ws", RFC_KEY, compress=True)) is None
+    assert plain(hs.build_client_request("h:1", "/ws", RFC_KEY, [("X-Real-IP", "1.2.3.4")])) is None
+    assert plain(hs.build_client_request("h:1", "/wss", RFC_KEY)) is None
+    assert plain(_GORILLA_HEAD.replace(b"Host: 127", b"Host: \x7f127")) is None
+    assert plain(_GORILLA_HEAD + b"\r\n") is None
+    assert plain(_GORILLA_HEAD.replace(b"fA==", b"fB==")) is None  # not canonical base64
+    # a path whose own request does not route to it (Go redirects it): no fast path
+    assert hs.plain_request_matcher("/a/../ws") is None
+
+
+_HEAD_PARTS = [
+    b"GET",
+    b" ",
+    b"/ws",
+    b"/ws/",
+    b"/w%73",
+    b" HTTP/1.1\r\n",
+    b" HTTP/1.0\r\n",
+    b"Host: ",
+    b"h:1",
+    b" ",
+    b"\t",
+    b"\x80",
+    b"\x01",
+    b"\r\n",
+    b"\n",
+    b"User-Agent: Go-http-client/1.1\r\n",
+    b"Connection: Upgrade\r\n",
+    b"Connection: close\r\n",
+    b"Sec-WebSocket-Key: ",
+    RFC_KEY.encode(),
+    b"OQUFF+d9v+U/AAAf+UHefA==",
+    b"OQUFF+d9v+U/AAAf+UHefB==",
+    b"OQUFF+d9v+U/AAAf+UHefA=",
+    b"=",
+    b"Sec-WebSocket-Version: 13\r\n",
+    b"Sec-WebSocket-Version: 8\r\n",
+    b"Upgrade: websocket\r\n",
+    b"X-Forwarded-For: 1.2.3.4\r\n",
+    b"Sec-WebSocket-Extensions: permessage-deflate\r\n",
+    b"\r\n",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    path=st.sampled_from(["/ws", "/ws/", "/ws s", "ws"]),
+    swap=st.lists(st.tuples(st.integers(0, 12), st.sampled_from(_HEAD_PARTS)), max_size=4),
+    host=st.binary(max_size=12),
+    key=st.binary(min_size=16, max_size=16),
+)
+def test_plain_request_agrees_with_the_full_parse(path, swap, host, key):
+    """Whatever head the fast path takes, the full parse and gorilla's checks take it
+    too, with the same key, no forwarded client and no deflate offer; and GOST's own
+    request to the path is always taken."""
+    from gostfast.transport.ws import forwarded_ip
+
+    plain = hs.plain_request_matcher(path)
+    k = hs.make_key(key)
+    host_text = host.decode("latin-1")
+    if all(0x21 <= b <= 0x7E for b in host) and host:
+        assert plain(hs.build_client_request(host_text, path, k)) == k
+    # a near miss: GOST's request with a few of its pieces replaced or added
+    pieces = hs.build_client_request("h:1", path, k).split(b"\r\n")
+    pieces = [p + b"\r\n" for p in pieces[:-1]]
+    for at, part in swap:
+        if at < len(pieces) and at % 2:
+            pieces[at] = part
+        else:
+            pieces.insert(min(at, len(pieces)), part)
+    for head in (b"".join(pieces), b"".join(pieces).replace(b"h:1", host)):
+        got = plain(head)
+        if got is None:
+            continue
+        req = http1.parse_request(head)
+        assert hs.check_server_request(req, hs.path_matches(path, req.target)) == got
+        assert forwarded_ip(req) == ""
+        assert not hs.offers_deflate(req)
+
+
 def _rejected(req, matches=True) -> HandshakeRejected:
     with pytest.raises(HandshakeRejected) as info:
         hs.check_server_request(req, matches)
