@@ -139,8 +139,9 @@ def run_once(
     # the millions of dict lookups at start-up probes, so with a random seed per process
     # the start-up cost moved by ~1M instructions between the N and the 2N run (~10k
     # per connection at --conns 100, a 5 % "metrics cost" that seeded reruns did not
-    # show); the layout a seed gives also moves the per-connection cost by ~1-3 %, so
-    # --repeat takes a new seed for each pair and reports the median
+    # show); --repeat takes a new seed for each pair and reports the median (seeds 0, 1,
+    # 2 of one tree gave 411,439 / 412,566 / 412,158 for the ws client: the per-connection
+    # cost itself barely depends on the seed)
     env = dict(os.environ, PYTHONHASHSEED=str(seed))
     if variant == "metrics":
         cmd.append(f"-metrics=127.0.0.1:{mport}")
