@@ -90,10 +90,7 @@ class Tunnel:
     def relaying(self, opened: bool) -> None:
         series = self._series
         if series is not None:
-            s = series.service
-            s.tunnels_open += 1 if opened else -1
-            if not s.dirty:
-                s._touch()
+            series.relaying(opened)
 
     def end(self) -> None:
         seconds = time.monotonic() - self.start

@@ -10,8 +10,10 @@ Why counts are plain ints first: a prometheus_client ``inc()`` takes a lock
 (and under ``--workers`` writes an mmap file), ``labels()`` hashes the labels,
 ``observe()`` walks the buckets in Python: about 4 us per tunnel in all, on a
 connection that costs the whole process about 90-190 us. The hooks add to
-plain ints on per-series objects (``ClientSeries``, ``ServiceSeries``,
-``NodeSeries``, each found by one dict lookup) and mark the series dirty;
+plain numbers on per-series objects (``ClientSeries``, ``ServiceSeries``,
+``NodeSeries``, each found by one dict lookup) and mark the series dirty, in
+C (gostfast/_core/series_c.pyx; its pure twin series_py is the readable
+version): ~0.5k instructions a hook where Python took 1.4-2.9k.
 ``flush()`` moves what changed into prometheus_client's values. A scrape
 flushes first (so a scrape reads every count up to its own arrival), and
 under ``--workers`` each worker also flushes every ``FLUSH_PERIOD`` seconds
@@ -31,8 +33,14 @@ from __future__ import annotations
 import os
 import socket
 import weakref
-from bisect import bisect_left
 from typing import TYPE_CHECKING, Protocol
+
+from gostfast._core import select
+
+#: the per-event counting: compiled (series_c) unless the pure twins are forced
+_series = select("series")
+LocalHistogram = _series.LocalHistogram
+SeriesTable = _series.SeriesTable
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -62,8 +70,9 @@ def multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
 
-class Metrics:
-    """Every metric gostfast serves, registered in ``registry``."""
+class Metrics(SeriesTable):
+    """Every metric gostfast serves, registered in ``registry``; the hooks' counting is
+    ``SeriesTable``'s (gostfast/_core/series_c.pyx)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         from prometheus_client import (
@@ -147,36 +156,26 @@ class Metrics:
             TLS_BUCKETS,
         )
 
-        self._clients: dict[tuple[str, str], ClientSeries] = {}
+        SeriesTable.__init__(self, self._new_client, self._new_node)
         self._services: dict[str, ServiceSeries] = {}
-        self._nodes: dict[tuple[str, str], NodeSeries] = {}
-        #: series counted into since the last flush (each listed once: its ``dirty`` flag)
-        self.dirty: list[_Series] = []
         #: services with mws listeners, whose session and stream gauges a flush reads
         self.polled: list[ServiceSeries] = []
 
     # -- hooks (each called once per event, never per chunk) ----------------------
+    # request_started(service, client) and node_connected(chain, node, seconds) are
+    # SeriesTable's (compiled): one call per tunnel start and per dial.
 
     def client(self, service: str, client: str) -> ClientSeries:
-        """A service's series for one client IP (with its service's, ``.service``): one
-        dict lookup per request."""
-        s = self._clients.get((service, client))
-        if s is None:
-            s = ClientSeries(self, service, client, self.service(service))
-            self._clients[(service, client)] = s
+        """A service's series for one client IP (with its service's, ``.service``)."""
+        s = self.clients.get((service, client))
+        return s if s is not None else self._new_client(service, client)
+
+    def _new_client(self, service: str, client: str) -> ClientSeries:
+        s = self.clients[(service, client)] = ClientSeries(self, service, client)
         return s
 
-    def request_started(self, service: str, client: str) -> ClientSeries:
-        """A request of ``client`` on ``service`` began: its series, counted. One call per
-        tunnel instead of ``client()`` then ``started()`` (a Python call is most of a
-        hook's cost)."""
-        s = self._clients.get((service, client))
-        if s is None:
-            s = self.client(service, client)
-        s.requests += 1
-        s.in_flight += 1
-        if not s.dirty:
-            s._touch()
+    def _new_node(self, chain: str, node: str) -> NodeSeries:
+        s = self.nodes[(chain, node)] = NodeSeries(self, chain, node)
         return s
 
     def service(self, service: str) -> ServiceSeries:
@@ -191,17 +190,6 @@ class Metrics:
 
     def chain_error(self, chain: str, node: str) -> None:
         self.chain_errors.labels(HOST, chain, node).inc()
-
-    def node_connected(self, chain: str, node: str, seconds: float) -> None:
-        s = self._nodes.get((chain, node))
-        if s is None:
-            s = self._nodes[(chain, node)] = NodeSeries(self, chain, node)
-        h = s.connect  # LocalHistogram.observe, inline: once per dial (per mws stream)
-        b = h.bounds
-        h.counts[0 if seconds <= b[0] else bisect_left(b, seconds)] += 1
-        h.sum += seconds
-        if not s.dirty:
-            s._touch()
 
     def ws_failure(self, service: str, reason: str) -> None:
         self.ws_failures.labels(HOST, service, reason).inc()
@@ -222,117 +210,40 @@ class Metrics:
 
     def flush(self) -> None:
         """Move every count since the last flush into prometheus_client's values."""
-        dirty, self.dirty = self.dirty, []
-        for s in dirty:
-            s.dirty = False
+        for s in self.take_dirty():
             s.flush()
         for s in self.polled:
             s.flush_mux()
 
 
-class _Series:
-    """What every series object has: its metrics and whether it waits for a flush."""
-
-    __slots__ = ("_m", "dirty")
-
-    def __init__(self, m: Metrics) -> None:
-        self._m = m
-        self.dirty = False
-
-    def _touch(self) -> None:
-        """Queue this series for the next flush (callers test ``dirty`` first: a call
-        saved per count on the hot hooks)."""
-        if not self.dirty:
-            self.dirty = True
-            self._m.dirty.append(self)
-
-    def flush(self) -> None:
-        raise NotImplementedError
-
-
-class LocalHistogram:
-    """A histogram's per-bucket counts and sum in plain numbers, added to a
-    prometheus_client histogram child at a flush.
+def drain(local: LocalHistogram, child) -> None:
+    """Add what ``local`` counted since the last drain to prometheus_client's histogram
+    ``child``.
 
     prometheus_client keeps a histogram as one non-cumulative count per upper bound
-    (``+Inf`` last) and a sum, added to by ``observe``; ``drain_into`` adds the counts
-    gathered here to those same values, so the exposition is what ``observe`` per
-    value would have made (tests/unit/test_metrics_flush.py checks it).
+    (``+Inf`` last) and a sum, added to by ``observe``; this adds the counts gathered
+    locally to those same values, so the exposition is what ``observe`` per value would
+    have made (tests/unit/test_metrics_flush.py checks it).
     """
-
-    __slots__ = ("bounds", "counts", "sum")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds  # the child's upper bounds, +Inf included
-        self.counts = [0] * len(bounds)
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        b = self.bounds
-        # most values fall in the first bucket (a local dial, a short request): no bisect
-        self.counts[0 if value <= b[0] else bisect_left(b, value)] += 1
-        self.sum += value
-
-    def drain_into(self, child) -> None:
-        counts = self.counts
-        for i, n in enumerate(counts):
-            if n:
-                child._buckets[i].inc(n)  # prometheus_client's per-bound values
-                counts[i] = 0
-        child._sum.inc(self.sum)
-        self.sum = 0.0
+    counts, total = local.take()
+    for i, n in enumerate(counts):
+        if n:
+            child._buckets[i].inc(n)  # prometheus_client's per-bound values
+    child._sum.inc(total)
 
 
-class ClientSeries(_Series):
+class ClientSeries(_series.ClientSeries):
     """The series GOST labels with (service, client), each made on its first count, as
-    GOST's (a series at 0 that nothing counted is never served)."""
+    GOST's (a series at 0 that nothing counted is never served). The counting is
+    ``series.ClientSeries``'s; this adds the labels and the flush."""
 
-    __slots__ = (
-        "_labels",
-        "service",
-        "requests",
-        "in_flight",
-        "errors",
-        "bytes_in",
-        "bytes_out",
-        "_requests",
-        "_in_flight",
-        "_errors",
-        "_input",
-        "_output",
-    )
+    __slots__ = ("_m", "_labels", "_requests", "_in_flight", "_errors", "_input", "_output")
 
-    def __init__(self, m: Metrics, service: str, client: str, series: ServiceSeries) -> None:
-        super().__init__(m)
+    def __init__(self, m: Metrics, service: str, client: str) -> None:
+        super().__init__(m.dirty, m.service(service))
+        self._m = m
         self._labels = (HOST, service, client)
-        self.service = series
-        self.requests = self.in_flight = self.errors = self.bytes_in = self.bytes_out = 0
         self._requests = self._in_flight = self._errors = self._input = self._output = None
-
-    def ended(self, error: bool, seconds: float, bytes_in: int, bytes_out: int) -> None:
-        """A request of this series ended after ``seconds``, with these bytes."""
-        self.in_flight -= 1
-        if error:
-            self.errors += 1
-        self.bytes_in += bytes_in
-        self.bytes_out += bytes_out
-        if not self.dirty:
-            self._touch()
-        s = self.service
-        d = s.duration  # LocalHistogram.observe, inline: once per tunnel
-        b = d.bounds
-        d.counts[0 if seconds <= b[0] else bisect_left(b, seconds)] += 1
-        d.sum += seconds
-        if not s.dirty:
-            s._touch()
-
-    def transferred(self, bytes_in: int, bytes_out: int) -> None:
-        """Bytes that GOST labels with this series (the TCP peer) when a proxy in front
-        named another client for the request."""
-        self.bytes_in += bytes_in
-        self.bytes_out += bytes_out
-        if not self.dirty:
-            self._touch()
 
     def flush(self) -> None:
         m, labels = self._m, self._labels
@@ -361,14 +272,12 @@ class ClientSeries(_Series):
             self.bytes_out = 0
 
 
-class ServiceSeries(_Series):
+class ServiceSeries(_series.ServiceSeries):
     """The series labelled with the service alone."""
 
     __slots__ = (
-        "duration",
-        "tunnels_open",
+        "_m",
         "mux",
-        "tls",
         "_labels",
         "_duration",
         "_tunnels_open",
@@ -378,28 +287,28 @@ class ServiceSeries(_Series):
     )
 
     def __init__(self, m: Metrics, service: str) -> None:
-        super().__init__(m)
+        duration = m.duration.labels(HOST, service)
+        super().__init__(m.dirty, tuple(duration._upper_bounds))
+        self._m = m
         self._labels = (HOST, service)
-        self._duration = m.duration.labels(HOST, service)
+        self._duration = duration
         self._tunnels_open = m.tunnels_open.labels(HOST, service)
         self.mux: weakref.WeakSet[MuxListener] | None = None  # mws listeners only
         self._sessions = self._streams = None
-        self._tls = self.tls = None  # wss/mwss listeners only
-        self.duration = LocalHistogram(tuple(self._duration._upper_bounds))
-        self.tunnels_open = 0
+        self._tls = None  # wss/mwss listeners only
 
     def tls_took(self, seconds: float) -> None:
         if self.tls is None:
             self._tls = self._m.tls_handshake.labels(*self._labels)
             self.tls = LocalHistogram(tuple(self._tls._upper_bounds))
         self.tls.observe(seconds)
-        self._touch()
+        self.touch()
 
     def flush(self) -> None:
-        self.duration.drain_into(self._duration)
+        drain(self.duration, self._duration)
         self._tunnels_open.set(self.tunnels_open)
         if self.tls is not None:
-            self.tls.drain_into(self._tls)
+            drain(self.tls, self._tls)
 
     def flush_mux(self) -> None:
         """The sessions and streams open now on the service's mws listeners (a listener
@@ -409,18 +318,18 @@ class ServiceSeries(_Series):
         self._streams.set(sum(x.stream_count() for x in listeners))
 
 
-class NodeSeries(_Series):
+class NodeSeries(_series.NodeSeries):
     """A chain node's connect times (``gost_chain_node_connect_duration_seconds``)."""
 
-    __slots__ = ("connect", "_connect")
+    __slots__ = ("_connect",)
 
     def __init__(self, m: Metrics, chain: str, node: str) -> None:
-        super().__init__(m)
-        self._connect = m.node_connect.labels(HOST, chain, node)
-        self.connect = LocalHistogram(tuple(self._connect._upper_bounds))
+        child = m.node_connect.labels(HOST, chain, node)
+        super().__init__(m.dirty, tuple(child._upper_bounds))
+        self._connect = child
 
     def flush(self) -> None:
-        self.connect.drain_into(self._connect)
+        drain(self.connect, self._connect)
 
 
 #: the metrics of this process, None when no ``metrics:`` is configured

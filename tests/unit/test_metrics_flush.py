@@ -20,7 +20,7 @@ from prometheus_client import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from gostfast import metrics
-from gostfast.metrics import REQUEST_BUCKETS, LocalHistogram, Metrics
+from gostfast.metrics import REQUEST_BUCKETS, LocalHistogram, Metrics, drain
 
 values = st.lists(
     st.one_of(
@@ -59,7 +59,7 @@ def test_a_drained_histogram_reads_as_one_observed_value_by_value(flushes) -> No
         for v in batch:
             direct.labels("x").observe(v)
             local.observe(v)
-        local.drain_into(child)
+        drain(local, child)
         got, want = _histogram(reg_drained), _histogram(reg_direct)
         # the sum is added up in another order: equal up to rounding, the counts exactly
         assert math.isclose(got.pop("h_sum"), want.pop("h_sum"), rel_tol=1e-12, abs_tol=1e-12)
@@ -85,8 +85,7 @@ def test_hooks_count_nothing_until_a_flush_then_exactly_what_happened() -> None:
     m.client("svc", "10.0.0.2").transferred(11, 13)  # bytes of a proxied client's peer
     svc = m.service("svc")
     assert c.service is svc
-    svc.tunnels_open += 1  # as Tunnel.relaying counts
-    svc._touch()
+    c.relaying(True)  # as Tunnel.relaying counts
     m.node_connected("chain-0", "node-0", 0.02)
     assert _sample(m, "gost_service_requests_total", client="10.0.0.1") is None
     m.flush()
@@ -106,8 +105,7 @@ def test_hooks_count_nothing_until_a_flush_then_exactly_what_happened() -> None:
     # a second flush adds only what came after the first
     m.request_started("svc", "10.0.0.1")
     c.ended(False, 0.001, 1, 1)
-    svc.tunnels_open -= 1
-    svc._touch()
+    c.relaying(False)
     m.flush()
     m.flush()
     assert _sample(m, "gost_service_requests_total", client="10.0.0.1") == 4
