@@ -26,7 +26,12 @@ server falls behind, so the count per MiB moved by 40 % between two runs of
 the same tree; the throughput rows are bench/tunnel.py's. Each pair of runs has one
 ``PYTHONHASHSEED`` (``--repeat K``: seeds 0 .. K-1, the median): with a random
 seed per process the start-up alone moved ~1M instructions between the two
-runs of a pair, ~10k per connection at ``--conns 100``.
+runs of a pair, ~10k per connection at ``--conns 100``. Pair k also starts
+gostfast on a heap shifted by k x 397 small strings (``_launch``): where the
+interned attribute names land decides which of them collide in CPython's
+4096-entry attribute cache, which moved one tree's count by 3.5 % when a
+class was added; the median over K layouts is the code's own cost. Compare
+trees with ``--repeat 3`` or more.
 
     python bench/instructions.py --cases tcp,ws,mws [--conns 400] [--variants base,metrics]
     python bench/instructions.py --end server,client --cases ws,mws --variants base,warn
@@ -111,6 +116,33 @@ def _peer_cmd(refpeer: str, end: str, scheme: str, port: int, other: int) -> lis
     ]  # fmt: skip
 
 
+#: strings allocated before gostfast's imports, per layout (``--repeat`` index): how far
+#: every later object, the interned attribute names among them, moves in memory
+PAD_PER_LAYOUT = 397
+
+
+def _launch(layout: int) -> list[str]:
+    """``python -m gostfast`` for layout 0; for layout k, the same after allocating
+    ``k * PAD_PER_LAYOUT`` strings of 0-63 characters that stay alive.
+
+    Why: CPython's attribute cache (4096 entries) is indexed by the type's version tag
+    xor the *address* of the name, so which hot lookups evict each other depends on
+    where the interned names land. Adding one class at the end of gostfast/metrics moved
+    the ws client's count by 14.5k instructions per connection (420.9k -> 406.4k), more
+    than most changes measured here; the hash seed does not move it (names are found by
+    address). Shifting the heap per layout and taking the median over layouts measures
+    the code, not where its strings happened to fall."""
+    if layout == 0:
+        return ["-m", "gostfast"]
+    pad = layout * PAD_PER_LAYOUT
+    return [
+        "-c",
+        f"_pad = ['p' * (i % 64) + str(i) for i in range({pad})]\n"
+        "import runpy\n"
+        "runpy.run_module('gostfast', run_name='__main__', alter_sys=True)",
+    ]
+
+
 def _spawn(cmd: list[str], procs: list[subprocess.Popen], port: int, **kw) -> None:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
     procs.append(proc)
@@ -133,7 +165,7 @@ def run_once(
     client_end = end == "client" and scheme != "tcp"
     cmd = [
         "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-        "-m", "gostfast", *_gostfast_cmd(end, scheme, port, peer if client_end else echo),
+        *_launch(seed), *_gostfast_cmd(end, scheme, port, peer if client_end else echo),
     ]  # fmt: skip
     # a fixed hash seed for both runs of a pair: string hashes decide how far each of
     # the millions of dict lookups at start-up probes, so with a random seed per process
@@ -192,7 +224,7 @@ def main() -> None:
         "--repeat",
         type=int,
         default=1,
-        help="pairs of runs per variant, hash seeds 0, 1, ... (the median)",
+        help="pairs of runs per variant, hash seed and heap layout 0, 1, ... (the median)",
     )
     args = ap.parse_args()
     bad = set(args.end.split(",")) - {"server", "client"}
