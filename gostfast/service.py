@@ -697,9 +697,15 @@ class Orchestrator:
         """Close a listener a live change replaced or removed; the handshakes it has in
         flight are still waited for by the shutdown (as the running listeners' are)."""
         listener.close()
+        # A connection the loop accepted just before the close has its connection_made
+        # still to come (uvloop schedules it with call_soon), so its upgrade is not in
+        # handshakes() yet: asked now, such a listener was dropped and the drain cut that
+        # client. Keep it; drop the listeners with none in flight once those ran.
+        self._retired.add(listener)
+        asyncio.get_running_loop().call_soon(self._prune_retired)
+
+    def _prune_retired(self) -> None:
         self._retired = {x for x in self._retired if x.handshakes()}
-        if listener.handshakes():
-            self._retired.add(listener)
 
     def close_listeners(self) -> None:
         for r in self.running.values():

@@ -418,8 +418,8 @@ class Session:
         self._next_id = sid
         st = Stream(self, sid)
         self.streams[sid] = st
-        self._takers += 1
         self._send(smux.encode_syn(self.version, sid))
+        self._taker_gained()  # a new stream takes data: reading may resume (_may_read)
         if self._conn_write_paused:
             st._write_paused()
         return st
@@ -517,7 +517,8 @@ class Session:
             self._junk_run = 0
             st = Stream(self, sid)
             self.streams[sid] = st
-            self._takers += 1
+            # reading may have stopped earlier in this chunk (it is parsed to its end)
+            self._taker_gained()
             if self._conn_write_paused:
                 st._write_paused()
             if self.on_stream is not None:

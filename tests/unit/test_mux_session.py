@@ -658,6 +658,75 @@ def test_a_stream_that_takes_data_lets_the_budget_overdraw_once(smux):
     run(main())
 
 
+def test_a_stream_opened_while_reading_is_stopped_resumes_it(smux):
+    """A new stream takes data, so it is a taker like any other (Session._taker_gained):
+    opened while every stream is paused and the budget is spent but inside the
+    overdraft, it resumes the connection's reading at once. Counted without resuming,
+    reading stayed stopped until some refund, and the new stream's data with it."""
+
+    async def main():
+        conn, peer = await endpoints()
+        budget = 32767  # one 32768-byte frame puts the bucket at -1
+        cfg = SmuxConfig(max_receive_buffer=budget, max_stream_buffer=budget, **QUIET)
+        s = Session(conn, cfg, client=True)
+        await announced(peer)
+        reading = lambda: conn.transport.is_reading()  # noqa: E731
+        st3 = s.open_stream()
+        st3.attach(Recorder())
+        st3.pause_reading()  # no stream takes data now
+        assert await read_frame(peer) == (1, smux.CMD_SYN, 3, b"")
+        peer.write(bytes(smux.encode_data(1, 3, b"q" * 32768, 32768)))
+        await until(lambda: not reading(), what="reading to stop on the spent budget")
+        assert s._bucket == -1 and st3._pending_bytes == 32768
+        st5 = s.open_stream()  # takes data: the bucket is inside the overdraft
+        rec5 = Recorder()
+        st5.attach(rec5)
+        assert reading()
+        assert await read_frame(peer) == (1, smux.CMD_SYN, 5, b"")
+        peer.write(bytes(smux.encode_data(1, 5, b"reply", 32768)))
+        await until(lambda: rec5.data == b"reply", what="the new stream's data")
+        assert s._bucket == -1 and st3._pending_bytes == 32768  # 3's bytes still held
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_a_syn_parsed_after_reading_stopped_resumes_it(smux):
+    """A received chunk is parsed to its end after the budget stops reading, so a SYN
+    behind the frame that spent it opens a stream while reading is stopped. That stream
+    takes data (it is not paused), so reading resumes, as for a stream opened here."""
+
+    async def main():
+        conn, peer = await endpoints()
+        budget = 32767
+        cfg = SmuxConfig(max_receive_buffer=budget, max_stream_buffer=budget, **QUIET)
+        streams, rec = {}, Recorder()
+
+        def on_stream(st):
+            streams[st.sid] = st
+            st.attach(rec)
+            if st.sid == 3:
+                st.pause_reading()
+
+        s = Session(conn, cfg, client=False, on_stream=on_stream)
+        reading = lambda: conn.transport.is_reading()  # noqa: E731
+        # one write, read as one chunk: the SYN for 5 is parsed after reading stopped
+        peer.write(
+            bytes(smux.encode_syn(1, 3))
+            + bytes(smux.encode_data(1, 3, b"q" * 32768, 32768))
+            + bytes(smux.encode_syn(1, 5))
+        )
+        await until(lambda: 5 in streams, what="stream 5's SYN, in the same chunk")
+        assert s._bucket == -1 and reading()
+        peer.write(bytes(smux.encode_data(1, 5, b"reply", 32768)))
+        await until(lambda: rec.data == b"reply", what="stream 5's data")
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
 def test_closing_a_paused_stream_refunds_the_bucket(smux):
     async def main():
         conn, peer = await endpoints()
