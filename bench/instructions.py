@@ -35,6 +35,7 @@ trees with ``--repeat 3`` or more.
 
     python bench/instructions.py --cases tcp,ws,mws [--conns 400] [--variants base,metrics]
     python bench/instructions.py --end server,client --cases ws,mws --variants base,warn
+    python bench/instructions.py --end server,client --cases wss,mwss --repeat 2 --conns 50
     PYTHONPATH=/tmp/old python bench/instructions.py ...   # another tree (with its .so files)
 
 Loopback only; every process is stopped at the end. Takes minutes (the
@@ -61,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tunnel  # noqa: E402  (the harness next to this file: ports, refpeer)
 
 VARIANTS = ("base", "metrics", "warn")
+CASES = ("tcp", "ws", "mws", "wss", "mwss")
 
 
 def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 600.0) -> None:
@@ -101,18 +103,25 @@ def _gostfast_cmd(end: str, scheme: str, port: int, target: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _peer_cmd(refpeer: str, end: str, scheme: str, port: int, other: int) -> list[str]:
+def _peer_cmd(
+    refpeer: str, end: str, scheme: str, port: int, other: int, tls_pair: str = ""
+) -> list[str]:
     """refpeer's end of the tunnel, listening on ``port``: its client in front of the
     gostfast server at ``other``, or its server (piping to the echo at ``other``)
-    behind a gostfast client."""
+    behind a gostfast client. wss/mwss: refpeer's mode is ws/mws over TLS; its
+    client skips verification (gostfast's listener makes a self-signed certificate),
+    its server serves ``tls_pair`` ("cert.pem,key.pem")."""
+    tls = scheme.endswith("ss")
+    mode = scheme[:-1] if tls else scheme
     if end == "server":
+        url = ("wss" if tls else "ws") + f"://127.0.0.1:{other}/ws"
         return [
-            refpeer, "client", "-mode", scheme, "-listen", f"127.0.0.1:{port}",
-            "-server", f"ws://127.0.0.1:{other}/ws",
+            refpeer, "client", "-mode", mode, "-listen", f"127.0.0.1:{port}",
+            "-server", url, *(["-insecure"] if tls else []),
         ]  # fmt: skip
     return [
-        refpeer, "server", "-mode", scheme, "-listen", f"127.0.0.1:{port}",
-        "-target", f"127.0.0.1:{other}",
+        refpeer, "server", "-mode", mode, "-listen", f"127.0.0.1:{port}",
+        "-target", f"127.0.0.1:{other}", *(["-tls", tls_pair] if tls else []),
     ]  # fmt: skip
 
 
@@ -158,6 +167,7 @@ def run_once(
     echo: int,
     out_dir: str,
     seed: int = 0,
+    tls_pair: str = "",
 ) -> int:
     """Instructions of one run of the gostfast ``end`` under callgrind."""
     port, peer, mport = tunnel.free_port(), tunnel.free_port(), tunnel.free_port()
@@ -182,7 +192,7 @@ def run_once(
     procs: list[subprocess.Popen] = []
     try:
         if client_end:  # refpeer's server first: the gostfast client dials it
-            _spawn(_peer_cmd(refpeer, end, scheme, peer, echo), procs, peer)
+            _spawn(_peer_cmd(refpeer, end, scheme, peer, echo, tls_pair), procs, peer)
         # cwd: python -m would import a gostfast/ found there first
         _spawn(cmd, procs, port, env=env, cwd=out_dir)
         gostfast = procs[-1]
@@ -214,7 +224,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--cases", default="tcp,ws,mws", help="comma-separated: tcp, ws, mws")
+    ap.add_argument(
+        "--cases", default="tcp,ws,mws", help="comma-separated: tcp, ws, mws, wss, mwss"
+    )
     ap.add_argument(
         "--end", default="server", help="comma-separated: server, client (the end counted)"
     )
@@ -230,7 +242,12 @@ def main() -> None:
     bad = set(args.end.split(",")) - {"server", "client"}
     if bad:
         ap.error(f"--end: {', '.join(sorted(bad))}: each end is server or client")
+    bad = set(args.cases.split(",")) - set(CASES)
+    if bad:
+        ap.error(f"--cases: {', '.join(sorted(bad))}: each case is one of {', '.join(CASES)}")
     refpeer = tunnel.find_refpeer()
+    # refpeer's wss/mwss server behind a gostfast client needs a certificate
+    tls_pair = tunnel.tls_files() if "ss" in args.cases else ""
     echo_port = tunnel.free_port()
     echo = subprocess.Popen(
         [refpeer, "tcpecho", "-listen", f"127.0.0.1:{echo_port}"],
@@ -245,7 +262,9 @@ def main() -> None:
                     counts = []
                     for seed in range(args.repeat):
                         one, two = (
-                            run_once(refpeer, end, scheme, variant, n, echo_port, out_dir, seed)
+                            run_once(
+                                refpeer, end, scheme, variant, n, echo_port, out_dir, seed, tls_pair
+                            )  # fmt: skip
                             for n in (args.conns, 2 * args.conns)
                         )
                         counts.append((two - one) / args.conns)

@@ -21,9 +21,17 @@ listener ``caFile`` only together with that listener's ``certFile``/``keyFile`` 
 would silently drop it otherwise; we never drop a request for client
 authentication, so a listener ``caFile`` also applies to the default
 certificate. TLS 1.2 is the minimum (Go's default), no ALPN (GOST sets none).
-A TLS 1.3 handshake ends with one session ticket, as Go's server sends (OpenSSL
-would send two; GOST dialers never resume, so the second is only CPU on both
-ends: ~50 us each per wss connection, measured with bench/cpu_cost.py).
+No TLS 1.3 session tickets. Go's server sends one only to a client whose hello
+lists psk_key_exchange_modes (crypto/tls ``shouldSendSessionTickets``), and Go's
+client lists them only with a ClientSessionCache, which GOST's dialers never set:
+GOST's listener sends GOST's dialers none. OpenSSL's server sends its tickets to
+every client (two by default), and CPython cannot make that depend on the hello,
+so we send none: the same as GOST towards GOST's (and gostfast's) dialers, and for
+a third-party client that keeps a session cache only a full handshake where GOST
+would let it resume. One ticket cost the listener ~130k instructions per wss
+connection (3.39M -> 3.25M, bench/instructions.py) and a dialer that takes it as
+much again (7.47M -> 7.20M for both ends of a memory-BIO handshake). TLS 1.2
+tickets (RFC 5077) are as before.
 
 Client (``client_context``), GOST semantics (x/internal/util/tls.LoadClientConfig):
 
@@ -84,7 +92,7 @@ def server_context(
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.num_tickets = 1  # Go's count (see the module docstring)
+    ctx.num_tickets = 0  # what Go's server sends GOST's dialers (see the module docstring)
 
     if tls is not None and (tls.cert_file or tls.key_file):
         _load_pair(ctx, tls.cert_file, tls.key_file, where)
