@@ -29,7 +29,10 @@ The ``-metrics`` rows (``tcp-metrics``, ``ws-metrics``, ``mws-metrics``, ...) pu
 gostfast against itself: every gostfast process of the row serves GOST's metrics
 (``-metrics``) against the same processes without them, so the ratio is what
 counting costs. The ``-accesslog`` rows compare the default info level (one
-access log line per request) with ``GOST_LOGGER_LEVEL=warn`` (none).
+access log line per request) with ``GOST_LOGGER_LEVEL=warn`` (none). The ``-aa``
+rows run the very same gostfast topology as subject and baseline: their ratios
+are the bench's own spread on this machine, the yardstick for a few-percent
+question such as the on/off rows (run them in the same invocation).
 
     python bench/tunnel.py --rounds 3 [--cases tcp,ws] [--json out.json] [--cpus 0]
                            [--clients 1,32,128] [--halt-poll-ns 200000]
@@ -230,6 +233,10 @@ def self_cases(base: dict[str, Case]) -> dict[str, Case]:
             env={"GOST_LOGGER_LEVEL": "warn"},
         )  # fmt: skip
         out[f"{name}-accesslog"] = Case(f"{name} access log on/off", topo, quiet)
+        same = Topology(
+            topo.label + ", again", topo.commands, topo.entry, topo.ports, topo.text,
+        )  # fmt: skip
+        out[f"{name}-aa"] = Case(f"{name} against itself", same, topo)
     return out
 
 
@@ -503,7 +510,7 @@ def main() -> int:
         "--cases",
         default="all",
         help="comma-separated case names, all (gostfast vs baselines) or everything "
-        "(also the -metrics and -accesslog rows, gostfast against itself)",
+        "(also the -metrics, -accesslog and -aa rows, gostfast against itself)",
     )
     ap.add_argument(
         "--mib", type=int, default=256, help="MiB echoed per throughput run (all conns together)"
@@ -608,7 +615,7 @@ def run(args: argparse.Namespace) -> int:
         runner.close()
     print(
         "\n# medians (MB/s = bytes echoed back / s / 1e6); ratio = gostfast / baseline "
-        "(-metrics rows: on / off; -accesslog rows: info / warn)"
+        "(-metrics rows: on / off; -accesslog rows: info / warn; -aa rows: the same twice)"
     )
     for name, r in results.items():
         print(f"{name}: gostfast = {r['subject']}  vs  baseline = {r['baseline']}")
