@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 
-from support import GOSTFAST, free_port
+from support import GOSTFAST, free_port, read_shared_file
 
 LISTENING = "listening on"
 FAILED = "every forward target failed"
@@ -38,9 +38,7 @@ def _provoke_error(port: int) -> None:
 
 
 def _text(f) -> str:
-    f.flush()
-    f.seek(0)
-    return f.read().decode(errors="replace")
+    return read_shared_file(f).decode(errors="replace")
 
 
 def _wait_for(f, needle: str, timeout: float = 5.0) -> str:
