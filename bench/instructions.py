@@ -36,6 +36,7 @@ trees with ``--repeat 3`` or more.
     python bench/instructions.py --cases tcp,ws,mws [--conns 400] [--variants base,metrics]
     python bench/instructions.py --end server,client --cases ws,mws --variants base,warn
     python bench/instructions.py --end server,client --cases wss,mwss --repeat 2 --conns 50
+    python bench/instructions.py --end server,client --cases ws,mws --unit rt --conns 2000
     PYTHONPATH=/tmp/old python bench/instructions.py ...   # another tree (with its .so files)
 
 Loopback only; every process is stopped at the end. Takes minutes (the
@@ -90,6 +91,24 @@ def _exchange(port: int, n: int) -> None:
                 if not chunk:
                     raise RuntimeError("tunnel closed early")
                 got += chunk
+
+
+def _round_trips(port: int, n: int) -> None:
+    """One connection, ``n`` round trips of 64 bytes, one message in flight, then close."""
+    msg = b"x" * 64
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        for _ in range(n):
+            s.sendall(msg)
+            got = 0
+            while got < len(msg):
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise RuntimeError("tunnel closed early")
+                got += len(chunk)
+
+
+#: what ``--unit`` counts: new connections (the default) or 64-byte round trips on one
+WORKLOADS = {"conn": _exchange, "rt": _round_trips}
 
 
 def _gostfast_cmd(end: str, scheme: str, port: int, target: int) -> list[str]:
@@ -168,6 +187,7 @@ def run_once(
     out_dir: str,
     seed: int = 0,
     tls_pair: str = "",
+    unit: str = "conn",
 ) -> int:
     """Instructions of one run of the gostfast ``end`` under callgrind."""
     port, peer, mport = tunnel.free_port(), tunnel.free_port(), tunnel.free_port()
@@ -200,7 +220,7 @@ def run_once(
         if scheme != "tcp" and not client_end:
             _spawn(_peer_cmd(refpeer, end, scheme, peer, port), procs, peer)
             entry = peer
-        _exchange(entry, conns)
+        WORKLOADS[unit](entry, conns)
         if variant == "metrics":
             with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=60) as r:
                 r.read()
@@ -231,7 +251,16 @@ def main() -> None:
         "--end", default="server", help="comma-separated: server, client (the end counted)"
     )
     ap.add_argument("--variants", default=",".join(VARIANTS))
-    ap.add_argument("--conns", type=int, default=300)
+    ap.add_argument(
+        "--conns", type=int, default=300, help="connections per run (with --unit rt: round trips)"
+    )
+    ap.add_argument(
+        "--unit",
+        choices=sorted(WORKLOADS),
+        default="conn",
+        help="conn: per new connection (connect, 64 bytes there and back, close); rt: per "
+        "64-byte round trip on one open connection (the rps rows' per-message cost)",
+    )
     ap.add_argument(
         "--repeat",
         type=int,
@@ -260,11 +289,10 @@ def main() -> None:
                 base = None
                 for variant in args.variants.split(","):
                     counts = []
+                    common = (refpeer, end, scheme, variant)
                     for seed in range(args.repeat):
                         one, two = (
-                            run_once(
-                                refpeer, end, scheme, variant, n, echo_port, out_dir, seed, tls_pair
-                            )  # fmt: skip
+                            run_once(*common, n, echo_port, out_dir, seed, tls_pair, args.unit)
                             for n in (args.conns, 2 * args.conns)
                         )
                         counts.append((two - one) / args.conns)
@@ -272,7 +300,7 @@ def main() -> None:
                     base = base or per_conn
                     spread = ", ".join(f"{c:.0f}" for c in counts)
                     print(
-                        f"{scheme:4s} {end:6s} {variant:8s} {per_conn:10.0f} instr/conn "
+                        f"{scheme:4s} {end:6s} {variant:8s} {per_conn:10.0f} instr/{args.unit} "
                         f"({per_conn / base:.3f}x of {args.variants.split(',')[0]})  runs: {spread}",
                         flush=True,
                     )
