@@ -9,8 +9,8 @@ bound. Each run below stays inside it: 8 data streams x 448 KiB = 3.5 MiB are se
 unread behind 128 KiB socket buffers, then the control reply, which must arrive, and then
 every data byte, checked.
 
-Pairings: gostfast at both ends (v1 and v2), gostfast client + refpeer server, refpeer
-client + gostfast server; 100 runs on each, through one long-lived session. The iperf3
+Pairings: gostfast at both ends, gostfast client + refpeer server, refpeer client +
+gostfast server, each in smux v1 and v2; 100 runs on each, through one long-lived session. The iperf3
 test at the end is the user's scenario, a smaller loop.
 """
 
@@ -38,6 +38,8 @@ PAIRINGS = [
     pytest.param("gostfast", "gostfast", 2, id="gostfast-gostfast-v2"),
     pytest.param("gostfast", "refpeer", 1, id="gostfast-to-refpeer-v1", marks=pytest.mark.refpeer),
     pytest.param("refpeer", "gostfast", 1, id="refpeer-to-gostfast-v1", marks=pytest.mark.refpeer),
+    pytest.param("gostfast", "refpeer", 2, id="gostfast-to-refpeer-v2", marks=pytest.mark.refpeer),
+    pytest.param("refpeer", "gostfast", 2, id="refpeer-to-gostfast-v2", marks=pytest.mark.refpeer),
 ]
 
 
@@ -239,6 +241,9 @@ IPERF_PAIRINGS = [
         id="refpeer-to-gostfast-v1",
         marks=[pytest.mark.refpeer, SMUX_V1_HAZARD],
     ),
+    # v2: a window per stream at both ends (smux's own and ours), so no stall to allow for
+    pytest.param("gostfast", "refpeer", 2, id="gostfast-to-refpeer-v2", marks=pytest.mark.refpeer),
+    pytest.param("refpeer", "gostfast", 2, id="refpeer-to-gostfast-v2", marks=pytest.mark.refpeer),
 ]
 
 
