@@ -79,32 +79,32 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 600.0) -> Non
     raise RuntimeError(f"port {port} never opened")
 
 
+MESSAGE = b"x" * 64
+
+
+def _echo(s: socket.socket) -> None:
+    """One 64-byte message there and back through the tunnel on ``s``."""
+    s.sendall(MESSAGE)
+    got = 0
+    while got < len(MESSAGE):
+        chunk = s.recv(4096)
+        if not chunk:
+            raise RuntimeError("tunnel closed early")
+        got += len(chunk)
+
+
 def _exchange(port: int, n: int) -> None:
     """``n`` sequential connections: 64 bytes there and back, then close."""
-    msg = b"x" * 64
     for _ in range(n):
         with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-            s.sendall(msg)
-            got = b""
-            while len(got) < len(msg):
-                chunk = s.recv(4096)
-                if not chunk:
-                    raise RuntimeError("tunnel closed early")
-                got += chunk
+            _echo(s)
 
 
 def _round_trips(port: int, n: int) -> None:
     """One connection, ``n`` round trips of 64 bytes, one message in flight, then close."""
-    msg = b"x" * 64
     with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
         for _ in range(n):
-            s.sendall(msg)
-            got = 0
-            while got < len(msg):
-                chunk = s.recv(4096)
-                if not chunk:
-                    raise RuntimeError("tunnel closed early")
-                got += len(chunk)
+            _echo(s)
 
 
 #: what ``--unit`` counts: new connections (the default) or 64-byte round trips on one

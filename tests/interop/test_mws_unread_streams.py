@@ -10,8 +10,8 @@ unread behind 128 KiB socket buffers, then the control reply, which must arrive,
 every data byte, checked.
 
 Pairings: gostfast at both ends, gostfast client + refpeer server, refpeer client +
-gostfast server, each in smux v1 and v2; 100 runs on each, through one long-lived session. The iperf3
-test at the end is the user's scenario, a smaller loop.
+gostfast server, each in smux v1 and v2; 100 runs on each, through one long-lived session.
+The iperf3 test at the end is the user's scenario, a smaller loop.
 """
 
 from __future__ import annotations
