@@ -28,6 +28,7 @@ from gostfast.users import Users
 if TYPE_CHECKING:
     from gostfast.chain.route import Router
     from gostfast.chain.selector import Selector
+    from gostfast.relay import Relay
     from gostfast.udp.packet import PacketTunnel
 
 OpenConn = Callable[[], Awaitable[Endpoint]]
@@ -146,13 +147,14 @@ class Listener(ABC, Generic[OptionsT]):
 
 
 class Handler(ABC, Generic[OptionsT]):
-    """Serves one accepted endpoint until its tunnel ends."""
+    """Serves one accepted endpoint until its tunnel ends, or until a relay it returns
+    carries the tunnel on (relay.start; the service hands the tunnel's end to it)."""
 
     def __init__(self, spec: HandlerSpec[OptionsT]) -> None:
         self.spec = spec
 
     @abstractmethod
-    async def handle(self, ep: Endpoint) -> None: ...
+    async def handle(self, ep: Endpoint) -> Relay | None: ...
 
 
 class Dialer(ABC, Generic[OptionsT]):

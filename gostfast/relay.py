@@ -22,6 +22,10 @@ a budget in debt pauses reading from that source until it is paid back. Held
 by the limiter or by backpressure, a source resumes only when neither holds
 it. It is an IdleRelay (with or without an idle timeout) so the two combine;
 tunnels of services without a limiter keep the plain Relay.
+
+``relay()`` waits for a tunnel's end in the handler's coroutine; ``start()``
+returns the running relay instead, which then owns the tunnel's end (the
+forward handler's tunnels: no task stays suspended per tunnel).
 """
 
 from __future__ import annotations
@@ -40,7 +44,20 @@ log = logging.getLogger("gostfast.relay")
 class Relay:
     """Pipes ``a`` <-> ``b`` until both directions end; ``done`` resolves then."""
 
-    __slots__ = ("a", "b", "done", "n_a", "n_b", "_eof_a", "_eof_b", "_finished")
+    __slots__ = (
+        "a",
+        "b",
+        "done",
+        "n_a",
+        "n_b",
+        "_tunnel",
+        "_gate",
+        "_held",
+        "_eof_a",
+        "_eof_b",
+        "_finished",
+        "_started",
+    )
 
     def __init__(self, a: Endpoint, b: Endpoint) -> None:
         self.a = a
@@ -48,9 +65,15 @@ class Relay:
         self.n_a = 0  # bytes from a forwarded to b
         self.n_b = 0  # bytes from b forwarded to a
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
+        #: start()'s: the request's record, the limiter's gate, the service's set of
+        #: relays that own their tunnel (hand_over); all None for relay()'s
+        self._tunnel: tunnels.Tunnel | None = None
+        self._gate: Gate | None = None  # a LimitedRelay's own is ``gate``
+        self._held: set[Relay] | None = None
         self._eof_a = False
         self._eof_b = False
         self._finished = False
+        self._started = False
         a.attach(self)
         if not self._finished:
             b.attach(self)
@@ -103,6 +126,38 @@ class Relay:
             log.debug("tunnel %s <-> %s ended: %s", self.a.peer, self.b.peer, exc)
         if not self.done.done():
             self.done.set_result(None)
+        if self._started:
+            self._settle()
+
+    def _settle(self) -> None:
+        """start()'s accounting when the tunnel ends (what relay()'s ``finally`` does for
+        its caller): the gate, the relaying gauge, the byte totals and, once the service
+        handed the tunnel over (hand_over), its end: the access line and the metrics."""
+        self._started = False
+        tunnel, gate, held = self._tunnel, self._gate, self._held
+        self._tunnel = self._gate = self._held = None
+        if gate is not None:
+            gate.close()
+        if tunnel is not None:
+            tunnel.relaying(False)
+            tunnel.bytes_in += self.n_a
+            tunnel.bytes_out += self.n_b
+            if held is not None:
+                held.discard(self)
+                tunnel.end()
+
+    def hand_over(self, held: set[Relay]) -> bool:
+        """The service's task is done with a tunnel whose handler returned this relay:
+        from now on the relay ends it (``_settle``), and until then it sits in ``held``,
+        which the service's drain waits for and closes. False when the relay has already
+        ended (or was not made by start()): the task ends the tunnel itself, as always."""
+        tunnel = self._tunnel
+        if not self._started or tunnel is None:
+            return False
+        tunnel.detach()
+        self._held = held
+        held.add(self)
+        return True
 
 
 class IdleRelay(Relay):
@@ -259,6 +314,24 @@ def _make(a: Endpoint, b: Endpoint, idle_timeout: float) -> tuple[Relay, Gate | 
             gate.close()
             raise
     return (IdleRelay(a, b, idle_timeout) if idle_timeout > 0 else Relay(a, b)), None
+
+
+def start(a: Endpoint, b: Endpoint, idle_timeout: float = 0.0) -> Relay:
+    """relay() without a coroutine waiting for the end: the relay is made and returned
+    running. A handler that has nothing left to do after relaying returns it, and the
+    service hands the tunnel over to it (``Relay.hand_over``): the handler's task ends
+    now instead of staying suspended for the tunnel's life, with its frames, its done
+    future's wake-up and its ``finally`` blocks (forward tunnels: handler/forward.py).
+    The accounting is relay()'s, done by the relay's close path (``_settle``)."""
+    r, gate = _make(a, b, idle_timeout)
+    r._gate = gate
+    r._tunnel = tunnel = tunnels.now()
+    if tunnel is not None:
+        tunnel.relaying(True)
+    r._started = True
+    if r._finished:  # ended while attaching (buffered bytes and EOF, or a close)
+        r._settle()
+    return r
 
 
 async def relay(a: Endpoint, b: Endpoint, idle_timeout: float = 0.0) -> None:

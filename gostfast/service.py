@@ -51,6 +51,7 @@ from gostfast.endpoint import Endpoint
 from gostfast.errors import PEER_FAULTS, GostfastError
 from gostfast.limits import ConnLimiter, RateLimiter
 from gostfast.loaders.live import LiveLists
+from gostfast.relay import Relay
 from gostfast.shared_limits import SharedCounters, SharedScope
 from gostfast.traffic import SCOPES, TrafficLimiter
 from gostfast.tunnel import Tunnel
@@ -341,6 +342,8 @@ class Orchestrator:
         self.metrics_sockets = metrics_sockets
         self.metrics_server = None
         self.tasks: set[asyncio.Task] = set()
+        #: tunnels whose handler's task has ended, carried on by their relay (relay.start)
+        self.relays: set[Relay] = set()
         self._stop = asyncio.Event()
         self._hops_by_chain: dict[str, list[Hop]] = {}
         self._hops_by_config: dict[tuple[int, int], Hop] = {}
@@ -658,13 +661,14 @@ class Orchestrator:
         """The listener's callback: each connection goes to what ``serving`` holds as it
         is accepted (a live update may replace that; a started tunnel keeps its own)."""
         loop = asyncio.get_running_loop()
-        tasks = self.tasks
+        tasks, relays = self.tasks, self.relays
         hlog = logging.getLogger(f"gostfast.service.{name}")
 
         async def serve(ep: Endpoint, handler: Handler) -> None:
             tunnel = Tunnel(name, ep, hlog)  # the access log line and the metrics
+            carried = None  # a relay the handler returned: it ends the tunnel
             try:
-                await handler.handle(ep)
+                carried = await handler.handle(ep)
             except asyncio.CancelledError:
                 ep.abort()
                 raise
@@ -677,7 +681,8 @@ class Orchestrator:
                 tunnel.fail(f"handler failed: {type(exc).__name__}: {exc}")
                 ep.abort()
             finally:
-                tunnel.end()
+                if carried is None or not carried.hand_over(relays):
+                    tunnel.end()
 
         def on_accept(ep: Endpoint) -> None:
             rlimiter, traffic = serving.rlimiter, serving.traffic
@@ -738,8 +743,11 @@ class Orchestrator:
         deadline = loop.time() + self.grace
 
         def unfinished() -> set[asyncio.Future]:
-            # a handshake that completes becomes a tunnel (a task of self.tasks)
-            return set(self.tasks).union(*(x.handshakes() for x in listeners))
+            # a handshake that completes becomes a tunnel (a task of self.tasks, which may
+            # hand it over to its relay: one of self.relays)
+            return set(self.tasks).union(
+                [r.done for r in self.relays], *(x.handshakes() for x in listeners)
+            )
 
         waiting = unfinished()
         if waiting:
@@ -747,6 +755,8 @@ class Orchestrator:
         while waiting and deadline - loop.time() > 0:
             await asyncio.wait(waiting, timeout=deadline - loop.time())
             waiting = unfinished()
+        for r in list(self.relays):  # what cancelling its task did before the hand-over
+            r.close()
         for t in waiting:
             t.cancel()
         if waiting:

@@ -4,7 +4,8 @@ Why a context variable: the service starts each request in a task of its own
 (service.py ``serve``), and everything that learns something about the
 request runs inside that task (the router learns the target and the route,
 the relay the bytes), so each can find the record without a handler passing
-it along. Nothing here runs per chunk: the relay counts bytes itself and
+it along. A forward tunnel's task ends once its relay runs (relay.start): the
+relay then holds the record and calls ``end()`` from its close path. Nothing here runs per chunk: the relay counts bytes itself and
 hands the totals over once, when it ends.
 
 The line at the end is GOST's handlers' "REMOTE >< LOCAL" line with its
@@ -92,9 +93,17 @@ class Tunnel:
         if series is not None:
             series.relaying(opened)
 
+    def detach(self) -> None:
+        """The handler's task is done but the tunnel goes on in a relay (relay.start):
+        let go of the task's context variable now, in that task's context (a reset from
+        the relay's callbacks would be in another), so ``end()`` later does not."""
+        current.reset(self._token)
+        self._token = None
+
     def end(self) -> None:
         seconds = time.monotonic() - self.start
-        current.reset(self._token)
+        if self._token is not None:
+            current.reset(self._token)
         ep = self.ep
         series = self._series
         if series is not None:

@@ -20,7 +20,7 @@ from gostfast.config.options import (
     unsupported,
 )
 from gostfast.endpoint import Endpoint
-from gostfast.relay import relay
+from gostfast.relay import Relay, start
 
 
 @dataclass(frozen=True)
@@ -37,19 +37,21 @@ class ForwardOptions(ComponentOptions):
 
 
 class ForwardHandler(Handler[ForwardOptions]):
-    async def handle(self, ep: Endpoint) -> None:
+    async def handle(self, ep: Endpoint) -> Relay | None:
+        """The running relay once the target answered (the service hands the tunnel
+        over to it, relay.start: no task waits for the tunnel's end), None otherwise."""
         log = self.spec.log
         forwarder = self.spec.forwarder
         if forwarder is None:
             log.warning("%s: no forward target configured; closing", ep.peer)
             ep.close()
-            return
+            return None
         found = await dial_forwarder(forwarder, self.spec.router, log, ep.peer)
         if found is None:
             ep.close()
-            return
+            return None
         upstream, _ = found
-        await relay(ep, upstream, self.spec.options.idle_timeout)
+        return start(ep, upstream, self.spec.options.idle_timeout)
 
 
 registry.handlers.register("forward", ForwardHandler, ForwardOptions)
