@@ -77,6 +77,11 @@ class Node:
     labels: NodeLabels = field(default_factory=NodeLabels)  # read by chain/selector.py
     bypass: Bypass | None = None  # targets this node is not used for
     hosts: HostMapper | None = None  # maps this node's host when it is dialled
+    #: how logs and the access line name it in a route (``_route_text``), made once
+    text: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.text = f"{self.name}@{self.addr}"
 
 
 @dataclass(eq=False)
@@ -90,6 +95,12 @@ def route_for(hops: list[Hop], target: str) -> list[Node]:
     """One node per hop, as GOST's Chain.Route: a hop whose bypass holds ``target``, or
     whose nodes all bypass it, ends the route there (the previous hop, or nobody,
     connects to the target)."""
+    if len(hops) == 1:  # a plain -F: one hop of one node, nothing to choose, no closure
+        hop = hops[0]
+        items = hop.selector.items
+        if len(items) == 1 and not (hop.bypass and hop.bypass.contains(target)):
+            node = items[0]
+            return [] if node.bypass and node.bypass.contains(target) else [node]
     nodes: list[Node] = []
     for hop in hops:
         if hop.bypass and hop.bypass.contains(target):
@@ -138,6 +149,11 @@ class Router:
             host = self.hosts.lookup(host) or host
         try:
             if not self.retries:  # the common case: one attempt, no closure, no loop
+                if not self.hops:  # direct: _dial_once's work without its coroutine
+                    tunnel = tunnels.now()
+                    if tunnel is not None:
+                        tunnel.dialling(join_host_port(host, port), "")
+                    return await tcp_connect(host, port, self.direct_timeout)
                 return await self._dial_once(host, port)
             return await self._retrying(lambda: self._dial_once(host, port), f"{host}:{port}")
         except DialError as exc:
@@ -285,7 +301,9 @@ class Router:
 
 def _route_text(nodes: list[Node]) -> str:
     """A route as the logs write it: ``node@addr > node@addr`` ("" when direct)."""
-    return " > ".join(f"{n.name}@{n.addr}" for n in nodes)
+    if len(nodes) == 1:
+        return nodes[0].text
+    return " > ".join(n.text for n in nodes)
 
 
 def _give_up(ep: Endpoint, node: Node, exc: BaseException, what: str) -> None:
