@@ -169,9 +169,19 @@ class Dialer(ABC, Generic[OptionsT]):
     @abstractmethod
     async def dial(self, addr: str, open_conn: OpenConn) -> Endpoint: ...
 
+    def dial_now(self, addr: str) -> Endpoint | None:
+        """The transport at once, without waiting, when this dialer has one ready (an mws
+        stream of a live session), else None: ``dial`` then makes it. The router's path
+        for a route that never waits (chain/route.py ``_ready``): no coroutines, no timer."""
+        return None
+
 
 class Connector(ABC, Generic[OptionsT]):
     """Asks a node to connect to ``host:port`` over an established transport."""
+
+    #: ``connect`` sends nothing and returns ``ep`` itself (the forward connector): a
+    #: route ending with it may skip the call (chain/route.py ``_ready``)
+    passthrough = False
 
     def __init__(self, spec: ConnectorSpec[OptionsT]) -> None:
         self.spec = spec

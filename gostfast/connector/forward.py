@@ -12,6 +12,8 @@ from gostfast.endpoint import Endpoint
 
 
 class ForwardConnector(Connector):
+    passthrough = True
+
     async def connect(self, ep: Endpoint, host: str, port: int) -> Endpoint:
         return ep
 

@@ -117,6 +117,17 @@ class MWSDialer(WSDialer):
             s.done.add_done_callback(ended)
             return s
 
+    def dial_now(self, addr: str) -> Endpoint | None:
+        """A new stream of the live session to ``addr`` (opening one never waits), or
+        None when there is none or it refuses (``dial`` then does what it always did)."""
+        s = self.sessions.get(addr)
+        if s is None or s.closed:
+            return None
+        try:
+            return s.open_stream()
+        except SessionClosed:
+            return None
+
     async def dial(self, addr: str, open_conn: OpenConn) -> Endpoint:
         s = await self._session(addr, open_conn)
         try:
