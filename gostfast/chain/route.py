@@ -229,10 +229,10 @@ class Router:
 
         host = (node.hosts.lookup(node.host) if node.hosts else None) or node.host
 
-        async def open_raw() -> Endpoint:
+        def open_raw() -> Awaitable[Endpoint]:  # the coroutine itself: no frame around it
             if i == 0:
-                return await tcp_connect(host, node.port, CONNECT_TIMEOUT, deadline)
-            return await self._connect_via(nodes, i - 1, host, node.port, deadline)
+                return tcp_connect(host, node.port, CONNECT_TIMEOUT, deadline)
+            return self._connect_via(nodes, i - 1, host, node.port, deadline)
 
         start = time.monotonic()
         try:

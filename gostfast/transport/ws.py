@@ -675,7 +675,10 @@ class WSDialer(Dialer[WSDialerOptions]):
         return raw
 
     async def dial(self, addr: str, open_conn: OpenConn) -> Endpoint:
-        raw = await self.transport(addr, open_conn)
+        if self._ssl is None and not self.spec.options.read_buffer_size:
+            raw = await open_conn()  # transport()'s plain case, without its coroutine
+        else:
+            raw = await self.transport(addr, open_conn)
         try:
             return await ws_handshake(raw, addr, self.spec.options, self.spec.log)
         except BaseException:
