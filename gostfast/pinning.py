@@ -13,25 +13,8 @@ small slice costs less than the buffer it would pin.
 
 from __future__ import annotations
 
-#: bytes a kept slice may pin beyond its own size: an smux frame header (8), so
-#: GOST's one-frame-per-message traffic keeps its zero-copy path
-PIN_SLACK = 64
+# the functions live with the codecs' other buffer rule, where the compiled fused data
+# path (_core/wspipe_c) can reach them too; this module is their name for the rest
+from gostfast._core.buffers import PIN_SLACK, owned, pinned_size
 
-
-def pinned_size(data) -> int:
-    """Bytes ``data`` keeps alive: a memoryview's whole underlying buffer, else its own size."""
-    if type(data) is memoryview:
-        base = data.obj
-        if type(base) is bytes or type(base) is bytearray:
-            return len(base)
-        if base is not None:
-            return memoryview(base).nbytes
-        return data.nbytes
-    return len(data)
-
-
-def owned(data, slack: int = PIN_SLACK):
-    """``data``, or a ``bytes`` copy when it is a view pinning more than its size + ``slack``."""
-    if type(data) is memoryview and pinned_size(data) - data.nbytes > slack:
-        return data.tobytes()
-    return data
+__all__ = ["PIN_SLACK", "owned", "pinned_size"]

@@ -44,6 +44,7 @@ from libc.string cimport memcpy
 from gostfast._core.cursor cimport Cursor, get_contiguous
 from gostfast._core.cursor cimport take as _take
 from gostfast._core.mask_kernel cimport xor_kernel as _xor_kernel
+from gostfast._core.ws_header cimport header_into as _header_into
 
 from gostfast._core import buffers as _buffers
 from gostfast._core.wsframe_common import (
@@ -393,30 +394,6 @@ cdef class FrameParser:
 
 
 # -- writer ------------------------------------------------------------------------
-
-cdef Py_ssize_t _header_into(uint8_t* out, int opcode, unsigned long long length, bint fin,
-                             const uint8_t* key) noexcept nogil:
-    """Write the header (shortest length form, + key if not NULL); return its size."""
-    cdef Py_ssize_t n = 2
-    cdef int i
-    cdef uint8_t mbit = 0x80 if key != NULL else 0
-    out[0] = (0x80 if fin else 0) | <uint8_t>opcode
-    if length < 126:
-        out[1] = mbit | <uint8_t>length
-    elif length < 65536:
-        out[1] = mbit | 126
-        out[2] = <uint8_t>(length >> 8)
-        out[3] = <uint8_t>length
-        n = 4
-    else:
-        out[1] = mbit | 127
-        for i in range(8):
-            out[2 + i] = <uint8_t>(length >> (56 - 8 * i))
-        n = 10
-    if key != NULL:
-        memcpy(out + n, key, 4)
-        n += 4
-    return n
 
 
 cdef int _check_header_args(object opcode, object length, bint fin, bint rsv1) except -1:

@@ -52,6 +52,11 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 
+# The event kind a receiver reports for bytes that broke the protocol, after the
+# messages that came before the bad frame: ``(ERROR_EVENT, (close_code, reason))``.
+# Negative, so no opcode is ever it (proto/wsconnection.py ``ERROR``; wspipe).
+ERROR_EVENT = -6
+
 # Control frames carry at most 125 payload bytes (RFC 6455 section 5.5).
 MAX_CONTROL_PAYLOAD = 125
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import os
 
 from gostfast._core import select
+from gostfast._core.wsframe_common import ERROR_EVENT
 from gostfast.proto.wsdeflate import Inflater
 
 wsframe = select("wsframe")
@@ -58,7 +59,7 @@ EOF = -2
 CLOSE = -3
 FAIL = -4
 ABORT = -5
-ERROR = -6  # from receive_data only: the bytes broke the protocol (for receive_frame)
+ERROR = ERROR_EVENT  # -6, from receive_data only: the bytes broke the protocol (for receive_frame)
 
 #: the shortest wait between two keepalive ticks, so a late tick cannot spin
 MIN_TICK = 0.05
@@ -141,6 +142,12 @@ class WSConnection:
         self.reading = True  # False after the peer's close frame or a failure
         self._writing_paused = False
         self._pong_owed: bytes | None = None  # the last ping's payload, while writing is paused
+
+    @property
+    def parser(self):
+        """The frame parser: what ``receive_data`` feeds (the compiled fused data path,
+        _core/wspipe_c, inlines ``receive_data`` and feeds it directly)."""
+        return self._parser
 
     # ------------------------------------------------------------ receiving
     def receive_data(self, data, now: float) -> list:
