@@ -119,6 +119,25 @@ class Endpoint:
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def fuse(self, other: Endpoint):
+        """Take over the data path between this endpoint and ``other``, both attached to
+        one plain relay: return the object now moving their bytes (its ``n_from_ws`` and
+        ``n_from_plain`` count them for the relay), or None to leave it to the relay.
+
+        Only a websocket over plain TCP facing plain TCP says yes (transport/wsconn.py,
+        _core/wspipe): the layers' calls per chunk are the cost there.
+        """
+        return None
+
+    def carry(self, sink: Sink):
+        """Deliver what arrives straight to ``sink`` (already attached), with no layer in
+        between, and return the callable that writes one message from it; or None to keep
+        the layers. An smux session asks its connection this (mux/session.py).
+
+        Only a websocket over plain TCP says yes (transport/wsconn.py, _core/wspipe).
+        """
+        return None
+
     @property
     def closed(self) -> bool:
         return self._closed
@@ -417,6 +436,19 @@ class TCPEndpoint(Endpoint, asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_resumed()
+
+    def fusable(self) -> bool:
+        """Whether a fused data path (Endpoint.fuse) may take this connection's bytes: it
+        is open, and its class moves data as this one does (a subclass may change what
+        happens at connect, EOF or loss, which the fused path forwards, but not this)."""
+        cls = type(self)
+        return (
+            self.transport is not None
+            and not self._closed
+            and cls.data_received is TCPEndpoint.data_received
+            and cls.write is TCPEndpoint.write
+            and not self.transport.is_closing()
+        )
 
     # Endpoint
     def write(self, data: bytes | bytearray | memoryview) -> None:

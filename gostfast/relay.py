@@ -57,6 +57,8 @@ class Relay:
         "_eof_b",
         "_finished",
         "_started",
+        "_pipe",
+        "_pipe_ws_is_a",
     )
 
     def __init__(self, a: Endpoint, b: Endpoint) -> None:
@@ -74,9 +76,35 @@ class Relay:
         self._eof_b = False
         self._finished = False
         self._started = False
+        self._pipe = None
+        self._pipe_ws_is_a = False
         a.attach(self)
         if not self._finished:
             b.attach(self)
+        if not self._finished and type(self) is Relay:
+            self._fuse()
+
+    def _fuse(self) -> None:
+        """Let the endpoints move the bytes themselves when they can (Endpoint.fuse: a
+        websocket facing plain TCP, _core/wspipe); EOF, loss and flow control still come
+        here. Subclasses watch every chunk (idle time, the limiter), so they never fuse."""
+        pipe = self.b.fuse(self.a)
+        if pipe is None:
+            pipe = self.a.fuse(self.b)
+            self._pipe_ws_is_a = True
+        self._pipe = pipe
+
+    def _fold_counts(self) -> None:
+        """Add what the fused path moved to the byte totals (once, when the tunnel ends)."""
+        pipe, self._pipe = self._pipe, None
+        if pipe is None:
+            return
+        if self._pipe_ws_is_a:
+            self.n_a += pipe.n_from_ws
+            self.n_b += pipe.n_from_plain
+        else:
+            self.n_a += pipe.n_from_plain
+            self.n_b += pipe.n_from_ws
 
     def _other(self, ep: Endpoint) -> Endpoint:
         return self.b if ep is self.a else self.a
@@ -117,6 +145,7 @@ class Relay:
         if self._finished:
             return
         self._finished = True
+        self._fold_counts()
         for ep in (self.a, self.b):
             if abort:
                 ep.abort()

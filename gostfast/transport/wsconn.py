@@ -20,7 +20,7 @@ import logging
 from time import monotonic
 
 from gostfast._core import select
-from gostfast.endpoint import Endpoint, LayeredEndpoint
+from gostfast.endpoint import Endpoint, LayeredEndpoint, TCPEndpoint
 from gostfast.proto.wsconnection import (
     ABORT,
     CLOSE,
@@ -33,6 +33,7 @@ from gostfast.proto.wsconnection import (
 )
 
 wsframe = select("wsframe")
+wspipe = select("wspipe")
 
 OP_BINARY = wsframe.OP_BINARY
 OP_TEXT = wsframe.OP_TEXT
@@ -122,6 +123,74 @@ class WSEndpoint(LayeredEndpoint):
     def on_write_resumed(self, ep: Endpoint) -> None:
         self._run(self._ws.resume_writing())
         self._write_resumed()
+
+    # ------------------------------------------------------ the fused data path
+    def fuse(self, other: Endpoint):
+        """A websocket over plain TCP facing plain TCP: one WSPipe (_core/wspipe) becomes
+        the protocol of both TCP transports and moves every data chunk with no call of
+        this class; control frames come back to ``_control``, long writes to ``write``
+        (fragmenting), and EOF, loss and flow control to the endpoints as before.
+
+        Not for permessage-deflate (the subclass), TLS layers or smux sessions (their
+        inner is not a TCPEndpoint), nor a connection whose close has begun."""
+        inner = self.inner
+        ws = self._ws
+        if (
+            type(self) is not WSEndpoint
+            or not isinstance(inner, TCPEndpoint)
+            or not isinstance(other, TCPEndpoint)
+            or not (ws.reading and ws.can_send)
+            or not inner.fusable()
+            or not other.fusable()
+        ):
+            return None
+        pipe = wspipe.WSPipe(
+            ws,
+            self.is_server,
+            self._max_frame,
+            inner.transport,
+            inner,
+            other.transport,
+            other,
+            self._control,
+            self.write,
+        )
+        inner.transport.set_protocol(pipe.ws_side)  # type: ignore[union-attr]
+        other.transport.set_protocol(pipe.plain_side)  # type: ignore[union-attr]
+        return pipe
+
+    def carry(self, sink):
+        """A websocket over plain TCP carrying ``sink`` (an smux session): one WSCarrier
+        (_core/wspipe) becomes the TCP transport's protocol, hands each data message to
+        ``sink.on_data`` and frames what the returned ``write`` is given; control frames
+        come back to ``_control``, EOF, loss and flow control to the endpoints as before."""
+        inner = self.inner
+        ws = self._ws
+        if (
+            type(self) is not WSEndpoint
+            or self._sink is not sink
+            or not isinstance(inner, TCPEndpoint)
+            or not (ws.reading and ws.can_send)
+            or not inner.fusable()
+        ):
+            return None
+        carrier = wspipe.WSCarrier(
+            ws,
+            self.is_server,
+            self._max_frame,
+            inner.transport,
+            inner,
+            sink,
+            self,
+            self._control,
+            self.write,
+        )
+        inner.transport.set_protocol(carrier.ws_side)  # type: ignore[union-attr]
+        return carrier.write
+
+    def _control(self, op: int, payload) -> None:
+        """A non-data event of the parser, from the fused path (what on_data does)."""
+        self._run(self._ws.receive_frame(op, payload))
 
     # ------------------------------------------------- the connection's events
     def _do(self, kind: int, value) -> None:
