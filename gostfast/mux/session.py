@@ -401,9 +401,14 @@ class Session:
         self._timers: list[asyncio.TimerHandle] = []
         self.draining = False  # close once no stream is open (``drain``)
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
+        #: what sends one message on the connection: its ``write``, or the fused
+        #: path's (a websocket over plain TCP carries the session: Endpoint.carry)
+        self._write = conn.write
         if self.version == 1:  # first, before any frame the bytes already read may cause
             conn.write(smux.encode_header(1, smux.CMD_NOP, 0, ANNOUNCE_SID))
         conn.attach(self)
+        if not self.closed:
+            self._write = conn.carry(self) or conn.write
         if not config.keepalive_disabled:
             self._start_keepalive()
 
@@ -633,7 +638,7 @@ class Session:
     # --------------------------------------------------------------- output
     def _send(self, frame) -> None:
         if not self.closed:
-            self.conn.write(frame)
+            self._write(frame)
 
     # ------------------------------------------------------------ keepalive
     # Bound methods, not closures that reschedule themselves: a nested function that
