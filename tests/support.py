@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import shutil
@@ -105,10 +106,20 @@ class ThreadedServer:
         self.srv.close()
 
 
+#: ports free_port handed out lately: the kernel may pick a just-closed port again at
+#: once, and two calls for one command line got the same port ("Address already in use")
+_recent_ports: collections.deque = collections.deque(maxlen=256)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, and none of the last 256 this process handed out."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _recent_ports:
+            _recent_ports.append(port)
+            return port
 
 
 def tcp_sockets(port: int, state: str) -> int:
