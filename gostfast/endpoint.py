@@ -221,6 +221,11 @@ class Endpoint:
         elif self._writing_paused:
             sink.on_write_paused(self)
 
+    def resink(self, sink: Sink) -> None:
+        """Hand this endpoint's output to another sink from now on, replaying nothing
+        (a fused path taking a relay's place: relay.py ``Relay._fuse``). Data mode only."""
+        self._sink = sink
+
     def detach(self) -> None:
         """Back to handshake mode (used when a layer is unwrapped)."""
         self._sink = None

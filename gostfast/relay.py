@@ -35,10 +35,12 @@ import logging
 import time
 
 from gostfast import tunnel as tunnels
-from gostfast.endpoint import Endpoint
+from gostfast._core import select
+from gostfast.endpoint import Endpoint, TCPEndpoint
 from gostfast.traffic import Gate
 
 log = logging.getLogger("gostfast.relay")
+plainpipe = select("plainpipe")
 
 
 class Relay:
@@ -58,7 +60,7 @@ class Relay:
         "_finished",
         "_started",
         "_pipe",
-        "_pipe_ws_is_a",
+        "_plain_is_a",
     )
 
     def __init__(self, a: Endpoint, b: Endpoint) -> None:
@@ -77,7 +79,7 @@ class Relay:
         self._finished = False
         self._started = False
         self._pipe = None
-        self._pipe_ws_is_a = False
+        self._plain_is_a = False
         a.attach(self)
         if not self._finished:
             b.attach(self)
@@ -85,26 +87,44 @@ class Relay:
             self._fuse()
 
     def _fuse(self) -> None:
-        """Let the endpoints move the bytes themselves when they can (Endpoint.fuse: a
-        websocket facing plain TCP, _core/wspipe); EOF, loss and flow control still come
-        here. Subclasses watch every chunk (idle time, the limiter), so they never fuse."""
-        pipe = self.b.fuse(self.a)
+        """Let the endpoints move the bytes themselves when they can; EOF, loss and flow
+        control still come here. A websocket facing plain TCP fuses whole
+        (Endpoint.fuse, _core/wspipe); else a plain TCP side fuses its half
+        (_core/plainpipe: its transport's protocol and the other side's sink). Subclasses
+        watch every chunk (idle time, the limiter), so they never fuse."""
+        a, b = self.a, self.b
+        pipe = b.fuse(a)
+        plain_is_a = True
         if pipe is None:
-            pipe = self.a.fuse(self.b)
-            self._pipe_ws_is_a = True
+            pipe = a.fuse(b)
+            plain_is_a = False
+        if pipe is None:
+            for plain, other in ((a, b), (b, a)):
+                if (
+                    isinstance(plain, TCPEndpoint)
+                    and plain.fusable()
+                    and not (plain._eof or other._eof or other._closed or other._buf)
+                ):
+                    pipe = plainpipe.PlainPipe(plain.transport, plain, other, self)
+                    plain.transport.set_protocol(pipe.plain_side)  # type: ignore[union-attr]
+                    other.resink(pipe)
+                    plain_is_a = plain is a
+                    break
         self._pipe = pipe
+        self._plain_is_a = plain_is_a
 
     def _fold_counts(self) -> None:
         """Add what the fused path moved to the byte totals (once, when the tunnel ends)."""
         pipe, self._pipe = self._pipe, None
         if pipe is None:
             return
-        if self._pipe_ws_is_a:
-            self.n_a += pipe.n_from_ws
-            self.n_b += pipe.n_from_plain
+        from_plain, from_other = pipe.counts()
+        if self._plain_is_a:
+            self.n_a += from_plain
+            self.n_b += from_other
         else:
-            self.n_a += pipe.n_from_plain
-            self.n_b += pipe.n_from_ws
+            self.n_a += from_other
+            self.n_b += from_plain
 
     def _other(self, ep: Endpoint) -> Endpoint:
         return self.b if ep is self.a else self.a

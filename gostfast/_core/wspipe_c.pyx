@@ -243,6 +243,10 @@ cdef class WSPipe(_WSLink):
         self.plain_side = _Side(self, plain_proto, False)
         self.n_from_plain = 0
 
+    def counts(self):
+        """(bytes from the plain side, payload bytes from the websocket)."""
+        return self.n_from_plain, self.n_from_ws
+
     cdef int _from_plain(self, object data) except -1:
         self.n_from_plain += len(data)
         return self._frame_out(data)

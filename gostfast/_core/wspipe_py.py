@@ -229,6 +229,11 @@ class WSPipe(_WSLink):
         #: bytes that came from the plain side (written to the websocket as frames)
         self.n_from_plain = 0
 
+    def counts(self) -> tuple[int, int]:
+        """(bytes from the plain side, payload bytes from the websocket): what the relay
+        folds into its totals when the tunnel ends."""
+        return self.n_from_plain, self.n_from_ws
+
     def _from_plain(self, data) -> None:
         """A chunk from the plain side: counted (Relay.on_data), then one binary frame."""
         self.n_from_plain += len(data)

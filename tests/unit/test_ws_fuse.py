@@ -1,9 +1,11 @@
-"""Which relays fuse (Relay._fuse, WSEndpoint.fuse/carry), on real loopback sockets in-process.
+"""Which relays fuse (Relay._fuse, WSEndpoint.fuse, the plain pipe), on real loopback sockets.
 
 A websocket over plain TCP facing plain TCP under a plain Relay takes the fused path
 (_core/wspipe): its transports' protocols become the pipe's sides, the bytes still arrive
 framed and unframed exactly, and the relay's byte totals count them once the tunnel ends.
-An idle timeout, permessage-deflate or a close already begun keep the layered path.
+An idle timeout keeps the layered path; permessage-deflate or a close already begun keep
+the websocket's layers and fuse only the plain side's half (_core/plainpipe), as does
+a tunnel between two plain TCP connections, whose bytes and counts are checked too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from gostfast.transport.wsconn_deflate import DeflateWSEndpoint
 
 wsframe = select("wsframe")
 wspipe = select("wspipe")
+plainpipe = select("plainpipe")
 
 
 async def tcp_pair() -> tuple[TCPEndpoint, socket.socket]:
@@ -107,31 +110,57 @@ def test_a_client_ws_relay_fuses_and_masks() -> None:
     run(main())
 
 
-def test_relays_that_watch_every_chunk_or_compress_do_not_fuse() -> None:
+def test_relays_that_watch_every_chunk_do_not_fuse_and_deflate_fuses_only_the_plain_half() -> None:
     async def main():
         pairs = []
-        for make in (
-            lambda ws, plain: IdleRelay(ws, plain, 30.0),
-            lambda ws, plain: Relay(ws, plain),
-        ):
-            ws_inner, ws_peer = await tcp_pair()
-            plain, plain_peer = await tcp_pair()
-            pairs += [ws_peer, plain_peer]
-            cls = WSEndpoint if len(pairs) == 2 else DeflateWSEndpoint
-            relay = make(cls(ws_inner, is_server=True), plain)
-            assert relay._pipe is None
-            assert ws_inner.transport.get_protocol() is ws_inner
-            relay.close()
-        # a websocket whose close has begun keeps its layers too
         ws_inner, ws_peer = await tcp_pair()
         plain, plain_peer = await tcp_pair()
         pairs += [ws_peer, plain_peer]
-        ws = WSEndpoint(ws_inner, is_server=True)
-        ws.write_eof()
-        relay = Relay(ws, plain)
+        relay = IdleRelay(WSEndpoint(ws_inner, is_server=True), plain, 30.0)
         assert relay._pipe is None
+        assert ws_inner.transport.get_protocol() is ws_inner
+        assert plain.transport.get_protocol() is plain
         relay.close()
+        # permessage-deflate, or a websocket whose close has begun, keeps the websocket's
+        # layers; only the plain TCP side's half fuses (_core/plainpipe)
+        for compressed in (True, False):
+            ws_inner, ws_peer = await tcp_pair()
+            plain, plain_peer = await tcp_pair()
+            pairs += [ws_peer, plain_peer]
+            ws = (DeflateWSEndpoint if compressed else WSEndpoint)(ws_inner, is_server=True)
+            if not compressed:
+                ws.write_eof()
+            relay = Relay(ws, plain)
+            assert type(relay._pipe) is plainpipe.PlainPipe
+            assert ws_inner.transport.get_protocol() is ws_inner
+            assert plain.transport.get_protocol() is relay._pipe.plain_side
+            assert ws._sink is relay._pipe
+            relay.close()
         for s in pairs:
             s.close()
+
+    run(main())
+
+
+def test_a_tcp_to_tcp_relay_fuses_its_plain_half_and_counts() -> None:
+    async def main():
+        a, a_peer = await tcp_pair()
+        b, b_peer = await tcp_pair()
+        relay = Relay(a, b)
+        assert type(relay._pipe) is plainpipe.PlainPipe
+        loop = asyncio.get_running_loop()
+        up, down = os.urandom(100_000), os.urandom(3000)
+        await loop.sock_sendall(a_peer, up)
+        assert await recv_exactly(b_peer, len(up)) == up
+        await loop.sock_sendall(b_peer, down)
+        assert await recv_exactly(a_peer, len(down)) == down
+        a_peer.shutdown(socket.SHUT_WR)  # half-close crosses, then the other way
+        assert await loop.sock_recv(b_peer, 1) == b""
+        b_peer.shutdown(socket.SHUT_WR)
+        assert await loop.sock_recv(a_peer, 1) == b""
+        await asyncio.wait_for(relay.done, 5)
+        assert (relay.n_a, relay.n_b) == (len(up), len(down))
+        a_peer.close()
+        b_peer.close()
 
     run(main())
