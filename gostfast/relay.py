@@ -371,7 +371,8 @@ def start(a: Endpoint, b: Endpoint, idle_timeout: float = 0.0) -> Relay:
     service hands the tunnel over to it (``Relay.hand_over``): the handler's task ends
     now instead of staying suspended for the tunnel's life, with its frames, its done
     future's wake-up and its ``finally`` blocks (forward tunnels: handler/forward.py).
-    The accounting is relay()'s, done by the relay's close path (``_settle``)."""
+    The accounting (the gate, the relaying gauge, the byte totals) is done by the
+    relay's close path (``_settle``), for relay() too."""
     r, gate = _make(a, b, idle_timeout)
     r._gate = gate
     r._tunnel = tunnel = tunnels.now()
@@ -392,19 +393,9 @@ async def relay(a: Endpoint, b: Endpoint, idle_timeout: float = 0.0) -> None:
     callback pair and ~2.5 us per tunnel): only this coroutine waits on it, so a
     cancel that cancels it too loses nothing (``_finish`` checks ``done.done()``).
     """
-    r, gate = _make(a, b, idle_timeout)
-    tunnel = tunnels.now()
-    if tunnel is not None:
-        tunnel.relaying(True)
+    r = start(a, b, idle_timeout)  # its close path does the accounting (_settle)
     try:
         return await r.done
     except asyncio.CancelledError:
         r.close()
         raise
-    finally:
-        if gate is not None:
-            gate.close()
-        if tunnel is not None:
-            tunnel.relaying(False)
-            tunnel.bytes_in += r.n_a
-            tunnel.bytes_out += r.n_b
