@@ -133,17 +133,9 @@ class WSEndpoint(LayeredEndpoint):
 
         Not for permessage-deflate (the subclass), TLS layers or smux sessions (their
         inner is not a TCPEndpoint), nor a connection whose close has begun."""
-        inner = self.inner
-        ws = self._ws
-        if (
-            type(self) is not WSEndpoint
-            or not isinstance(inner, TCPEndpoint)
-            or not isinstance(other, TCPEndpoint)
-            or not (ws.reading and ws.can_send)
-            or not inner.fusable()
-            or not other.fusable()
-        ):
+        if not (self._over_plain_tcp() and isinstance(other, TCPEndpoint) and other.fusable()):
             return None
+        inner, ws = self.inner, self._ws
         pipe = wspipe.WSPipe(
             ws,
             self.is_server,
@@ -164,16 +156,9 @@ class WSEndpoint(LayeredEndpoint):
         (_core/wspipe) becomes the TCP transport's protocol, hands each data message to
         ``sink.on_data`` and frames what the returned ``write`` is given; control frames
         come back to ``_control``, EOF, loss and flow control to the endpoints as before."""
-        inner = self.inner
-        ws = self._ws
-        if (
-            type(self) is not WSEndpoint
-            or self._sink is not sink
-            or not isinstance(inner, TCPEndpoint)
-            or not (ws.reading and ws.can_send)
-            or not inner.fusable()
-        ):
+        if self._sink is not sink or not self._over_plain_tcp():
             return None
+        inner, ws = self.inner, self._ws
         carrier = wspipe.WSCarrier(
             ws,
             self.is_server,
@@ -187,6 +172,20 @@ class WSEndpoint(LayeredEndpoint):
         )
         inner.transport.set_protocol(carrier.ws_side)  # type: ignore[union-attr]
         return carrier.write
+
+    def _over_plain_tcp(self) -> bool:
+        """Whether this websocket's own path may fuse (fuse, carry): uncompressed (not the
+        deflate subclass), over a TCPEndpoint that moves data as the base class does, and
+        its close not begun."""
+        ws = self._ws
+        inner = self.inner
+        return (
+            type(self) is WSEndpoint
+            and ws.reading
+            and ws.can_send
+            and isinstance(inner, TCPEndpoint)
+            and inner.fusable()
+        )
 
     def _control(self, op: int, payload) -> None:
         """A non-data event of the parser, from the fused path (what on_data does)."""
