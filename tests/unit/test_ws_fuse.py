@@ -61,7 +61,7 @@ def test_a_server_ws_relay_fuses_and_moves_bytes_both_ways() -> None:
         plain, plain_peer = await tcp_pair()  # plain_peer plays the target
         ws = WSEndpoint(ws_inner, is_server=True)
         relay = Relay(ws, plain)
-        assert relay._pipe is not None
+        assert type(relay._pipe) is wspipe.WSPipe
         assert ws_inner.transport.get_protocol() is relay._pipe.ws_side
         assert plain.transport.get_protocol() is relay._pipe.plain_side
         loop = asyncio.get_running_loop()
@@ -92,7 +92,7 @@ def test_a_client_ws_relay_fuses_and_masks() -> None:
         ws_inner, ws_peer = await tcp_pair()  # ws_peer plays the ws server
         ws = WSEndpoint(ws_inner, is_server=False)
         relay = Relay(plain, ws)
-        assert relay._pipe is not None
+        assert type(relay._pipe) is wspipe.WSPipe
         loop = asyncio.get_running_loop()
         await loop.sock_sendall(plain_peer, b"hello")
         frame = await recv_exactly(ws_peer, 2 + 4 + 5)
