@@ -30,6 +30,14 @@ the wire and differs inside only where callbacks replace goroutines:
   either knows its peer credits and keeps at most ``INITIAL_PEER_WINDOW``
   uncredited bytes in flight per stream, as in v2. A peer that never credits
   (GOST, refpeer) is sent to as smux v1 is, without limit.
+* After the peer's FIN (docs/smux-protocol.md section 12): a smux peer sends no
+  UPD after its FIN (smux's writeV2 returns io.EOF when it would wait for one),
+  so with a smux peer a v2 stream whose data must wait for window then ends
+  (``_window_shut``), as smux's writer does and GOST's relay after it; else its
+  source stayed paused and unread for good (issue 19: iperf3 -R leaked a target
+  connection per data stream). A gostfast peer half-closes and reads on, so every
+  end announces itself with a first NOP for ``ANNOUNCE_SID`` in v2 as in v1, and
+  to an announced peer a stream that received FIN is sent unwindowed, as v1 is.
 * FIN: ``write_eof`` sends FIN and keeps reading (the far end may still
   send: refpeer's smux and smux HEAD do; GOST's v1.5.31 treats FIN as a full
   close, which is what GOST itself does on EOF). A stream is forgotten once
@@ -61,7 +69,9 @@ INITIAL_PEER_WINDOW = 262144
 #: NOP with sid 0 only and ignores every NOP, whatever its sid. Both ends must count
 #: the same, so this is a constant of the extension, not a setting
 CREDIT = 65536
-#: the sid of the NOP each v1 end sends first in a session, "I credit": no stream has it
+#: the sid of the NOP each end sends first in a session: "I am gostfast" (v1: "I credit";
+#: both: "I half-close and read on after my FIN, so my FIN does not end your writing"). No
+#: stream has it
 #: (client streams are 3, 5, ...; server streams even), so an older gostfast counts it
 #: as a credit for no stream and smux ignores it. Without it a sender learned of its
 #: peer's credits only from the first credit, after the peer delivered 64 KiB: in the
@@ -197,6 +207,8 @@ class Stream(Endpoint):
             self.session._taker_lost()
         if not self._pending:
             self._feed_eof()
+        if self._gone:  # the EOF ended the tunnel (and with it this stream)
+            return
         if self._fin_sent:
             self.session._forget(self)
         elif self._sendq:  # v1: no credits may come now (the peer may have forgotten us)
@@ -219,9 +231,15 @@ class Stream(Endpoint):
     # ------------------------------------------------------------- sending
     def _room(self) -> int:
         s = self.session
-        if s.version == 1 and (not s.peer_credits or self._fin_received or s._conn_read_paused):
-            # smux v1: no limit; after FIN no credit is sure to come; and while our own
-            # reading is stopped we would not see one (Session._charge)
+        if self._fin_received:
+            if s.version == 1 or s.peer_gostfast:
+                # after FIN no credit is sure to come (v1.5.31 forgot the stream); a
+                # gostfast peer reads on but may close at any time: sent as smux v1 sends
+                return 1 << 62
+            # a smux v2 peer: windowed still, and data that must wait ends the stream
+        elif s.version == 1 and (not s.peer_credits or s._conn_read_paused):
+            # smux v1: no limit; and while our own reading is stopped we would not see a
+            # credit (Session._charge)
             return 1 << 62
         inflight = (self._num_written - self._peer_consumed) & _U32
         if inflight >= 1 << 31:  # peer consumed more than we wrote: smux's ErrConsumed
@@ -244,6 +262,8 @@ class Stream(Endpoint):
         while self._sendq:
             room = self._room()
             if room <= 0:
+                if self._fin_received:
+                    self._window_shut()
                 return
             chunk = self._sendq[0]
             if len(chunk) <= room:
@@ -254,6 +274,8 @@ class Stream(Endpoint):
                 self._sendq[0] = chunk[room:]
                 self._sendq_bytes -= room
                 self._send_data(chunk[:room])
+                if self._fin_received:
+                    self._window_shut()
                 return
         if self._window_blocked:
             self._window_blocked = False
@@ -284,9 +306,32 @@ class Stream(Endpoint):
             view = view[room:]
         self._sendq.append(view)
         self._sendq_bytes += len(view)
+        if self._fin_received:
+            self._window_shut()
+            return
         if not self._window_blocked:
             self._window_blocked = True
             self._write_paused()
+
+    def _window_shut(self) -> None:
+        """Data waits for window after the peer's FIN: it can never go, so the stream ends.
+
+        A UPD comes only from a peer still reading the stream, and its FIN says it has
+        stopped (or forgotten the stream), so what waits would wait for good, and the
+        relay with it: its source stays paused, unread, never closed (a target
+        connection per iperf3 -R data stream leaked, with its unread megabytes, until the
+        kernel's TCP memory ran out: issue 19). smux's writeV2 returns io.EOF here ("if fin
+        arrived, future window update is impossible"), and GOST then closes both ends;
+        closing the stream does the same (its sink, the relay, closes the other side).
+        """
+        log.debug(
+            "smux session %s: stream %d: %d byte(s) wait for window after the peer's FIN; "
+            "closing the stream",
+            self.session.name,
+            self.sid,
+            self._sendq_bytes,
+        )
+        self.close()
 
     def _send_fin_now(self) -> None:
         self.session._send(smux.encode_fin(self.session.version, self.sid))
@@ -303,9 +348,11 @@ class Stream(Endpoint):
     def close(self) -> None:
         if self._gone:
             return
-        if not self._fin_sent:
+        if not self._fin_sent or self._sendq:  # else FIN is on the wire already
+            # (a write_eof behind queued data has not sent its FIN yet: it goes now)
             self._fin_sent = True
             self._sendq.clear()
+            self._sendq_bytes = 0
             self._send_fin_now()
         self.session._forget(self)
         self._closed_by_peer(None)
@@ -381,6 +428,9 @@ class Session:
         #: v1: the peer sent a stream NOP, so it credits what it delivers (a gostfast
         #: end); from then each stream keeps at most its window in flight, as in v2
         self.peer_credits = False
+        #: the peer sent a NOP with a sid (its ANNOUNCE_SID first): a gostfast end, which
+        #: half-closes (Stream._room after FIN), any version
+        self.peer_gostfast = False
         self._credits = bytearray()  # credit NOPs due, sent in one write per received chunk
         self._bucket = config.max_receive_buffer
         #: open streams whose reader takes data now (not paused, no FIN received): while
@@ -404,8 +454,8 @@ class Session:
         #: what sends one message on the connection: its ``write``, or the fused
         #: path's (a websocket over plain TCP carries the session: Endpoint.carry)
         self._write = conn.write
-        if self.version == 1:  # first, before any frame the bytes already read may cause
-            conn.write(smux.encode_header(1, smux.CMD_NOP, 0, ANNOUNCE_SID))
+        # first, before any frame the bytes already read may cause; smux ignores NOPs
+        conn.write(smux.encode_header(self.version, smux.CMD_NOP, 0, ANNOUNCE_SID))
         conn.attach(self)
         if not self.closed:
             self._write = conn.carry(self) or conn.write
@@ -509,11 +559,13 @@ class Session:
         if cmd == smux.CMD_NOP:
             # sid 0: liveness only (smux sends no other). Else a gostfast peer's
             # announcement (ANNOUNCE_SID) or credit for that stream (v1): from then
-            # this peer's streams are windowed
-            if sid and self.version == 1:
-                self.peer_credits = True
-                if st is not None:
-                    st._on_credit()
+            # this peer's streams are windowed (v1) and half-closed (any version)
+            if sid:
+                self.peer_gostfast = True
+                if self.version == 1:
+                    self.peer_credits = True
+                    if st is not None:
+                        st._on_credit()
             return
         if cmd == smux.CMD_SYN:
             if st is not None or self.closed:  # a duplicate: smux ignores it

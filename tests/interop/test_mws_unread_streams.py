@@ -333,3 +333,70 @@ def test_a_smux_sender_s_reply_behind_more_than_the_budget(procs, request):
     for p in procs.procs:
         assert p.poll() is None, output(p)
         assert "Traceback" not in output(p), output(p)
+
+
+# ------------------------------------ a v2 sender whose window is spent when FIN arrives
+
+
+class Flood(ThreadedServer):
+    """Sends to each connection until the connection fails, then records that it ended.
+
+    What the gostfast server end does with its target once the client's stream is gone is
+    what this watches: the target must see its connection end, not block in send for good.
+    """
+
+    def __init__(self) -> None:
+        self.ended = threading.Semaphore(0)
+        self.lock = threading.Lock()
+        self.sent: list[int] = []
+        super().__init__()
+
+    def serve(self, c: socket.socket) -> None:
+        chunk = b"x" * 65536
+        n = 0
+        with c:
+            try:
+                while True:
+                    n += c.send(chunk)
+            except OSError:
+                pass
+        with self.lock:
+            self.sent.append(n)
+        self.ended.release()
+
+
+@pytest.mark.parametrize(
+    "client",
+    ["gostfast", pytest.param("refpeer", marks=pytest.mark.refpeer)],
+)
+@pytest.mark.timeout(120)
+def test_a_v2_stream_whose_window_is_spent_ends_with_the_peer_s_fin(procs, request, client):
+    """iperf3 -R's data streams, one at a time: the client's reader takes nothing, so the
+    server end's window for the stream is spent, then the client closes. smux v2 can
+    send no UPD after its FIN (writeV2 returns io.EOF there), so the server end must
+    drop what waits and close the target connection. Before, it kept the target
+    connection paused and unread for good: one leaked connection, with megabytes in its
+    receive queue, per iperf3 data stream, until the kernel's TCP memory ran out and the
+    loop hung (run 42 and run 112 of 100-run loops).
+
+    Only that stream ends: runs 1-4 go through fresh streams of the same session.
+    """
+    flood = Flood()
+    try:
+        entry = start_pair(procs, request, client, "gostfast", 2, flood.port)
+        for run in range(5):
+            s = socket.create_connection(("127.0.0.1", entry), timeout=READ_TIMEOUT)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            s.recv(1)  # the stream is open and the target sends
+            time.sleep(0.5)  # every buffer on the way fills; the server's window is spent
+            s.close()
+            assert flood.ended.acquire(timeout=READ_TIMEOUT), (
+                f"run {run}: the target connection was never closed after the client's FIN"
+            )
+        with flood.lock:  # each connection ended after it had filled the path
+            assert len(flood.sent) == 5 and min(flood.sent) > 65536, flood.sent
+    finally:
+        flood.close()
+    for p in procs.procs:
+        assert p.poll() is None, output(p)
+        assert "Traceback" not in output(p), output(p)

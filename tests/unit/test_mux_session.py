@@ -99,13 +99,14 @@ def recording_server(conn, cfg=None, *, paused: bool = False):
     return s, streams, rec
 
 
-#: what every v1 session writes first: a NOP for sid 1, "this end credits" (issue 19)
+#: what every v1 session writes first: a NOP for sid 1, "this end is gostfast": it credits
+#: (v1) and half-closes (issue 19); a v2 session writes the same NOP in v2
 ANNOUNCE = h("0103000001000000")
 
 
-async def announced(peer: TCPEndpoint) -> None:
-    """Read the v1 session's first frame, its credit announcement."""
-    assert await read_raw(peer, 8) == ANNOUNCE
+async def announced(peer: TCPEndpoint, version: int = 1) -> None:
+    """Read the session's first frame, its announcement."""
+    assert await read_raw(peer, 8) == bytes([version]) + ANNOUNCE[1:]
 
 
 def close_all(*eps: TCPEndpoint) -> None:
@@ -224,6 +225,7 @@ def test_v2_upd_after_first_read_then_every_half_stream_buffer(smux):
         accepted = []
         cfg = SmuxConfig(version=2, max_stream_buffer=65536, **QUIET)
         s = Session(conn, cfg, client=False, on_stream=accepted.append)
+        await announced(peer, 2)
         enc = smux
         peer.write(enc.encode_syn(2, 3) + bytes(enc.encode_data(2, 3, b"x" * 100, 32768)))
         # first read (100 bytes): UPD consumed=100, window=65536
@@ -258,6 +260,7 @@ def test_v2_upd_vector_consumed_65536(smux):
         conn, peer = await endpoints()
         cfg = SmuxConfig(version=2, max_stream_buffer=65536, **QUIET)
         s = Session(conn, cfg, client=False, on_stream=lambda st: None)
+        await announced(peer, 2)
         peer.write(smux.encode_syn(2, 3) + bytes(smux.encode_data(2, 3, b"a" * 32768, 32768)))
         assert await read_raw(peer, 16) == h("02040800030000000080000000000100")
         peer.write(bytes(smux.encode_data(2, 3, b"b" * 32768, 32768)))
@@ -273,6 +276,7 @@ def test_v2_paused_stream_sends_no_upd_until_it_reads(smux):
     async def main():
         conn, peer = await endpoints()
         s, streams, rec = recording_server(conn, SmuxConfig(version=2, **QUIET), paused=True)
+        await announced(peer, 2)
         peer.write(smux.encode_syn(2, 3) + bytes(smux.encode_data(2, 3, b"q" * 1000, 32768)))
         await assert_silent(peer)  # queued, not read: no UPD
         assert rec.data == b""
@@ -289,6 +293,7 @@ def test_v2_sender_stops_at_the_initial_peer_window_until_upd(smux):
     async def main():
         conn, peer = await endpoints()
         s = Session(conn, SmuxConfig(version=2, **QUIET), client=True)
+        await announced(peer, 2)
         st = s.open_stream()
         data = bytes(i % 251 for i in range(300000))
         st.write(data)
@@ -325,6 +330,7 @@ def test_v2_fin_waits_behind_window_blocked_data(smux):
     async def main():
         conn, peer = await endpoints()
         s = Session(conn, SmuxConfig(version=2, **QUIET), client=True)
+        await announced(peer, 2)
         st = s.open_stream()
         st.write(b"w" * 262144 + b"tail")
         st.write_eof()
@@ -336,6 +342,68 @@ def test_v2_fin_waits_behind_window_blocked_data(smux):
         peer.write(smux.encode_upd(2, 3, 262144, 65536))
         assert await read_frame(peer) == (2, 2, 3, b"tail")
         assert await read_frame(peer) == (2, 1, 3, b"")
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_v2_data_waiting_for_window_ends_the_stream_at_a_smux_peer_s_fin(smux):
+    """A smux peer sends no UPD after its FIN (writeV2: "future window update is
+    impossible"), so what waits for window would wait for good, and the relay's source
+    with it (issue 19's leak): the stream ends, sends its FIN, and the tail is dropped."""
+
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(version=2, **QUIET), client=True)
+        await announced(peer, 2)
+        st = s.open_stream()
+        st.write(b"w" * 262144 + b"tail")
+        assert await read_frame(peer) == (2, 0, 3, b"")
+        n = 0
+        while n < 262144:
+            n += len((await read_frame(peer))[3])
+        assert not st.closed
+        peer.write(smux.encode_fin(2, 3))
+        assert await read_frame(peer) == (2, 1, 3, b"")  # our FIN, no tail
+        await assert_silent(peer, 0.2)
+        assert st.closed and 3 not in s.streams and not s.closed
+        assert st.get_write_buffer_size() == 0
+        st.write(b"more")  # a closed stream sends nothing
+        await assert_silent(peer, 0.1)
+        s.close()
+        close_all(peer)
+
+    run(main())
+
+
+def test_v2_a_gostfast_peer_s_fin_is_a_half_close_and_lifts_the_window(smux):
+    """A peer that announced itself (NOP sid 1) reads on after its FIN: the data that
+    waited for window goes, unwindowed, as v1 sends after a FIN, and the stream stays."""
+
+    async def main():
+        conn, peer = await endpoints()
+        s = Session(conn, SmuxConfig(version=2, **QUIET), client=True)
+        await announced(peer, 2)
+        peer.write(bytes([2]) + ANNOUNCE[1:])
+        await until(lambda: s.peer_gostfast, what="the announcement")
+        assert not s.peer_credits  # v2: windows are UPD's, not credits
+        st = s.open_stream()
+        st.write(b"w" * 262144 + b"tail")
+        assert await read_frame(peer) == (2, 0, 3, b"")
+        n = 0
+        while n < 262144:
+            n += len((await read_frame(peer))[3])
+        await assert_silent(peer, 0.2)  # windowed until the FIN
+        peer.write(smux.encode_fin(2, 3))
+        assert await read_frame(peer) == (2, 2, 3, b"tail")
+        st.write(b"x" * 300000)  # beyond any window: sent whole
+        got = 0
+        while got < 300000:
+            ver, cmd, sid, payload = await read_frame(peer)
+            assert (ver, cmd, sid) == (2, 2, 3)
+            got += len(payload)
+        assert not st.closed and 3 in s.streams
         s.close()
         close_all(peer)
 
@@ -538,6 +606,7 @@ def test_v2_session_ignores_stream_nops(smux):
     async def main():
         conn, peer = await endpoints()
         s = Session(conn, SmuxConfig(version=2, **QUIET), client=True)
+        await announced(peer, 2)
         s.open_stream()
         peer.write(b"\x02\x03\x00\x00\x03\x00\x00\x00")
         await read_frame(peer)
