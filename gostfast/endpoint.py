@@ -151,6 +151,11 @@ class Endpoint:
         """Bytes read but not yet consumed (handshake mode)."""
         return len(self._buf)
 
+    def at_rest(self) -> bool:
+        """Open, no EOF seen and nothing buffered: from here on every event is a future one,
+        so a fused path may take over the data (relay.py ``Relay._fuse``) and miss none."""
+        return not (self._eof or self._closed or self._buf)
+
     # ---------------------------------------------------- called by subclasses
     def _feed(self, data: bytes | bytearray | memoryview) -> None:
         sink = self._sink

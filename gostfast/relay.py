@@ -103,7 +103,8 @@ class Relay:
                 if (
                     isinstance(plain, TCPEndpoint)
                     and plain.fusable()
-                    and not (plain._eof or other._eof or other._closed or other._buf)
+                    and plain.at_rest()
+                    and other.at_rest()
                 ):
                     pipe = plainpipe.PlainPipe(plain.transport, plain, other, self)
                     plain.transport.set_protocol(pipe.plain_side)  # type: ignore[union-attr]
