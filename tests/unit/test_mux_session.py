@@ -326,18 +326,30 @@ def test_v2_sender_stops_at_the_initial_peer_window_until_upd(smux):
     run(main())
 
 
+async def window_spent(gostfast_peer: bool = False, eof: bool = False):
+    """A v2 client session whose stream 3 wrote its 256 KiB window and a 4-byte tail that
+    waits for window (``eof``: then write_eof); the peer read the SYN and the window.
+    ``gostfast_peer``: the peer announced itself first (a half-closing gostfast end)."""
+    conn, peer = await endpoints()
+    s = Session(conn, SmuxConfig(version=2, **QUIET), client=True)
+    await announced(peer, 2)
+    if gostfast_peer:
+        peer.write(bytes([2]) + ANNOUNCE[1:])
+        await until(lambda: s.peer_gostfast, what="the announcement")
+    st = s.open_stream()
+    st.write(b"w" * 262144 + b"tail")
+    if eof:
+        st.write_eof()
+    assert await read_frame(peer) == (2, 0, 3, b"")
+    n = 0
+    while n < 262144:
+        n += len((await read_frame(peer))[3])
+    return peer, s, st
+
+
 def test_v2_fin_waits_behind_window_blocked_data(smux):
     async def main():
-        conn, peer = await endpoints()
-        s = Session(conn, SmuxConfig(version=2, **QUIET), client=True)
-        await announced(peer, 2)
-        st = s.open_stream()
-        st.write(b"w" * 262144 + b"tail")
-        st.write_eof()
-        assert await read_frame(peer) == (2, 0, 3, b"")
-        n = 0
-        while n < 262144:
-            n += len((await read_frame(peer))[3])
+        peer, s, st = await window_spent(eof=True)
         await assert_silent(peer, 0.2)  # no FIN before the queued tail
         peer.write(smux.encode_upd(2, 3, 262144, 65536))
         assert await read_frame(peer) == (2, 2, 3, b"tail")
@@ -354,15 +366,7 @@ def test_v2_data_waiting_for_window_ends_the_stream_at_a_smux_peer_s_fin(smux):
     with it (issue 19's leak): the stream ends, sends its FIN, and the tail is dropped."""
 
     async def main():
-        conn, peer = await endpoints()
-        s = Session(conn, SmuxConfig(version=2, **QUIET), client=True)
-        await announced(peer, 2)
-        st = s.open_stream()
-        st.write(b"w" * 262144 + b"tail")
-        assert await read_frame(peer) == (2, 0, 3, b"")
-        n = 0
-        while n < 262144:
-            n += len((await read_frame(peer))[3])
+        peer, s, st = await window_spent()
         assert not st.closed
         peer.write(smux.encode_fin(2, 3))
         assert await read_frame(peer) == (2, 1, 3, b"")  # our FIN, no tail
@@ -382,18 +386,8 @@ def test_v2_a_gostfast_peer_s_fin_is_a_half_close_and_lifts_the_window(smux):
     waited for window goes, unwindowed, as v1 sends after a FIN, and the stream stays."""
 
     async def main():
-        conn, peer = await endpoints()
-        s = Session(conn, SmuxConfig(version=2, **QUIET), client=True)
-        await announced(peer, 2)
-        peer.write(bytes([2]) + ANNOUNCE[1:])
-        await until(lambda: s.peer_gostfast, what="the announcement")
+        peer, s, st = await window_spent(gostfast_peer=True)
         assert not s.peer_credits  # v2: windows are UPD's, not credits
-        st = s.open_stream()
-        st.write(b"w" * 262144 + b"tail")
-        assert await read_frame(peer) == (2, 0, 3, b"")
-        n = 0
-        while n < 262144:
-            n += len((await read_frame(peer))[3])
         await assert_silent(peer, 0.2)  # windowed until the FIN
         peer.write(smux.encode_fin(2, 3))
         assert await read_frame(peer) == (2, 2, 3, b"tail")
