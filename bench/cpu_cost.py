@@ -10,7 +10,9 @@ done in that phase.
 
 The phases of ``refpeer rps`` run back to back for ``--seconds`` each, so the
 samples are taken by the clock (2 % inside each phase's edges); a figure is
-"us per op" = CPU seconds in the window / ops in the window. Linux only
+"us per op" = CPU seconds in the window / ops in the window. The load client
+and the echo (refpeer's, the same in every case) get rows too, and the machine's
+idle CPUs a line: what the whole path pays per request, not the tunnel's share alone. Linux only
 (/proc), loopback only, every process stopped at the end.
 
     python bench/cpu_cost.py --cases ws,wss [--seconds 4] [--clients 1,32]
@@ -51,11 +53,24 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
+def machine_idle_seconds() -> float:
+    """Idle CPU seconds of the whole machine so far (all CPUs, /proc/stat)."""
+    with open("/proc/stat") as f:
+        return int(f.readline().split()[4]) / TICK
+
+
 def measure(
     runner: tunnel.Runner, topo: tunnel.Topology, seconds: float, clients: int = 1
 ) -> list[tuple[str, dict[str, float]]]:
     """Start ``topo``, run one rps load with ``clients`` in parallel, return per-process
-    CPU us per op for both phases."""
+    CPU us per op for both phases: the tunnel's processes, then the two around it (the
+    load client and the echo, refpeer's in every case; ``around`` is 1 in their rows),
+    then the machine's idle CPUs (the row ``idle``: ``cpus_rt``, ``cpus_conn``).
+
+    Why the ones around it: at 128 clients each gostfast ws end spent less CPU per
+    request than refpeer's and was half busy, yet the rate was lower; the Go load and
+    echo paid more per request around gostfast and the machine idled more
+    (docs/performance.md "Capacity, per process"), which the tunnel's rows alone hide."""
     entry, procs = runner.start(topo)
     try:
         load = subprocess.Popen(
@@ -66,10 +81,12 @@ def measure(
         )
         started = time.monotonic()
         edge = 0.02 * seconds
-        samples = []
+        watched = [*procs, load, runner.procs[0]]  # runner.procs[0]: its echo (start_echo)
+        samples, idle = [], []
         for at in (edge, seconds - edge, seconds + edge, 2 * seconds - edge):
             time.sleep(max(0.0, started + at - time.monotonic()))
-            samples.append([cpu_seconds(p.pid) for p in procs])
+            samples.append([cpu_seconds(p.pid) for p in watched])
+            idle.append(machine_idle_seconds())
         out = load.communicate(timeout=60)[0]
     finally:
         runner.stop(procs)
@@ -77,17 +94,28 @@ def measure(
     cps = float(re.search(r"conn_per_s=([\d.]+)", out).group(1))
     window = seconds - 2 * edge
     rows = []
-    for i, p in enumerate(procs):
+    for i, p in enumerate(watched):
         ours = p.args[: len(tunnel.GOSTFAST)] == tunnel.GOSTFAST
         name = "gostfast" if ours else Path(p.args[0]).name
         role = " ".join(a for a in p.args if "://" in a)[:48] or " ".join(p.args[1:3])
-        r: dict[str, float] = {"rps": rps, "conn_per_s": cps}
+        r: dict[str, float] = {"rps": rps, "conn_per_s": cps, "around": float(i >= len(procs))}
         for phase, (a, b), ops in (("rt", (0, 1), rps), ("conn", (2, 3), cps)):
             du = samples[b][i][0] - samples[a][i][0]
             ds = samples[b][i][1] - samples[a][i][1]
             r[f"user_us_per_{phase}"] = du / (ops * window) * 1e6
             r[f"sys_us_per_{phase}"] = ds / (ops * window) * 1e6
         rows.append((f"{name} {role}", r))
+    rows.append(
+        (
+            "idle",
+            {
+                "rps": rps,
+                "conn_per_s": cps,
+                "cpus_rt": (idle[1] - idle[0]) / window,
+                "cpus_conn": (idle[3] - idle[2]) / window,
+            },
+        )
+    )
     return rows
 
 
@@ -125,6 +153,13 @@ def main() -> int:
             ):
                 print(f"{name}, {clients} client(s): {topo.label}")
                 for label, r in measure(runner, topo, args.seconds, clients):
+                    if label == "idle":
+                        print(
+                            f"  {'machine idle (CPUs)':<60} rt: {r['cpus_rt']:5.2f}"
+                            f"   conn: {r['cpus_conn']:5.2f}",
+                            flush=True,
+                        )
+                        continue
                     print(
                         f"  {label:<60} rt: user {r['user_us_per_rt']:6.1f} us"
                         f" sys {r['sys_us_per_rt']:6.1f} us ({r['rps']:.0f}/s)"
@@ -152,6 +187,8 @@ def compare_trees(runner: tunnel.Runner, all_cases, args: argparse.Namespace) ->
                 for tree in trees:
                     os.environ["PYTHONPATH"] = tree  # the gostfast processes import from it
                     for label, r in measure(runner, all_cases[name].subject, args.seconds, clients):
+                        if label == "idle" or r["around"]:
+                            continue  # the trees' own processes only
                         end = "client" if "forward+" in label else "server"
                         for k in METRICS + ("rps", "conn_per_s"):
                             got.setdefault((name, end, k, tree), []).append(r[k])
