@@ -266,9 +266,7 @@ class Stream(Endpoint):
         while self._sendq:
             room = self._room()
             if room <= 0:
-                if self._fin_received:
-                    self._window_shut()
-                return
+                break
             chunk = self._sendq[0]
             if len(chunk) <= room:
                 self._sendq.popleft()
@@ -278,9 +276,11 @@ class Stream(Endpoint):
                 self._sendq[0] = chunk[room:]
                 self._sendq_bytes -= room
                 self._send_data(chunk[:room])
-                if self._fin_received:
-                    self._window_shut()
-                return
+                break
+        if self._sendq:  # still waiting for window
+            if self._fin_received:
+                self._window_shut()
+            return
         if self._window_blocked:
             self._window_blocked = False
             if self._fin_sent:
