@@ -400,3 +400,43 @@ def test_a_v2_stream_whose_window_is_spent_ends_with_the_peer_s_fin(procs, reque
     for p in procs.procs:
         assert p.poll() is None, output(p)
         assert "Traceback" not in output(p), output(p)
+
+
+class Sink(ThreadedServer):
+    """Takes each connection, reads nothing for a moment, then closes it (the far side of
+    the other direction: what refpeer's server end dials)."""
+
+    def serve(self, c: socket.socket) -> None:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        time.sleep(0.5)  # the client's data fills every buffer on the way
+        c.close()
+
+
+@pytest.mark.refpeer
+@pytest.mark.timeout(120)
+def test_a_v2_client_stream_whose_window_is_spent_ends_with_refpeer_s_fin(procs, request):
+    """The other direction of the test above: gostfast's client is the sender, refpeer's
+    server the smux peer. Its target reads nothing and closes, so refpeer closes the
+    stream (FIN) with the gostfast client's data waiting for window: the client end must
+    close the tunnel, so the application's writes fail instead of blocking for good.
+    Only that stream ends: runs 1-4 go through fresh streams of the same session."""
+    sink = Sink()
+    try:
+        entry = start_pair(procs, request, "gostfast", "refpeer", 2, sink.port)
+        chunk = b"y" * 65536
+        for run in range(5):
+            s = socket.create_connection(("127.0.0.1", entry), timeout=READ_TIMEOUT)
+            sent = 0
+            with pytest.raises(OSError):  # a reset or a broken pipe, never a timeout
+                try:
+                    while True:
+                        sent += s.send(chunk)
+                except TimeoutError:
+                    pytest.fail(f"run {run}: the tunnel was never closed ({sent} bytes sent)")
+            s.close()
+            assert sent > 65536, f"run {run}: the stream ended before it filled the path"
+    finally:
+        sink.close()
+    for p in procs.procs:
+        assert p.poll() is None, output(p)
+        assert "Traceback" not in output(p), output(p)
